@@ -1,0 +1,167 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// One package for all five services and the shared libraries, so dependencies compile once.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "swiftchat",
+    platforms: [.macOS(.v15)],
+    products: [],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // C libraries, wrapped as system library targets.
+        .systemLibrary(
+            name: "CRabbitMQ",
+            path: "Shared/CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]
+        ),
+        .systemLibrary(
+            name: "CHiredis",
+            path: "Shared/CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+
+        // Shared libraries.
+        .target(
+            name: "ServiceConfig",
+            path: "Shared/ServiceConfig",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BlockingExecutor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Shared/BlockingExecutor",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "EventContracts",
+            path: "Shared/EventContracts",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "EventBus",
+            dependencies: [
+                "CRabbitMQ",
+                "BlockingExecutor",
+                "EventContracts",
+                "ServiceConfig",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/EventBus",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "RedisClient",
+            dependencies: [
+                "CHiredis",
+                "BlockingExecutor",
+                "ServiceConfig",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/RedisClient",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PostgresSupport",
+            dependencies: [
+                "ServiceConfig",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/PostgresSupport",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Outbox",
+            dependencies: [
+                "EventBus",
+                "EventContracts",
+                "PostgresSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/Outbox",
+            resources: [.copy("Migrations")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Observability",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            path: "Shared/Observability",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ServiceHTTP",
+            dependencies: [
+                "Observability",
+                "ServiceConfig",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/ServiceHTTP",
+            swiftSettings: swiftSettings
+        ),
+
+        // Tests: every one of them talks to the real servers that `make test` starts.
+        .target(
+            name: "StackTesting",
+            dependencies: [
+                "ServiceConfig",
+                "EventBus",
+                "RedisClient",
+                "PostgresSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Tests/StackTesting",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SharedTests",
+            dependencies: [
+                "StackTesting",
+                "EventBus",
+                "EventContracts",
+                "RedisClient",
+                "PostgresSupport",
+                "Outbox",
+                "ServiceHTTP",
+                "Observability",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Tests/SharedTests",
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

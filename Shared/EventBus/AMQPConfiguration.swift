@@ -1,0 +1,49 @@
+import ServiceConfig
+
+/// Where the broker is and how to talk to it. Defaults point at the local stack.
+public struct AMQPConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var username: String
+    public var password: String
+    public var virtualHost: String
+    /// Heartbeat interval negotiated with the broker; a dead TCP peer is noticed within ~2x this.
+    public var heartbeatSeconds: Int
+    public var connectTimeout: Duration
+    /// How long a publish waits (reconnecting as needed) before it reports failure to the caller.
+    public var publishTimeout: Duration
+
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 55672,
+        username: String = "swiftchat",
+        password: String = "swiftchat",
+        virtualHost: String = "/",
+        heartbeatSeconds: Int = 10,
+        connectTimeout: Duration = .seconds(3),
+        publishTimeout: Duration = .seconds(10)
+    ) {
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.virtualHost = virtualHost
+        self.heartbeatSeconds = heartbeatSeconds
+        self.connectTimeout = connectTimeout
+        self.publishTimeout = publishTimeout
+    }
+
+    /// `AMQP_HOST`, `AMQP_PORT`, `AMQP_USER`, `AMQP_PASSWORD`, `AMQP_VHOST`, `AMQP_HEARTBEAT_SECONDS`,
+    /// `AMQP_PUBLISH_TIMEOUT_SECONDS`.
+    public init(environment: EnvironmentReader) throws {
+        self.init(
+            host: environment.string("AMQP_HOST", default: "127.0.0.1"),
+            port: try environment.int("AMQP_PORT", default: 55672),
+            username: environment.string("AMQP_USER", default: "swiftchat"),
+            password: environment.string("AMQP_PASSWORD", default: "swiftchat"),
+            virtualHost: environment.string("AMQP_VHOST", default: "/"),
+            heartbeatSeconds: try environment.int("AMQP_HEARTBEAT_SECONDS", default: 10),
+            publishTimeout: .seconds(try environment.int("AMQP_PUBLISH_TIMEOUT_SECONDS", default: 10))
+        )
+    }
+}

@@ -1,0 +1,98 @@
+import EventContracts
+
+/// An exchange to declare (durable, idempotently).
+public struct ExchangeSpec: Sendable, Hashable {
+    public var name: String
+    public var kind: ExchangeKind
+
+    public init(name: String, kind: ExchangeKind) {
+        self.name = name
+        self.kind = kind
+    }
+
+    public init(_ exchange: EventExchange) {
+        self.init(name: exchange.rawValue, kind: exchange.kind)
+    }
+}
+
+public struct QueueBinding: Sendable, Hashable {
+    public var exchange: String
+    public var routingKey: String
+
+    public init(exchange: String, routingKey: String) {
+        self.exchange = exchange
+        self.routingKey = routingKey
+    }
+
+    public init(_ exchange: EventExchange, _ routingKey: String) {
+        self.init(exchange: exchange.rawValue, routingKey: routingKey)
+    }
+}
+
+/// A durable queue. Consumer queues are quorum queues with an explicit delivery limit (RabbitMQ
+/// 3.10 has no default) and a dead-letter exchange, so a poison message cannot loop forever.
+public struct QueueSpec: Sendable, Hashable {
+    public var name: String
+    public var bindings: [QueueBinding]
+    public var quorum: Bool
+    /// Deliveries after which the broker dead-letters a message; 0 for none.
+    public var deliveryLimit: Int
+    public var deadLetterExchange: String?
+    public var deadLetterRoutingKey: String?
+
+    public init(
+        name: String,
+        bindings: [QueueBinding],
+        quorum: Bool = true,
+        deliveryLimit: Int = 0,
+        deadLetterExchange: String? = nil,
+        deadLetterRoutingKey: String? = nil
+    ) {
+        self.name = name
+        self.bindings = bindings
+        self.quorum = quorum
+        self.deliveryLimit = deliveryLimit
+        self.deadLetterExchange = deadLetterExchange
+        self.deadLetterRoutingKey = deadLetterRoutingKey
+    }
+}
+
+/// What one component declares on connect: exchanges, then queues and their bindings.
+public struct Topology: Sendable {
+    public var exchanges: [ExchangeSpec]
+    public var queues: [QueueSpec]
+
+    public init(exchanges: [ExchangeSpec] = Topology.standardExchanges, queues: [QueueSpec] = []) {
+        self.exchanges = exchanges
+        self.queues = queues
+    }
+
+    /// The exchanges of DESIGN.md §4, declared by every publisher and consumer.
+    public static let standardExchanges: [ExchangeSpec] = EventExchange.allCases.map(ExchangeSpec.init)
+
+    /// The default number of deliveries before a message is dead-lettered.
+    public static let defaultDeliveryLimit = 5
+
+    /// One consumer's durable quorum queue plus its dead-letter queue `<queue>.dead`.
+    public static func consumer(
+        queue: String,
+        bindings: [QueueBinding],
+        deliveryLimit: Int = Topology.defaultDeliveryLimit
+    ) -> Topology {
+        let deadLetterKey = "\(queue).dead"
+        let main = QueueSpec(
+            name: queue,
+            bindings: bindings,
+            quorum: true,
+            deliveryLimit: deliveryLimit,
+            deadLetterExchange: EventExchange.deadLetters.rawValue,
+            deadLetterRoutingKey: deadLetterKey
+        )
+        let dead = QueueSpec(
+            name: deadLetterKey,
+            bindings: [QueueBinding(.deadLetters, deadLetterKey)],
+            quorum: true
+        )
+        return Topology(queues: [main, dead])
+    }
+}

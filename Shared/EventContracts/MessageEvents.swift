@@ -1,0 +1,151 @@
+import Foundation
+
+// Payloads published on the `MessageEvents` exchange (DESIGN.md §4).
+
+/// A stored chat message, as the public API shows it.
+public struct MessageRecord: Codable, Sendable, Equatable {
+    public var id: String
+    public var conversationId: String
+    public var seq: Int64
+    public var senderId: String
+    public var clientMsgId: String
+    public var body: String
+    public var sentAt: Date
+
+    public init(id: String, conversationId: String, seq: Int64, senderId: String, clientMsgId: String, body: String, sentAt: Date) {
+        self.id = id
+        self.conversationId = conversationId
+        self.seq = seq
+        self.senderId = senderId
+        self.clientMsgId = clientMsgId
+        self.body = body
+        self.sentAt = sentAt
+    }
+}
+
+public struct ConversationMember: Codable, Sendable, Equatable {
+    public var userId: String
+    public var role: String
+
+    public init(userId: String, role: String) {
+        self.userId = userId
+        self.role = role
+    }
+}
+
+/// What other services need to know about a conversation when it changes.
+public struct ConversationSnapshot: Codable, Sendable, Equatable {
+    public var id: String
+    public var type: String
+    public var name: String?
+    public var members: [ConversationMember]
+
+    public init(id: String, type: String, name: String?, members: [ConversationMember]) {
+        self.id = id
+        self.type = type
+        self.name = name
+        self.members = members
+    }
+}
+
+/// socket-handler → messages: please store this message.
+public struct MessageSent: EventPayload, Equatable {
+    public static let eventType = "message.sent"
+    public static let exchange = EventExchange.messageEvents
+    public var senderId: String
+    public var clientMsgId: String
+    public var conversationId: String
+    public var body: String
+    /// The socket-handler instance holding the sender's connection, for the ack.
+    public var instanceId: String
+
+    public init(senderId: String, clientMsgId: String, conversationId: String, body: String, instanceId: String) {
+        self.senderId = senderId
+        self.clientMsgId = clientMsgId
+        self.conversationId = conversationId
+        self.body = body
+        self.instanceId = instanceId
+    }
+}
+
+public struct MessageStored: EventPayload, Equatable {
+    public static let eventType = "message.stored"
+    public static let exchange = EventExchange.messageEvents
+    public var message: MessageRecord
+    public var memberIds: [String]
+
+    public init(message: MessageRecord, memberIds: [String]) {
+        self.message = message
+        self.memberIds = memberIds
+    }
+}
+
+public struct ReceiptUpdated: EventPayload, Equatable {
+    public static let eventType = "receipt.updated"
+    public static let exchange = EventExchange.messageEvents
+    public var conversationId: String
+    public var userId: String
+    public var deliveredSeq: Int64
+    public var readSeq: Int64
+    public var memberIds: [String]
+
+    public init(conversationId: String, userId: String, deliveredSeq: Int64, readSeq: Int64, memberIds: [String]) {
+        self.conversationId = conversationId
+        self.userId = userId
+        self.deliveredSeq = deliveredSeq
+        self.readSeq = readSeq
+        self.memberIds = memberIds
+    }
+}
+
+public struct ConversationCreated: EventPayload, Equatable {
+    public static let eventType = "conversation.created"
+    public static let exchange = EventExchange.messageEvents
+    public var conversation: ConversationSnapshot
+    public var actorId: String
+
+    public init(conversation: ConversationSnapshot, actorId: String) {
+        self.conversation = conversation
+        self.actorId = actorId
+    }
+}
+
+public struct ConversationMemberAdded: EventPayload, Equatable {
+    public static let eventType = "conversation.member_added"
+    public static let exchange = EventExchange.messageEvents
+    public var conversation: ConversationSnapshot
+    public var userId: String
+    public var actorId: String
+
+    public init(conversation: ConversationSnapshot, userId: String, actorId: String) {
+        self.conversation = conversation
+        self.userId = userId
+        self.actorId = actorId
+    }
+}
+
+public struct ConversationMemberRemoved: EventPayload, Equatable {
+    public static let eventType = "conversation.member_removed"
+    public static let exchange = EventExchange.messageEvents
+    public var conversation: ConversationSnapshot
+    public var userId: String
+    public var actorId: String
+
+    public init(conversation: ConversationSnapshot, userId: String, actorId: String) {
+        self.conversation = conversation
+        self.userId = userId
+        self.actorId = actorId
+    }
+}
+
+public struct ConversationRenamed: EventPayload, Equatable {
+    public static let eventType = "conversation.renamed"
+    public static let exchange = EventExchange.messageEvents
+    public var conversation: ConversationSnapshot
+    public var actorId: String
+
+    public init(conversation: ConversationSnapshot, actorId: String) {
+        self.conversation = conversation
+        self.actorId = actorId
+    }
+}

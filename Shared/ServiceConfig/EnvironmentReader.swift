@@ -1,0 +1,78 @@
+import Foundation
+
+/// Reads configuration from environment variables, with defaults that work on the local stack.
+///
+/// Every service is configured this way (twelve-factor style); the README's configuration table
+/// lists the variables. A value that is present but malformed is an error at start-up, never a
+/// silent fallback to the default.
+public struct EnvironmentReader: Sendable {
+    private let values: [String: String]
+
+    /// The process environment.
+    public init() {
+        self.values = ProcessInfo.processInfo.environment
+    }
+
+    /// A fixed set of values (tests), optionally layered over the process environment.
+    public init(_ values: [String: String], inheritingProcessEnvironment: Bool = false) {
+        if inheritingProcessEnvironment {
+            self.values = EnvironmentReader().values.merging(values) { _, new in new }
+        } else {
+            self.values = values
+        }
+    }
+
+    public func string(_ key: String) -> String? {
+        guard let value = values[key], !value.isEmpty else { return nil }
+        return value
+    }
+
+    public func string(_ key: String, default defaultValue: String) -> String {
+        string(key) ?? defaultValue
+    }
+
+    public func int(_ key: String, default defaultValue: Int) throws(ConfigurationError) -> Int {
+        guard let raw = string(key) else { return defaultValue }
+        guard let value = Int(raw) else { throw ConfigurationError(key: key, value: raw, expected: "an integer") }
+        return value
+    }
+
+    public func bool(_ key: String, default defaultValue: Bool) throws(ConfigurationError) -> Bool {
+        guard let raw = string(key)?.lowercased() else { return defaultValue }
+        switch raw {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw ConfigurationError(key: key, value: raw, expected: "true or false")
+        }
+    }
+
+    /// A comma-separated list; empty items are dropped.
+    public func list(_ key: String, default defaultValue: [String]) -> [String] {
+        guard let raw = string(key) else { return defaultValue }
+        return raw.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+    }
+}
+
+/// A configuration value that is present but unusable.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public let key: String
+    public let value: String
+    public let expected: String
+
+    public init(key: String, value: String, expected: String) {
+        self.key = key
+        self.value = value
+        self.expected = expected
+    }
+
+    public var description: String { "environment variable \(key)=\(value) is invalid: expected \(expected)" }
+}
+
+extension Substring {
+    fileprivate func trimmingWhitespace() -> String {
+        var slice = self[...]
+        while let first = slice.first, first.isWhitespace { slice = slice.dropFirst() }
+        while let last = slice.last, last.isWhitespace { slice = slice.dropLast() }
+        return String(slice)
+    }
+}

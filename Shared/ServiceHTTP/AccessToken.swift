@@ -1,0 +1,47 @@
+import Foundation
+import JWTKit
+
+/// The claims of a SwiftChat access token. Signed by auth alone (ES256); the other services hold
+/// only the public key.
+public struct AccessTokenClaims: JWTPayload, Equatable {
+    public static let issuer = "swiftchat-auth"
+
+    public var sub: SubjectClaim
+    public var sid: String
+    public var iss: IssuerClaim
+    public var iat: IssuedAtClaim
+    public var exp: ExpirationClaim
+
+    public init(userId: String, sessionId: String, issuedAt: Date = Date(), lifetime: TimeInterval) {
+        self.sub = SubjectClaim(value: userId)
+        self.sid = sessionId
+        self.iss = IssuerClaim(value: Self.issuer)
+        self.iat = IssuedAtClaim(value: issuedAt)
+        self.exp = ExpirationClaim(value: issuedAt.addingTimeInterval(lifetime))
+    }
+
+    public func verify(using algorithm: some JWTAlgorithm) async throws {
+        try exp.verifyNotExpired()
+        guard iss.value == Self.issuer else {
+            throw JWTError.claimVerificationFailure(failedClaim: iss, reason: "unknown issuer")
+        }
+    }
+}
+
+/// Verifies access tokens with the public key. Only the algorithm of that key (ES256) is
+/// accepted: `alg: none`, HMAC tricks and other keys fail verification.
+public struct AccessTokenVerifier: Sendable {
+    private let keys: JWTKeyCollection
+
+    public init(publicKeyPEM: String) async throws {
+        let keys = JWTKeyCollection()
+        await keys.add(ecdsa: try ES256PublicKey(pem: publicKeyPEM))
+        self.keys = keys
+    }
+
+    public func verify(_ token: String) async -> AccessTokenClaims? {
+        // A JWT is small; anything huge is rejected before any parsing.
+        guard token.utf8.count <= 4096 else { return nil }
+        return try? await keys.verify(token, as: AccessTokenClaims.self)
+    }
+}

@@ -1,0 +1,134 @@
+import EventBus
+import Foundation
+import Logging
+import PostgresNIO
+import PostgresSupport
+import RedisClient
+import ServiceConfig
+
+/// The real servers of the local stack, as tests use them (`make test` starts them first).
+///
+/// Tests never mock Postgres, Redis or RabbitMQ; fault-injection tests stop, kill and restart them
+/// through `infra/stack.sh`, the same script `make run` uses.
+public enum TestStack {
+    public enum Component: String, Sendable {
+        case postgres, redis, rabbitmq, nginx
+    }
+
+    /// The repository root, found from this file's path.
+    public static let root: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    public static let environment = EnvironmentReader()
+
+    public static var logger: Logger {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        return logger
+    }
+
+    public static func amqp(publishTimeout: Duration = .seconds(10)) -> AMQPConfiguration {
+        var configuration = (try? AMQPConfiguration(environment: environment)) ?? AMQPConfiguration()
+        configuration.publishTimeout = publishTimeout
+        return configuration
+    }
+
+    public static func redis() -> RedisConfiguration {
+        (try? RedisConfiguration(environment: environment)) ?? RedisConfiguration()
+    }
+
+    /// The stack's admin role: tests create and drop throwaway schemas with it.
+    public static func database(schema: SchemaName) -> DatabaseConfiguration {
+        DatabaseConfiguration(
+            host: environment.string("DATABASE_HOST", default: "127.0.0.1"),
+            port: (try? environment.int("DATABASE_PORT", default: 54329)) ?? 54329,
+            database: environment.string("DATABASE_NAME", default: "swiftchat"),
+            username: environment.string("DATABASE_ADMIN_USER", default: "swiftchat"),
+            password: environment.string("DATABASE_ADMIN_PASSWORD", default: "swiftchat"),
+            schema: schema,
+            maximumConnections: 10
+        )
+    }
+
+    /// A fresh name for a queue, schema or key, so concurrent tests never share state.
+    public static func uniqueName(_ prefix: String) -> String {
+        "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
+    }
+
+    /// A throwaway schema name (dropped by `withDatabase`).
+    public static func uniqueSchema(_ prefix: String) -> SchemaName {
+        try! SchemaName(uniqueName("test_\(prefix)"))
+    }
+
+    /// Runs `body` with a running Postgres client on a throwaway schema, dropped afterwards.
+    public static func withDatabase<Result: Sendable>(
+        schema: SchemaName,
+        _ body: @Sendable (PostgresClient) async throws -> Result
+    ) async throws -> Result {
+        let client = database(schema: schema).makeClient(logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            do {
+                let result = try await body(client)
+                try? await client.query("DROP SCHEMA IF EXISTS \(unescaped: schema.rawValue) CASCADE")
+                return result
+            } catch {
+                try? await client.query("DROP SCHEMA IF EXISTS \(unescaped: schema.rawValue) CASCADE")
+                throw error
+            }
+        }
+    }
+
+    // MARK: Fault injection
+
+    /// SIGKILL, as a crash would.
+    public static func kill(_ component: Component) async throws {
+        try await stackScript(["kill", component.rawValue])
+    }
+
+    public static func stop(_ component: Component) async throws {
+        try await stackScript(["stop", component.rawValue])
+    }
+
+    /// Starts a component and waits until it accepts connections.
+    public static func start(_ component: Component) async throws {
+        try await stackScript(["start", component.rawValue])
+    }
+
+    public struct ScriptError: Error, CustomStringConvertible {
+        public let arguments: [String]
+        public let status: Int32
+        public var description: String { "infra/stack.sh \(arguments.joined(separator: " ")) exited with \(status)" }
+    }
+
+    private static func stackScript(_ arguments: [String]) async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [root.appendingPathComponent("infra/stack.sh").path] + arguments
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do {
+                try process.run()
+            } catch {
+                process.terminationHandler = nil
+                continuation.resume(throwing: error)
+            }
+        }
+        guard status == 0 else { throw ScriptError(arguments: arguments, status: status) }
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+public func eventually(
+    timeout: Duration = .seconds(10),
+    every interval: Duration = .milliseconds(50),
+    _ condition: () async throws -> Bool
+) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: interval)
+    }
+    return try await condition()
+}
