@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 
 extension Request {
@@ -9,6 +10,25 @@ extension Request {
         else {
             throw APIError.unsupportedMediaType
         }
-        return try await decode(as: type, context: context)
+        let buffer = try await body.collect(upTo: context.maxUploadSize)
+        // Decoded here rather than through `Request.decode`, which flattens DecodingError into a
+        // bare 400 and loses which field was wrong.
+        return try APIJSON.decoder.decode(type, from: Data(buffer.readableBytesView))
+    }
+}
+
+/// JSON as the public API writes it: RFC 3339 times.
+public enum APIJSON {
+    public static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+
+    public static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
     }
 }

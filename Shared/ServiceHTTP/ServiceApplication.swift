@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import Observability
 import ServiceConfig
 import ServiceLifecycle
 
@@ -36,6 +37,8 @@ public func makeServiceRouter(
     configuration: HTTPConfiguration,
     readiness: [ReadinessCheck]
 ) -> Router<ServiceRequestContext> {
+    // Metrics must be bootstrapped before the first request creates its counters.
+    _ = Observability.metrics
     let router = Router(context: ServiceRequestContext.self)
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: LogRequestsMiddleware(.info))
