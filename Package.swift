@@ -10,7 +10,10 @@ let swiftSettings: [SwiftSetting] = [
 let package = Package(
     name: "swiftchat",
     platforms: [.macOS(.v15)],
-    products: [],
+    products: [
+        .executable(name: "auth", targets: ["AuthServer"]),
+        .executable(name: "users", targets: ["UsersServer"]),
+    ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
@@ -20,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // C libraries, wrapped as system library targets.
@@ -77,6 +82,7 @@ let package = Package(
                 "BlockingExecutor",
                 "ServiceConfig",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Shared/RedisClient",
             swiftSettings: swiftSettings
@@ -131,6 +137,74 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "ServiceRuntime",
+            dependencies: [
+                "EventBus",
+                "Observability",
+                "Outbox",
+                "PostgresSupport",
+                "RedisClient",
+                "ServiceConfig",
+                "ServiceHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/ServiceRuntime",
+            swiftSettings: swiftSettings
+        ),
+
+        // Services: a library with the routes, store, migrations and consumers, plus a thin @main.
+        .target(
+            name: "AuthService",
+            dependencies: [
+                "EventBus",
+                "EventContracts",
+                "Outbox",
+                "PostgresSupport",
+                "RedisClient",
+                "ServiceConfig",
+                "ServiceHTTP",
+                "ServiceRuntime",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/auth/AuthService",
+            resources: [.copy("Migrations"), .copy("openapi.yaml")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "AuthServer", dependencies: ["AuthService", "ServiceRuntime"], path: "Services/auth/AuthServer", swiftSettings: swiftSettings),
+        .target(
+            name: "UsersService",
+            dependencies: [
+                "EventBus",
+                "EventContracts",
+                "Outbox",
+                "PostgresSupport",
+                "RedisClient",
+                "ServiceConfig",
+                "ServiceHTTP",
+                "ServiceRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/users/UsersService",
+            resources: [.copy("Migrations"), .copy("openapi.yaml")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "UsersServer", dependencies: ["UsersService", "ServiceRuntime"], path: "Services/users/UsersServer", swiftSettings: swiftSettings),
+
         // Tests: every one of them talks to the real servers that `make test` starts.
         .target(
             name: "StackTesting",
@@ -156,8 +230,10 @@ let package = Package(
                 "Outbox",
                 "ServiceHTTP",
                 "Observability",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Tests/SharedTests",

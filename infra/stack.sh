@@ -40,7 +40,7 @@ as_root() { if is_root; then "$@"; else sudo "$@"; fi; }
 # install
 
 APT_PACKAGES=(postgresql redis-server rabbitmq-server nginx-light librabbitmq-dev libhiredis-dev
-              pkg-config libssl-dev zlib1g-dev libsqlite3-dev curl python3 procps)
+              pkg-config libssl-dev zlib1g-dev curl openssl procps)
 
 missing_packages() {
     local missing=()
@@ -273,8 +273,9 @@ stop_epmd() {
     [[ -s $file ]] || return 0
     local pid
     pid="$(cat "$file")"
-    kill -TERM "$pid" 2>/dev/null || true
-    wait_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true
+    # epmd ignores SIGTERM; it has no state worth a graceful stop.
+    ERL_EPMD_PORT="$SWIFTCHAT_EPMD_PORT" epmd -kill >/dev/null 2>&1 || true
+    wait_gone "$pid" 2 || kill -KILL "$pid" 2>/dev/null || true
     rm -f "$file"
 }
 
@@ -357,11 +358,24 @@ component_kill() {
 
 prepare_dirs() { mkdir -p "$RUN_DIR" "$LOG_DIR"; chmod 755 "$STACK_DIR"; }
 
+# The access-token signing key pair (ES256), generated once. Only auth reads the private key.
+ensure_keys() {
+    local keys=$STACK_DIR/keys
+    [[ -s $keys/jwt-private.pem && -s $keys/jwt-public.pem ]] && return 0
+    mkdir -p "$keys"
+    chmod 700 "$keys"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$keys/jwt-private.pem" 2>/dev/null
+    openssl pkey -in "$keys/jwt-private.pem" -pubout -out "$keys/jwt-public.pem" 2>/dev/null
+    chmod 600 "$keys/jwt-private.pem"
+    log "generated the access-token key pair in $keys"
+}
+
 cmd_up() {
     local record=""
     if [[ ${1:-} == --record ]]; then record=$2; fi
     cmd_install
     prepare_dirs
+    ensure_keys
     for name in "${COMPONENTS[@]}"; do
         if component_start "$name"; then
             [[ -n $record ]] && echo "$name" >>"$record"
@@ -410,6 +424,10 @@ export AMQP_HOST=127.0.0.1
 export AMQP_PORT=$SWIFTCHAT_AMQP_PORT
 export AMQP_USER=$SWIFTCHAT_AMQP_USER
 export AMQP_PASSWORD=$SWIFTCHAT_AMQP_PASSWORD
+export JWT_PUBLIC_KEY_PATH=$STACK_DIR/keys/jwt-public.pem
+export JWT_PRIVATE_KEY_PATH=$STACK_DIR/keys/jwt-private.pem
+# Plain-http loopback only: browsers drop Secure cookies on http://127.0.0.1.
+export COOKIE_SECURE=false
 ENV
 }
 

@@ -36,7 +36,15 @@ public struct MigrationRunner: Sendable {
     }
 
     private func apply(on connection: PostgresConnection, logger: Logger) async throws -> [String] {
-        try await connection.query("CREATE SCHEMA IF NOT EXISTS \(unescaped: schema.rawValue)", logger: logger)
+        // CREATE SCHEMA needs CREATE on the database even with IF NOT EXISTS; a service role that
+        // was given its schema (the local stack, a managed database) has no such right.
+        var schemaExists = false
+        for try await _ in try await connection.query("SELECT 1 FROM pg_namespace WHERE nspname = \(schema.rawValue)", logger: logger) {
+            schemaExists = true
+        }
+        if !schemaExists {
+            try await connection.query("CREATE SCHEMA \(unescaped: schema.rawValue)", logger: logger)
+        }
         try await connection.query(
             """
             CREATE TABLE IF NOT EXISTS \(unescaped: schema.rawValue).schema_migrations (

@@ -54,3 +54,12 @@ extension Router {
         }
     }
 }
+
+extension RouterMethods {
+    /// Serves the service's OpenAPI document (kept in the repository next to its code).
+    public func addOpenAPIDocument(at path: RouterPath, yaml: String) {
+        get(path) { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: yaml)))
+        }
+    }
+}

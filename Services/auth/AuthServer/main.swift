@@ -1,0 +1,4 @@
+import AuthService
+import ServiceRuntime
+
+await AuthService.definition.main()

@@ -1,0 +1,243 @@
+import EventContracts
+import Foundation
+import Hummingbird
+import HummingbirdBcrypt
+import Logging
+import NIOPosix
+import Outbox
+import ServiceHTTP
+import ServiceRuntime
+
+/// `/api/auth`: signup, signin, refresh, signout, currentuser, account deletion.
+struct AuthRoutes: Sendable {
+    let dependencies: ServiceDependencies
+    let configuration: AuthConfiguration
+    let store: AuthStore
+    let issuer: TokenIssuer
+    let limiter: LoginRateLimiter
+    /// Compared against when the login is unknown, so both paths take a bcrypt's time.
+    let dummyHash: String
+
+    static let refreshCookie = "refresh_token"
+    static let producer = "auth"
+
+    func add(to router: Router<ServiceRequestContext>) {
+        let group = router.group("/api/auth")
+        group.post("/signup", use: signup)
+        group.post("/signin", use: signin)
+        group.post("/refresh", use: refresh)
+        group.post("/signout", use: signout)
+        let authenticated = group.group().add(middleware: AuthenticationMiddleware(verifier: dependencies.tokenVerifier))
+        authenticated.get("/currentuser", use: currentUser)
+        authenticated.delete("/account", use: deleteAccount)
+    }
+
+    // MARK: Handlers
+
+    @Sendable func signup(_ request: Request, context: ServiceRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(as: SignupRequest.self, context: context)
+        let username = body.username.lowercased()
+        var problems: [String: String] = [:]
+        problems["username"] = Validation.username(username)
+        problems["email"] = Validation.email(body.email)
+        problems["password"] = Validation.password(body.password)
+        guard problems.isEmpty else { throw APIError.validation(problems) }
+
+        let hash = try await hashPassword(body.password)
+        let now = Date()
+        let user = AuthUser(id: EventID.make(at: now), username: username, email: body.email, displayName: username, createdAt: now)
+        let sessionId = EventID.make(at: now)
+        let refresh = issuer.refreshToken()
+        try await dependencies.transaction { connection in
+            try await store.insertUser(user, passwordHash: hash, on: connection)
+            try await store.createSession(id: sessionId, userId: user.id, on: connection)
+            try await store.storeRefreshToken(hash: refresh.hash, sessionId: sessionId, expiresAt: refreshExpiry(from: now), on: connection)
+            let registered = UserRegistered(userId: user.id, username: user.username, email: user.email, displayName: user.displayName, createdAt: user.createdAt)
+            try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: registered), on: connection, logger: context.logger)
+            try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: UserLoggedIn(userId: user.id, sessionId: sessionId)), on: connection, logger: context.logger)
+        }
+        let accessToken = try await issuer.accessToken(userId: user.id, sessionId: sessionId)
+        var response = try Response.json(SignedIn(user: user, accessToken: accessToken), status: .created)
+        setSessionCookies(on: &response, accessToken: accessToken, refreshToken: refresh.token)
+        return response
+    }
+
+    @Sendable func signin(_ request: Request, context: ServiceRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(as: SigninRequest.self, context: context)
+        guard !body.login.isEmpty, body.login.count <= 254, body.password.count <= 128 else {
+            throw Self.invalidCredentials
+        }
+        let address = clientAddress(request, context)
+        if let wait = await limiter.retryAfter(login: body.login, address: address) {
+            throw APIError.tooManyRequests(retryAfter: wait)
+        }
+        let found = try await store.credentials(forLogin: body.login, on: dependencies.postgres)
+        let matches = try await verifyPassword(body.password, hash: found?.1 ?? dummyHash)
+        guard let (user, _) = found, matches else {
+            await limiter.recordFailure(login: body.login, address: address)
+            throw Self.invalidCredentials
+        }
+        await limiter.recordSuccess(login: body.login)
+
+        let now = Date()
+        let sessionId = EventID.make(at: now)
+        let refresh = issuer.refreshToken()
+        try await dependencies.transaction { connection in
+            try await store.createSession(id: sessionId, userId: user.id, on: connection)
+            try await store.storeRefreshToken(hash: refresh.hash, sessionId: sessionId, expiresAt: refreshExpiry(from: now), on: connection)
+            try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: UserLoggedIn(userId: user.id, sessionId: sessionId)), on: connection, logger: context.logger)
+        }
+        let accessToken = try await issuer.accessToken(userId: user.id, sessionId: sessionId)
+        var response = try Response.json(SignedIn(user: user, accessToken: accessToken))
+        setSessionCookies(on: &response, accessToken: accessToken, refreshToken: refresh.token)
+        return response
+    }
+
+    /// Rotates the refresh token. Presenting one that was already used revokes the whole session:
+    /// either the user or a thief holds a copy, and only a fresh sign-in can tell them apart.
+    @Sendable func refresh(_ request: Request, context: ServiceRequestContext) async throws -> Response {
+        guard let presented = request.cookies[Self.refreshCookie]?.value, !presented.isEmpty, presented.count <= 256 else {
+            throw APIError.unauthenticated("No refresh token.")
+        }
+        let now = Date()
+        let next = issuer.refreshToken()
+        let outcome = try await dependencies.transaction { connection -> RefreshTokenState in
+            let state = try await store.consumeRefreshToken(hash: TokenIssuer.hash(presented), on: connection)
+            switch state {
+            case .valid(let sessionId, _):
+                try await store.storeRefreshToken(hash: next.hash, sessionId: sessionId, expiresAt: refreshExpiry(from: now), on: connection)
+            case .reused(let sessionId, let userId):
+                if try await store.revokeSession(id: sessionId, userId: userId, on: connection) {
+                    try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: UserSignedOut(userId: userId, sessionId: sessionId)), on: connection, logger: context.logger)
+                }
+            case .invalid:
+                break
+            }
+            return state
+        }
+        switch outcome {
+        case .valid(let sessionId, let userId):
+            guard let user = try await store.user(id: userId, sessionId: sessionId, on: dependencies.postgres) else {
+                throw APIError.unauthenticated("The session has ended.")
+            }
+            let accessToken = try await issuer.accessToken(userId: userId, sessionId: sessionId)
+            var response = try Response.json(SignedIn(user: user, accessToken: accessToken))
+            setSessionCookies(on: &response, accessToken: accessToken, refreshToken: next.token)
+            return response
+        case .reused:
+            context.logger.warning("refresh token reused; session revoked")
+            var response = try APIError(.unauthorized, code: "refresh_token_reused", message: "This refresh token was already used; the session has been ended. Sign in again.")
+                .response(from: request, context: context)
+            clearCookies(on: &response)
+            return response
+        case .invalid:
+            throw APIError.unauthenticated("The refresh token is invalid or expired.")
+        }
+    }
+
+    /// Ends the session of the access token (or, when it has expired, of the refresh cookie).
+    @Sendable func signout(_ request: Request, context: ServiceRequestContext) async throws -> Response {
+        var session: (id: String, userId: String)?
+        if let identity = try? await AuthenticationMiddleware<ServiceRequestContext>.authenticate(request.headers, verifier: dependencies.tokenVerifier) {
+            session = (identity.sessionId, identity.userId)
+        }
+        if session == nil, let presented = request.cookies[Self.refreshCookie]?.value, presented.count <= 256 {
+            session = try await store.session(ofRefreshToken: TokenIssuer.hash(presented), on: dependencies.postgres)
+        }
+        guard let session else { throw APIError.unauthenticated() }
+        try await dependencies.transaction { connection in
+            if try await store.revokeSession(id: session.id, userId: session.userId, on: connection) {
+                try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: UserSignedOut(userId: session.userId, sessionId: session.id)), on: connection, logger: context.logger)
+            }
+        }
+        var response = Response(status: .noContent)
+        clearCookies(on: &response)
+        return response
+    }
+
+    @Sendable func currentUser(_ request: Request, context: ServiceRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        guard let user = try await store.user(id: identity.userId, sessionId: identity.sessionId, on: dependencies.postgres) else {
+            throw APIError.unauthenticated("The session has ended.")
+        }
+        return try Response.json(["user": user])
+    }
+
+    @Sendable func deleteAccount(_ request: Request, context: ServiceRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        let body = try await request.decodeJSON(as: DeleteAccountRequest.self, context: context)
+        guard body.password.count <= 128,
+              let (_, hash) = try await store.credentials(forUser: identity.userId, on: dependencies.postgres),
+              try await verifyPassword(body.password, hash: hash)
+        else {
+            throw Self.invalidCredentials
+        }
+        try await dependencies.transaction { connection in
+            try await store.deleteUser(id: identity.userId, on: connection)
+            try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: UserDeleted(userId: identity.userId)), on: connection, logger: context.logger)
+        }
+        var response = Response(status: .noContent)
+        clearCookies(on: &response)
+        return response
+    }
+
+    // MARK: Helpers
+
+    static let invalidCredentials = APIError(.unauthorized, code: "invalid_credentials", message: "The login or password is wrong.")
+
+    struct SignedIn: Encodable {
+        let user: AuthUser
+        let accessToken: String
+    }
+
+    private func refreshExpiry(from now: Date) -> Date {
+        now.addingTimeInterval(TimeInterval(configuration.refreshTokenLifetime.components.seconds))
+    }
+
+    private func setSessionCookies(on response: inout Response, accessToken: String, refreshToken: String) {
+        response.setCookie(Cookie(
+            name: AuthenticationMiddleware<ServiceRequestContext>.cookieName, value: accessToken,
+            maxAge: Int(configuration.accessTokenLifetime.components.seconds), path: "/",
+            secure: configuration.secureCookies, httpOnly: true, sameSite: .lax
+        ))
+        // The refresh token only ever travels to auth.
+        response.setCookie(Cookie(
+            name: Self.refreshCookie, value: refreshToken,
+            maxAge: Int(configuration.refreshTokenLifetime.components.seconds), path: "/api/auth",
+            secure: configuration.secureCookies, httpOnly: true, sameSite: .strict
+        ))
+    }
+
+    private func clearCookies(on response: inout Response) {
+        response.setCookie(Cookie(
+            name: AuthenticationMiddleware<ServiceRequestContext>.cookieName, value: "", expires: Date(timeIntervalSince1970: 0),
+            maxAge: 0, path: "/", secure: configuration.secureCookies, httpOnly: true, sameSite: .lax
+        ))
+        response.setCookie(Cookie(
+            name: Self.refreshCookie, value: "", expires: Date(timeIntervalSince1970: 0),
+            maxAge: 0, path: "/api/auth", secure: configuration.secureCookies, httpOnly: true, sameSite: .strict
+        ))
+    }
+
+    /// The client's address: the gateway's `X-Real-IP` when the request came through a local
+    /// gateway, the peer's address otherwise.
+    private func clientAddress(_ request: Request, _ context: ServiceRequestContext) -> String {
+        let peer = context.remoteAddress?.ipAddress
+        let viaLocalGateway = peer == nil || peer == "127.0.0.1" || peer == "::1"
+        if viaLocalGateway, let forwarded = request.headers[.init("X-Real-IP")!], forwarded.count <= 64 {
+            return forwarded
+        }
+        return peer ?? "unknown"
+    }
+
+    // bcrypt is deliberately slow: it runs on NIO's blocking pool, never on an event loop or the
+    // cooperative pool.
+    private func hashPassword(_ password: String) async throws -> String {
+        let cost = configuration.bcryptCost
+        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
+    }
+
+    private func verifyPassword(_ password: String, hash: String) async throws -> Bool {
+        try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import Hummingbird
+import HummingbirdBcrypt
+import NIOPosix
+import PostgresSupport
+import ServiceConfig
+import ServiceHTTP
+import ServiceLifecycle
+import ServiceRuntime
+
+/// The auth service: credentials, sessions and refresh tokens in schema `auth`, `/api/auth`.
+public enum AuthService {
+    public static let definition = ServiceDefinition(
+        name: "auth",
+        defaultSchema: "auth",
+        defaultPort: 8081,
+        migrations: migrations,
+        build: { dependencies, router in
+            let environment = EnvironmentReader()
+            let privateKey = try readKey(environment: environment, variable: "JWT_PRIVATE_KEY", file: "jwt-private.pem")
+            let configuration = try AuthConfiguration(environment: environment, privateKeyPEM: privateKey)
+            return try await build(dependencies: dependencies, configuration: configuration, router: router)
+        }
+    )
+
+    public static func migrations() throws -> [Migration] {
+        guard let directory = Bundle.module.url(forResource: "Migrations", withExtension: nil) else {
+            throw MigrationError(migrationID: "auth", reason: "the auth migrations are missing from the bundle")
+        }
+        return try Migration.load(from: directory)
+    }
+
+    public static func openAPIDocument() throws -> String {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml") else {
+            throw MigrationError(migrationID: "openapi", reason: "auth's openapi.yaml is missing from the bundle")
+        }
+        return try String(contentsOf: url, encoding: .utf8)
+    }
+
+    /// Adds auth's routes to `router` and returns its long-running work.
+    public static func build(
+        dependencies: ServiceDependencies,
+        configuration: AuthConfiguration,
+        router: Router<ServiceRequestContext>
+    ) async throws -> [any Service] {
+        let store = AuthStore(schema: dependencies.schema, logger: dependencies.logger)
+        let cost = configuration.bcryptCost
+        let dummyHash = try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash("not-a-real-password", cost: cost) }
+        let routes = AuthRoutes(
+            dependencies: dependencies,
+            configuration: configuration,
+            store: store,
+            issuer: try await TokenIssuer(configuration: configuration),
+            limiter: LoginRateLimiter(
+                redis: dependencies.redis,
+                maxPerAccount: configuration.maxFailuresPerAccount,
+                maxPerAddress: configuration.maxFailuresPerAddress,
+                window: configuration.failureWindow,
+                logger: dependencies.logger
+            ),
+            dummyHash: dummyHash
+        )
+        routes.add(to: router)
+        router.addOpenAPIDocument(at: "/api/auth/openapi.yaml", yaml: try openAPIDocument())
+        return [AuthEventsConsumer.make(dependencies: dependencies, store: store)]
+    }
+}

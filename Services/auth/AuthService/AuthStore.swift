@@ -1,0 +1,174 @@
+import Foundation
+import Logging
+import PostgresNIO
+import PostgresSupport
+import ServiceHTTP
+
+/// The public `user` of auth (DESIGN.md §3).
+public struct AuthUser: Codable, Sendable, Equatable {
+    public let id: String
+    public let username: String
+    public let email: String
+    public let displayName: String
+    public let createdAt: Date
+}
+
+/// What a presented refresh token turned out to be.
+enum RefreshTokenState: Sendable {
+    case valid(sessionId: String, userId: String)
+    /// Already used once: someone replayed it. The session must die.
+    case reused(sessionId: String, userId: String)
+    case invalid
+}
+
+/// Every SQL statement of auth, against its own schema.
+struct AuthStore: Sendable {
+    let schema: String
+    let logger: Logger
+
+    init(schema: SchemaName, logger: Logger) {
+        self.schema = schema.rawValue
+        self.logger = logger
+    }
+
+    /// Inserts a user; a duplicate username or email is a 409 naming which.
+    func insertUser(_ user: AuthUser, passwordHash: String, on connection: PostgresConnection) async throws {
+        do {
+            try await connection.query(
+                """
+                INSERT INTO \(unescaped: schema).users (id, username, email, display_name, password_hash, created_at)
+                VALUES (\(user.id), \(user.username), \(user.email), \(user.displayName), \(passwordHash), \(user.createdAt))
+                """,
+                logger: logger
+            )
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+            if error.serverInfo?[.constraintName] == "users_email_key" {
+                throw APIError.conflict("email_taken", "That email is already registered.")
+            }
+            throw APIError.conflict("username_taken", "That username is taken.")
+        }
+    }
+
+    /// A user by username or email, case-insensitively, with the password hash.
+    func credentials(forLogin login: String, on client: PostgresClient) async throws -> (AuthUser, String)? {
+        let rows = try await client.query(
+            """
+            SELECT id, username, email, display_name, created_at, password_hash FROM \(unescaped: schema).users
+            WHERE lower(username) = lower(\(login)) OR lower(email) = lower(\(login))
+            LIMIT 1
+            """,
+            logger: logger
+        )
+        for try await (id, username, email, displayName, createdAt, hash) in rows.decode((String, String, String, String, Date, String).self) {
+            return (AuthUser(id: id, username: username, email: email, displayName: displayName, createdAt: createdAt), hash)
+        }
+        return nil
+    }
+
+    func credentials(forUser id: String, on client: PostgresClient) async throws -> (AuthUser, String)? {
+        let rows = try await client.query(
+            "SELECT id, username, email, display_name, created_at, password_hash FROM \(unescaped: schema).users WHERE id = \(id)",
+            logger: logger
+        )
+        for try await (id, username, email, displayName, createdAt, hash) in rows.decode((String, String, String, String, Date, String).self) {
+            return (AuthUser(id: id, username: username, email: email, displayName: displayName, createdAt: createdAt), hash)
+        }
+        return nil
+    }
+
+    /// The user behind an access token, only while its session is live (signed-out sessions end
+    /// here even before the token expires).
+    func user(id: String, sessionId: String, on client: PostgresClient) async throws -> AuthUser? {
+        let rows = try await client.query(
+            """
+            SELECT u.id, u.username, u.email, u.display_name, u.created_at
+            FROM \(unescaped: schema).users u JOIN \(unescaped: schema).sessions s ON s.user_id = u.id
+            WHERE u.id = \(id) AND s.id = \(sessionId) AND s.revoked_at IS NULL
+            """,
+            logger: logger
+        )
+        for try await (id, username, email, displayName, createdAt) in rows.decode((String, String, String, String, Date).self) {
+            return AuthUser(id: id, username: username, email: email, displayName: displayName, createdAt: createdAt)
+        }
+        return nil
+    }
+
+    func createSession(id: String, userId: String, on connection: PostgresConnection) async throws {
+        try await connection.query(
+            "INSERT INTO \(unescaped: schema).sessions (id, user_id) VALUES (\(id), \(userId))",
+            logger: logger
+        )
+    }
+
+    func storeRefreshToken(hash: String, sessionId: String, expiresAt: Date, on connection: PostgresConnection) async throws {
+        try await connection.query(
+            """
+            INSERT INTO \(unescaped: schema).refresh_tokens (token_hash, session_id, expires_at)
+            VALUES (\(hash), \(sessionId), \(expiresAt))
+            """,
+            logger: logger
+        )
+    }
+
+    /// Marks a refresh token used (locking it, so two concurrent refreshes cannot both succeed).
+    func consumeRefreshToken(hash: String, on connection: PostgresConnection) async throws -> RefreshTokenState {
+        let rows = try await connection.query(
+            """
+            SELECT r.session_id, s.user_id, r.used_at IS NOT NULL, r.expires_at < now() OR s.revoked_at IS NOT NULL
+            FROM \(unescaped: schema).refresh_tokens r JOIN \(unescaped: schema).sessions s ON s.id = r.session_id
+            WHERE r.token_hash = \(hash)
+            FOR UPDATE OF r
+            """,
+            logger: logger
+        )
+        for try await (sessionId, userId, used, dead) in rows.decode((String, String, Bool, Bool).self) {
+            if used { return .reused(sessionId: sessionId, userId: userId) }
+            if dead { return .invalid }
+            try await connection.query(
+                "UPDATE \(unescaped: schema).refresh_tokens SET used_at = now() WHERE token_hash = \(hash)",
+                logger: logger
+            )
+            return .valid(sessionId: sessionId, userId: userId)
+        }
+        return .invalid
+    }
+
+    /// Revokes a live session; false when it was already revoked (or is not the user's).
+    func revokeSession(id: String, userId: String, on connection: PostgresConnection) async throws -> Bool {
+        let rows = try await connection.query(
+            """
+            UPDATE \(unescaped: schema).sessions SET revoked_at = now()
+            WHERE id = \(id) AND user_id = \(userId) AND revoked_at IS NULL
+            RETURNING id
+            """,
+            logger: logger
+        )
+        for try await _ in rows { return true }
+        return false
+    }
+
+    /// The session a refresh token belongs to (used or not), for signing out with only that cookie.
+    func session(ofRefreshToken hash: String, on client: PostgresClient) async throws -> (id: String, userId: String)? {
+        let rows = try await client.query(
+            """
+            SELECT s.id, s.user_id FROM \(unescaped: schema).refresh_tokens r
+            JOIN \(unescaped: schema).sessions s ON s.id = r.session_id
+            WHERE r.token_hash = \(hash)
+            """,
+            logger: logger
+        )
+        for try await (id, userId) in rows.decode((String, String).self) { return (id, userId) }
+        return nil
+    }
+
+    func deleteUser(id: String, on connection: PostgresConnection) async throws {
+        try await connection.query("DELETE FROM \(unescaped: schema).users WHERE id = \(id)", logger: logger)
+    }
+
+    func updateDisplayName(userId: String, displayName: String, on connection: PostgresConnection) async throws {
+        try await connection.query(
+            "UPDATE \(unescaped: schema).users SET display_name = \(displayName) WHERE id = \(userId)",
+            logger: logger
+        )
+    }
+}

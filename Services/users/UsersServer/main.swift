@@ -1,0 +1,4 @@
+import UsersService
+import ServiceRuntime
+
+await UsersService.definition.main()

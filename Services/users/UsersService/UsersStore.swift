@@ -1,0 +1,224 @@
+import Foundation
+import Logging
+import PostgresNIO
+import PostgresSupport
+import ServiceHTTP
+
+/// A user as lists show it.
+public struct UserSummary: Codable, Sendable, Equatable {
+    public let id: String
+    public let username: String
+    public let displayName: String
+    public let online: Bool
+    public let lastSeenAt: Date?
+
+    // `lastSeenAt` is always present, `null` until the user was first seen.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(username, forKey: .username)
+        try container.encode(displayName, forKey: .displayName)
+        try container.encode(online, forKey: .online)
+        try container.encode(lastSeenAt, forKey: .lastSeenAt)
+    }
+}
+
+/// A user's full profile.
+public struct UserProfile: Codable, Sendable, Equatable {
+    public let id: String
+    public let username: String
+    public let displayName: String
+    public let about: String
+    public let online: Bool
+    public let lastSeenAt: Date?
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(username, forKey: .username)
+        try container.encode(displayName, forKey: .displayName)
+        try container.encode(about, forKey: .about)
+        try container.encode(online, forKey: .online)
+        try container.encode(lastSeenAt, forKey: .lastSeenAt)
+    }
+}
+
+/// One page of a search, and where the next begins.
+public struct UserPage: Codable, Sendable, Equatable {
+    public let users: [UserSummary]
+    public let nextCursor: String?
+}
+
+/// Every SQL statement of users, against its own schema.
+struct UsersStore: Sendable {
+    let schema: String
+    let logger: Logger
+
+    init(schema: SchemaName, logger: Logger) {
+        self.schema = schema.rawValue
+        self.logger = logger
+    }
+
+    /// Users whose username or display name starts with `query`, ordered by (username, id),
+    /// after the cursor's position.
+    func search(query: String, limit: Int, after cursor: UserCursor?, on client: PostgresClient) async throws -> UserPage {
+        let pattern = Self.likePrefix(query.lowercased())
+        let afterName = cursor?.username ?? ""
+        let afterId = cursor?.id ?? ""
+        let rows = try await client.query(
+            """
+            SELECT id, username, display_name, online, last_seen_at FROM \(unescaped: schema).profiles
+            WHERE (lower(username) LIKE \(pattern) OR lower(display_name) LIKE \(pattern))
+              AND (lower(username), id) > (\(afterName), \(afterId))
+            ORDER BY lower(username), id
+            LIMIT \(limit + 1)
+            """,
+            logger: logger
+        )
+        var users: [UserSummary] = []
+        for try await (id, username, displayName, online, lastSeenAt) in rows.decode((String, String, String, Bool, Date?).self) {
+            users.append(UserSummary(id: id, username: username, displayName: displayName, online: online, lastSeenAt: lastSeenAt))
+        }
+        var next: String?
+        if users.count > limit {
+            users.removeLast()
+            next = users.last.map { UserCursor(username: $0.username.lowercased(), id: $0.id).encoded }
+        }
+        return UserPage(users: users, nextCursor: next)
+    }
+
+    func profile(id: String, on client: PostgresClient) async throws -> UserProfile? {
+        let rows = try await client.query(
+            "SELECT id, username, display_name, about, online, last_seen_at FROM \(unescaped: schema).profiles WHERE id = \(id)",
+            logger: logger
+        )
+        for try await (id, username, displayName, about, online, lastSeenAt) in rows.decode((String, String, String, String, Bool, Date?).self) {
+            return UserProfile(id: id, username: username, displayName: displayName, about: about, online: online, lastSeenAt: lastSeenAt)
+        }
+        return nil
+    }
+
+    func insertProfile(id: String, username: String, displayName: String, createdAt: Date, on connection: PostgresConnection) async throws {
+        try await connection.query(
+            """
+            INSERT INTO \(unescaped: schema).profiles (id, username, display_name, created_at)
+            VALUES (\(id), \(username), \(displayName), \(createdAt))
+            ON CONFLICT (id) DO NOTHING
+            """,
+            logger: logger
+        )
+    }
+
+    func updateProfile(id: String, displayName: String?, about: String?, on connection: PostgresConnection) async throws -> UserProfile? {
+        let rows = try await connection.query(
+            """
+            UPDATE \(unescaped: schema).profiles
+            SET display_name = coalesce(\(displayName), display_name), about = coalesce(\(about), about)
+            WHERE id = \(id)
+            RETURNING id, username, display_name, about, online, last_seen_at
+            """,
+            logger: logger
+        )
+        for try await (id, username, displayName, about, online, lastSeenAt) in rows.decode((String, String, String, String, Bool, Date?).self) {
+            return UserProfile(id: id, username: username, displayName: displayName, about: about, online: online, lastSeenAt: lastSeenAt)
+        }
+        return nil
+    }
+
+    /// Applies a presence change unless a newer one was applied already (events may arrive late).
+    func setPresence(id: String, online: Bool, at time: Date, on connection: PostgresConnection) async throws {
+        try await connection.query(
+            """
+            UPDATE \(unescaped: schema).profiles SET online = \(online), last_seen_at = \(time)
+            WHERE id = \(id) AND (last_seen_at IS NULL OR last_seen_at <= \(time))
+            """,
+            logger: logger
+        )
+    }
+
+    /// Removes the profile; its contacts (both directions) go with it.
+    func deleteProfile(id: String, on connection: PostgresConnection) async throws {
+        try await connection.query("DELETE FROM \(unescaped: schema).profiles WHERE id = \(id)", logger: logger)
+    }
+
+    func contacts(of ownerId: String, on client: PostgresClient) async throws -> [UserSummary] {
+        let rows = try await client.query(
+            """
+            SELECT p.id, p.username, p.display_name, p.online, p.last_seen_at
+            FROM \(unescaped: schema).contacts c JOIN \(unescaped: schema).profiles p ON p.id = c.contact_id
+            WHERE c.owner_id = \(ownerId)
+            ORDER BY lower(p.username), p.id
+            """,
+            logger: logger
+        )
+        var users: [UserSummary] = []
+        for try await (id, username, displayName, online, lastSeenAt) in rows.decode((String, String, String, Bool, Date?).self) {
+            users.append(UserSummary(id: id, username: username, displayName: displayName, online: online, lastSeenAt: lastSeenAt))
+        }
+        return users
+    }
+
+    /// Adds a contact; false when either user is unknown.
+    func addContact(ownerId: String, contactId: String, on client: PostgresClient) async throws -> Bool {
+        let rows = try await client.query(
+            """
+            INSERT INTO \(unescaped: schema).contacts (owner_id, contact_id)
+            SELECT \(ownerId), id FROM \(unescaped: schema).profiles
+            WHERE id = \(contactId) AND EXISTS (SELECT 1 FROM \(unescaped: schema).profiles WHERE id = \(ownerId))
+            ON CONFLICT DO NOTHING
+            RETURNING contact_id
+            """,
+            logger: logger
+        )
+        for try await _ in rows { return true }
+        // Already a contact is fine too.
+        let existing = try await client.query(
+            "SELECT 1 FROM \(unescaped: schema).contacts WHERE owner_id = \(ownerId) AND contact_id = \(contactId)",
+            logger: logger
+        )
+        for try await _ in existing { return true }
+        return false
+    }
+
+    func removeContact(ownerId: String, contactId: String, on client: PostgresClient) async throws {
+        try await client.query(
+            "DELETE FROM \(unescaped: schema).contacts WHERE owner_id = \(ownerId) AND contact_id = \(contactId)",
+            logger: logger
+        )
+    }
+
+    /// `query%` with LIKE's own wildcards escaped, so `_` and `%` match literally.
+    static func likePrefix(_ query: String) -> String {
+        query.replacingOccurrences(of: "\\", with: "\\\\")
+            .replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_") + "%"
+    }
+}
+
+/// The position after the last user of a page: opaque to clients (base64url of JSON).
+struct UserCursor: Codable, Sendable, Equatable {
+    let username: String
+    let id: String
+
+    var encoded: String {
+        let data = (try? JSONEncoder().encode(self)) ?? Data()
+        return data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    init(username: String, id: String) {
+        self.username = username
+        self.id = id
+    }
+
+    init(encoded: String) throws(APIError) {
+        var base64 = encoded.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        guard encoded.count <= 512, let data = Data(base64Encoded: base64),
+              let cursor = try? JSONDecoder().decode(UserCursor.self, from: data)
+        else {
+            throw APIError.badRequest("invalid_cursor", "The cursor is not one this service issued.")
+        }
+        self = cursor
+    }
+}

@@ -1,0 +1,14 @@
+import Foundation
+import Hummingbird
+
+extension Response {
+    /// A JSON response in the API's encoding (RFC 3339 times, sorted keys).
+    public static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try APIJSON.encoder.encode(value)
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+}
