@@ -239,5 +239,24 @@ let package = Package(
             path: "Tests/SharedTests",
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "ServiceTests",
+            dependencies: [
+                "AuthService",
+                "UsersService",
+                "ServiceRuntime",
+                "ServiceHTTP",
+                "StackTesting",
+                "EventBus",
+                "PostgresSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            path: "Tests/ServiceTests",
+            swiftSettings: swiftSettings
+        ),
     ]
 )

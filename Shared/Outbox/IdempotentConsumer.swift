@@ -31,7 +31,7 @@ public struct IdempotentConsumer: Sendable {
     ) async throws -> Outcome {
         let schema = schema.rawValue
         let consumer = consumer
-        return try await client.withTransaction(logger: logger) { connection -> Outcome in
+        return try await client.transaction(logger: logger) { connection -> Outcome in
             // A concurrent duplicate blocks on the primary key until the first commits or rolls back.
             let rows = try await connection.query(
                 """

@@ -91,7 +91,7 @@ public final class OutboxRelay: Service {
         let batchSize = batchSize
         let publisher = publisher
         let logger = logger
-        let (confirmed, failed) = try await client.withTransaction(logger: logger) { connection -> ([Int64], [Int64]) in
+        let (confirmed, failed) = try await client.transaction(logger: logger) { connection -> ([Int64], [Int64]) in
             var positions: [Int64] = []
             var messages: [OutgoingMessage] = []
             let rows = try await connection.query(

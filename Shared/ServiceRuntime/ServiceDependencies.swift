@@ -16,6 +16,9 @@ import ServiceLifecycle
 /// or from explicit configurations by tests.
 public struct ServiceDependencies: Sendable {
     public let name: String
+    /// Prefix of this deployment's queue names and Redis keys (the service name by default;
+    /// tests give each run its own so they never share a queue or a cache with another).
+    public let namespace: String
     public let logger: Logger
     public let schema: SchemaName
     public let postgres: PostgresClient
@@ -33,9 +36,11 @@ public struct ServiceDependencies: Sendable {
         amqp: AMQPConfiguration,
         http: HTTPConfiguration,
         tokenVerifier: AccessTokenVerifier,
+        namespace: String? = nil,
         logger: Logger
     ) {
         self.name = name
+        self.namespace = namespace ?? name
         self.logger = logger
         self.schema = database.schema
         self.postgres = database.makeClient(logger: logger)
@@ -77,7 +82,7 @@ public struct ServiceDependencies: Sendable {
     public func transaction<Result: Sendable>(
         _ work: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
-        let result = try await postgres.withTransaction(logger: logger) { connection in
+        let result = try await postgres.transaction(logger: logger) { connection in
             try await work(connection)
         }
         relay.notify()

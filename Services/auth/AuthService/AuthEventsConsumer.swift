@@ -6,9 +6,8 @@ import ServiceRuntime
 
 /// auth keeps the display name it returns in `user` in step with users' `user.updated`.
 enum AuthEventsConsumer {
-    static let queue = "auth.user-events"
-
     static func make(dependencies: ServiceDependencies, store: AuthStore) -> EventConsumer {
+        let queue = "\(dependencies.namespace).user-events"
         let topology = Topology.consumer(queue: queue, bindings: [QueueBinding(.userEvents, UserUpdated.eventType)])
         let idempotent = IdempotentConsumer(client: dependencies.postgres, schema: dependencies.schema, consumer: queue)
         let logger = dependencies.logger

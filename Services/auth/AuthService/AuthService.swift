@@ -53,6 +53,7 @@ public enum AuthService {
             issuer: try await TokenIssuer(configuration: configuration),
             limiter: LoginRateLimiter(
                 redis: dependencies.redis,
+                namespace: dependencies.namespace,
                 maxPerAccount: configuration.maxFailuresPerAccount,
                 maxPerAddress: configuration.maxFailuresPerAddress,
                 window: configuration.failureWindow,

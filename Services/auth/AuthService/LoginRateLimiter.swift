@@ -6,13 +6,14 @@ import RedisClient
 /// lock everyone out, and bcrypt still makes each guess slow.
 struct LoginRateLimiter: Sendable {
     let redis: RedisClient
+    let namespace: String
     let maxPerAccount: Int
     let maxPerAddress: Int
     let window: Duration
     let logger: Logger
 
-    private func accountKey(_ login: String) -> String { "auth:signin:fail:account:\(login.lowercased())" }
-    private func addressKey(_ address: String) -> String { "auth:signin:fail:address:\(address)" }
+    private func accountKey(_ login: String) -> String { "\(namespace):signin:fail:account:\(login.lowercased())" }
+    private func addressKey(_ address: String) -> String { "\(namespace):signin:fail:address:\(address)" }
 
     /// Seconds to wait when either limit is reached; nil when the attempt may go ahead.
     func retryAfter(login: String, address: String) async -> Int? {

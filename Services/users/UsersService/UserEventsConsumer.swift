@@ -6,9 +6,8 @@ import ServiceRuntime
 
 /// users' copy of every user follows `UserEvents`: registered, deleted, presence changes.
 enum UserEventsConsumer {
-    static let queue = "users.user-events"
-
     static func make(dependencies: ServiceDependencies, store: UsersStore, cache: UserQueryCache) -> EventConsumer {
+        let queue = "\(dependencies.namespace).user-events"
         let topology = Topology.consumer(queue: queue, bindings: [
             QueueBinding(.userEvents, UserRegistered.eventType),
             QueueBinding(.userEvents, UserDeleted.eventType),

@@ -6,7 +6,7 @@ import Synchronization
 
 /// The Redis query cache for user lists and searches.
 ///
-/// Entries live under a version number (`users:cache:version`) that every change to users bumps:
+/// Entries live under a version number (`<namespace>:cache:version`) that every change to users bumps:
 /// a bump makes every older entry unreachable at once, so no read is ever served from before the
 /// event that changed it. The version is read before Postgres is queried, so a result computed
 /// from older data can only be stored under the older version. When Redis is down, reads go
@@ -17,9 +17,9 @@ final class UserQueryCache: Sendable {
         case hit, miss, bypass
     }
 
-    static let versionKey = "users:cache:version"
-
     private let redis: RedisClient
+    private let namespace: String
+    private var versionKey: String { "\(namespace):cache:version" }
     private let ttl: Duration
     private let logger: Logger
     private let bumpPending = Atomic<Bool>(false)
@@ -27,8 +27,9 @@ final class UserQueryCache: Sendable {
     private let misses = Counter(label: "swiftchat_users_cache_total", dimensions: [("result", "miss")])
     private let bypasses = Counter(label: "swiftchat_users_cache_total", dimensions: [("result", "bypass")])
 
-    init(redis: RedisClient, ttl: Duration = .seconds(60), logger: Logger) {
+    init(redis: RedisClient, namespace: String, ttl: Duration = .seconds(60), logger: Logger) {
         self.redis = redis
+        self.namespace = namespace
         self.ttl = ttl
         self.logger = logger
     }
@@ -43,7 +44,7 @@ final class UserQueryCache: Sendable {
             bypasses.increment()
             return (try await load(), .bypass)
         }
-        let entry = "users:q:\(version):\(key)"
+        let entry = "\(namespace):q:\(version):\(key)"
         if let cached = try? await redis.get(entry), let value = try? JSONDecoder().decode(type, from: Data(cached.utf8)) {
             hits.increment()
             return (value, .hit)
@@ -59,7 +60,7 @@ final class UserQueryCache: Sendable {
     /// Makes every cached list unreachable; call after each committed change to users.
     func invalidate() async {
         do {
-            try await redis.increment(Self.versionKey)
+            try await redis.increment(versionKey)
             bumpPending.store(false, ordering: .sequentiallyConsistent)
         } catch {
             bumpPending.store(true, ordering: .sequentiallyConsistent)
@@ -73,7 +74,7 @@ final class UserQueryCache: Sendable {
             if bumpPending.load(ordering: .sequentiallyConsistent) { return nil }
         }
         do {
-            return try await redis.get(Self.versionKey) ?? "0"
+            return try await redis.get(versionKey) ?? "0"
         } catch {
             return nil
         }

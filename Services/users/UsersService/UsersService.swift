@@ -32,7 +32,7 @@ public enum UsersService {
     /// Adds users' routes to `router` and returns its long-running work.
     public static func build(dependencies: ServiceDependencies, router: Router<ServiceRequestContext>) throws -> [any Service] {
         let store = UsersStore(schema: dependencies.schema, logger: dependencies.logger)
-        let cache = UserQueryCache(redis: dependencies.redis, logger: dependencies.logger)
+        let cache = UserQueryCache(redis: dependencies.redis, namespace: dependencies.namespace, logger: dependencies.logger)
         router.addOpenAPIDocument(at: "/api/users/openapi.yaml", yaml: try openAPIDocument())
         UsersRoutes(dependencies: dependencies, store: store, cache: cache).add(to: router)
         return [UserEventsConsumer.make(dependencies: dependencies, store: store, cache: cache)]

@@ -1,0 +1,145 @@
+import AuthService
+import EventBus
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import JWTKit
+import Logging
+import PostgresNIO
+import PostgresSupport
+import ServiceHTTP
+import ServiceRuntime
+import StackTesting
+import UsersService
+
+/// auth and users wired exactly as their `main` does, against the real stack, on fresh schemas,
+/// with their own queues and Redis keys (a unique namespace) and a key pair made for the test.
+struct ServiceHarness: Sendable {
+    let namespace = TestStack.uniqueName("svc")
+    let authSchema = TestStack.uniqueSchema("auth")
+    let usersSchema = TestStack.uniqueSchema("users")
+    let privateKey = ES256PrivateKey()
+    let logger = TestStack.logger
+    var authConfiguration: AuthConfiguration
+
+    init(configure: (inout AuthConfiguration) -> Void = { _ in }) {
+        var configuration = AuthConfiguration(privateKeyPEM: privateKey.pemRepresentation, secureCookies: false)
+        configure(&configuration)
+        self.authConfiguration = configuration
+    }
+
+    func verifier() async throws -> AccessTokenVerifier {
+        try await AccessTokenVerifier(publicKeyPEM: privateKey.publicKey.pemRepresentation)
+    }
+
+    func dependencies(name: String, schema: SchemaName) async throws -> ServiceDependencies {
+        ServiceDependencies(
+            name: name,
+            database: TestStack.database(schema: schema),
+            redis: TestStack.redis(),
+            amqp: TestStack.amqp(publishTimeout: .seconds(3)),
+            http: HTTPConfiguration(port: 0),
+            tokenVerifier: try await verifier(),
+            namespace: "\(namespace)_\(name)",
+            logger: logger
+        )
+    }
+
+    func authApplication() async throws -> some ApplicationProtocol {
+        try await AuthService.definition.migrate(TestStack.database(schema: authSchema), logger: logger)
+        let dependencies = try await dependencies(name: "auth", schema: authSchema)
+        let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
+        let work = try await AuthService.build(dependencies: dependencies, configuration: authConfiguration, router: router)
+        return Application(router: router, services: dependencies.coreServices + work, logger: logger)
+    }
+
+    func usersApplication() async throws -> some ApplicationProtocol {
+        try await UsersService.definition.migrate(TestStack.database(schema: usersSchema), logger: logger)
+        let dependencies = try await dependencies(name: "users", schema: usersSchema)
+        let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
+        let work = try UsersService.build(dependencies: dependencies, router: router)
+        return Application(router: router, services: dependencies.coreServices + work, logger: logger)
+    }
+
+    /// Runs both services while `body` runs, then removes their schemas and queues.
+    func run(_ body: @Sendable (_ auth: any TestClientProtocol, _ users: any TestClientProtocol) async throws -> Void) async throws {
+        let auth = try await authApplication()
+        let users = try await usersApplication()
+        do {
+            try await auth.test(.router) { authClient in
+                try await users.test(.router) { usersClient in
+                    try await body(authClient, usersClient)
+                }
+            }
+        } catch {
+            await cleanUp()
+            throw error
+        }
+        await cleanUp()
+    }
+
+    func cleanUp() async {
+        _ = try? await TestStack.withDatabase(schema: authSchema) { client in
+            try await client.query("DROP SCHEMA IF EXISTS \(unescaped: usersSchema.rawValue) CASCADE")
+        }
+        let queues = ["\(namespace)_auth.user-events", "\(namespace)_users.user-events"]
+        try? await EventBusAdmin.deleteQueues(queues + queues.map { "\($0).dead" }, configuration: TestStack.amqp())
+    }
+}
+
+/// A signed-in user as a test holds it: the cookies auth set, and the bearer token.
+struct Session: Sendable {
+    let userId: String
+    let username: String
+    let accessToken: String
+    let refreshToken: String
+
+    var cookieHeader: HTTPFields { [.cookie: "access_token=\(accessToken)", .origin: "http://127.0.0.1:8080"] }
+    var bearer: HTTPFields { [.authorization: "Bearer \(accessToken)"] }
+    var refreshCookie: HTTPFields { [.cookie: "refresh_token=\(refreshToken)", .origin: "http://127.0.0.1:8080"] }
+}
+
+/// The cookies a response sets, by name: the value and the attribute string.
+func setCookies(_ response: TestResponse) -> [String: (value: String, attributes: String)] {
+    var cookies: [String: (String, String)] = [:]
+    for header in response.headers[values: .setCookie] {
+        let parts = header.split(separator: ";", maxSplits: 1)
+        let pair = parts[0].split(separator: "=", maxSplits: 1)
+        guard pair.count >= 1 else { continue }
+        cookies[String(pair[0])] = (pair.count == 2 ? String(pair[1]) : "", parts.count == 2 ? String(parts[1]) : "")
+    }
+    return cookies
+}
+
+func json(_ response: TestResponse) -> [String: Any] {
+    (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]) ?? [:]
+}
+
+func errorCode(_ response: TestResponse) -> String? {
+    (json(response)["error"] as? [String: Any])?["code"] as? String
+}
+
+let jsonHeaders: HTTPFields = [.contentType: "application/json"]
+
+/// Signs up through auth's routes; returns the session it set.
+func signUp(_ auth: any TestClientProtocol, username: String, password: String = "correct horse battery") async throws -> Session {
+    let body = #"{"username": "\#(username)", "email": "\#(username)@example.com", "password": "\#(password)"}"#
+    return try await auth.execute(uri: "/api/auth/signup", method: .post, headers: jsonHeaders, body: ByteBuffer(string: body)) { response in
+        guard response.status == .created else { throw HarnessError(message: "signup \(username): \(response.status) \(String(buffer: response.body))") }
+        return try session(from: response)
+    }
+}
+
+func session(from response: TestResponse) throws -> Session {
+    let cookies = setCookies(response)
+    let user = json(response)["user"] as? [String: Any]
+    guard let access = cookies["access_token"]?.value, let refresh = cookies["refresh_token"]?.value,
+          let id = user?["id"] as? String, let username = user?["username"] as? String
+    else { throw HarnessError(message: "no session in \(String(buffer: response.body))") }
+    return Session(userId: id, username: username, accessToken: access, refreshToken: refresh)
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}

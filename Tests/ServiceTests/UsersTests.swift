@@ -1,0 +1,181 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import StackTesting
+import Testing
+
+@Suite("users: the RabbitMQ path from auth, the query cache, contacts", .serialized)
+struct UsersTests {
+    func list(_ client: any TestClientProtocol, _ session: Session, query: String, extra: String = "") async throws -> (names: [String], cache: String?, body: [String: Any]) {
+        try await client.execute(uri: "/api/users?query=\(query)\(extra)", method: .get, headers: session.bearer) { response in
+            #expect(response.status == .ok)
+            let body = json(response)
+            let names = (body["users"] as? [[String: Any]] ?? []).compactMap { $0["displayName"] as? String }
+            return (names, response.headers[.init("X-Cache")!], body)
+        }
+    }
+
+    @Test("signup → listed by users within a second → the same read again is a cache hit → PATCH /me → the next list shows it")
+    func signupToListingWithCache() async throws {
+        try await ServiceHarness().run { auth, users in
+            let name = TestStack.uniqueName("e2e")
+            let signedUpAt = ContinuousClock.now
+            let session = try await signUp(auth, username: name)
+            #expect(await eventually(timeout: .seconds(1), every: .milliseconds(20)) {
+                (try? await list(users, session, query: name).names) == [name]
+            })
+            #expect(ContinuousClock.now - signedUpAt < .seconds(1))
+
+            let first = try await list(users, session, query: name)
+            let second = try await list(users, session, query: name)
+            #expect(first.names == [name])
+            #expect(second.cache == "hit")
+            #expect(second.names == first.names)
+
+            try await users.execute(uri: "/api/users/me", method: .patch, headers: session.cookieHeader.merging(jsonHeaders), body: ByteBuffer(string: #"{"displayName": "Renamed \#(name)", "about": "hi"}"#)) { response in
+                #expect(response.status == .ok)
+                #expect((json(response)["user"] as? [String: Any])?["about"] as? String == "hi")
+            }
+            let after = try await list(users, session, query: name)
+            #expect(after.names == ["Renamed \(name)"])
+            #expect(after.cache == "miss")
+
+            // auth follows user.updated for the display name it returns.
+            #expect(await eventually(timeout: .seconds(3)) {
+                (try? await auth.execute(uri: "/api/auth/currentuser", method: .get, headers: session.bearer) { response in
+                    (json(response)["user"] as? [String: Any])?["displayName"] as? String
+                }) == "Renamed \(name)"
+            })
+
+            try await users.execute(uri: "/api/users/\(session.userId)", method: .get, headers: session.bearer) { response in
+                let user = json(response)["user"] as? [String: Any]
+                #expect(user?["username"] as? String == name)
+                #expect(user?["online"] as? Bool == false)
+                #expect(user?.keys.contains("lastSeenAt") == true)
+            }
+        }
+    }
+
+    @Test("search pages with a stable cursor; prefix wildcards are literal")
+    func paging() async throws {
+        try await ServiceHarness().run { auth, users in
+            let prefix = TestStack.uniqueName("pg")
+            var sessions: [Session] = []
+            for index in 0..<5 { sessions.append(try await signUp(auth, username: "\(prefix)\(index)")) }
+            let session = sessions[0]
+            #expect(await eventually(timeout: .seconds(5)) { (try? await list(users, session, query: prefix).names.count) == 5 })
+            var seen: [String] = []
+            var cursor = ""
+            for _ in 0..<3 {
+                let page = try await list(users, session, query: prefix, extra: "&limit=2" + (cursor.isEmpty ? "" : "&cursor=\(cursor)"))
+                seen += page.names
+                guard let next = page.body["nextCursor"] as? String else { break }
+                cursor = next
+            }
+            #expect(seen == (0..<5).map { "\(prefix)\($0)" })
+            // LIKE's wildcards match themselves: nobody's name starts with "%", or with "<prefix>_".
+            #expect(try await list(users, session, query: "%25").names.isEmpty)
+            #expect(try await list(users, session, query: "\(prefix)_").names.isEmpty)
+            #expect(try await list(users, session, query: "\(prefix)").names.count == 5)
+        }
+    }
+
+    @Test("contacts: unknown is 404, yourself is 400, a deleted user's contacts disappear")
+    func contacts() async throws {
+        try await ServiceHarness().run { auth, users in
+            let alice = try await signUp(auth, username: TestStack.uniqueName("ca"))
+            let bob = try await signUp(auth, username: TestStack.uniqueName("cb"), password: "bob password")
+            #expect(await eventually(timeout: .seconds(5)) {
+                (try? await users.execute(uri: "/api/users/\(bob.userId)", method: .get, headers: alice.bearer) { $0.status }) == .ok
+            })
+            try await users.execute(uri: "/api/users/me/contacts/nobody-at-all", method: .put, headers: alice.bearer) { response in
+                #expect(response.status == .notFound)
+            }
+            try await users.execute(uri: "/api/users/me/contacts/\(alice.userId)", method: .put, headers: alice.bearer) { response in
+                #expect(response.status == .badRequest)
+                #expect(errorCode(response) == "cannot_add_self")
+            }
+            try await users.execute(uri: "/api/users/me/contacts/\(bob.userId)", method: .put, headers: alice.bearer) { response in
+                #expect(response.status == .ok)
+                #expect((json(response)["contact"] as? [String: Any])?["id"] as? String == bob.userId)
+            }
+            let listed = try await users.execute(uri: "/api/users/me/contacts", method: .get, headers: alice.bearer) { response in
+                (json(response)["contacts"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+            }
+            #expect(listed == [bob.userId])
+
+            try await auth.execute(uri: "/api/auth/account", method: .delete, headers: bob.bearer.merging(jsonHeaders), body: ByteBuffer(string: #"{"password": "bob password"}"#)) { response in
+                #expect(response.status == .noContent)
+            }
+            #expect(await eventually(timeout: .seconds(5)) {
+                (try? await users.execute(uri: "/api/users/me/contacts", method: .get, headers: alice.bearer) { response in
+                    (json(response)["contacts"] as? [[String: Any]])?.isEmpty
+                }) == true
+            })
+            try await users.execute(uri: "/api/users/\(bob.userId)", method: .get, headers: alice.bearer) { response in
+                #expect(response.status == .notFound)
+            }
+            try await users.execute(uri: "/api/users/me/contacts/\(bob.userId)", method: .delete, headers: alice.bearer) { response in
+                #expect(response.status == .noContent)
+            }
+        }
+    }
+
+    @Test("RabbitMQ stopped while 100 users sign up, started again: all 100 appear in users, none twice")
+    func signupsSurviveBrokerOutage() async throws {
+        try await ServiceHarness().run { auth, users in
+            let prefix = TestStack.uniqueName("out")
+            let observer = try await signUp(auth, username: "\(prefix)_observer")
+            #expect(await eventually(timeout: .seconds(5)) { (try? await list(users, observer, query: "\(prefix)_observer").names.count) == 1 })
+
+            try await TestStack.stop(.rabbitmq)
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for batch in 0..<4 {
+                        group.addTask {
+                            for index in 0..<25 { _ = try await signUp(auth, username: "\(prefix)_\(batch * 25 + index)") }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            } catch {
+                try? await TestStack.start(.rabbitmq)
+                throw error
+            }
+            try await TestStack.start(.rabbitmq)
+
+            #expect(await eventually(timeout: .seconds(60), every: .milliseconds(250)) {
+                (try? await list(users, observer, query: "\(prefix)_", extra: "&limit=100").names.count) == 100
+            })
+            let listed = try await list(users, observer, query: "\(prefix)_", extra: "&limit=100").names
+            #expect(listed.count == 100)
+            #expect(Set(listed).count == 100)
+            #expect(Set(listed) == Set((0..<100).map { "\(prefix)_\($0)" }))
+        }
+    }
+
+    @Test("with Redis down, users still answers (from Postgres), and the cache is right when Redis returns")
+    func worksWithoutRedis() async throws {
+        try await ServiceHarness().run { auth, users in
+            let name = TestStack.uniqueName("nr")
+            let session = try await signUp(auth, username: name)
+            #expect(await eventually(timeout: .seconds(5)) { (try? await list(users, session, query: name).names) == [name] })
+            _ = try await list(users, session, query: name)  // warm
+            try await TestStack.kill(.redis)
+            do {
+                let cold = try await list(users, session, query: name)
+                #expect(cold.names == [name])
+                #expect(cold.cache == "bypass")
+                try await users.execute(uri: "/api/users/me", method: .patch, headers: session.bearer.merging(jsonHeaders), body: ByteBuffer(string: #"{"displayName": "Offline \#(name)"}"#)) { response in
+                    #expect(response.status == .ok)
+                }
+            } catch {
+                try? await TestStack.start(.redis)
+                throw error
+            }
+            try await TestStack.start(.redis)
+            let back = try await list(users, session, query: name)
+            #expect(back.names == ["Offline \(name)"])
+        }
+    }
+}
