@@ -16,10 +16,7 @@ public struct Outbox: Sendable {
 
     /// The outbox's own migrations, to run before the service's.
     public static func migrations() throws -> [Migration] {
-        guard let directory = Bundle.module.url(forResource: "Migrations", withExtension: nil) else {
-            throw MigrationError(migrationID: "outbox", reason: "the outbox migrations are missing from the bundle")
-        }
-        return try Migration.load(from: directory)
+        try Migration.load(bundle: .module, owner: "outbox")
     }
 
     /// Adds an event to the outbox on `connection`, which must be inside the caller's transaction.

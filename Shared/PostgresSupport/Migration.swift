@@ -11,6 +11,14 @@ public struct Migration: Sendable, Equatable {
         self.sql = sql
     }
 
+    /// The `Migrations` folder a target ships as a resource (`resources: [.copy("Migrations")]`).
+    public static func load(bundle: Bundle, owner: String) throws -> [Migration] {
+        guard let directory = bundle.url(forResource: "Migrations", withExtension: nil) else {
+            throw MigrationError(migrationID: owner, reason: "the \(owner) migrations are missing from the bundle")
+        }
+        return try load(from: directory)
+    }
+
     /// Every `*.sql` file in a folder (a target's resource folder), sorted by name.
     public static func load(from directory: URL) throws -> [Migration] {
         let files = try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Observability
+import ServiceConfig
 
 /// One dependency `/readyz` checks: a name and a probe that throws or returns false when it is down.
 public struct ReadinessCheck: Sendable {
@@ -56,7 +57,15 @@ extension Router {
 }
 
 extension RouterMethods {
-    /// Serves the service's OpenAPI document (kept in the repository next to its code).
+    /// Serves the `openapi.yaml` a service target ships as a resource (kept in the repository next
+    /// to its code).
+    public func addOpenAPIDocument(at path: RouterPath, bundle: Bundle) throws {
+        guard let url = bundle.url(forResource: "openapi", withExtension: "yaml") else {
+            throw ConfigurationError(key: "openapi.yaml", value: bundle.bundlePath, expected: "the service's OpenAPI document in its bundle")
+        }
+        addOpenAPIDocument(at: path, yaml: try String(contentsOf: url, encoding: .utf8))
+    }
+
     public func addOpenAPIDocument(at path: RouterPath, yaml: String) {
         get(path) { _, _ in
             Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: yaml)))

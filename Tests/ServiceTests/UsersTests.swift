@@ -73,6 +73,8 @@ struct UsersTests {
                 cursor = next
             }
             #expect(seen == (0..<5).map { "\(prefix)\($0)" })
+            let last = try await list(users, session, query: prefix)
+            #expect(last.body.keys.contains("nextCursor") && last.body["nextCursor"] is NSNull)
             // LIKE's wildcards match themselves: nobody's name starts with "%", or with "<prefix>_".
             #expect(try await list(users, session, query: "%25").names.isEmpty)
             #expect(try await list(users, session, query: "\(prefix)_").names.isEmpty)

@@ -24,17 +24,7 @@ public enum AuthService {
     )
 
     public static func migrations() throws -> [Migration] {
-        guard let directory = Bundle.module.url(forResource: "Migrations", withExtension: nil) else {
-            throw MigrationError(migrationID: "auth", reason: "the auth migrations are missing from the bundle")
-        }
-        return try Migration.load(from: directory)
-    }
-
-    public static func openAPIDocument() throws -> String {
-        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml") else {
-            throw MigrationError(migrationID: "openapi", reason: "auth's openapi.yaml is missing from the bundle")
-        }
-        return try String(contentsOf: url, encoding: .utf8)
+        try Migration.load(bundle: .module, owner: "auth")
     }
 
     /// Adds auth's routes to `router` and returns its long-running work.
@@ -62,7 +52,7 @@ public enum AuthService {
             dummyHash: dummyHash
         )
         routes.add(to: router)
-        router.addOpenAPIDocument(at: "/api/auth/openapi.yaml", yaml: try openAPIDocument())
+        try router.addOpenAPIDocument(at: "/api/auth/openapi.yaml", bundle: .module)
         return [AuthEventsConsumer.make(dependencies: dependencies, store: store)]
     }
 }

@@ -16,24 +16,14 @@ public enum UsersService {
     )
 
     public static func migrations() throws -> [Migration] {
-        guard let directory = Bundle.module.url(forResource: "Migrations", withExtension: nil) else {
-            throw MigrationError(migrationID: "users", reason: "the users migrations are missing from the bundle")
-        }
-        return try Migration.load(from: directory)
-    }
-
-    public static func openAPIDocument() throws -> String {
-        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml") else {
-            throw MigrationError(migrationID: "openapi", reason: "users' openapi.yaml is missing from the bundle")
-        }
-        return try String(contentsOf: url, encoding: .utf8)
+        try Migration.load(bundle: .module, owner: "users")
     }
 
     /// Adds users' routes to `router` and returns its long-running work.
     public static func build(dependencies: ServiceDependencies, router: Router<ServiceRequestContext>) throws -> [any Service] {
         let store = UsersStore(schema: dependencies.schema, logger: dependencies.logger)
         let cache = UserQueryCache(redis: dependencies.redis, namespace: dependencies.namespace, logger: dependencies.logger)
-        router.addOpenAPIDocument(at: "/api/users/openapi.yaml", yaml: try openAPIDocument())
+        try router.addOpenAPIDocument(at: "/api/users/openapi.yaml", bundle: .module)
         UsersRoutes(dependencies: dependencies, store: store, cache: cache).add(to: router)
         return [UserEventsConsumer.make(dependencies: dependencies, store: store, cache: cache)]
     }

@@ -47,6 +47,13 @@ public struct UserProfile: Codable, Sendable, Equatable {
 public struct UserPage: Codable, Sendable, Equatable {
     public let users: [UserSummary]
     public let nextCursor: String?
+
+    // `nextCursor` is always present: `null` on the last page.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(users, forKey: .users)
+        try container.encode(nextCursor, forKey: .nextCursor)
+    }
 }
 
 /// Every SQL statement of users, against its own schema.
