@@ -5,6 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source infra/ports.env
+source infra/lib.sh
 STACK_DIR="${SWIFTCHAT_STACK_DIR:-$ROOT/.stack}"
 RUN_DIR="$STACK_DIR/run"
 LOG_DIR="$STACK_DIR/log"
@@ -23,7 +24,7 @@ log() { printf '[run] %s\n' "$*" >&2; }
 
 service_pid() {
     local file="$RUN_DIR/service-$1.pid"
-    [[ -s $file ]] && kill -0 "$(cat "$file")" 2>/dev/null && cat "$file"
+    [[ -s $file ]] && is_alive "$(cat "$file")" && cat "$file"
 }
 
 start_services() {
@@ -58,8 +59,7 @@ stop_service() {
     local pid
     pid="$(service_pid "$1")" || return 0
     kill -TERM "$pid" 2>/dev/null || true   # graceful: drains in-flight work
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
+    wait_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true
     rm -f "$RUN_DIR/service-$1.pid"
 }
 

@@ -17,6 +17,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=infra/ports.env
 source "$ROOT/infra/ports.env"
+# shellcheck source=infra/lib.sh
+source "$ROOT/infra/lib.sh"
 STACK_DIR="${SWIFTCHAT_STACK_DIR:-$ROOT/.stack}"
 RUN_DIR="$STACK_DIR/run"
 LOG_DIR="$STACK_DIR/log"
@@ -76,13 +78,14 @@ cmd_install() {
 
 pidfile() { echo "$RUN_DIR/$1.pid"; }
 
+
 alive_pid() {  # prints the pid of component $1 if its recorded process is alive
     local file
     file="$(pidfile "$1")"
     [[ -s $file ]] || return 1
     local pid
     pid="$(head -n1 "$file")"
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && { echo "$pid"; return 0; }
+    [[ -n $pid ]] && is_alive "$pid" && { echo "$pid"; return 0; }
     return 1
 }
 
@@ -97,13 +100,6 @@ wait_for() {  # wait_for NAME SECONDS COMMAND...
     done
 }
 
-wait_gone() {  # wait_gone PID SECONDS
-    local pid=$1 deadline=$((SECONDS + $2))
-    while kill -0 "$pid" 2>/dev/null; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.1
-    done
-}
 
 # The unprivileged user that owns Postgres' data (Postgres refuses to run as root).
 pg_user() { if is_root; then echo postgres; else id -un; fi; }
@@ -230,7 +226,7 @@ CONF
         rabbitmq_env
         rm -f "$RABBITMQ_PID_FILE"
         # Our own epmd on our own port, so that stopping it stops only what we started.
-        if [[ ! -s "$RUN_DIR/epmd.pid" ]] || ! kill -0 "$(cat "$RUN_DIR/epmd.pid")" 2>/dev/null; then
+        if [[ ! -s "$RUN_DIR/epmd.pid" ]] || ! is_alive "$(cat "$RUN_DIR/epmd.pid")"; then
             nohup epmd -address 127.0.0.1 -port "$SWIFTCHAT_EPMD_PORT" >"$LOG_DIR/epmd.log" 2>&1 </dev/null &
             echo $! >"$RUN_DIR/epmd.pid"
         fi
@@ -246,7 +242,7 @@ CONF
 # The broker's own pid (the Erlang VM); the wrapper script's pid is in rabbitmq.pid.
 rabbitmq_node_pid() {
     local file=$RUN_DIR/rabbitmq-node.pid
-    [[ -s $file ]] && kill -0 "$(cat "$file")" 2>/dev/null && cat "$file"
+    [[ -s $file ]] && is_alive "$(cat "$file")" && cat "$file"
 }
 
 stop_rabbitmq() {
