@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "auth", targets: ["AuthServer"]),
         .executable(name: "users", targets: ["UsersServer"]),
+        .executable(name: "messages", targets: ["MessagesServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -204,6 +205,25 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "UsersServer", dependencies: ["UsersService", "ServiceRuntime"], path: "Services/users/UsersServer", swiftSettings: swiftSettings),
+        .target(
+            name: "MessagesService",
+            dependencies: [
+                "EventBus",
+                "EventContracts",
+                "Outbox",
+                "PostgresSupport",
+                "ServiceHTTP",
+                "ServiceRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/messages/MessagesService",
+            resources: [.copy("Migrations"), .copy("openapi.yaml")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "MessagesServer", dependencies: ["MessagesService", "ServiceRuntime"], path: "Services/messages/MessagesServer", swiftSettings: swiftSettings),
 
         // Tests: every one of them talks to the real servers that `make test` starts.
         .target(
@@ -244,6 +264,8 @@ let package = Package(
             dependencies: [
                 "AuthService",
                 "UsersService",
+                "MessagesService",
+                "EventContracts",
                 "ServiceRuntime",
                 "ServiceHTTP",
                 "StackTesting",

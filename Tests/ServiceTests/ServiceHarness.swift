@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import JWTKit
+import MessagesService
 import Logging
 import PostgresNIO
 import PostgresSupport
@@ -18,6 +19,7 @@ struct ServiceHarness: Sendable {
     let namespace = TestStack.uniqueName("svc")
     let authSchema = TestStack.uniqueSchema("auth")
     let usersSchema = TestStack.uniqueSchema("users")
+    let messagesSchema = TestStack.uniqueSchema("messages")
     let privateKey = ES256PrivateKey()
     let logger = TestStack.logger
     var authConfiguration: AuthConfiguration
@@ -61,6 +63,31 @@ struct ServiceHarness: Sendable {
         return Application(router: router, services: dependencies.coreServices + work, logger: logger)
     }
 
+    func messagesApplication() async throws -> some ApplicationProtocol {
+        try await MessagesService.definition.migrate(TestStack.database(schema: messagesSchema), logger: logger)
+        let dependencies = try await dependencies(name: "messages", schema: messagesSchema)
+        let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
+        let work = try MessagesService.build(dependencies: dependencies, router: router)
+        return Application(router: router, services: dependencies.coreServices + work, logger: logger)
+    }
+
+    /// Runs auth and messages while `body` runs, then removes their schemas and queues.
+    func runChat(_ body: @Sendable (_ auth: any TestClientProtocol, _ messages: any TestClientProtocol) async throws -> Void) async throws {
+        let auth = try await authApplication()
+        let messages = try await messagesApplication()
+        do {
+            try await auth.test(.router) { authClient in
+                try await messages.test(.router) { messagesClient in
+                    try await body(authClient, messagesClient)
+                }
+            }
+        } catch {
+            await cleanUp()
+            throw error
+        }
+        await cleanUp()
+    }
+
     /// Runs both services while `body` runs, then removes their schemas and queues.
     func run(_ body: @Sendable (_ auth: any TestClientProtocol, _ users: any TestClientProtocol) async throws -> Void) async throws {
         let auth = try await authApplication()
@@ -81,8 +108,9 @@ struct ServiceHarness: Sendable {
     func cleanUp() async {
         _ = try? await TestStack.withDatabase(schema: authSchema) { client in
             try await client.query("DROP SCHEMA IF EXISTS \(unescaped: usersSchema.rawValue) CASCADE")
+            try await client.query("DROP SCHEMA IF EXISTS \(unescaped: messagesSchema.rawValue) CASCADE")
         }
-        let queues = ["\(namespace)_auth.user-events", "\(namespace)_users.user-events"]
+        let queues = ["\(namespace)_auth.user-events", "\(namespace)_users.user-events", "\(namespace)_messages.user-events", "\(namespace)_messages.message-sent"]
         try? await EventBusAdmin.deleteQueues(queues + queues.map { "\($0).dead" }, configuration: TestStack.amqp())
     }
 }

@@ -1,0 +1,4 @@
+import MessagesService
+import ServiceRuntime
+
+await MessagesService.definition.main()

@@ -1,0 +1,214 @@
+import EventContracts
+import Foundation
+import Hummingbird
+import Outbox
+import PostgresNIO
+import ServiceHTTP
+import ServiceRuntime
+
+/// `/api/conversations`. A non-member gets 404 for everything about a conversation, so they cannot
+/// learn whether it exists.
+struct MessagesRoutes: Sendable {
+    let dependencies: ServiceDependencies
+    let store: MessagesStore
+
+    static let producer = "messages"
+    static let notFound = APIError.notFound("No such conversation.")
+
+    func add(to router: Router<ServiceRequestContext>) {
+        let group = router.group("/api/conversations").add(middleware: AuthenticationMiddleware(verifier: dependencies.tokenVerifier))
+        group.post(use: create)
+        group.get(use: list)
+        group.get("/:id", use: details)
+        group.patch("/:id", use: rename)
+        group.post("/:id/members", use: addMember)
+        group.delete("/:id/members/:userId", use: removeMember)
+        group.get("/:id/messages", use: messages)
+        group.post("/:id/messages", use: send)
+    }
+
+    @Sendable func create(_ request: Request, context: ServiceRequestContext) async throws -> Response {
+        let me = try context.requireIdentity().userId
+        let body = try await request.decodeJSON(as: CreateConversationRequest.self, context: context)
+        switch body.type {
+        case "direct":
+            guard let other = body.userId, !other.isEmpty, other.count <= 64 else { throw APIError.validation(["userId": "The user to talk to."]) }
+            guard other != me else { throw APIError.badRequest("cannot_talk_to_self", "A direct conversation needs another user.") }
+            let (conversation, created) = try await dependencies.transaction { connection in
+                guard try await store.knownUsers([other], on: connection).contains(other) else { throw APIError.notFound("No such user.") }
+                let (conversation, created) = try await store.directConversation(between: me, and: other, on: connection)
+                if created {
+                    try await announce(ConversationCreated(conversation: conversation.snapshot, actorId: me), on: connection, context: context)
+                }
+                return (conversation, created)
+            }
+            return try Response.json(["conversation": conversation], status: created ? .created : .ok)
+        case "group":
+            let name = body.name?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            let memberIds = body.memberIds ?? []
+            var problems: [String: String] = [:]
+            if name.isEmpty || name.count > MessageLimits.maxGroupNameCharacters { problems["name"] = "1 to \(MessageLimits.maxGroupNameCharacters) characters." }
+            if memberIds.count > MessageLimits.maxGroupMembers || memberIds.contains(where: { $0.isEmpty || $0.count > 64 }) {
+                problems["memberIds"] = "At most \(MessageLimits.maxGroupMembers) user ids."
+            }
+            guard problems.isEmpty else { throw APIError.validation(problems) }
+            let conversation = try await dependencies.transaction { connection in
+                let wanted = Array(Set(memberIds).subtracting([me]))
+                let unknown = Set(wanted).subtracting(try await store.knownUsers(wanted, on: connection))
+                guard unknown.isEmpty else {
+                    throw APIError(.notFound, code: "unknown_user", message: "Some members do not exist.",
+                                   fields: Dictionary(uniqueKeysWithValues: unknown.sorted().map { ($0, "no such user") }))
+                }
+                let conversation = try await store.createGroup(name: name, creator: me, memberIds: wanted, on: connection)
+                try await announce(ConversationCreated(conversation: conversation.snapshot, actorId: me), on: connection, context: context)
+                return conversation
+            }
+            return try Response.json(["conversation": conversation], status: .created)
+        default:
+            throw APIError.validation(["type": "\"direct\" or \"group\"."])
+        }
+    }
+
+    @Sendable func list(_ request: Request, context: ServiceRequestContext) async throws -> Response {
+        let me = try context.requireIdentity().userId
+        let conversations = try await dependencies.postgres.withConnection { connection in
+            try await store.conversations(of: me, on: connection)
+        }
+        return try Response.json(["conversations": conversations])
+    }
+
+    @Sendable func details(_ request: Request, context: ServiceRequestContext) async throws -> Response {
+        let me = try context.requireIdentity().userId
+        let id = try conversationId(context)
+        let conversation = try await dependencies.postgres.withConnection { connection -> ConversationDetails in
+            guard try await store.role(of: me, in: id, on: connection) != nil, let details = try await store.details(of: id, on: connection) else {
+                throw Self.notFound
+            }
+            return details
+        }
+        return try Response.json(["conversation": conversation])
+    }
+
+    @Sendable func rename(_ request: Request, context: ServiceRequestContext) async throws -> Response {
+        let me = try context.requireIdentity().userId
+        let id = try conversationId(context)
+        let body = try await request.decodeJSON(as: RenameRequest.self, context: context)
+        let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty, name.count <= MessageLimits.maxGroupNameCharacters else {
+            throw APIError.validation(["name": "1 to \(MessageLimits.maxGroupNameCharacters) characters."])
+        }
+        let conversation = try await dependencies.transaction { connection in
+            let current = try await requireGroupAdmin(me, of: id, on: connection)
+            try await store.rename(current.id, to: name, on: connection)
+            guard let renamed = try await store.details(of: id, on: connection) else { throw Self.notFound }
+            try await announce(ConversationRenamed(conversation: renamed.snapshot, actorId: me), on: connection, context: context)
+            return renamed
+        }
+        return try Response.json(["conversation": conversation])
+    }
+
+    @Sendable func addMember(_ request: Request, context: ServiceRequestContext) async throws -> Response {
+        let me = try context.requireIdentity().userId
+        let id = try conversationId(context)
+        let body = try await request.decodeJSON(as: AddMemberRequest.self, context: context)
+        guard !body.userId.isEmpty, body.userId.count <= 64 else { throw APIError.validation(["userId": "The user to add."]) }
+        let conversation = try await dependencies.transaction { connection in
+            let current = try await requireGroupAdmin(me, of: id, on: connection)
+            guard current.members.count < MessageLimits.maxGroupMembers else {
+                throw APIError.conflict("group_full", "A group has at most \(MessageLimits.maxGroupMembers) members.")
+            }
+            guard try await store.knownUsers([body.userId], on: connection).contains(body.userId) else { throw APIError.notFound("No such user.") }
+            guard try await store.addMember(body.userId, to: id, on: connection), let updated = try await store.details(of: id, on: connection) else {
+                return current  // already a member
+            }
+            try await announce(ConversationMemberAdded(conversation: updated.snapshot, userId: body.userId, actorId: me), on: connection, context: context)
+            return updated
+        }
+        return try Response.json(["conversation": conversation])
+    }
+
+    /// An admin removes anyone; a member removes only themselves (leaving).
+    @Sendable func removeMember(_ request: Request, context: ServiceRequestContext) async throws -> Response {
+        let me = try context.requireIdentity().userId
+        let id = try conversationId(context)
+        let target = try context.parameters.require("userId")
+        try await dependencies.transaction { connection in
+            guard let role = try await store.role(of: me, in: id, on: connection), let current = try await store.details(of: id, on: connection) else {
+                throw Self.notFound
+            }
+            guard current.type == "group" else { throw APIError.badRequest("not_a_group", "Members of a direct conversation cannot change.") }
+            guard target == me || role == "admin" else { throw APIError.forbidden("not_admin", "Only an admin can remove other members.") }
+            guard try await store.removeMember(target, from: id, on: connection), let updated = try await store.details(of: id, on: connection) else {
+                throw APIError.notFound("Not a member of this conversation.")
+            }
+            try await announce(ConversationMemberRemoved(conversation: updated.snapshot, userId: target, actorId: me), on: connection, context: context)
+        }
+        return Response(status: .noContent)
+    }
+
+    @Sendable func messages(_ request: Request, context: ServiceRequestContext) async throws -> Response {
+        let me = try context.requireIdentity().userId
+        let id = try conversationId(context)
+        let parameters = request.uri.queryParameters
+        func seq(_ name: String) throws -> Int64? {
+            guard let text = parameters.get(name), !text.isEmpty else { return nil }
+            guard let value = Int64(text), value >= 0 else { throw APIError.validation([name: "A seq: a whole number from 0."]) }
+            return value
+        }
+        let after = try seq("after")
+        let before = try seq("before")
+        let limitText = parameters.get("limit")
+        guard let limit = limitText.map({ Int($0) }) ?? 50, (1...200).contains(limit) else {
+            throw APIError.validation(["limit": "A whole number from 1 to 200."])
+        }
+        let page = try await dependencies.postgres.withConnection { connection -> [MessageRecord] in
+            guard try await store.role(of: me, in: id, on: connection) != nil else { throw Self.notFound }
+            return try await store.messages(in: id, after: after, before: before, limit: limit, on: connection)
+        }
+        return try Response.json(["messages": page])
+    }
+
+    /// The HTTP send path (bots, tests): the same store and idempotency as the websocket path.
+    @Sendable func send(_ request: Request, context: ServiceRequestContext) async throws -> Response {
+        let me = try context.requireIdentity().userId
+        let id = try conversationId(context)
+        let body = try await request.decodeJSON(as: SendMessageRequest.self, context: context)
+        let problems = MessageLimits.problems(clientMsgId: body.clientMsgId, body: body.body)
+        guard problems.isEmpty else { throw APIError.validation(problems) }
+        let send = MessageSent(senderId: me, clientMsgId: body.clientMsgId, conversationId: id, body: body.body, instanceId: "")
+        let result = try await dependencies.transaction { connection in
+            try await MessageSending.store([send], store: store, outbox: dependencies.outbox, on: connection, logger: context.logger)[0]
+        }
+        switch result {
+        case .stored(let message, _, let isNew):
+            if message.conversationId != id {
+                // The clientMsgId was already used by this sender in another conversation.
+                throw APIError.conflict("client_msg_id_reused", "This clientMsgId was already used for another conversation.")
+            }
+            return try Response.json(["message": message], status: isNew ? .created : .ok)
+        case .notMember:
+            throw Self.notFound
+        }
+    }
+
+    // MARK: Helpers
+
+    private func conversationId(_ context: ServiceRequestContext) throws -> String {
+        let id = try context.parameters.require("id")
+        guard !id.isEmpty, id.count <= 64 else { throw Self.notFound }
+        return id
+    }
+
+    private func requireGroupAdmin(_ userId: String, of conversationId: String, on connection: PostgresConnection) async throws -> ConversationDetails {
+        guard let role = try await store.role(of: userId, in: conversationId, on: connection),
+              let details = try await store.details(of: conversationId, on: connection)
+        else { throw Self.notFound }
+        guard details.type == "group" else { throw APIError.badRequest("not_a_group", "Only groups have names and changing members.") }
+        guard role == "admin" else { throw APIError.forbidden("not_admin", "Only an admin can do this.") }
+        return details
+    }
+
+    private func announce<Payload: EventPayload>(_ payload: Payload, on connection: PostgresConnection, context: ServiceRequestContext) async throws {
+        try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: payload), on: connection, logger: context.logger)
+    }
+}

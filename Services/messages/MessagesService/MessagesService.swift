@@ -1,0 +1,33 @@
+import Foundation
+import Hummingbird
+import PostgresSupport
+import ServiceHTTP
+import ServiceLifecycle
+import ServiceRuntime
+
+/// The messages service: conversations, members, messages and receipts in schema `messages`,
+/// `/api/conversations`.
+public enum MessagesService {
+    public static let definition = ServiceDefinition(
+        name: "messages",
+        defaultSchema: "messages",
+        defaultPort: 8083,
+        migrations: migrations,
+        build: { dependencies, router in try build(dependencies: dependencies, router: router) }
+    )
+
+    public static func migrations() throws -> [Migration] {
+        try Migration.load(bundle: .module, owner: "messages")
+    }
+
+    /// Adds the routes to `router` and returns the consumers.
+    public static func build(dependencies: ServiceDependencies, router: Router<ServiceRequestContext>) throws -> [any Service] {
+        let store = MessagesStore(schema: dependencies.schema, logger: dependencies.logger)
+        try router.addOpenAPIDocument(at: "/api/conversations/openapi.yaml", bundle: .module)
+        MessagesRoutes(dependencies: dependencies, store: store).add(to: router)
+        return [
+            MessagesConsumers.userEvents(dependencies: dependencies, store: store),
+            MessagesConsumers.sentMessages(dependencies: dependencies, store: store),
+        ]
+    }
+}
