@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "auth", targets: ["AuthServer"]),
         .executable(name: "users", targets: ["UsersServer"]),
         .executable(name: "messages", targets: ["MessagesServer"]),
+        .executable(name: "socket-handler", targets: ["SocketHandlerServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -25,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
@@ -129,6 +131,7 @@ let package = Package(
                 "Observability",
                 "ServiceConfig",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -149,6 +152,7 @@ let package = Package(
                 "ServiceConfig",
                 "ServiceHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -224,6 +228,27 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "MessagesServer", dependencies: ["MessagesService", "ServiceRuntime"], path: "Services/messages/MessagesServer", swiftSettings: swiftSettings),
+        .target(
+            name: "SocketHandlerService",
+            dependencies: [
+                "EventBus",
+                "EventContracts",
+                "Observability",
+                "RedisClient",
+                "ServiceConfig",
+                "ServiceHTTP",
+                "ServiceRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/socket-handler/SocketHandlerService",
+            resources: [.copy("openapi.yaml")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "SocketHandlerServer", dependencies: ["SocketHandlerService"], path: "Services/socket-handler/SocketHandlerServer", swiftSettings: swiftSettings),
 
         // Tests: every one of them talks to the real servers that `make test` starts.
         .target(
@@ -265,6 +290,8 @@ let package = Package(
                 "AuthService",
                 "UsersService",
                 "MessagesService",
+                "SocketHandlerService",
+                "RedisClient",
                 "EventContracts",
                 "ServiceRuntime",
                 "ServiceHTTP",
@@ -273,6 +300,9 @@ let package = Package(
                 "PostgresSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

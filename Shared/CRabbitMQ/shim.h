@@ -22,12 +22,13 @@ static inline amqp_rpc_reply_t swiftchat_amqp_login_plain(amqp_connection_state_
 
 /// Declares a durable queue. `quorum` adds x-queue-type=quorum; a positive `delivery_limit` adds
 /// x-delivery-limit; a non-empty `dead_letter_exchange` adds x-dead-letter-exchange (and the
-/// routing key, when non-empty). Returns 0 on success; the RPC reply tells why otherwise.
+/// routing key, when non-empty); `transient` makes a classic exclusive auto-delete queue. Returns 0 on success; the RPC reply tells why otherwise.
 static inline int swiftchat_amqp_declare_queue(amqp_connection_state_t state,
                                                amqp_channel_t channel, const char *name,
                                                int quorum, int64_t delivery_limit,
                                                const char *dead_letter_exchange,
-                                               const char *dead_letter_routing_key) {
+                                               const char *dead_letter_routing_key,
+                                               int transient) {
     amqp_table_entry_t entries[4];
     int count = 0;
     if (quorum) {
@@ -57,8 +58,10 @@ static inline int swiftchat_amqp_declare_queue(amqp_connection_state_t state,
     amqp_table_t arguments;
     arguments.num_entries = count;
     arguments.entries = entries;
+    // transient: not durable, exclusive to this connection, deleted with it.
     amqp_queue_declare_ok_t *ok = amqp_queue_declare(state, channel, amqp_cstring_bytes(name),
-                                                     0, 1, 0, 0, arguments);
+                                                     0, transient ? 0 : 1, transient ? 1 : 0,
+                                                     transient ? 1 : 0, arguments);
     return ok == NULL ? -1 : 0;
 }
 

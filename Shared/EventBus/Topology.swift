@@ -39,6 +39,9 @@ public struct QueueSpec: Sendable, Hashable {
     public var deliveryLimit: Int
     public var deadLetterExchange: String?
     public var deadLetterRoutingKey: String?
+    /// A classic queue that lives only as long as the connection that declared it (per-instance
+    /// live delivery: nothing in it is worth keeping once its instance is gone).
+    public var transient: Bool
 
     public init(
         name: String,
@@ -46,8 +49,10 @@ public struct QueueSpec: Sendable, Hashable {
         quorum: Bool = true,
         deliveryLimit: Int = 0,
         deadLetterExchange: String? = nil,
-        deadLetterRoutingKey: String? = nil
+        deadLetterRoutingKey: String? = nil,
+        transient: Bool = false
     ) {
+        self.transient = transient
         self.name = name
         self.bindings = bindings
         self.quorum = quorum
@@ -94,5 +99,12 @@ public struct Topology: Sendable {
             quorum: true
         )
         return Topology(queues: [main, dead])
+    }
+
+    /// One instance's own queue on the direct exchange, routing key = the instance id.
+    public static func instance(queue: String, routingKey: String, extraBindings: [QueueBinding] = []) -> Topology {
+        Topology(queues: [
+            QueueSpec(name: queue, bindings: [QueueBinding(.instanceDelivery, routingKey)] + extraBindings, quorum: false, transient: true)
+        ])
     }
 }

@@ -149,3 +149,36 @@ public struct ConversationRenamed: EventPayload, Equatable {
         self.actorId = actorId
     }
 }
+
+/// Live frames for the users one socket-handler instance holds, on the `InstanceDelivery` direct
+/// exchange with the instance id as routing key (DESIGN.md §5.6: delivery goes only where the
+/// recipients are connected). Transient: a lost one is recovered by catch-up.
+public struct LiveDelivery: EventPayload, Equatable {
+    public static let eventType = "live.deliver"
+    public static let exchange = EventExchange.instanceDelivery
+
+    /// The users on the target instance who get `frame`.
+    public var recipients: [String]
+    /// The JSON text frame, encoded once by the router.
+    public var frame: String
+    /// For `message` frames: the sender's connection that sent it gets this `ack` frame instead.
+    public var ack: LiveAck?
+
+    public init(recipients: [String], frame: String, ack: LiveAck?) {
+        self.recipients = recipients
+        self.frame = frame
+        self.ack = ack
+    }
+}
+
+public struct LiveAck: Codable, Sendable, Equatable {
+    public var senderId: String
+    public var clientMsgId: String
+    public var frame: String
+
+    public init(senderId: String, clientMsgId: String, frame: String) {
+        self.senderId = senderId
+        self.clientMsgId = clientMsgId
+        self.frame = frame
+    }
+}

@@ -1,4 +1,5 @@
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import Observability
 import ServiceConfig
@@ -55,10 +56,12 @@ public func makeServiceApplication(
     configuration: HTTPConfiguration,
     router: Router<ServiceRequestContext>,
     services: [any Service],
+    webSockets: WebSocketServerConfiguration? = nil,
     logger: Logger
 ) -> some ApplicationProtocol {
     Application(
         router: router,
+        server: webSockets.map { .http1WebSocketUpgrade(webSocketRouter: router, configuration: $0) } ?? .http1(),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: name),
         services: services,
         logger: logger

@@ -1,4 +1,5 @@
 import Hummingbird
+import HummingbirdWebSocket
 import NIOCore
 
 /// Who made a request, once the access token is verified.
@@ -36,15 +37,18 @@ extension AuthenticatedRequestContext {
 
 /// The request context of every SwiftChat service: a value type with the caller's identity and a
 /// body limit fit for chat payloads.
-public struct ServiceRequestContext: AuthenticatedRequestContext, RemoteAddressRequestContext {
+public struct ServiceRequestContext: AuthenticatedRequestContext, RemoteAddressRequestContext, WebSocketRequestContext {
     public var coreContext: CoreRequestContextStorage
     public var identity: Identity?
     public let remoteAddress: SocketAddress?
+    /// Lets routes upgrade to a websocket (socket-handler, notifications).
+    public let webSocket: WebSocketHandlerReference<ServiceRequestContext>
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.identity = nil
         self.remoteAddress = source.channel.remoteAddress
+        self.webSocket = .init()
     }
 
     /// JSON bodies larger than this are refused with 413 before they are decoded.

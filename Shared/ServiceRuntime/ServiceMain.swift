@@ -1,6 +1,7 @@
 import EventBus
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import Observability
 import Outbox
@@ -16,6 +17,8 @@ public struct ServiceDefinition: Sendable {
     public let name: String
     public let defaultSchema: String
     public let defaultPort: Int
+    /// Set for services that accept websocket upgrades.
+    public let webSockets: WebSocketServerConfiguration?
     /// The service's own migrations; the outbox's run first.
     public let migrations: @Sendable () throws -> [Migration]
     /// Adds the service's routes and returns its long-running work (consumers).
@@ -25,12 +28,14 @@ public struct ServiceDefinition: Sendable {
         name: String,
         defaultSchema: String,
         defaultPort: Int,
+        webSockets: WebSocketServerConfiguration? = nil,
         migrations: @escaping @Sendable () throws -> [Migration],
         build: @escaping @Sendable (ServiceDependencies, Router<ServiceRequestContext>) async throws -> [any Service]
     ) {
         self.name = name
         self.defaultSchema = defaultSchema
         self.defaultPort = defaultPort
+        self.webSockets = webSockets
         self.migrations = migrations
         self.build = build
     }
@@ -75,6 +80,7 @@ public struct ServiceDefinition: Sendable {
             configuration: dependencies.http,
             router: router,
             services: dependencies.coreServices + work,
+            webSockets: webSockets,
             logger: logger
         )
         logger.info("starting", metadata: ["port": "\(dependencies.http.port)", "schema": "\(database.schema)"])

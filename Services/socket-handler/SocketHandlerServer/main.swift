@@ -1,0 +1,3 @@
+import SocketHandlerService
+
+await SocketHandlerService.main()

@@ -1,0 +1,43 @@
+import EventContracts
+import Foundation
+
+/// A client → server frame (DESIGN.md §3). Fields that a type does not use are ignored; a field
+/// of the wrong JSON type makes the frame invalid.
+struct InboundFrame: Decodable, Sendable {
+    let type: String
+    let clientMsgId: String?
+    let conversationId: String?
+    let body: String?
+    let seq: Int64?
+    let typing: Bool?
+}
+
+/// Server → client frames, encoded once and sent as text.
+enum OutboundFrame {
+    struct Ack: Encodable {
+        let type = "ack"
+        let clientMsgId: String
+        let message: MessageRecord
+    }
+
+    struct Message: Encodable {
+        let type = "message"
+        let message: MessageRecord
+    }
+
+    struct Error: Encodable {
+        let type = "error"
+        let code: String
+        let message: String
+        let clientMsgId: String?
+    }
+
+    static func encode(_ frame: some Encodable) -> String {
+        // Encoding these plain value types cannot fail.
+        (try? String(decoding: EventCoding.encoder.encode(frame), as: UTF8.self)) ?? "{}"
+    }
+
+    static func error(_ code: String, _ message: String, clientMsgId: String? = nil) -> String {
+        encode(Error(code: code, message: message, clientMsgId: clientMsgId))
+    }
+}

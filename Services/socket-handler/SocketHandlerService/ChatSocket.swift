@@ -1,0 +1,172 @@
+import EventBus
+import EventContracts
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOWebSocket
+import ServiceHTTP
+
+/// Limits that keep one client from hurting the others.
+public struct ChatSocketLimits: Sendable {
+    /// Frames queued for a slow reader before it is cut off.
+    public var outboundBuffer: Int = 256
+    /// The largest message a client may send (fragments included).
+    public var maxMessageBytes: Int = 64 * 1024
+    /// Sustained frames per second, and the burst above it, per connection.
+    public var framesPerSecond: Double = 50
+    public var burst: Double = 100
+
+    public init() {}
+}
+
+/// `/ws/chat`: authenticated by the access token (cookie or bearer), Origin checked on upgrade.
+/// The sender of every frame is the authenticated user, never a field of the frame.
+struct ChatSocket: Sendable {
+    let verifier: AccessTokenVerifier
+    let originPolicy: OriginPolicy
+    let connections: ConnectionRegistry
+    let presence: PresenceRegistry
+    let publisher: EventPublisher
+    let instanceId: String
+    let limits: ChatSocketLimits
+    let logger: Logger
+
+    func add(to router: Router<ServiceRequestContext>) {
+        router.ws("/ws/chat", shouldUpgrade: { [originPolicy, verifier] request, _ in
+            guard originPolicy.allows(request.headers) else { throw APIError.originNotAllowed }
+            _ = try await AuthenticationMiddleware<ServiceRequestContext>.authenticate(request.headers, verifier: verifier)
+            return .upgrade([:])
+        }, onUpgrade: { inbound, outbound, context in
+            guard let identity = try? await AuthenticationMiddleware<ServiceRequestContext>.authenticate(context.request.headers, verifier: verifier) else {
+                try await outbound.close(.policyViolation, reason: "unauthenticated")
+                return
+            }
+            try await serve(identity: identity, inbound: inbound, outbound: outbound)
+        })
+    }
+
+    private func serve(identity: Identity, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
+        let connection = ChatConnection(userId: identity.userId, sessionId: identity.sessionId, bufferLimit: limits.outboundBuffer)
+        if connections.add(connection) {
+            do { try await presence.register([identity.userId]) } catch {
+                logger.warning("presence registry unavailable; this user gets no live delivery until it returns", metadata: ["error": "\(error)"])
+            }
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await write(connection, to: outbound) }
+            await read(inbound, for: connection, identity: identity)
+            connection.finish()
+            await group.waitForAll()
+        }
+        if connections.remove(connection) {
+            try? await presence.unregister(identity.userId)
+        }
+    }
+
+    /// Drains the connection's queue into the socket; closes it when asked or when the reader fell behind.
+    private func write(_ connection: ChatConnection, to outbound: WebSocketOutboundWriter) async {
+        do {
+            for await item in connection.outbound {
+                switch item {
+                case .text(let text):
+                    try await outbound.writeTextMessage(text)
+                case .close(let reason):
+                    try await outbound.close(.normalClosure, reason: reason)
+                    return
+                }
+            }
+            if connection.isOverflowed {
+                try await outbound.close(.policyViolation, reason: "too slow: outbound buffer full")
+            }
+        } catch {
+            logger.debug("websocket write ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func read(_ inbound: WebSocketInboundStream, for connection: ChatConnection, identity: Identity) async {
+        var bucket = TokenBucket(rate: limits.framesPerSecond, burst: limits.burst)
+        do {
+            for try await message in inbound.messages(maxSize: limits.maxMessageBytes) {
+                if connection.isOverflowed { break }
+                guard bucket.take() else {
+                    connection.send(OutboundFrame.error("rate_limited", "Too many frames; slow down."))
+                    continue
+                }
+                guard case .text(let text) = message else {
+                    connection.send(OutboundFrame.error("unsupported_frame", "Send JSON text frames."))
+                    continue
+                }
+                await handle(text, from: connection, identity: identity)
+            }
+        } catch {
+            // Oversize messages and protocol errors end the stream; the library closes the socket.
+            logger.debug("websocket read ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func handle(_ text: String, from connection: ChatConnection, identity: Identity) async {
+        let frame: InboundFrame
+        do {
+            frame = try JSONDecoder().decode(InboundFrame.self, from: Data(text.utf8))
+        } catch {
+            connection.send(OutboundFrame.error("invalid_frame", "A frame is one JSON object with a string \"type\" and fields of the right types."))
+            return
+        }
+        switch frame.type {
+        case "send":
+            await send(frame, from: connection, identity: identity)
+        default:
+            connection.send(OutboundFrame.error("unknown_type", "Unknown frame type.", clientMsgId: frame.clientMsgId))
+        }
+    }
+
+    /// Publishes `message.sent`; the ack comes back only once messages has stored it.
+    private func send(_ frame: InboundFrame, from connection: ChatConnection, identity: Identity) async {
+        guard let clientMsgId = frame.clientMsgId, let conversationId = frame.conversationId, let body = frame.body,
+              !conversationId.isEmpty, conversationId.count <= 64
+        else {
+            connection.send(OutboundFrame.error("invalid_frame", "send needs clientMsgId, conversationId and body.", clientMsgId: frame.clientMsgId))
+            return
+        }
+        let problems = MessageLimits.problems(clientMsgId: clientMsgId, body: body)
+        guard problems.isEmpty else {
+            let detail = problems.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: " ")
+            connection.send(OutboundFrame.error("invalid_frame", detail, clientMsgId: clientMsgId))
+            return
+        }
+        connection.awaitAck(clientMsgId)
+        let sent = MessageSent(senderId: identity.userId, clientMsgId: clientMsgId, conversationId: conversationId, body: body, instanceId: instanceId)
+        do {
+            try await publisher.publish(EventEnvelope(producer: "socket-handler", payload: sent))
+        } catch {
+            _ = connection.takeAck(clientMsgId)
+            logger.warning("could not hand a send to the broker", metadata: ["error": "\(error)"])
+            connection.send(OutboundFrame.error("send_failed", "The message was not accepted; send it again.", clientMsgId: clientMsgId))
+        }
+    }
+}
+
+/// A token bucket: `rate` tokens a second, at most `burst` saved up.
+struct TokenBucket: Sendable {
+    let rate: Double
+    let burst: Double
+    private var tokens: Double
+    private var last = ContinuousClock.now
+
+    init(rate: Double, burst: Double) {
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+    }
+
+    mutating func take() -> Bool {
+        let now = ContinuousClock.now
+        let elapsed = now - last
+        last = now
+        tokens = min(burst, tokens + rate * (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+}

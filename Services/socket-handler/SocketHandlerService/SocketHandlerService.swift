@@ -1,0 +1,128 @@
+import EventBus
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import Observability
+import RedisClient
+import ServiceConfig
+import ServiceHTTP
+import ServiceLifecycle
+import ServiceRuntime
+
+/// socket-handler: the live chat connections (`/ws/chat`). It owns no tables: sends go to
+/// messages as `message.sent`, and stored messages come back to the instances where their
+/// recipients are connected (presence registry in Redis, direct exchange per instance).
+public enum SocketHandlerService {
+    public struct Configuration: Sendable {
+        public var name = "socket-handler"
+        /// This instance's id: its presence entries and its delivery queue carry it.
+        public var instanceId: String
+        /// Prefix of queue names and Redis keys (tests give each run its own).
+        public var namespace = "socket-handler"
+        public var presenceTTL: Duration = .seconds(30)
+        public var heartbeat: Duration = .seconds(10)
+        public var limits = ChatSocketLimits()
+
+        public init(instanceId: String) {
+            self.instanceId = instanceId
+        }
+    }
+
+    /// What the service runs on: no database, so not `ServiceDependencies`.
+    public struct Dependencies: Sendable {
+        public let redis: RedisClient
+        public let amqp: AMQPConfiguration
+        public let http: HTTPConfiguration
+        public let tokenVerifier: AccessTokenVerifier
+        public let logger: Logger
+
+        public init(redis: RedisClient, amqp: AMQPConfiguration, http: HTTPConfiguration, tokenVerifier: AccessTokenVerifier, logger: Logger) {
+            self.redis = redis
+            self.amqp = amqp
+            self.http = http
+            self.tokenVerifier = tokenVerifier
+            self.logger = logger
+        }
+
+        public var readinessChecks: [ReadinessCheck] {
+            let redis = redis
+            let amqp = amqp
+            return [
+                ReadinessCheck("redis") { try await redis.ping() },
+                ReadinessCheck("rabbitmq") {
+                    try await EventBusAdmin.declare(Topology(), configuration: amqp)
+                    return true
+                },
+            ]
+        }
+    }
+
+    public static let webSocketConfiguration = WebSocketServerConfiguration(
+        maxFrameSize: 64 * 1024,
+        autoPing: .enabled(timePeriod: .seconds(20)),  // a peer that stops answering pings is dropped
+        closeTimeout: .seconds(5)
+    )
+
+    /// Adds `/ws/chat` to `router` and returns the instance's long-running work.
+    public static func build(
+        dependencies: Dependencies,
+        configuration: Configuration,
+        router: Router<ServiceRequestContext>
+    ) -> [any Service] {
+        let logger = dependencies.logger
+        let connections = ConnectionRegistry()
+        let presence = PresenceRegistry(
+            redis: dependencies.redis, namespace: configuration.namespace, instanceId: configuration.instanceId, ttl: configuration.presenceTTL
+        )
+        let publisher = EventPublisher(configuration: dependencies.amqp, logger: logger)
+        ChatSocket(
+            verifier: dependencies.tokenVerifier, originPolicy: dependencies.http.originPolicy, connections: connections,
+            presence: presence, publisher: publisher, instanceId: configuration.instanceId, limits: configuration.limits, logger: logger
+        ).add(to: router)
+        let liveRouter = LiveRouter(presence: presence, publisher: publisher, logger: logger)
+        return [
+            SocketConsumers.instance(
+                configuration: dependencies.amqp, namespace: configuration.namespace, instanceId: configuration.instanceId,
+                connections: connections, logger: logger
+            ),
+            SocketConsumers.messageEvents(configuration: dependencies.amqp, namespace: configuration.namespace, router: liveRouter, logger: logger),
+            PresenceHeartbeat(registry: presence, connections: connections, interval: configuration.heartbeat, logger: logger),
+        ]
+    }
+
+    /// The process: configuration from the environment, then the server until SIGTERM.
+    public static func main() async {
+        let environment = EnvironmentReader()
+        let level = Logger.Level(rawValue: environment.string("LOG_LEVEL", default: "info")) ?? .info
+        Observability.bootstrap(level: level)
+        var logger = Logger(label: "socket-handler")
+        logger.logLevel = level
+        do {
+            var configuration = Configuration(
+                instanceId: environment.string("INSTANCE_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)")
+            )
+            configuration.namespace = environment.string("SOCKET_NAMESPACE", default: configuration.namespace)
+            let dependencies = Dependencies(
+                redis: RedisClient(configuration: try RedisConfiguration(environment: environment)),
+                amqp: try AMQPConfiguration(environment: environment),
+                http: try HTTPConfiguration(environment: environment, defaultPort: 8084),
+                tokenVerifier: try await loadTokenVerifier(environment: environment),
+                logger: logger
+            )
+            let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
+            try router.addOpenAPIDocument(at: "/ws/chat/openapi.yaml", bundle: .module)
+            let work = build(dependencies: dependencies, configuration: configuration, router: router)
+            let application = makeServiceApplication(
+                name: "socket-handler", configuration: dependencies.http, router: router, services: work,
+                webSockets: webSocketConfiguration, logger: logger
+            )
+            logger.info("starting", metadata: ["instance": "\(configuration.instanceId)", "port": "\(dependencies.http.port)"])
+            try await application.runService()
+            await dependencies.redis.shutdown()
+        } catch {
+            logger.critical("socket-handler cannot start", metadata: ["error": "\(String(reflecting: error))"])
+            exit(1)
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import EventBus
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import HummingbirdWSClient
+import HummingbirdWebSocket
+import Logging
+import NIOWebSocket
+import RedisClient
+import ServiceHTTP
+import ServiceRuntime
+import SocketHandlerService
+import StackTesting
+import Synchronization
+import Testing
+
+/// A real websocket client that records every text frame it receives.
+final class ChatClient: Sendable {
+    private let received = Mutex<[String]>([])
+    private let writer = Mutex<WebSocketOutboundWriter?>(nil)
+    let url: String
+    let headers: HTTPFields
+
+    init(port: Int, session: Session) {
+        url = "ws://127.0.0.1:\(port)/ws/chat"
+        headers = session.bearer
+    }
+
+    let failure = Mutex<String?>(nil)
+
+    func run() async throws {
+        do {
+            try await connect()
+        } catch {
+            failure.withLock { $0 = String(reflecting: error) }
+            throw error
+        }
+    }
+
+    private func connect() async throws {
+        try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 20, additionalHeaders: headers), logger: TestStack.logger) { inbound, outbound, _ in
+            self.writer.withLock { $0 = outbound }
+            for try await message in inbound.messages(maxSize: 1 << 20) {
+                if case .text(let text) = message { self.received.withLock { $0.append(text) } }
+            }
+        }
+    }
+
+    var isConnected: Bool { writer.withLock { $0 != nil } }
+
+    func send(_ text: String) async throws {
+        guard let writer = writer.withLock({ $0 }) else { throw HarnessError(message: "not connected") }
+        try await writer.writeTextMessage(text)
+    }
+
+    func close() async {
+        try? await writer.withLock({ $0 })?.close(.normalClosure, reason: nil)
+    }
+
+    /// Received frames as JSON objects, optionally of one type.
+    func frames(_ type: String? = nil) -> [[String: Any]] {
+        received.withLock { $0 }.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { type == nil || $0["type"] as? String == type }
+    }
+}
+
+@Suite("socket-handler: live chat over real websockets across two instances")
+struct ChatSocketTests {
+    func socketApplication(_ harness: ServiceHarness, instance: String) async throws -> some ApplicationProtocol {
+        let dependencies = SocketHandlerService.Dependencies(
+            redis: RedisClient(configuration: TestStack.redis()),
+            amqp: TestStack.amqp(),
+            // The test client always sends `Origin: <scheme>://<host>`; a present Origin must be allowed.
+            http: HTTPConfiguration(port: 0, allowedOrigins: HTTPConfiguration.localOrigins + ["ws://127.0.0.1"]),
+            tokenVerifier: try await harness.verifier(),
+            logger: harness.logger
+        )
+        var configuration = SocketHandlerService.Configuration(instanceId: "\(harness.namespace)-\(instance)")
+        configuration.namespace = "\(harness.namespace)_socket"
+        let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
+        let work = SocketHandlerService.build(dependencies: dependencies, configuration: configuration, router: router)
+        return Application(
+            router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: SocketHandlerService.webSocketConfiguration),
+            services: work, logger: harness.logger
+        )
+    }
+
+    @Test("1:1 across two instances: ack after storage, message to the other side, idempotent resend, bad frames answered, non-members refused")
+    func chatAcrossInstances() async throws {
+        let harness = ServiceHarness()
+        let one = try await socketApplication(harness, instance: "one")
+        let two = try await socketApplication(harness, instance: "two")
+        try await harness.runChat { auth, messages in
+            let alice = try await signUp(auth, username: TestStack.uniqueName("wa"))
+            let bob = try await signUp(auth, username: TestStack.uniqueName("wb"))
+            let mallory = try await signUp(auth, username: TestStack.uniqueName("wm"))
+            var conversationId = ""
+            #expect(await eventually(timeout: .seconds(5)) {
+                let response = try? await messages.execute(uri: "/api/conversations", method: .post, headers: alice.bearer.merging(jsonHeaders),
+                                                          body: ByteBuffer(string: #"{"type": "direct", "userId": "\#(bob.userId)"}"#)) { $0 }
+                conversationId = (response.map { json($0)["conversation"] as? [String: Any] } ?? nil)?["id"] as? String ?? ""
+                return !conversationId.isEmpty
+            })
+            let id = conversationId
+
+            try await one.test(.live) { first in
+                try await two.test(.live) { second in
+                    // No token, no socket.
+                    await #expect(throws: (any Error).self) {
+                        try await WebSocketClient.connect(url: "ws://127.0.0.1:\(first.port!)/ws/chat", logger: TestStack.logger) { _, _, _ in }
+                    }
+                    let aliceClient = ChatClient(port: first.port!, session: alice)
+                    let bobClient = ChatClient(port: second.port!, session: bob)
+                    let malloryClient = ChatClient(port: second.port!, session: mallory)
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for client in [aliceClient, bobClient, malloryClient] { group.addTask { try await client.run() } }
+                        #expect(await eventually { aliceClient.isConnected && bobClient.isConnected && malloryClient.isConnected },
+                                "\([aliceClient, bobClient, malloryClient].map { $0.failure.withLock { $0 } ?? "ok" })")
+
+                        try await aliceClient.send(#"{"type": "send", "clientMsgId": "a-1", "conversationId": "\#(id)", "body": "hi bob"}"#)
+                        #expect(await eventually(timeout: .seconds(10)) { aliceClient.frames("ack").count == 1 && bobClient.frames("message").count == 1 })
+                        let ack = try #require(aliceClient.frames("ack").first)
+                        let stored = try #require(ack["message"] as? [String: Any])
+                        #expect(ack["clientMsgId"] as? String == "a-1")
+                        #expect(stored["seq"] as? Int == 1)
+                        #expect(stored["senderId"] as? String == alice.userId)  // the sender is the token's user
+                        let delivered = try #require(bobClient.frames("message").first?["message"] as? [String: Any])
+                        #expect(delivered["id"] as? String == stored["id"] as? String)
+                        #expect(delivered["body"] as? String == "hi bob")
+
+                        // The same clientMsgId again: the same message, acked again, stored once.
+                        try await aliceClient.send(#"{"type": "send", "clientMsgId": "a-1", "conversationId": "\#(id)", "body": "hi bob"}"#)
+                        #expect(await eventually(timeout: .seconds(10)) { aliceClient.frames("ack").count == 2 })
+                        #expect((aliceClient.frames("ack").last?["message"] as? [String: Any])?["id"] as? String == stored["id"] as? String)
+
+                        // Bad frames get an error frame and the socket stays open.
+                        for bad in ["not json", #"{"type": "dance"}"#, #"{"type": "send", "clientMsgId": 5}"#,
+                                    #"{"type": "send", "clientMsgId": "b", "conversationId": "\#(id)", "body": ""}"#] {
+                            try await bobClient.send(bad)
+                        }
+                        #expect(await eventually { bobClient.frames("error").count == 4 })
+                        #expect(Set(bobClient.frames("error").compactMap { $0["code"] as? String }) == ["invalid_frame", "unknown_type"])
+                        try await bobClient.send(#"{"type": "send", "clientMsgId": "b-1", "conversationId": "\#(id)", "body": "hey alice"}"#)
+                        #expect(await eventually(timeout: .seconds(10)) { bobClient.frames("ack").count == 1 && aliceClient.frames("message").count == 1 })
+
+                        // A non-member's send is not stored and reaches no one.
+                        try await malloryClient.send(#"{"type": "send", "clientMsgId": "m-1", "conversationId": "\#(id)", "body": "let me in"}"#)
+                        try await Task.sleep(for: .milliseconds(500))
+                        #expect(malloryClient.frames("ack").isEmpty)
+                        #expect(aliceClient.frames("message").count == 1)
+                        let history = try await messages.execute(uri: "/api/conversations/\(id)/messages", method: .get, headers: alice.bearer) { json($0)["messages"] as? [[String: Any]] ?? [] }
+                        #expect(history.compactMap { $0["seq"] as? Int } == [1, 2])
+
+                        for client in [aliceClient, bobClient, malloryClient] { await client.close() }
+                        group.cancelAll()
+                    }
+                }
+            }
+        }
+        let queues = ["\(harness.namespace)_socket.message-events"]
+        try? await EventBusAdmin.deleteQueues(queues + queues.map { "\($0).dead" }, configuration: TestStack.amqp())
+    }
+}
