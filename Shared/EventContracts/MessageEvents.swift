@@ -182,3 +182,39 @@ public struct LiveAck: Codable, Sendable, Equatable {
         self.frame = frame
     }
 }
+
+/// socket-handler → messages: a member's delivered/read markers moved (up-to markers; messages
+/// keeps them moving forward only and announces `receipt.updated`).
+public struct ReceiptMarked: EventPayload, Equatable {
+    public static let eventType = "receipt.marked"
+    public static let exchange = EventExchange.messageEvents
+    public var conversationId: String
+    public var userId: String
+    public var deliveredSeq: Int64?
+    public var readSeq: Int64?
+
+    public init(conversationId: String, userId: String, deliveredSeq: Int64?, readSeq: Int64?) {
+        self.conversationId = conversationId
+        self.userId = userId
+        self.deliveredSeq = deliveredSeq
+        self.readSeq = readSeq
+    }
+}
+
+/// messages → the sender's socket-handler instance (direct exchange, routing key = instance id):
+/// a send was refused (not a member), so the client gets an error instead of waiting for an ack.
+public struct MessageRejected: EventPayload, Equatable {
+    public static let eventType = "message.rejected"
+    public static let exchange = EventExchange.instanceDelivery
+    public var senderId: String
+    public var clientMsgId: String
+    public var conversationId: String
+    public var reason: String
+
+    public init(senderId: String, clientMsgId: String, conversationId: String, reason: String) {
+        self.senderId = senderId
+        self.clientMsgId = clientMsgId
+        self.conversationId = conversationId
+        self.reason = reason
+    }
+}

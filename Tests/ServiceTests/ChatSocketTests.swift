@@ -29,6 +29,7 @@ final class ChatClient: Sendable {
     let failure = Mutex<String?>(nil)
 
     func run() async throws {
+        defer { ended.store(true, ordering: .relaxed) }
         do {
             try await connect()
         } catch {
@@ -47,6 +48,10 @@ final class ChatClient: Sendable {
     }
 
     var isConnected: Bool { writer.withLock { $0 != nil } }
+
+    /// Set when the server closed the socket (or it failed).
+    private let ended = Atomic<Bool>(false)
+    var hasEnded: Bool { ended.load(ordering: .relaxed) }
 
     func send(_ text: String) async throws {
         guard let writer = writer.withLock({ $0 }) else { throw HarnessError(message: "not connected") }
@@ -152,6 +157,98 @@ struct ChatSocketTests {
                         #expect(history.compactMap { $0["seq"] as? Int } == [1, 2])
 
                         for client in [aliceClient, bobClient, malloryClient] { await client.close() }
+                        group.cancelAll()
+                    }
+                }
+            }
+        }
+        let queues = ["\(harness.namespace)_socket.message-events"]
+        try? await EventBusAdmin.deleteQueues(queues + queues.map { "\($0).dead" }, configuration: TestStack.amqp())
+    }
+
+    @Test("groups: conversation frames, read receipts to the sender, typing to the others (not stored), outsiders refused, removed members hear nothing more, signout closes the socket")
+    func groupChat() async throws {
+        let harness = ServiceHarness()
+        let one = try await socketApplication(harness, instance: "one")
+        let two = try await socketApplication(harness, instance: "two")
+        try await harness.runChat { auth, messages in
+            let alice = try await signUp(auth, username: TestStack.uniqueName("ga"))
+            let bob = try await signUp(auth, username: TestStack.uniqueName("gb"))
+            let carol = try await signUp(auth, username: TestStack.uniqueName("gc"))
+            let mallory = try await signUp(auth, username: TestStack.uniqueName("gm"))
+            try await one.test(.live) { first in
+                try await two.test(.live) { second in
+                    let clients = [
+                        ChatClient(port: first.port!, session: alice), ChatClient(port: second.port!, session: bob),
+                        ChatClient(port: first.port!, session: carol), ChatClient(port: second.port!, session: mallory),
+                    ]
+                    let (aliceClient, bobClient, carolClient, malloryClient) = (clients[0], clients[1], clients[2], clients[3])
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for client in clients { group.addTask { try? await client.run() } }
+                        #expect(await eventually { clients.allSatisfy(\.isConnected) })
+
+                        var groupId = ""
+                        #expect(await eventually(timeout: .seconds(5)) {
+                            let response = try? await messages.execute(
+                                uri: "/api/conversations", method: .post, headers: alice.bearer.merging(jsonHeaders),
+                                body: ByteBuffer(string: #"{"type": "group", "name": "Trio", "memberIds": ["\#(bob.userId)", "\#(carol.userId)"]}"#)
+                            ) { $0 }
+                            groupId = (response.map { json($0)["conversation"] as? [String: Any] } ?? nil)?["id"] as? String ?? ""
+                            return !groupId.isEmpty
+                        })
+                        let id = groupId
+                        #expect(await eventually(timeout: .seconds(10)) {
+                            [aliceClient, bobClient, carolClient].allSatisfy { $0.frames("conversation").contains { $0["event"] as? String == "created" } }
+                        })
+                        #expect(malloryClient.frames("conversation").isEmpty)
+
+                        try await aliceClient.send(#"{"type": "send", "clientMsgId": "g-1", "conversationId": "\#(id)", "body": "hello group"}"#)
+                        #expect(await eventually(timeout: .seconds(10)) { bobClient.frames("message").count == 1 && carolClient.frames("message").count == 1 })
+
+                        // Bob read it: Alice (and Carol) get the receipt; the marker only moves forward.
+                        try await bobClient.send(#"{"type": "read", "conversationId": "\#(id)", "seq": 1}"#)
+                        #expect(await eventually(timeout: .seconds(10)) { !aliceClient.frames("receipt").isEmpty })
+                        let receipt = try #require(aliceClient.frames("receipt").first)
+                        #expect(receipt["userId"] as? String == bob.userId && receipt["readSeq"] as? Int == 1 && receipt["deliveredSeq"] as? Int == 1)
+                        try await bobClient.send(#"{"type": "read", "conversationId": "\#(id)", "seq": 0}"#)
+                        try await bobClient.send(#"{"type": "delivered", "conversationId": "\#(id)", "seq": 99}"#)  // clamped to lastSeq: no change
+                        let bobMember = try await messages.execute(uri: "/api/conversations/\(id)", method: .get, headers: bob.bearer) { response in
+                            ((json(response)["conversation"] as? [String: Any])?["members"] as? [[String: Any]] ?? []).first { $0["userId"] as? String == bob.userId }
+                        }
+                        #expect(bobMember?["readSeq"] as? Int == 1)
+
+                        // Typing reaches the others only, and is not stored.
+                        try await bobClient.send(#"{"type": "typing", "conversationId": "\#(id)", "typing": true}"#)
+                        #expect(await eventually(timeout: .seconds(10)) { aliceClient.frames("typing").count == 1 && carolClient.frames("typing").count == 1 })
+                        #expect(bobClient.frames("typing").isEmpty)
+                        #expect(aliceClient.frames("typing").first?["userId"] as? String == bob.userId)
+
+                        // Mallory is not a member: typing and sending are refused, and she sees nothing.
+                        try await malloryClient.send(#"{"type": "typing", "conversationId": "\#(id)", "typing": true}"#)
+                        try await malloryClient.send(#"{"type": "send", "clientMsgId": "m-1", "conversationId": "\#(id)", "body": "hi?"}"#)
+                        #expect(await eventually(timeout: .seconds(10)) {
+                            malloryClient.frames("error").filter { $0["code"] as? String == "not_found" }.count == 2
+                        })
+                        #expect(malloryClient.frames("error").contains { $0["clientMsgId"] as? String == "m-1" })
+                        #expect(malloryClient.frames("message").isEmpty && malloryClient.frames("typing").isEmpty && malloryClient.frames("receipt").isEmpty)
+
+                        // Carol is removed: she hears of it, then nothing more.
+                        #expect(try await messages.execute(uri: "/api/conversations/\(id)/members/\(carol.userId)", method: .delete, headers: alice.bearer) { $0.status } == .noContent)
+                        #expect(await eventually(timeout: .seconds(10)) { carolClient.frames("conversation").contains { $0["event"] as? String == "member_removed" } })
+                        try await aliceClient.send(#"{"type": "send", "clientMsgId": "g-2", "conversationId": "\#(id)", "body": "carol is gone"}"#)
+                        #expect(await eventually(timeout: .seconds(10)) { bobClient.frames("message").count == 2 })
+                        try await Task.sleep(for: .milliseconds(300))
+                        #expect(carolClient.frames("message").count == 1)
+
+                        let history = try await messages.execute(uri: "/api/conversations/\(id)/messages", method: .get, headers: alice.bearer) { json($0)["messages"] as? [[String: Any]] ?? [] }
+                        #expect(history.compactMap { $0["body"] as? String } == ["hello group", "carol is gone"])
+
+                        // Bob signs out: his socket (that session's) is closed by the server.
+                        try await auth.execute(uri: "/api/auth/signout", method: .post, headers: bob.bearer) { #expect($0.status == .noContent) }
+                        #expect(await eventually(timeout: .seconds(10)) { bobClient.hasEnded })
+                        #expect(!aliceClient.hasEnded)
+
+                        for client in clients { await client.close() }
                         group.cancelAll()
                     }
                 }

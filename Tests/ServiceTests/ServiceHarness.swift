@@ -110,7 +110,7 @@ struct ServiceHarness: Sendable {
             try await client.query("DROP SCHEMA IF EXISTS \(unescaped: usersSchema.rawValue) CASCADE")
             try await client.query("DROP SCHEMA IF EXISTS \(unescaped: messagesSchema.rawValue) CASCADE")
         }
-        let queues = ["\(namespace)_auth.user-events", "\(namespace)_users.user-events", "\(namespace)_messages.user-events", "\(namespace)_messages.message-sent"]
+        let queues = ["\(namespace)_auth.user-events", "\(namespace)_users.user-events", "\(namespace)_messages.user-events", "\(namespace)_messages.message-sent", "\(namespace)_messages.receipts"]
         try? await EventBusAdmin.deleteQueues(queues + queues.map { "\($0).dead" }, configuration: TestStack.amqp())
     }
 }

@@ -9,7 +9,7 @@ enum MessagesConsumers {
     /// `message.sent`, stored in batches: every delivery that has arrived (up to the batch size)
     /// is stored in one transaction, one commit and one fsync for the lot (group commit). Sends are
     /// idempotent on (sender, clientMsgId), so a redelivered batch stores nothing twice.
-    static func sentMessages(dependencies: ServiceDependencies, store: MessagesStore) -> EventConsumer {
+    static func sentMessages(dependencies: ServiceDependencies, store: MessagesStore, publisher: EventPublisher) -> EventConsumer {
         let queue = "\(dependencies.namespace).message-sent"
         let topology = Topology.consumer(queue: queue, bindings: [QueueBinding(.messageEvents, MessageSent.eventType)])
         let logger = dependencies.logger
@@ -36,13 +36,50 @@ enum MessagesConsumers {
                     try await MessageSending.store(sends.map(\.send), store: store, outbox: dependencies.outbox, on: connection, logger: logger)
                 }
                 for (send, result) in zip(sends, results) where result == .notMember {
-                    logger.info("refused a send from a non-member", metadata: ["sender": "\(send.send.senderId)", "conversation": "\(send.send.conversationId)"])
+                    await reject(send.send, publisher: publisher, logger: logger)
                 }
             } catch {
                 logger.warning("storing a batch failed, it will be redelivered", metadata: ["error": "\(String(reflecting: error))"])
                 for (index, _) in sends { outcomes[index] = .retry }
             }
             return outcomes
+        }
+    }
+
+    /// Tells the sender's instance that a send was refused. Best effort, not through the outbox:
+    /// the error is only useful to a connection that is still waiting, and one that misses it
+    /// retries and is refused again.
+    private static func reject(_ send: MessageSent, publisher: EventPublisher, logger: Logger) async {
+        logger.info("refused a send from a non-member", metadata: ["sender": "\(send.senderId)", "conversation": "\(send.conversationId)"])
+        guard !send.instanceId.isEmpty else { return }
+        let rejected = MessageRejected(senderId: send.senderId, clientMsgId: send.clientMsgId, conversationId: send.conversationId, reason: "not_found")
+        do {
+            var message = try OutgoingMessage(EventEnvelope(producer: MessagesRoutes.producer, payload: rejected))
+            message.routingKey = send.instanceId
+            _ = try await publisher.publish([message])
+        } catch {
+            logger.debug("could not tell the sender's instance about a refused send", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// `receipt.marked`: markers move forward only; a change is announced as `receipt.updated`.
+    static func receipts(dependencies: ServiceDependencies, store: MessagesStore) -> EventConsumer {
+        let queue = "\(dependencies.namespace).receipts"
+        let topology = Topology.consumer(queue: queue, bindings: [QueueBinding(.messageEvents, ReceiptMarked.eventType)])
+        let logger = dependencies.logger
+        return EventConsumer(configuration: dependencies.amqp, topology: topology, queue: queue, prefetch: 128, logger: logger) { delivery in
+            guard let marked = try delivery.event().decode(ReceiptMarked.self)?.payload else { return }
+            // Markers are idempotent by nature (forward only): a redelivery changes nothing.
+            try await dependencies.transaction { connection in
+                guard let markers = try await store.advanceMarkers(
+                    of: marked.userId, in: marked.conversationId, delivered: marked.deliveredSeq, read: marked.readSeq, on: connection
+                ), markers.changed else { return }
+                let updated = ReceiptUpdated(
+                    conversationId: marked.conversationId, userId: marked.userId, deliveredSeq: markers.delivered, readSeq: markers.read,
+                    memberIds: try await store.memberIds(of: marked.conversationId, on: connection)
+                )
+                try await dependencies.outbox.enqueue(EventEnvelope(producer: MessagesRoutes.producer, payload: updated), on: connection, logger: logger)
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+import EventBus
 import Foundation
 import Hummingbird
 import PostgresSupport
@@ -25,9 +26,11 @@ public enum MessagesService {
         let store = MessagesStore(schema: dependencies.schema, logger: dependencies.logger)
         try router.addOpenAPIDocument(at: "/api/conversations/openapi.yaml", bundle: .module)
         MessagesRoutes(dependencies: dependencies, store: store).add(to: router)
+        let publisher = EventPublisher(configuration: dependencies.amqp, logger: dependencies.logger)
         return [
             MessagesConsumers.userEvents(dependencies: dependencies, store: store),
-            MessagesConsumers.sentMessages(dependencies: dependencies, store: store),
+            MessagesConsumers.sentMessages(dependencies: dependencies, store: store, publisher: publisher),
+            MessagesConsumers.receipts(dependencies: dependencies, store: store),
         ]
     }
 }

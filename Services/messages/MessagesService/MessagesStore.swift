@@ -343,4 +343,34 @@ struct MessagesStore: Sendable {
         }
         return records
     }
+
+    /// Moves a member's markers forward only, never past the last seq (read implies delivered);
+    /// nil when not a member. `changed` is false when neither marker moved.
+    func advanceMarkers(
+        of userId: String, in conversationId: String, delivered: Int64?, read: Int64?, on connection: PostgresConnection
+    ) async throws -> (delivered: Int64, read: Int64, changed: Bool)? {
+        let rows = try await connection.query(
+            """
+            SELECT m.delivered_seq, m.read_seq, c.last_seq
+            FROM \(unescaped: schema).members m JOIN \(unescaped: schema).conversations c ON c.id = m.conversation_id
+            WHERE m.conversation_id = \(conversationId) AND m.user_id = \(userId)
+            FOR UPDATE OF m
+            """,
+            logger: logger
+        )
+        for try await (oldDelivered, oldRead, lastSeq) in rows.decode((Int64, Int64, Int64).self) {
+            let newRead = max(oldRead, min(read ?? 0, lastSeq))
+            let newDelivered = max(oldDelivered, min(max(delivered ?? 0, newRead), lastSeq))
+            guard newRead != oldRead || newDelivered != oldDelivered else { return (oldDelivered, oldRead, false) }
+            try await connection.query(
+                """
+                UPDATE \(unescaped: schema).members SET delivered_seq = \(newDelivered), read_seq = \(newRead)
+                WHERE conversation_id = \(conversationId) AND user_id = \(userId)
+                """,
+                logger: logger
+            )
+            return (newDelivered, newRead, true)
+        }
+        return nil
+    }
 }

@@ -100,13 +100,14 @@ final class ConnectionRegistry: Sendable {
     }
 
     /// Delivers a live frame to the recipients here. The connection that sent an acknowledged
-    /// message gets the `ack`; every other connection of the recipients gets the frame.
+    /// message gets the `ack`; every other connection of the recipients gets the frame (none when
+    /// it is empty: a reply meant only for the sending connection).
     func deliver(_ delivery: LiveDeliveryFrames) {
         for userId in delivery.recipients {
             for connection in connections(of: userId) {
                 if let ack = delivery.ack, ack.senderId == userId, connection.takeAck(ack.clientMsgId) {
                     connection.send(ack.frame)
-                } else {
+                } else if !delivery.frame.isEmpty {
                     connection.send(delivery.frame)
                 }
             }

@@ -25,6 +25,27 @@ enum OutboundFrame {
         let message: MessageRecord
     }
 
+    struct Receipt: Encodable {
+        let type = "receipt"
+        let conversationId: String
+        let userId: String
+        let deliveredSeq: Int64
+        let readSeq: Int64
+    }
+
+    struct Typing: Encodable {
+        let type = "typing"
+        let conversationId: String
+        let userId: String
+        let typing: Bool
+    }
+
+    struct Conversation: Encodable {
+        let type = "conversation"
+        let event: String
+        let conversation: ConversationSnapshot
+    }
+
     struct Error: Encodable {
         let type = "error"
         let code: String

@@ -27,6 +27,8 @@ struct ChatSocket: Sendable {
     let originPolicy: OriginPolicy
     let connections: ConnectionRegistry
     let presence: PresenceRegistry
+    let membership: MembershipCache
+    let router: LiveRouter
     let publisher: EventPublisher
     let instanceId: String
     let limits: ChatSocketLimits
@@ -116,6 +118,10 @@ struct ChatSocket: Sendable {
         switch frame.type {
         case "send":
             await send(frame, from: connection, identity: identity)
+        case "delivered", "read":
+            await mark(frame, from: connection, identity: identity)
+        case "typing":
+            await typing(frame, from: connection, identity: identity)
         default:
             connection.send(OutboundFrame.error("unknown_type", "Unknown frame type.", clientMsgId: frame.clientMsgId))
         }
@@ -144,6 +150,43 @@ struct ChatSocket: Sendable {
             logger.warning("could not hand a send to the broker", metadata: ["error": "\(error)"])
             connection.send(OutboundFrame.error("send_failed", "The message was not accepted; send it again.", clientMsgId: clientMsgId))
         }
+    }
+}
+
+extension ChatSocket {
+    /// `delivered` / `read` up-to markers, recorded by messages (which checks membership and keeps
+    /// them moving forward only).
+    fileprivate func mark(_ frame: InboundFrame, from connection: ChatConnection, identity: Identity) async {
+        guard let conversationId = frame.conversationId, !conversationId.isEmpty, conversationId.count <= 64,
+              let seq = frame.seq, seq >= 0
+        else {
+            connection.send(OutboundFrame.error("invalid_frame", "\(frame.type) needs conversationId and a seq of 0 or more."))
+            return
+        }
+        let marked = ReceiptMarked(
+            conversationId: conversationId, userId: identity.userId,
+            deliveredSeq: frame.type == "delivered" ? seq : nil, readSeq: frame.type == "read" ? seq : nil
+        )
+        do {
+            try await publisher.publish(EventEnvelope(producer: "socket-handler", payload: marked))
+        } catch {
+            connection.send(OutboundFrame.error("send_failed", "The receipt was not accepted; send it again."))
+        }
+    }
+
+    /// Typing goes to the other members' connections and is not stored. Only members may type.
+    fileprivate func typing(_ frame: InboundFrame, from connection: ChatConnection, identity: Identity) async {
+        guard let conversationId = frame.conversationId, !conversationId.isEmpty, conversationId.count <= 64, let isTyping = frame.typing else {
+            connection.send(OutboundFrame.error("invalid_frame", "typing needs conversationId and a boolean typing."))
+            return
+        }
+        let members = try? await membership.members(of: conversationId)
+        guard let members, members.contains(identity.userId) else {
+            connection.send(OutboundFrame.error("not_found", "No such conversation, or you are not a member."))
+            return
+        }
+        let typing = OutboundFrame.encode(OutboundFrame.Typing(conversationId: conversationId, userId: identity.userId, typing: isTyping))
+        try? await router.route(frame: typing, to: members.filter { $0 != identity.userId }, ack: nil)
     }
 }
 

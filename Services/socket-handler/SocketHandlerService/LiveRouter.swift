@@ -5,8 +5,45 @@ import Logging
 /// Sends frames to the instances where their recipients are connected, and nowhere else.
 struct LiveRouter: Sendable {
     let presence: PresenceRegistry
+    let membership: MembershipCache
     let publisher: EventPublisher
     let logger: Logger
+
+    /// Routes what the shared consumer receives; every event with a member list refreshes the cache.
+    func route(_ event: ReceivedEvent) async throws {
+        if let stored = try event.decode(MessageStored.self)?.payload {
+            await remember(stored.message.conversationId, stored.memberIds)
+            try await route(stored)
+        } else if let receipt = try event.decode(ReceiptUpdated.self)?.payload {
+            await remember(receipt.conversationId, receipt.memberIds)
+            let frame = OutboundFrame.encode(OutboundFrame.Receipt(
+                conversationId: receipt.conversationId, userId: receipt.userId, deliveredSeq: receipt.deliveredSeq, readSeq: receipt.readSeq
+            ))
+            try await route(frame: frame, to: receipt.memberIds.filter { $0 != receipt.userId }, ack: nil)
+        } else if let created = try event.decode(ConversationCreated.self)?.payload {
+            try await announce("created", created.conversation)
+        } else if let added = try event.decode(ConversationMemberAdded.self)?.payload {
+            try await announce("member_added", added.conversation)
+        } else if let removed = try event.decode(ConversationMemberRemoved.self)?.payload {
+            // The removed member hears of the removal, and of nothing after it.
+            try await announce("member_removed", removed.conversation, alsoTo: [removed.userId])
+        } else if let renamed = try event.decode(ConversationRenamed.self)?.payload {
+            try await announce("renamed", renamed.conversation)
+        }
+    }
+
+    private func announce(_ kind: String, _ conversation: ConversationSnapshot, alsoTo extra: [String] = []) async throws {
+        let members = conversation.members.map(\.userId)
+        await remember(conversation.id, members)
+        let frame = OutboundFrame.encode(OutboundFrame.Conversation(event: kind, conversation: conversation))
+        try await route(frame: frame, to: Array(Set(members + extra)), ack: nil)
+    }
+
+    private func remember(_ conversationId: String, _ memberIds: [String]) async {
+        do { try await membership.replace(conversationId, with: memberIds) } catch {
+            logger.debug("membership cache unavailable", metadata: ["error": "\(error)"])
+        }
+    }
 
     /// A stored message: `message` to every member's connections, `ack` to the connection that sent it.
     func route(_ stored: MessageStored) async throws {
@@ -49,11 +86,13 @@ enum SocketConsumers {
     /// Shared by all instances (competing consumers): each stored message is routed once.
     static func messageEvents(configuration: AMQPConfiguration, namespace: String, router: LiveRouter, logger: Logger) -> EventConsumer {
         let queue = "\(namespace).message-events"
-        let topology = Topology.consumer(queue: queue, bindings: [QueueBinding(.messageEvents, MessageStored.eventType)])
+        let bindings = [
+            MessageStored.eventType, ReceiptUpdated.eventType, ConversationCreated.eventType, ConversationMemberAdded.eventType,
+            ConversationMemberRemoved.eventType, ConversationRenamed.eventType,
+        ].map { QueueBinding(.messageEvents, $0) }
+        let topology = Topology.consumer(queue: queue, bindings: bindings)
         return EventConsumer(configuration: configuration, topology: topology, queue: queue, prefetch: 256, logger: logger) { delivery in
-            if let stored = try delivery.event().decode(MessageStored.self)?.payload {
-                try await router.route(stored)
-            }
+            try await router.route(try delivery.event())
         }
     }
 
@@ -71,6 +110,9 @@ enum SocketConsumers {
                     recipients: live.recipients, frame: live.frame,
                     ack: live.ack.map { ($0.senderId, $0.clientMsgId, $0.frame) }
                 ))
+            } else if let rejected = try event.decode(MessageRejected.self)?.payload {
+                let error = OutboundFrame.error("not_found", "No such conversation, or you are not a member.", clientMsgId: rejected.clientMsgId)
+                connections.deliver(LiveDeliveryFrames(recipients: [rejected.senderId], frame: "", ack: (rejected.senderId, rejected.clientMsgId, error)))
             } else if let signedOut = try event.decode(UserSignedOut.self)?.payload {
                 connections.close(sessionId: signedOut.sessionId, of: signedOut.userId, reason: "signed out")
             }

@@ -76,11 +76,13 @@ public enum SocketHandlerService {
             redis: dependencies.redis, namespace: configuration.namespace, instanceId: configuration.instanceId, ttl: configuration.presenceTTL
         )
         let publisher = EventPublisher(configuration: dependencies.amqp, logger: logger)
+        let membership = MembershipCache(redis: dependencies.redis, namespace: configuration.namespace)
+        let liveRouter = LiveRouter(presence: presence, membership: membership, publisher: publisher, logger: logger)
         ChatSocket(
             verifier: dependencies.tokenVerifier, originPolicy: dependencies.http.originPolicy, connections: connections,
-            presence: presence, publisher: publisher, instanceId: configuration.instanceId, limits: configuration.limits, logger: logger
+            presence: presence, membership: membership, router: liveRouter, publisher: publisher,
+            instanceId: configuration.instanceId, limits: configuration.limits, logger: logger
         ).add(to: router)
-        let liveRouter = LiveRouter(presence: presence, publisher: publisher, logger: logger)
         return [
             SocketConsumers.instance(
                 configuration: dependencies.amqp, namespace: configuration.namespace, instanceId: configuration.instanceId,
