@@ -22,14 +22,14 @@ static inline amqp_rpc_reply_t swiftchat_amqp_login_plain(amqp_connection_state_
 
 /// Declares a durable queue. `quorum` adds x-queue-type=quorum; a positive `delivery_limit` adds
 /// x-delivery-limit; a non-empty `dead_letter_exchange` adds x-dead-letter-exchange (and the
-/// routing key, when non-empty); `transient` makes a classic exclusive auto-delete queue. Returns 0 on success; the RPC reply tells why otherwise.
+/// routing key, when non-empty); `transient` makes a classic exclusive auto-delete queue; `single_active_consumer` lets one consumer at a time receive (order is kept, another takes over when it goes). Returns 0 on success; the RPC reply tells why otherwise.
 static inline int swiftchat_amqp_declare_queue(amqp_connection_state_t state,
                                                amqp_channel_t channel, const char *name,
                                                int quorum, int64_t delivery_limit,
                                                const char *dead_letter_exchange,
                                                const char *dead_letter_routing_key,
-                                               int transient) {
-    amqp_table_entry_t entries[4];
+                                               int transient, int single_active_consumer) {
+    amqp_table_entry_t entries[5];
     int count = 0;
     if (quorum) {
         entries[count].key = amqp_cstring_bytes("x-queue-type");
@@ -54,6 +54,12 @@ static inline int swiftchat_amqp_declare_queue(amqp_connection_state_t state,
             entries[count].value.value.bytes = amqp_cstring_bytes(dead_letter_routing_key);
             count++;
         }
+    }
+    if (single_active_consumer) {
+        entries[count].key = amqp_cstring_bytes("x-single-active-consumer");
+        entries[count].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+        entries[count].value.value.boolean = 1;
+        count++;
     }
     amqp_table_t arguments;
     arguments.num_entries = count;

@@ -100,7 +100,8 @@ actor AMQPConnection {
         for queue in topology.queues {
             _ = swiftchat_amqp_declare_queue(
                 connection, channel, queue.name, queue.quorum ? 1 : 0, Int64(queue.deliveryLimit),
-                queue.deadLetterExchange ?? "", queue.deadLetterRoutingKey ?? "", queue.transient ? 1 : 0
+                queue.deadLetterExchange ?? "", queue.deadLetterRoutingKey ?? "", queue.transient ? 1 : 0,
+                queue.singleActiveConsumer ? 1 : 0
             )
             try checkReply("queue.declare \(queue.name)")
             for binding in queue.bindings {

@@ -19,6 +19,7 @@ public final class EventConsumer: Service {
     private let batchSize: Int
     private let logger: Logger
     private let handler: BatchHandler
+    private let onConsuming: (@Sendable () -> Void)?
     private let consumed: Counter
     private let retried: Counter
     private let deadLettered: Counter
@@ -31,8 +32,10 @@ public final class EventConsumer: Service {
         prefetch: Int = 128,
         batchSize: Int = 64,
         logger: Logger,
+        onConsuming: (@Sendable () -> Void)? = nil,
         handler: @escaping BatchHandler
     ) {
+        self.onConsuming = onConsuming
         self.configuration = configuration
         self.topology = topology
         self.queue = queue
@@ -54,9 +57,13 @@ public final class EventConsumer: Service {
         queue: String,
         prefetch: Int = 32,
         logger: Logger,
+        onConsuming: (@Sendable () -> Void)? = nil,
         handle: @escaping @Sendable (Delivery) async throws -> Void
     ) {
-        self.init(configuration: configuration, topology: topology, queue: queue, prefetch: prefetch, batchSize: 1, logger: logger) { deliveries in
+        self.init(
+            configuration: configuration, topology: topology, queue: queue, prefetch: prefetch, batchSize: 1, logger: logger,
+            onConsuming: onConsuming
+        ) { deliveries in
             var outcomes: [DeliveryOutcome] = []
             for delivery in deliveries {
                 do {
@@ -91,6 +98,7 @@ public final class EventConsumer: Service {
                 connectedBefore = true
                 backoff.reset()
                 logger.info("consuming", metadata: ["queue": "\(queue)"])
+                onConsuming?()
                 try await consume(on: connection)
             } catch {
                 logger.warning("consumer connection failed, reconnecting", metadata: ["queue": "\(queue)", "error": "\(error)"])

@@ -42,6 +42,8 @@ public struct QueueSpec: Sendable, Hashable {
     /// A classic queue that lives only as long as the connection that declared it (per-instance
     /// live delivery: nothing in it is worth keeping once its instance is gone).
     public var transient: Bool
+    /// Only one consumer at a time receives, in queue order; another takes over if it goes away.
+    public var singleActiveConsumer: Bool
 
     public init(
         name: String,
@@ -50,9 +52,11 @@ public struct QueueSpec: Sendable, Hashable {
         deliveryLimit: Int = 0,
         deadLetterExchange: String? = nil,
         deadLetterRoutingKey: String? = nil,
-        transient: Bool = false
+        transient: Bool = false,
+        singleActiveConsumer: Bool = false
     ) {
         self.transient = transient
+        self.singleActiveConsumer = singleActiveConsumer
         self.name = name
         self.bindings = bindings
         self.quorum = quorum
@@ -82,7 +86,8 @@ public struct Topology: Sendable {
     public static func consumer(
         queue: String,
         bindings: [QueueBinding],
-        deliveryLimit: Int = Topology.defaultDeliveryLimit
+        deliveryLimit: Int = Topology.defaultDeliveryLimit,
+        singleActiveConsumer: Bool = false
     ) -> Topology {
         let deadLetterKey = "\(queue).dead"
         let main = QueueSpec(
@@ -91,7 +96,8 @@ public struct Topology: Sendable {
             quorum: true,
             deliveryLimit: deliveryLimit,
             deadLetterExchange: EventExchange.deadLetters.rawValue,
-            deadLetterRoutingKey: deadLetterKey
+            deadLetterRoutingKey: deadLetterKey,
+            singleActiveConsumer: singleActiveConsumer
         )
         let dead = QueueSpec(
             name: deadLetterKey,

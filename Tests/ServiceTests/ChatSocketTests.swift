@@ -20,26 +20,35 @@ final class ChatClient: Sendable {
     private let writer = Mutex<WebSocketOutboundWriter?>(nil)
     let url: String
     let headers: HTTPFields
+    let maxFrameSize: Int
 
-    init(port: Int, session: Session) {
+    /// `maxFrameSize` is the client's own: larger text messages are sent fragmented.
+    init(port: Int, session: Session, maxFrameSize: Int = 1 << 20) {
         url = "ws://127.0.0.1:\(port)/ws/chat"
         headers = session.bearer
+        self.maxFrameSize = maxFrameSize
     }
 
     let failure = Mutex<String?>(nil)
 
+    /// Connects (retrying for a few seconds while the instance is still starting) and reads.
     func run() async throws {
         defer { ended.store(true, ordering: .relaxed) }
-        do {
-            try await connect()
-        } catch {
-            failure.withLock { $0 = String(reflecting: error) }
-            throw error
+        let deadline = ContinuousClock.now + .seconds(5)
+        while true {
+            do {
+                try await connect()
+                return
+            } catch {
+                failure.withLock { $0 = String(reflecting: error) }
+                if isConnected || ContinuousClock.now > deadline { throw error }
+                try await Task.sleep(for: .milliseconds(50))
+            }
         }
     }
 
     private func connect() async throws {
-        try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 1 << 20, additionalHeaders: headers), logger: TestStack.logger) { inbound, outbound, _ in
+        try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: maxFrameSize, additionalHeaders: headers), logger: TestStack.logger) { inbound, outbound, _ in
             self.writer.withLock { $0 = outbound }
             for try await message in inbound.messages(maxSize: 1 << 20) {
                 if case .text(let text) = message { self.received.withLock { $0.append(text) } }
@@ -69,9 +78,11 @@ final class ChatClient: Sendable {
     }
 }
 
-@Suite("socket-handler: live chat over real websockets across two instances")
+/// Serialized: every harness runs its own messages service, and all of them are bound to the same
+/// `message.sent` routing key, so two chat tests at once would refuse each other's sends.
+@Suite("socket-handler: live chat over real websockets across two instances", .serialized)
 struct ChatSocketTests {
-    func socketApplication(_ harness: ServiceHarness, instance: String) async throws -> some ApplicationProtocol {
+    func socketApplication(_ harness: ServiceHarness, instance: String, limits: ChatSocketLimits = ChatSocketLimits()) async throws -> some ApplicationProtocol {
         let dependencies = SocketHandlerService.Dependencies(
             redis: RedisClient(configuration: TestStack.redis()),
             amqp: TestStack.amqp(),
@@ -82,6 +93,7 @@ struct ChatSocketTests {
         )
         var configuration = SocketHandlerService.Configuration(instanceId: "\(harness.namespace)-\(instance)")
         configuration.namespace = "\(harness.namespace)_socket"
+        configuration.limits = limits
         let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
         let work = SocketHandlerService.build(dependencies: dependencies, configuration: configuration, router: router)
         return Application(
@@ -256,5 +268,98 @@ struct ChatSocketTests {
         }
         let queues = ["\(harness.namespace)_socket.message-events"]
         try? await EventBusAdmin.deleteQueues(queues + queues.map { "\($0).dead" }, configuration: TestStack.amqp())
+    }
+
+    @Test("ordering and catch-up: 1,000 rapid sends on one socket are stored seq 1…1000 in send order; an offline member gets exactly those by after=lastSeq")
+    func orderingAndCatchUp() async throws {
+        let harness = ServiceHarness()
+        var fast = ChatSocketLimits()
+        fast.framesPerSecond = 10_000
+        fast.burst = 2_000
+        fast.outboundBuffer = 4_096
+        let instance = try await socketApplication(harness, instance: "one", limits: fast)
+        try await harness.runChat { auth, messages in
+            let alice = try await signUp(auth, username: TestStack.uniqueName("oa"))
+            let bob = try await signUp(auth, username: TestStack.uniqueName("ob"))
+            var conversationId = ""
+            #expect(await eventually(timeout: .seconds(5)) {
+                let response = try? await messages.execute(uri: "/api/conversations", method: .post, headers: alice.bearer.merging(jsonHeaders),
+                                                          body: ByteBuffer(string: #"{"type": "direct", "userId": "\#(bob.userId)"}"#)) { $0 }
+                conversationId = (response.map { json($0)["conversation"] as? [String: Any] } ?? nil)?["id"] as? String ?? ""
+                return !conversationId.isEmpty
+            })
+            let id = conversationId
+            // Bob was here up to lastSeq 0, then goes offline (no socket) while Alice sends.
+            let bobLastSeq = 0
+            let total = 1_000
+            try await instance.test(.live) { server in
+                let aliceClient = ChatClient(port: server.port!, session: alice)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try? await aliceClient.run() }
+                    #expect(await eventually { aliceClient.isConnected })
+                    for index in 0..<total {
+                        try await aliceClient.send(#"{"type": "send", "clientMsgId": "o-\#(index)", "conversationId": "\#(id)", "body": "n\#(index)"}"#)
+                    }
+                    #expect(await eventually(timeout: .seconds(60), every: .milliseconds(100)) { aliceClient.frames("ack").count == total },
+                            "received: \(Dictionary(grouping: aliceClient.frames(), by: { $0["type"] as? String ?? "?" }).mapValues(\.count)), errors: \(Set(aliceClient.frames("error").compactMap { $0["code"] as? String }))")
+                    let acked = aliceClient.frames("ack").compactMap { ($0["message"] as? [String: Any])?["seq"] as? Int }
+                    #expect(Set(acked) == Set(1...total))
+                    await aliceClient.close()
+                    group.cancelAll()
+                }
+            }
+            var caughtUp: [[String: Any]] = []
+            var after = bobLastSeq
+            while true {
+                let page = try await messages.execute(uri: "/api/conversations/\(id)/messages?after=\(after)&limit=200", method: .get, headers: bob.bearer) {
+                    json($0)["messages"] as? [[String: Any]] ?? []
+                }
+                caughtUp += page
+                guard let last = page.last?["seq"] as? Int else { break }
+                after = last
+            }
+            #expect(caughtUp.compactMap { $0["seq"] as? Int } == Array(1...total))
+            #expect(caughtUp.compactMap { $0["clientMsgId"] as? String } == (0..<total).map { "o-\($0)" })
+        }
+    }
+
+    @Test("hostile input: floods are rate-limited without dropping the socket; oversize and fragmented oversize messages close it")
+    func hostileFrames() async throws {
+        let harness = ServiceHarness()
+        var tight = ChatSocketLimits()
+        tight.framesPerSecond = 5
+        tight.burst = 10
+        let instance = try await socketApplication(harness, instance: "tight", limits: tight)
+        try await harness.runChat { auth, _ in
+            let alice = try await signUp(auth, username: TestStack.uniqueName("ha"))
+            try await instance.test(.live) { server in
+                let flooder = ChatClient(port: server.port!, session: alice)
+                let bigFrame = ChatClient(port: server.port!, session: alice)
+                let fragments = ChatClient(port: server.port!, session: alice, maxFrameSize: 16 * 1024)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for client in [flooder, bigFrame, fragments] { group.addTask { try? await client.run() } }
+                    #expect(await eventually { flooder.isConnected && bigFrame.isConnected && fragments.isConnected })
+
+                    for _ in 0..<40 { try await flooder.send(#"{"type": "dance"}"#) }
+                    #expect(await eventually { flooder.frames("error").count >= 40 })
+                    let codes = flooder.frames("error").compactMap { $0["code"] as? String }
+                    #expect(codes.filter { $0 == "rate_limited" }.count >= 25)
+                    #expect(codes.filter { $0 == "unknown_type" }.count <= 15)
+                    try await Task.sleep(for: .seconds(1))
+                    try await flooder.send(#"{"type": "dance"}"#)  // tokens again: answered normally
+                    #expect(await eventually { flooder.frames("error").last?["code"] as? String == "unknown_type" })
+                    #expect(!flooder.hasEnded)
+
+                    let oversize = #"{"type": "send", "body": ""# + String(repeating: "x", count: 80 * 1024) + #""}"#
+                    try? await bigFrame.send(oversize)  // one 80 KiB frame
+                    try? await fragments.send(oversize)  // five 16 KiB fragments
+                    #expect(await eventually(timeout: .seconds(10)) { bigFrame.hasEnded && fragments.hasEnded })
+                    #expect(!flooder.hasEnded)
+
+                    await flooder.close()
+                    group.cancelAll()
+                }
+            }
+        }
     }
 }

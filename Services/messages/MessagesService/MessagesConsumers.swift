@@ -11,7 +11,9 @@ enum MessagesConsumers {
     /// idempotent on (sender, clientMsgId), so a redelivered batch stores nothing twice.
     static func sentMessages(dependencies: ServiceDependencies, store: MessagesStore, publisher: EventPublisher) -> EventConsumer {
         let queue = "\(dependencies.namespace).message-sent"
-        let topology = Topology.consumer(queue: queue, bindings: [QueueBinding(.messageEvents, MessageSent.eventType)])
+        // One active consumer at a time: with several messages replicas, a sender's messages are
+        // still stored in the order sent; another replica takes over if the active one dies.
+        let topology = Topology.consumer(queue: queue, bindings: [QueueBinding(.messageEvents, MessageSent.eventType)], singleActiveConsumer: true)
         let logger = dependencies.logger
         return EventConsumer(
             configuration: dependencies.amqp, topology: topology, queue: queue, prefetch: 512, batchSize: 256, logger: logger

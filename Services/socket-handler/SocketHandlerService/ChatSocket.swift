@@ -1,6 +1,7 @@
 import EventBus
 import EventContracts
 import Foundation
+import Synchronization
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
@@ -32,10 +33,14 @@ struct ChatSocket: Sendable {
     let publisher: EventPublisher
     let instanceId: String
     let limits: ChatSocketLimits
+    /// Ready once this instance's queues are consuming: before that, frames for a socket it
+    /// accepted could not reach it, so it accepts none.
+    let ready: InstanceReadiness
     let logger: Logger
 
     func add(to router: Router<ServiceRequestContext>) {
-        router.ws("/ws/chat", shouldUpgrade: { [originPolicy, verifier] request, _ in
+        router.ws("/ws/chat", shouldUpgrade: { [originPolicy, verifier, ready] request, _ in
+            guard ready.isReady else { throw APIError.unavailable }
             guard originPolicy.allows(request.headers) else { throw APIError.originNotAllowed }
             _ = try await AuthenticationMiddleware<ServiceRequestContext>.authenticate(request.headers, verifier: verifier)
             return .upgrade([:])
@@ -187,6 +192,23 @@ extension ChatSocket {
         }
         let typing = OutboundFrame.encode(OutboundFrame.Typing(conversationId: conversationId, userId: identity.userId, typing: isTyping))
         try? await router.route(frame: typing, to: members.filter { $0 != identity.userId }, ack: nil)
+    }
+}
+
+/// Whether this instance's queues (its own delivery queue and the shared message events) are
+/// consuming; each consumer reports once it is.
+final class InstanceReadiness: Sendable {
+    private let consuming = Mutex<Set<String>>([])
+    private let required: Set<String>
+
+    init(required: Set<String>) {
+        self.required = required
+    }
+
+    var isReady: Bool { consuming.withLock { $0.isSuperset(of: required) } }
+
+    func markConsuming(_ queue: String) {
+        _ = consuming.withLock { $0.insert(queue) }
     }
 }
 

@@ -84,14 +84,18 @@ struct LiveRouter: Sendable {
 
 enum SocketConsumers {
     /// Shared by all instances (competing consumers): each stored message is routed once.
-    static func messageEvents(configuration: AMQPConfiguration, namespace: String, router: LiveRouter, logger: Logger) -> EventConsumer {
+    static func messageEvents(
+        configuration: AMQPConfiguration, namespace: String, router: LiveRouter, logger: Logger, onConsuming: @escaping @Sendable () -> Void
+    ) -> EventConsumer {
         let queue = "\(namespace).message-events"
         let bindings = [
             MessageStored.eventType, ReceiptUpdated.eventType, ConversationCreated.eventType, ConversationMemberAdded.eventType,
             ConversationMemberRemoved.eventType, ConversationRenamed.eventType,
         ].map { QueueBinding(.messageEvents, $0) }
         let topology = Topology.consumer(queue: queue, bindings: bindings)
-        return EventConsumer(configuration: configuration, topology: topology, queue: queue, prefetch: 256, logger: logger) { delivery in
+        return EventConsumer(
+            configuration: configuration, topology: topology, queue: queue, prefetch: 256, logger: logger, onConsuming: onConsuming
+        ) { delivery in
             try await router.route(try delivery.event())
         }
     }
@@ -99,11 +103,14 @@ enum SocketConsumers {
     /// This instance's own queue: live frames for its connections, and signouts (every instance
     /// closes the sockets of a signed-out session it holds).
     static func instance(
-        configuration: AMQPConfiguration, namespace: String, instanceId: String, connections: ConnectionRegistry, logger: Logger
+        configuration: AMQPConfiguration, namespace: String, instanceId: String, connections: ConnectionRegistry, logger: Logger,
+        onConsuming: @escaping @Sendable () -> Void
     ) -> EventConsumer {
         let queue = "\(namespace).instance.\(instanceId)"
         let topology = Topology.instance(queue: queue, routingKey: instanceId, extraBindings: [QueueBinding(.userEvents, UserSignedOut.eventType)])
-        return EventConsumer(configuration: configuration, topology: topology, queue: queue, prefetch: 512, logger: logger) { delivery in
+        return EventConsumer(
+            configuration: configuration, topology: topology, queue: queue, prefetch: 512, logger: logger, onConsuming: onConsuming
+        ) { delivery in
             let event = try delivery.event()
             if let live = try event.decode(LiveDelivery.self)?.payload {
                 connections.deliver(LiveDeliveryFrames(

@@ -78,17 +78,21 @@ public enum SocketHandlerService {
         let publisher = EventPublisher(configuration: dependencies.amqp, logger: logger)
         let membership = MembershipCache(redis: dependencies.redis, namespace: configuration.namespace)
         let liveRouter = LiveRouter(presence: presence, membership: membership, publisher: publisher, logger: logger)
+        let readiness = InstanceReadiness(required: ["instance", "message-events"])
         ChatSocket(
             verifier: dependencies.tokenVerifier, originPolicy: dependencies.http.originPolicy, connections: connections,
             presence: presence, membership: membership, router: liveRouter, publisher: publisher,
-            instanceId: configuration.instanceId, limits: configuration.limits, logger: logger
+            instanceId: configuration.instanceId, limits: configuration.limits, ready: readiness, logger: logger
         ).add(to: router)
         return [
             SocketConsumers.instance(
                 configuration: dependencies.amqp, namespace: configuration.namespace, instanceId: configuration.instanceId,
-                connections: connections, logger: logger
+                connections: connections, logger: logger, onConsuming: { readiness.markConsuming("instance") }
             ),
-            SocketConsumers.messageEvents(configuration: dependencies.amqp, namespace: configuration.namespace, router: liveRouter, logger: logger),
+            SocketConsumers.messageEvents(
+                configuration: dependencies.amqp, namespace: configuration.namespace, router: liveRouter, logger: logger,
+                onConsuming: { readiness.markConsuming("message-events") }
+            ),
             PresenceHeartbeat(registry: presence, connections: connections, interval: configuration.heartbeat, logger: logger),
         ]
     }
