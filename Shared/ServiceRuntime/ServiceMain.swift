@@ -71,6 +71,7 @@ public struct ServiceDefinition: Sendable {
             amqp: try AMQPConfiguration(environment: environment),
             http: try HTTPConfiguration(environment: environment, defaultPort: defaultPort),
             tokenVerifier: try await loadTokenVerifier(environment: environment),
+            namespace: environment.string("SERVICE_NAMESPACE"),
             logger: logger
         )
         let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
