@@ -1,5 +1,5 @@
 # SwiftChat: the two commands are `make run` and `make test`.
-.PHONY: run test stop status install build clean-stack
+.PHONY: run test stop status install build bench clean-stack
 
 run:            ## install what is missing, start the stack and every service behind the gateway
 	@bash infra/run.sh run
@@ -9,6 +9,9 @@ test:           ## install and start what is missing, run every test, stop what 
 
 stop:           ## stop the services and the local stack
 	@bash infra/run.sh stop
+
+bench:          ## release build + load test through the whole chat path (USERS, RATES, DURATION)
+	@bash infra/bench.sh
 
 status:         ## what is up
 	@bash infra/stack.sh status

@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "users", targets: ["UsersServer"]),
         .executable(name: "messages", targets: ["MessagesServer"]),
         .executable(name: "socket-handler", targets: ["SocketHandlerServer"]),
+        .executable(name: "chat-bench", targets: ["ChatBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -28,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // C libraries, wrapped as system library targets.
@@ -282,6 +284,18 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Tests/SharedTests",
+            swiftSettings: swiftSettings
+        ),
+        // The load generator of `make bench` (infra/bench.sh), built in release mode.
+        .executableTarget(
+            name: "ChatBench",
+            dependencies: [
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "Tests/ChatBench",
             swiftSettings: swiftSettings
         ),
         .testTarget(
