@@ -18,8 +18,12 @@ LOG_DIR="$STACK_DIR/log"
 mkdir -p "$RUN_DIR" "$LOG_DIR"
 
 bash infra/stack.sh up
+# A fresh vhost and fresh schemas each run: nothing left over from an earlier run (a backlog in a
+# durable queue, say) can stand in front of this run's messages.
 bash infra/stack.sh vhost bench
 eval "$(bash infra/stack.sh env)"
+PGPASSWORD="$DATABASE_ADMIN_PASSWORD" psql -q -h 127.0.0.1 -p "$DATABASE_PORT" -U "$DATABASE_ADMIN_USER" "$DATABASE_NAME" \
+    -c "DROP SCHEMA IF EXISTS bench_auth CASCADE; DROP SCHEMA IF EXISTS bench_messages CASCADE" >/dev/null
 swift build -c release
 BIN="$(swift build -c release --show-bin-path)"
 

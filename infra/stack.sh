@@ -10,7 +10,7 @@
 #                                          kill is SIGKILL, for fault-injection tests
 #   infra/stack.sh status                  what is up
 #   infra/stack.sh env                     the environment variables that point at this stack
-#   infra/stack.sh vhost NAME              create a RabbitMQ virtual host (isolated exchanges)
+#   infra/stack.sh vhost NAME              (re)create an empty RabbitMQ virtual host (isolated exchanges)
 #
 # Safe to run twice: a component whose pid file names a live process is reused, not restarted.
 set -euo pipefail
@@ -440,8 +440,9 @@ main() {
         start) prepare_dirs; component_start "$1" || log "$1 already up" ;;
         stop) component_stop "$1"; [[ $1 == rabbitmq ]] && stop_epmd; true ;;
         kill) component_kill "$1" ;;
-        vhost)  # a separate RabbitMQ virtual host (the benchmark's, isolated from make run)
+        vhost)  # a separate, empty RabbitMQ virtual host (the benchmark's, isolated from make run)
             ( rabbitmq_env
+              /usr/lib/rabbitmq/bin/rabbitmqctl -q delete_vhost "$1" >/dev/null 2>&1 || true
               /usr/lib/rabbitmq/bin/rabbitmqctl -q add_vhost "$1" >/dev/null 2>&1 || true
               /usr/lib/rabbitmq/bin/rabbitmqctl -q set_permissions -p "$1" "$SWIFTCHAT_AMQP_USER" ".*" ".*" ".*" >/dev/null ) ;;
         *) die "unknown command: $command (install|up|down|status|env|start|stop|kill)" ;;

@@ -1,6 +1,7 @@
 import EventContracts
 import Foundation
 import Logging
+import EventBus
 import Outbox
 import PostgresNIO
 
@@ -17,15 +18,12 @@ enum MessageSending {
         on connection: PostgresConnection,
         logger: Logger
     ) async throws -> [SendResult] {
-        var results: [SendResult] = []
-        for send in sends {
-            let result = try await store.store(send, at: Date(), on: connection)
-            if case .stored(let message, let memberIds, _) = result {
-                let event = EventEnvelope(producer: MessagesRoutes.producer, payload: MessageStored(message: message, memberIds: memberIds))
-                try await outbox.enqueue(event, on: connection, logger: logger)
-            }
-            results.append(result)
+        let results = try await store.store(sends, at: Date(), on: connection)
+        var events: [OutgoingMessage] = []
+        for case .stored(let message, let memberIds, _) in results {
+            events.append(try OutgoingMessage(EventEnvelope(producer: MessagesRoutes.producer, payload: MessageStored(message: message, memberIds: memberIds))))
         }
+        try await outbox.enqueue(events, on: connection, logger: logger)
         return results
     }
 }

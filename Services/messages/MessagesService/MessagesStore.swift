@@ -262,50 +262,71 @@ struct MessagesStore: Sendable {
 
     // MARK: Messages
 
-    /// Stores one message: the same (sender, clientMsgId) returns the stored one; otherwise the
-    /// conversation row is locked, its next seq taken, and the message inserted. The sender has
-    /// read what they sent.
-    func store(_ send: MessageSent, at sentAt: Date, on connection: PostgresConnection) async throws -> SendResult {
-        let existing = try await connection.query(
-            """
-            SELECT id, conversation_id, seq, sender_id, client_msg_id, body, sent_at FROM \(unescaped: schema).messages
-            WHERE sender_id = \(send.senderId) AND client_msg_id = \(send.clientMsgId)
-            """,
-            logger: logger
-        )
-        for try await (id, conversationId, seq, sender, clientId, body, storedAt) in existing.decode((String, String, Int64, String, String, String, Date).self) {
-            let record = MessageRecord(id: id, conversationId: conversationId, seq: seq, senderId: sender, clientMsgId: clientId, body: body, sentAt: storedAt)
-            return .stored(record, memberIds: try await memberIds(of: conversationId, on: connection), isNew: false)
+    /// Stores sends in order (one transaction is the caller's). The same (sender, clientMsgId)
+    /// returns the stored message; otherwise the conversation row is locked, its next seq taken,
+    /// the message inserted and the sender's markers moved to it (one statement). Two round trips a
+    /// message, plus one per conversation for its member list.
+    func store(_ sends: [MessageSent], at sentAt: Date, on connection: PostgresConnection) async throws -> [SendResult] {
+        var members: [String: [String]] = [:]
+        func memberList(_ conversationId: String) async throws -> [String] {
+            if let cached = members[conversationId] { return cached }
+            let list = try await memberIds(of: conversationId, on: connection)
+            members[conversationId] = list
+            return list
         }
-        guard try await role(of: send.senderId, in: send.conversationId, on: connection) != nil else { return .notMember }
-        let seqRows = try await connection.query(
-            """
-            UPDATE \(unescaped: schema).conversations SET last_seq = last_seq + 1, last_activity = \(sentAt)
-            WHERE id = \(send.conversationId) RETURNING last_seq
-            """,
-            logger: logger
-        )
-        var seq: Int64 = 0
-        for try await value in seqRows.decode(Int64.self) { seq = value }
-        let record = MessageRecord(
-            id: EventID.make(at: sentAt), conversationId: send.conversationId, seq: seq, senderId: send.senderId,
-            clientMsgId: send.clientMsgId, body: send.body, sentAt: sentAt
-        )
-        try await connection.query(
-            """
-            INSERT INTO \(unescaped: schema).messages (id, conversation_id, seq, sender_id, client_msg_id, body, sent_at)
-            VALUES (\(record.id), \(record.conversationId), \(record.seq), \(record.senderId), \(record.clientMsgId), \(record.body), \(record.sentAt))
-            """,
-            logger: logger
-        )
-        try await connection.query(
-            """
-            UPDATE \(unescaped: schema).members SET delivered_seq = GREATEST(delivered_seq, \(seq)), read_seq = GREATEST(read_seq, \(seq))
-            WHERE conversation_id = \(send.conversationId) AND user_id = \(send.senderId)
-            """,
-            logger: logger
-        )
-        return .stored(record, memberIds: try await memberIds(of: send.conversationId, on: connection), isNew: true)
+        var results: [SendResult] = []
+        for send in sends {
+            let lookup = try await connection.query(
+                """
+                SELECT m.id, m.conversation_id, m.seq, m.body, m.sent_at,
+                       EXISTS (SELECT 1 FROM \(unescaped: schema).members
+                               WHERE conversation_id = \(send.conversationId) AND user_id = \(send.senderId))
+                FROM (SELECT 1) one
+                LEFT JOIN \(unescaped: schema).messages m ON m.sender_id = \(send.senderId) AND m.client_msg_id = \(send.clientMsgId)
+                """,
+                logger: logger
+            )
+            var existing: MessageRecord?
+            var isMember = false
+            for try await (id, conversationId, seq, body, storedAt, member) in lookup.decode((String?, String?, Int64?, String?, Date?, Bool).self) {
+                isMember = member
+                if let id, let conversationId, let seq, let body, let storedAt {
+                    existing = MessageRecord(id: id, conversationId: conversationId, seq: seq, senderId: send.senderId, clientMsgId: send.clientMsgId, body: body, sentAt: storedAt)
+                }
+            }
+            if let existing {
+                results.append(.stored(existing, memberIds: try await memberList(existing.conversationId), isNew: false))
+                continue
+            }
+            guard isMember else {
+                results.append(.notMember)
+                continue
+            }
+            let id = EventID.make(at: sentAt)
+            let inserted = try await connection.query(
+                """
+                WITH next AS (
+                    UPDATE \(unescaped: schema).conversations SET last_seq = last_seq + 1, last_activity = \(sentAt)
+                    WHERE id = \(send.conversationId) RETURNING last_seq
+                ), stored AS (
+                    INSERT INTO \(unescaped: schema).messages (id, conversation_id, seq, sender_id, client_msg_id, body, sent_at)
+                    SELECT \(id), \(send.conversationId), last_seq, \(send.senderId), \(send.clientMsgId), \(send.body), \(sentAt) FROM next
+                    RETURNING seq
+                ), marked AS (
+                    UPDATE \(unescaped: schema).members
+                    SET delivered_seq = GREATEST(delivered_seq, (SELECT seq FROM stored)), read_seq = GREATEST(read_seq, (SELECT seq FROM stored))
+                    WHERE conversation_id = \(send.conversationId) AND user_id = \(send.senderId)
+                )
+                SELECT seq FROM stored
+                """,
+                logger: logger
+            )
+            var seq: Int64 = 0
+            for try await value in inserted.decode(Int64.self) { seq = value }
+            let record = MessageRecord(id: id, conversationId: send.conversationId, seq: seq, senderId: send.senderId, clientMsgId: send.clientMsgId, body: send.body, sentAt: sentAt)
+            results.append(.stored(record, memberIds: try await memberList(send.conversationId), isNew: true))
+        }
+        return results
     }
 
     func memberIds(of conversationId: String, on connection: PostgresConnection) async throws -> [String] {
