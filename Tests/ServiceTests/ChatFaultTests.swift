@@ -7,6 +7,7 @@ import HummingbirdTesting
 import JWTKit
 import PostgresSupport
 import StackTesting
+import RedisClient
 import Synchronization
 import Testing
 
@@ -43,6 +44,7 @@ struct ChatFaultTests {
             ServiceProcess(name: "socket-handler", port: base + 1 + index, environment: [
                 "INSTANCE_ID": "\(harness.namespace)-\(name)", "SOCKET_NAMESPACE": "\(harness.namespace)_socket",
                 "JWT_PUBLIC_KEY": publicKey, "ALLOWED_ORIGINS": "http://127.0.0.1:8080,ws://127.0.0.1",
+                "PRESENCE_TTL_SECONDS": "3", "PRESENCE_HEARTBEAT_SECONDS": "1",
             ])
         }
         try await messages.start()
@@ -87,6 +89,7 @@ struct ChatFaultTests {
                 aliceRunner(alice1)
                 #expect(await eventually { alice1.isConnected })
                 var crashed: Set<String> = []
+                var crashedAt = ContinuousClock.now
                 for index in 0..<total {
                     let clientMsgId = "f-\(index)"
                     let frame = #"{"type": "send", "clientMsgId": "\#(clientMsgId)", "conversationId": "\#(id)", "body": "burst \#(index)"}"#
@@ -119,6 +122,7 @@ struct ChatFaultTests {
                     if acked.count == 150, !crashed.contains("socket") {
                         crashed.insert("socket")
                         sockets[1].kill()
+                        crashedAt = ContinuousClock.now
                     }
                 }
                 #expect(acked.count == total, "acked \(acked.count) of \(total)")
@@ -140,13 +144,30 @@ struct ChatFaultTests {
                 }
 
                 // Bob: what he got live, then catch-up after the last seq up to which he has everything.
-                group.cancelAll()
                 let live = bobFrames.seqs()
                 var lastSeq = 0
                 while live.contains(lastSeq + 1) { lastSeq += 1 }
                 let (_, caughtUp) = await httpJSON("GET", "http://127.0.0.1:\(base)/api/conversations/\(id)/messages?after=\(lastSeq)&limit=200", bearer: bob.accessToken)
                 let recovered = Set((caughtUp["messages"] as? [[String: Any]] ?? []).compactMap { $0["seq"] as? Int })
                 #expect(live.union(recovered).isSuperset(of: Set(1...total)))
+
+                // The crashed instance's presence entries lapse by themselves (TTL 3 s here).
+                let redis = RedisClient(configuration: TestStack.redis())
+                let presenceKey = "\(harness.namespace)_socket:presence:\(bob.userId)"
+                let crashedInstance = "\(harness.namespace)-s2"
+                #expect(await eventually(timeout: .seconds(10)) {
+                    let now = String(Int(Date().timeIntervalSince1970 * 1000))
+                    let live = (try? await redis.command(["ZRANGEBYSCORE", presenceKey, now, "+inf"]).array?.compactMap(\.string)) ?? [crashedInstance]
+                    return !live.contains(crashedInstance)
+                })
+                #expect(ContinuousClock.now - crashedAt < .seconds(15))
+                await redis.shutdown()
+
+                // SIGTERM: the instance closes its sockets cleanly and exits.
+                #expect(!alice1.hasEnded)
+                sockets[0].stop()
+                #expect(await eventually(timeout: .seconds(10)) { alice1.hasEnded })
+                group.cancelAll()
             }
         }
         await harness.cleanUp()

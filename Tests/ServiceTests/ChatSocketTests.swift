@@ -82,12 +82,14 @@ final class ChatClient: Sendable {
 /// `message.sent` routing key, so two chat tests at once would refuse each other's sends.
 @Suite("socket-handler: live chat over real websockets across two instances", .serialized)
 struct ChatSocketTests {
-    func socketApplication(_ harness: ServiceHarness, instance: String, limits: ChatSocketLimits = ChatSocketLimits()) async throws -> some ApplicationProtocol {
+    func socketApplication(
+        _ harness: ServiceHarness, instance: String, limits: ChatSocketLimits = ChatSocketLimits(), allowTestClientOrigin: Bool = true
+    ) async throws -> some ApplicationProtocol {
         let dependencies = SocketHandlerService.Dependencies(
             redis: RedisClient(configuration: TestStack.redis()),
             amqp: TestStack.amqp(),
             // The test client always sends `Origin: <scheme>://<host>`; a present Origin must be allowed.
-            http: HTTPConfiguration(port: 0, allowedOrigins: HTTPConfiguration.localOrigins + ["ws://127.0.0.1"]),
+            http: HTTPConfiguration(port: 0, allowedOrigins: HTTPConfiguration.localOrigins + (allowTestClientOrigin ? ["ws://127.0.0.1"] : [])),
             tokenVerifier: try await harness.verifier(),
             logger: harness.logger
         )
@@ -150,6 +152,21 @@ struct ChatSocketTests {
                         #expect(await eventually(timeout: .seconds(10)) { aliceClient.frames("ack").count == 2 })
                         #expect((aliceClient.frames("ack").last?["message"] as? [String: Any])?["id"] as? String == stored["id"] as? String)
 
+                        // The same clientMsgId on two of Alice's connections at once: one message, an ack on each.
+                        let aliceOther = ChatClient(port: second.port!, session: alice)
+                        group.addTask { try await aliceOther.run() }
+                        #expect(await eventually { aliceOther.isConnected })
+                        let twice = #"{"type": "send", "clientMsgId": "a-2", "conversationId": "\#(id)", "body": "sent twice"}"#
+                        async let viaFirst: Void = aliceClient.send(twice)
+                        async let viaSecond: Void = aliceOther.send(twice)
+                        _ = try await (viaFirst, viaSecond)
+                        func ackId(_ client: ChatClient) -> String? {
+                            (client.frames("ack").first { $0["clientMsgId"] as? String == "a-2" }?["message"] as? [String: Any])?["id"] as? String
+                        }
+                        #expect(await eventually(timeout: .seconds(10)) { ackId(aliceClient) != nil && ackId(aliceOther) != nil })
+                        #expect(ackId(aliceClient) == ackId(aliceOther))
+                        await aliceOther.close()
+
                         // Bad frames get an error frame and the socket stays open.
                         for bad in ["not json", #"{"type": "dance"}"#, #"{"type": "send", "clientMsgId": 5}"#,
                                     #"{"type": "send", "clientMsgId": "b", "conversationId": "\#(id)", "body": ""}"#] {
@@ -158,15 +175,16 @@ struct ChatSocketTests {
                         #expect(await eventually { bobClient.frames("error").count == 4 })
                         #expect(Set(bobClient.frames("error").compactMap { $0["code"] as? String }) == ["invalid_frame", "unknown_type"])
                         try await bobClient.send(#"{"type": "send", "clientMsgId": "b-1", "conversationId": "\#(id)", "body": "hey alice"}"#)
-                        #expect(await eventually(timeout: .seconds(10)) { bobClient.frames("ack").count == 1 && aliceClient.frames("message").count == 1 })
+                        #expect(await eventually(timeout: .seconds(10)) { bobClient.frames("ack").count == 1 && aliceClient.frames("message").contains { ($0["message"] as? [String: Any])?["clientMsgId"] as? String == "b-1" } })
 
                         // A non-member's send is not stored and reaches no one.
                         try await malloryClient.send(#"{"type": "send", "clientMsgId": "m-1", "conversationId": "\#(id)", "body": "let me in"}"#)
                         try await Task.sleep(for: .milliseconds(500))
                         #expect(malloryClient.frames("ack").isEmpty)
-                        #expect(aliceClient.frames("message").count == 1)
+                        #expect(!aliceClient.frames("message").contains { ($0["message"] as? [String: Any])?["clientMsgId"] as? String == "m-1" })
                         let history = try await messages.execute(uri: "/api/conversations/\(id)/messages", method: .get, headers: alice.bearer) { json($0)["messages"] as? [[String: Any]] ?? [] }
-                        #expect(history.compactMap { $0["seq"] as? Int } == [1, 2])
+                        #expect(history.compactMap { $0["seq"] as? Int } == [1, 2, 3])
+                        #expect(history.filter { $0["clientMsgId"] as? String == "a-2" }.count == 1)
 
                         for client in [aliceClient, bobClient, malloryClient] { await client.close() }
                         group.cancelAll()
@@ -330,8 +348,15 @@ struct ChatSocketTests {
         tight.framesPerSecond = 5
         tight.burst = 10
         let instance = try await socketApplication(harness, instance: "tight", limits: tight)
+        let strict = try await socketApplication(harness, instance: "strict", allowTestClientOrigin: false)
         try await harness.runChat { auth, _ in
             let alice = try await signUp(auth, username: TestStack.uniqueName("ha"))
+            // A valid token from an Origin that is not on the list: no socket.
+            try await strict.test(.live) { server in
+                let foreign = ChatClient(port: server.port!, session: alice)
+                await #expect(throws: (any Error).self) { try await foreign.run() }
+                #expect(!foreign.isConnected)
+            }
             try await instance.test(.live) { server in
                 let flooder = ChatClient(port: server.port!, session: alice)
                 let bigFrame = ChatClient(port: server.port!, session: alice)

@@ -109,6 +109,8 @@ public enum SocketHandlerService {
                 instanceId: environment.string("INSTANCE_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)")
             )
             configuration.namespace = environment.string("SOCKET_NAMESPACE", default: configuration.namespace)
+            configuration.presenceTTL = .seconds(try environment.int("PRESENCE_TTL_SECONDS", default: 30))
+            configuration.heartbeat = .seconds(try environment.int("PRESENCE_HEARTBEAT_SECONDS", default: 10))
             let dependencies = Dependencies(
                 redis: RedisClient(configuration: try RedisConfiguration(environment: environment)),
                 amqp: try AMQPConfiguration(environment: environment),
