@@ -14,6 +14,19 @@ import StackTesting
 import Synchronization
 import Testing
 
+/// Opens a conversation through messages, retrying while messages has not yet heard of the users
+/// (UserEvents arrive over RabbitMQ); returns its id.
+func openConversation(_ messages: any TestClientProtocol, as session: Session, _ body: String) async throws -> String {
+    var conversationId: String?
+    _ = await eventually(timeout: .seconds(10)) {
+        let response = try? await messages.execute(uri: "/api/conversations", method: .post, headers: session.bearer.merging(jsonHeaders), body: ByteBuffer(string: body)) { $0 }
+        conversationId = (response.map { json($0)["conversation"] as? [String: Any] } ?? nil)?["id"] as? String
+        return conversationId != nil
+    }
+    guard let conversationId else { throw HarnessError(message: "could not open a conversation: \(body)") }
+    return conversationId
+}
+
 /// A real websocket client that records every text frame it receives.
 final class ChatClient: Sendable {
     private let received = Mutex<[String]>([])
@@ -99,7 +112,7 @@ struct ChatSocketTests {
         let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
         let work = SocketHandlerService.build(dependencies: dependencies, configuration: configuration, router: router)
         return Application(
-            router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: SocketHandlerService.webSocketConfiguration),
+            router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: SocketHandlerService.webSocketConfiguration()),
             services: work, logger: harness.logger
         )
     }
@@ -113,14 +126,7 @@ struct ChatSocketTests {
             let alice = try await signUp(auth, username: TestStack.uniqueName("wa"))
             let bob = try await signUp(auth, username: TestStack.uniqueName("wb"))
             let mallory = try await signUp(auth, username: TestStack.uniqueName("wm"))
-            var conversationId = ""
-            #expect(await eventually(timeout: .seconds(5)) {
-                let response = try? await messages.execute(uri: "/api/conversations", method: .post, headers: alice.bearer.merging(jsonHeaders),
-                                                          body: ByteBuffer(string: #"{"type": "direct", "userId": "\#(bob.userId)"}"#)) { $0 }
-                conversationId = (response.map { json($0)["conversation"] as? [String: Any] } ?? nil)?["id"] as? String ?? ""
-                return !conversationId.isEmpty
-            })
-            let id = conversationId
+            let id = try await openConversation(messages, as: alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)
 
             try await one.test(.live) { first in
                 try await two.test(.live) { second in
@@ -217,16 +223,9 @@ struct ChatSocketTests {
                         for client in clients { group.addTask { try? await client.run() } }
                         #expect(await eventually { clients.allSatisfy(\.isConnected) })
 
-                        var groupId = ""
-                        #expect(await eventually(timeout: .seconds(5)) {
-                            let response = try? await messages.execute(
-                                uri: "/api/conversations", method: .post, headers: alice.bearer.merging(jsonHeaders),
-                                body: ByteBuffer(string: #"{"type": "group", "name": "Trio", "memberIds": ["\#(bob.userId)", "\#(carol.userId)"]}"#)
-                            ) { $0 }
-                            groupId = (response.map { json($0)["conversation"] as? [String: Any] } ?? nil)?["id"] as? String ?? ""
-                            return !groupId.isEmpty
-                        })
-                        let id = groupId
+                        let id = try await openConversation(
+                            messages, as: alice, #"{"type": "group", "name": "Trio", "memberIds": ["\#(bob.userId)", "\#(carol.userId)"]}"#
+                        )
                         #expect(await eventually(timeout: .seconds(10)) {
                             [aliceClient, bobClient, carolClient].allSatisfy { $0.frames("conversation").contains { $0["event"] as? String == "created" } }
                         })
@@ -299,14 +298,7 @@ struct ChatSocketTests {
         try await harness.runChat { auth, messages in
             let alice = try await signUp(auth, username: TestStack.uniqueName("oa"))
             let bob = try await signUp(auth, username: TestStack.uniqueName("ob"))
-            var conversationId = ""
-            #expect(await eventually(timeout: .seconds(5)) {
-                let response = try? await messages.execute(uri: "/api/conversations", method: .post, headers: alice.bearer.merging(jsonHeaders),
-                                                          body: ByteBuffer(string: #"{"type": "direct", "userId": "\#(bob.userId)"}"#)) { $0 }
-                conversationId = (response.map { json($0)["conversation"] as? [String: Any] } ?? nil)?["id"] as? String ?? ""
-                return !conversationId.isEmpty
-            })
-            let id = conversationId
+            let id = try await openConversation(messages, as: alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)
             // Bob was here up to lastSeq 0, then goes offline (no socket) while Alice sends.
             let bobLastSeq = 0
             let total = 1_000

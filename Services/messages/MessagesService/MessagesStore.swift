@@ -17,21 +17,12 @@ public struct MemberState: Codable, Sendable, Equatable {
 public struct ConversationDetails: Codable, Sendable, Equatable {
     public let id: String
     public let type: String
-    public let name: String?
+    @ExplicitNull public var name: String?
     public let members: [MemberState]
     public let lastSeq: Int64
 
     var snapshot: ConversationSnapshot {
         ConversationSnapshot(id: id, type: type, name: name, members: members.map { ConversationMember(userId: $0.userId, role: $0.role) })
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(type, forKey: .type)
-        try container.encode(name, forKey: .name)
-        try container.encode(members, forKey: .members)
-        try container.encode(lastSeq, forKey: .lastSeq)
     }
 }
 
@@ -39,24 +30,12 @@ public struct ConversationDetails: Codable, Sendable, Equatable {
 public struct ConversationSummary: Codable, Sendable, Equatable {
     public let id: String
     public let type: String
-    public let name: String?
+    @ExplicitNull public var name: String?
     public let members: [ConversationMember]
-    public let lastMessage: MessageRecord?
+    @ExplicitNull public var lastMessage: MessageRecord?
     public let lastSeq: Int64
     public let unreadCount: Int64
     public let myReadSeq: Int64
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(type, forKey: .type)
-        try container.encode(name, forKey: .name)
-        try container.encode(members, forKey: .members)
-        try container.encode(lastMessage, forKey: .lastMessage)
-        try container.encode(lastSeq, forKey: .lastSeq)
-        try container.encode(unreadCount, forKey: .unreadCount)
-        try container.encode(myReadSeq, forKey: .myReadSeq)
-    }
 }
 
 /// What became of one send.

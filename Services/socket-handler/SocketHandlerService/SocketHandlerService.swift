@@ -58,11 +58,11 @@ public enum SocketHandlerService {
         }
     }
 
-    public static let webSocketConfiguration = WebSocketServerConfiguration(
-        maxFrameSize: 64 * 1024,
-        autoPing: .enabled(timePeriod: .seconds(20)),  // a peer that stops answering pings is dropped
-        closeTimeout: .seconds(5)
-    )
+    /// The websocket server settings: a ping every `pingPeriod`; a peer that has not answered the
+    /// previous ping when the next is due is dropped, so a dead peer goes within two periods.
+    public static func webSocketConfiguration(pingPeriod: Duration = .seconds(20)) -> WebSocketServerConfiguration {
+        WebSocketServerConfiguration(maxFrameSize: 64 * 1024, autoPing: .enabled(timePeriod: pingPeriod), closeTimeout: .seconds(5))
+    }
 
     /// Adds `/ws/chat` to `router` and returns the instance's long-running work.
     public static func build(
@@ -123,7 +123,7 @@ public enum SocketHandlerService {
             let work = build(dependencies: dependencies, configuration: configuration, router: router)
             let application = makeServiceApplication(
                 name: "socket-handler", configuration: dependencies.http, router: router, services: work,
-                webSockets: webSocketConfiguration, logger: logger
+                webSockets: webSocketConfiguration(pingPeriod: .seconds(try environment.int("WS_PING_SECONDS", default: 20))), logger: logger
             )
             logger.info("starting", metadata: ["instance": "\(configuration.instanceId)", "port": "\(dependencies.http.port)"])
             try await application.runService()

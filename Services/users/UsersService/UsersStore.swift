@@ -10,17 +10,7 @@ public struct UserSummary: Codable, Sendable, Equatable {
     public let username: String
     public let displayName: String
     public let online: Bool
-    public let lastSeenAt: Date?
-
-    // `lastSeenAt` is always present, `null` until the user was first seen.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(username, forKey: .username)
-        try container.encode(displayName, forKey: .displayName)
-        try container.encode(online, forKey: .online)
-        try container.encode(lastSeenAt, forKey: .lastSeenAt)
-    }
+    @ExplicitNull public var lastSeenAt: Date?
 }
 
 /// A user's full profile.
@@ -30,30 +20,14 @@ public struct UserProfile: Codable, Sendable, Equatable {
     public let displayName: String
     public let about: String
     public let online: Bool
-    public let lastSeenAt: Date?
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(username, forKey: .username)
-        try container.encode(displayName, forKey: .displayName)
-        try container.encode(about, forKey: .about)
-        try container.encode(online, forKey: .online)
-        try container.encode(lastSeenAt, forKey: .lastSeenAt)
-    }
+    @ExplicitNull public var lastSeenAt: Date?
 }
 
 /// One page of a search, and where the next begins.
 public struct UserPage: Codable, Sendable, Equatable {
     public let users: [UserSummary]
-    public let nextCursor: String?
-
-    // `nextCursor` is always present: `null` on the last page.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(users, forKey: .users)
-        try container.encode(nextCursor, forKey: .nextCursor)
-    }
+    /// `null` on the last page.
+    @ExplicitNull public var nextCursor: String?
 }
 
 /// Every SQL statement of users, against its own schema.
