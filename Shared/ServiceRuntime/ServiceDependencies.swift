@@ -63,18 +63,13 @@ public struct ServiceDependencies: Sendable {
     /// `/readyz`: the service's own Postgres, Redis and RabbitMQ.
     public var readinessChecks: [ReadinessCheck] {
         let postgres = postgres
-        let redis = redis
-        let amqp = amqp
         return [
             ReadinessCheck("postgres") {
                 try await postgres.query("SELECT 1")
                 return true
             },
-            ReadinessCheck("redis") { try await redis.ping() },
-            ReadinessCheck("rabbitmq") {
-                try await EventBusAdmin.declare(Topology(), configuration: amqp)
-                return true
-            },
+            .redis(redis),
+            .rabbitMQ(amqp),
         ]
     }
 

@@ -56,10 +56,7 @@ public struct ServiceDefinition: Sendable {
 
     private func run() async throws {
         let environment = EnvironmentReader()
-        let level = Logger.Level(rawValue: environment.string("LOG_LEVEL", default: "info")) ?? .info
-        Observability.bootstrap(level: level)
-        var logger = Logger(label: name)
-        logger.logLevel = level
+        let logger = bootstrapProcess(name: name, environment: environment)
 
         let database = try DatabaseConfiguration(environment: environment, defaultSchema: defaultSchema)
         try await migrate(database, logger: logger)

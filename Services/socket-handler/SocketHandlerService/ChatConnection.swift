@@ -95,10 +95,6 @@ final class ConnectionRegistry: Sendable {
         connections.withLock { Array($0.keys) }
     }
 
-    var count: Int {
-        connections.withLock { $0.values.reduce(0) { $0 + $1.count } }
-    }
-
     /// Delivers a live frame to the recipients here. The connection that sent an acknowledged
     /// message gets the `ack`; every other connection of the recipients gets the frame (none when
     /// it is empty: a reply meant only for the sending connection).

@@ -45,17 +45,7 @@ public enum SocketHandlerService {
             self.logger = logger
         }
 
-        public var readinessChecks: [ReadinessCheck] {
-            let redis = redis
-            let amqp = amqp
-            return [
-                ReadinessCheck("redis") { try await redis.ping() },
-                ReadinessCheck("rabbitmq") {
-                    try await EventBusAdmin.declare(Topology(), configuration: amqp)
-                    return true
-                },
-            ]
-        }
+        public var readinessChecks: [ReadinessCheck] { [.redis(redis), .rabbitMQ(amqp)] }
     }
 
     /// The websocket server settings: a ping every `pingPeriod`; a peer that has not answered the
@@ -100,10 +90,7 @@ public enum SocketHandlerService {
     /// The process: configuration from the environment, then the server until SIGTERM.
     public static func main() async {
         let environment = EnvironmentReader()
-        let level = Logger.Level(rawValue: environment.string("LOG_LEVEL", default: "info")) ?? .info
-        Observability.bootstrap(level: level)
-        var logger = Logger(label: "socket-handler")
-        logger.logLevel = level
+        let logger = bootstrapProcess(name: "socket-handler", environment: environment)
         do {
             var configuration = Configuration(
                 instanceId: environment.string("INSTANCE_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)")
