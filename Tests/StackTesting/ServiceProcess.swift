@@ -18,7 +18,7 @@ public final class ServiceProcess: @unchecked Sendable {
         self.name = name
         self.port = port
         self.environment = environment
-        self.log = TestStack.root.appendingPathComponent(".stack/log/test-\(name)-\(port).log")
+        self.log = TestStack.stackDirectory.appendingPathComponent("log/test-\(name)-\(port).log")
     }
 
     /// Starts the process and waits until `/healthz` answers.
@@ -28,6 +28,7 @@ public final class ServiceProcess: @unchecked Sendable {
         process.executableURL = binary
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
             .merging(["HTTP_PORT": String(port), "LOG_LEVEL": "warning"]) { _, new in new }
+        try FileManager.default.createDirectory(at: log.deletingLastPathComponent(), withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()

@@ -21,6 +21,11 @@ public enum TestStack {
 
     public static let environment = EnvironmentReader()
 
+    /// The stack's data folder (`SWIFTCHAT_STACK_DIR`, as `infra/stack.sh env` exports it).
+    public static var stackDirectory: URL {
+        URL(fileURLWithPath: environment.string("SWIFTCHAT_STACK_DIR", default: root.appendingPathComponent(".stack").path))
+    }
+
     public static var logger: Logger {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
