@@ -96,7 +96,8 @@ final class ChatClient: Sendable {
 @Suite("socket-handler: live chat over real websockets across two instances", .serialized)
 struct ChatSocketTests {
     func socketApplication(
-        _ harness: ServiceHarness, instance: String, limits: ChatSocketLimits = ChatSocketLimits(), allowTestClientOrigin: Bool = true
+        _ harness: ServiceHarness, instance: String, limits: ChatSocketLimits = ChatSocketLimits(), allowTestClientOrigin: Bool = true,
+        pingPeriod: Duration = .seconds(20)
     ) async throws -> some ApplicationProtocol {
         let dependencies = SocketHandlerService.Dependencies(
             redis: RedisClient(configuration: TestStack.redis()),
@@ -112,7 +113,7 @@ struct ChatSocketTests {
         let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
         let work = SocketHandlerService.build(dependencies: dependencies, configuration: configuration, router: router)
         return Application(
-            router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: SocketHandlerService.webSocketConfiguration()),
+            router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: SocketHandlerService.webSocketConfiguration(pingPeriod: pingPeriod)),
             services: work, logger: harness.logger
         )
     }
@@ -331,6 +332,42 @@ struct ChatSocketTests {
             #expect(caughtUp.compactMap { $0["seq"] as? Int } == Array(1...total))
             #expect(caughtUp.compactMap { $0["clientMsgId"] as? String } == (0..<total).map { "o-\($0)" })
         }
+    }
+
+    @Test("heartbeat: a peer that stops answering pings is dropped within two ping periods plus the close timeout; a live one stays")
+    func deadPeerDropped() async throws {
+        let harness = ServiceHarness()
+        let instance = try await socketApplication(harness, instance: "ping", pingPeriod: .seconds(1))
+        try await harness.runChat { auth, _ in
+            let alice = try await signUp(auth, username: TestStack.uniqueName("pa"))
+            try await instance.test(.live) { server in
+                let live = ChatClient(port: server.port!, session: alice)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try? await live.run() }
+                    let silent = try #require(try await SilentPeer.upgrade(
+                        port: server.port!, path: "/ws/chat", token: alice.accessToken, origin: "http://127.0.0.1:8080"
+                    ))
+                    #expect(await eventually { live.isConnected })
+                    let upgraded = ContinuousClock.now
+                    // 1 s period: the unanswered ping is noticed at the next one (2 s), then the
+                    // close handshake waits the 5 s close timeout for a reply that never comes.
+                    let dropped = await eventually(timeout: .seconds(15), every: .milliseconds(100)) { !silent.isOpen }
+                    let elapsed = ContinuousClock.now - upgraded
+                    await silent.close()
+                    #expect(dropped, "still open after \(elapsed)")
+                    #expect(elapsed < .seconds(10))
+                    #expect(silent.received.contains("Ping timeout"))  // the close frame's reason
+                    // The client that answers pings was pinged just as often and is still here.
+                    #expect(!live.hasEnded)
+                    try await live.send(#"{"type": "dance"}"#)
+                    #expect(await eventually { live.frames("error").last?["code"] as? String == "unknown_type" })
+                    await live.close()
+                    group.cancelAll()
+                }
+            }
+        }
+        let queues = ["\(harness.namespace)_socket.message-events"]
+        try? await EventBusAdmin.deleteQueues(queues + queues.map { "\($0).dead" }, configuration: TestStack.amqp())
     }
 
     @Test("hostile input: floods are rate-limited without dropping the socket; oversize and fragmented oversize messages close it")
