@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "users", targets: ["UsersServer"]),
         .executable(name: "messages", targets: ["MessagesServer"]),
         .executable(name: "socket-handler", targets: ["SocketHandlerServer"]),
+        .executable(name: "notifications", targets: ["NotificationsServer"]),
         .executable(name: "chat-bench", targets: ["ChatBench"]),
     ],
     dependencies: [
@@ -142,6 +143,18 @@ let package = Package(
             path: "Shared/ServiceHTTP",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "LiveSockets",
+            dependencies: [
+                "ServiceHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "Shared/LiveSockets",
+            swiftSettings: swiftSettings
+        ),
 
         .target(
             name: "ServiceRuntime",
@@ -235,6 +248,7 @@ let package = Package(
             dependencies: [
                 "EventBus",
                 "EventContracts",
+                "LiveSockets",
                 "Observability",
                 "RedisClient",
                 "ServiceConfig",
@@ -251,6 +265,31 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "SocketHandlerServer", dependencies: ["SocketHandlerService"], path: "Services/socket-handler/SocketHandlerServer", swiftSettings: swiftSettings),
+        .target(
+            name: "NotificationsService",
+            dependencies: [
+                "EventBus",
+                "EventContracts",
+                "LiveSockets",
+                "Outbox",
+                "PostgresSupport",
+                "ServiceConfig",
+                "ServiceHTTP",
+                "ServiceRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/notifications/NotificationsService",
+            resources: [.copy("Migrations"), .copy("openapi.yaml")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "NotificationsServer", dependencies: ["NotificationsService", "ServiceRuntime"], path: "Services/notifications/NotificationsServer",
+            swiftSettings: swiftSettings
+        ),
 
         // Tests: every one of them talks to the real servers that `make test` starts.
         .target(
@@ -305,6 +344,8 @@ let package = Package(
                 "UsersService",
                 "MessagesService",
                 "SocketHandlerService",
+                "NotificationsService",
+                "LiveSockets",
                 "RedisClient",
                 "EventContracts",
                 "ServiceRuntime",

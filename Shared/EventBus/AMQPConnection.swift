@@ -1,3 +1,4 @@
+import ServiceConfig
 import BlockingExecutor
 import CRabbitMQ
 import EventContracts
@@ -37,7 +38,7 @@ actor AMQPConnection {
             amqp_destroy_connection(connection)
             throw EventBusError(.connectionFailed, "could not create a TCP socket")
         }
-        var timeout = swiftchat_timeval_ms(configuration.connectTimeout.milliseconds)
+        var timeout = swiftchat_timeval_ms(Int64(configuration.connectTimeout.milliseconds))
         let status = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &timeout)
         guard status == AMQP_STATUS_OK.rawValue else {
             amqp_destroy_connection(connection)
@@ -53,7 +54,7 @@ actor AMQPConnection {
             throw EventBusError(.connectionFailed, "login: \(reason)")
         }
         // No RPC (declare, qos, consume) may hang forever on a half-dead socket.
-        var rpcTimeout = swiftchat_timeval_ms(configuration.connectTimeout.milliseconds * 2)
+        var rpcTimeout = swiftchat_timeval_ms(Int64(configuration.connectTimeout.milliseconds * 2))
         amqp_set_rpc_timeout(connection, &rpcTimeout)
         amqp_channel_open(connection, channel)
         let reply = amqp_get_rpc_reply(connection)
@@ -190,7 +191,7 @@ actor AMQPConnection {
                 throw EventBusError(.confirmTimeout, "\(messages.count - settled) of \(messages.count) publishes unconfirmed")
             }
             var frame = amqp_frame_t()
-            var wait = swiftchat_timeval_ms(max(1, remaining.milliseconds))
+            var wait = swiftchat_timeval_ms(Int64(max(1, remaining.milliseconds)))
             let status = amqp_simple_wait_frame_noblock(connection, &frame, &wait)
             if status == AMQP_STATUS_TIMEOUT.rawValue { continue }
             guard status == AMQP_STATUS_OK.rawValue else {
@@ -257,7 +258,7 @@ actor AMQPConnection {
         let connection = try requireOpen()
         amqp_maybe_release_buffers(connection)
         var envelope = amqp_envelope_t()
-        var wait = swiftchat_timeval_ms(timeout.milliseconds)
+        var wait = swiftchat_timeval_ms(Int64(timeout.milliseconds))
         let reply = amqp_consume_message(connection, &envelope, &wait, 0)
         switch reply.reply_type {
         case AMQP_RESPONSE_NORMAL:
@@ -378,12 +379,4 @@ final class CStringArena {
 func withCStrings<Result>(_ body: (CStringArena) throws -> Result) rethrows -> Result {
     let arena = CStringArena()
     return try withExtendedLifetime(arena) { try body(arena) }
-}
-
-extension Duration {
-    /// Whole milliseconds, rounded down, never negative.
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
-    }
 }

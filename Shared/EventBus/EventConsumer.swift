@@ -76,7 +76,7 @@ public final class EventConsumer: Service {
                     logger.error("dead-lettering an undecodable message", metadata: ["queue": "\(queue)"])
                     outcomes.append(.deadLetter)
                 } catch {
-                    logger.warning("handler failed, requeueing", metadata: ["queue": "\(queue)", "error": "\(error)"])
+                    logger.warning("handler failed, requeueing", metadata: ["queue": "\(queue)", "error": "\(String(reflecting: error))"])
                     outcomes.append(.retry)
                 }
             }

@@ -83,3 +83,29 @@ public struct PresenceChanged: EventPayload, Equatable {
         self.lastSeenAt = lastSeenAt
     }
 }
+
+/// users: `ownerId` added `contactId` to their contacts (beyond DESIGN.md §4: notifications tells
+/// the added user, and shows presence between contacts).
+public struct ContactAdded: EventPayload, Equatable {
+    public static let eventType = "contact.added"
+    public static let exchange = EventExchange.userEvents
+    public var ownerId: String
+    public var contactId: String
+
+    public init(ownerId: String, contactId: String) {
+        self.ownerId = ownerId
+        self.contactId = contactId
+    }
+}
+
+public struct ContactRemoved: EventPayload, Equatable {
+    public static let eventType = "contact.removed"
+    public static let exchange = EventExchange.userEvents
+    public var ownerId: String
+    public var contactId: String
+
+    public init(ownerId: String, contactId: String) {
+        self.ownerId = ownerId
+        self.contactId = contactId
+    }
+}

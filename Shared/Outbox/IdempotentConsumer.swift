@@ -29,9 +29,18 @@ public struct IdempotentConsumer: Sendable {
         logger: Logger,
         _ apply: (PostgresConnection) async throws -> Void
     ) async throws -> Outcome {
+        try await processReturning(eventID: eventID, logger: logger, apply).map { Outcome.applied } ?? .duplicate
+    }
+
+    /// `process`, handing back what `apply` returned: nil when the event was a duplicate.
+    public func processReturning<Result: Sendable>(
+        eventID: String,
+        logger: Logger,
+        _ apply: (PostgresConnection) async throws -> Result
+    ) async throws -> Result? {
         let schema = schema.rawValue
         let consumer = consumer
-        return try await client.transaction(logger: logger) { connection -> Outcome in
+        return try await client.transaction(logger: logger) { connection -> Result? in
             // A concurrent duplicate blocks on the primary key until the first commits or rolls back.
             let rows = try await connection.query(
                 """
@@ -44,9 +53,8 @@ public struct IdempotentConsumer: Sendable {
             )
             var inserted = false
             for try await _ in rows { inserted = true }
-            guard inserted else { return .duplicate }
-            try await apply(connection)
-            return .applied
+            guard inserted else { return nil }
+            return try await apply(connection)
         }
     }
 }

@@ -1,3 +1,4 @@
+import ServiceConfig
 import Synchronization
 
 /// A small pool of hiredis connections with async, `Sendable` commands.

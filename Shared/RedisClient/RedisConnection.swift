@@ -1,3 +1,4 @@
+import ServiceConfig
 import BlockingExecutor
 import CHiredis
 import Foundation
@@ -141,12 +142,5 @@ func withArgv<Result>(
         lengths.withUnsafeMutableBufferPointer { lengthBuffer in
             body(Int32(arguments.count), argvBuffer.baseAddress!, UnsafePointer(lengthBuffer.baseAddress!))
         }
-    }
-}
-
-extension Duration {
-    var milliseconds: Int {
-        let (seconds, attoseconds) = components
-        return max(0, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
     }
 }

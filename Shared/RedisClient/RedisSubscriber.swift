@@ -1,3 +1,4 @@
+import ServiceConfig
 import BlockingExecutor
 import CHiredis
 import Foundation

@@ -1,3 +1,4 @@
+import LiveSockets
 @testable import SocketHandlerService
 import Testing
 
@@ -5,7 +6,7 @@ import Testing
 struct ChatConnectionTests {
     @Test("frames beyond the outbound buffer mark the connection overflowed and end its queue")
     func boundedOutboundBuffer() async {
-        let connection = ChatConnection(userId: "u", sessionId: "s", bufferLimit: 3)
+        let connection = LiveConnection(userId: "u", sessionId: "s", bufferLimit: 3)
         #expect(connection.send("1") && connection.send("2") && connection.send("3"))
         #expect(!connection.send("4"))
         #expect(connection.isOverflowed)
@@ -20,8 +21,8 @@ struct ChatConnectionTests {
     @Test("an ack goes to the connection that sent, once; other devices get the message")
     func ackRouting() async {
         let registry = ConnectionRegistry()
-        let sender = ChatConnection(userId: "alice", sessionId: "s1", bufferLimit: 8)
-        let otherDevice = ChatConnection(userId: "alice", sessionId: "s2", bufferLimit: 8)
+        let sender = LiveConnection(userId: "alice", sessionId: "s1", bufferLimit: 8)
+        let otherDevice = LiveConnection(userId: "alice", sessionId: "s2", bufferLimit: 8)
         #expect(registry.add(sender))
         #expect(!registry.add(otherDevice))
         sender.awaitAck("c-1")
@@ -36,7 +37,7 @@ struct ChatConnectionTests {
     }
 
     /// Everything queued on a finished connection.
-    private func texts(_ connection: ChatConnection) async -> [String] {
+    private func texts(_ connection: LiveConnection) async -> [String] {
         var result: [String] = []
         for await item in connection.outbound {
             if case .text(let text) = item { result.append(text) }

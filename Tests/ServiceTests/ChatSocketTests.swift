@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import HummingbirdWSClient
 import HummingbirdWebSocket
+import LiveSockets
 import Logging
 import NIOWebSocket
 import RedisClient
@@ -36,8 +37,8 @@ final class ChatClient: Sendable {
     let maxFrameSize: Int
 
     /// `maxFrameSize` is the client's own: larger text messages are sent fragmented.
-    init(port: Int, session: Session, maxFrameSize: Int = 1 << 20) {
-        url = "ws://127.0.0.1:\(port)/ws/chat"
+    init(port: Int, session: Session, path: String = "/ws/chat", maxFrameSize: Int = 1 << 20) {
+        url = "ws://127.0.0.1:\(port)\(path)"
         headers = session.bearer
         self.maxFrameSize = maxFrameSize
     }
@@ -91,12 +92,10 @@ final class ChatClient: Sendable {
     }
 }
 
-/// Serialized: every harness runs its own messages service, and all of them are bound to the same
-/// `message.sent` routing key, so two chat tests at once would refuse each other's sends.
-@Suite("socket-handler: live chat over real websockets across two instances", .serialized)
-struct ChatSocketTests {
+extension ServiceHarness {
+    /// A socket-handler instance in this harness's namespace.
     func socketApplication(
-        _ harness: ServiceHarness, instance: String, limits: ChatSocketLimits = ChatSocketLimits(), allowTestClientOrigin: Bool = true,
+        instance: String, limits: ChatSocketLimits = ChatSocketLimits(), allowTestClientOrigin: Bool = true,
         pingPeriod: Duration = .seconds(20)
     ) async throws -> some ApplicationProtocol {
         let dependencies = SocketHandlerService.Dependencies(
@@ -104,25 +103,30 @@ struct ChatSocketTests {
             amqp: TestStack.amqp(),
             // The test client always sends `Origin: <scheme>://<host>`; a present Origin must be allowed.
             http: HTTPConfiguration(port: 0, allowedOrigins: HTTPConfiguration.localOrigins + (allowTestClientOrigin ? ["ws://127.0.0.1"] : [])),
-            tokenVerifier: try await harness.verifier(),
-            logger: harness.logger
+            tokenVerifier: try await verifier(),
+            logger: logger
         )
-        var configuration = SocketHandlerService.Configuration(instanceId: "\(harness.namespace)-\(instance)")
-        configuration.namespace = "\(harness.namespace)_socket"
+        var configuration = SocketHandlerService.Configuration(instanceId: "\(namespace)-\(instance)")
+        configuration.namespace = "\(namespace)_socket"
         configuration.limits = limits
         let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
         let work = SocketHandlerService.build(dependencies: dependencies, configuration: configuration, router: router)
         return Application(
-            router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: SocketHandlerService.webSocketConfiguration(pingPeriod: pingPeriod)),
-            services: work, logger: harness.logger
+            router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .liveSockets(pingPeriod: pingPeriod)),
+            services: work, logger: logger
         )
     }
+}
 
+/// Serialized: every harness runs its own messages service, and all of them are bound to the same
+/// `message.sent` routing key, so two chat tests at once would refuse each other's sends.
+@Suite("socket-handler: live chat over real websockets across two instances", .serialized)
+struct ChatSocketTests {
     @Test("1:1 across two instances: ack after storage, message to the other side, idempotent resend, bad frames answered, non-members refused")
     func chatAcrossInstances() async throws {
         let harness = ServiceHarness()
-        let one = try await socketApplication(harness, instance: "one")
-        let two = try await socketApplication(harness, instance: "two")
+        let one = try await harness.socketApplication(instance: "one")
+        let two = try await harness.socketApplication(instance: "two")
         try await harness.runChat { auth, messages in
             let alice = try await signUp(auth, username: TestStack.uniqueName("wa"))
             let bob = try await signUp(auth, username: TestStack.uniqueName("wb"))
@@ -206,8 +210,8 @@ struct ChatSocketTests {
     @Test("groups: conversation frames, read receipts to the sender, typing to the others (not stored), outsiders refused, removed members hear nothing more, signout closes the socket")
     func groupChat() async throws {
         let harness = ServiceHarness()
-        let one = try await socketApplication(harness, instance: "one")
-        let two = try await socketApplication(harness, instance: "two")
+        let one = try await harness.socketApplication(instance: "one")
+        let two = try await harness.socketApplication(instance: "two")
         try await harness.runChat { auth, messages in
             let alice = try await signUp(auth, username: TestStack.uniqueName("ga"))
             let bob = try await signUp(auth, username: TestStack.uniqueName("gb"))
@@ -295,7 +299,7 @@ struct ChatSocketTests {
         fast.framesPerSecond = 10_000
         fast.burst = 2_000
         fast.outboundBuffer = 4_096
-        let instance = try await socketApplication(harness, instance: "one", limits: fast)
+        let instance = try await harness.socketApplication(instance: "one", limits: fast)
         try await harness.runChat { auth, messages in
             let alice = try await signUp(auth, username: TestStack.uniqueName("oa"))
             let bob = try await signUp(auth, username: TestStack.uniqueName("ob"))
@@ -337,7 +341,7 @@ struct ChatSocketTests {
     @Test("heartbeat: a peer that stops answering pings is dropped within two ping periods plus the close timeout; a live one stays")
     func deadPeerDropped() async throws {
         let harness = ServiceHarness()
-        let instance = try await socketApplication(harness, instance: "ping", pingPeriod: .seconds(1))
+        let instance = try await harness.socketApplication(instance: "ping", pingPeriod: .seconds(1))
         try await harness.runChat { auth, _ in
             let alice = try await signUp(auth, username: TestStack.uniqueName("pa"))
             try await instance.test(.live) { server in
@@ -376,8 +380,8 @@ struct ChatSocketTests {
         var tight = ChatSocketLimits()
         tight.framesPerSecond = 5
         tight.burst = 10
-        let instance = try await socketApplication(harness, instance: "tight", limits: tight)
-        let strict = try await socketApplication(harness, instance: "strict", allowTestClientOrigin: false)
+        let instance = try await harness.socketApplication(instance: "tight", limits: tight)
+        let strict = try await harness.socketApplication(instance: "strict", allowTestClientOrigin: false)
         try await harness.runChat { auth, _ in
             let alice = try await signUp(auth, username: TestStack.uniqueName("ha"))
             // A valid token from an Origin that is not on the list: no socket.

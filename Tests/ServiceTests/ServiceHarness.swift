@@ -5,6 +5,9 @@ import Hummingbird
 import HummingbirdTesting
 import JWTKit
 import MessagesService
+import LiveSockets
+import HummingbirdWebSocket
+import NotificationsService
 import Logging
 import PostgresNIO
 import PostgresSupport
@@ -20,6 +23,7 @@ struct ServiceHarness: Sendable {
     let authSchema = TestStack.uniqueSchema("auth")
     let usersSchema = TestStack.uniqueSchema("users")
     let messagesSchema = TestStack.uniqueSchema("messages")
+    let notificationsSchema = TestStack.uniqueSchema("notifications")
     let privateKey = ES256PrivateKey()
     let logger = TestStack.logger
     var authConfiguration: AuthConfiguration
@@ -34,13 +38,14 @@ struct ServiceHarness: Sendable {
         try await AccessTokenVerifier(publicKeyPEM: privateKey.publicKey.pemRepresentation)
     }
 
-    func dependencies(name: String, schema: SchemaName) async throws -> ServiceDependencies {
+    /// `allowTestClientOrigin`: Hummingbird's websocket test client always sends `Origin: ws://<host>`.
+    func dependencies(name: String, schema: SchemaName, allowTestClientOrigin: Bool = false) async throws -> ServiceDependencies {
         ServiceDependencies(
             name: name,
             database: TestStack.database(schema: schema),
             redis: TestStack.redis(),
             amqp: TestStack.amqp(publishTimeout: .seconds(3)),
-            http: HTTPConfiguration(port: 0),
+            http: HTTPConfiguration(port: 0, allowedOrigins: HTTPConfiguration.localOrigins + (allowTestClientOrigin ? ["ws://127.0.0.1"] : [])),
             tokenVerifier: try await verifier(),
             namespace: "\(namespace)_\(name)",
             logger: logger
@@ -69,6 +74,19 @@ struct ServiceHarness: Sendable {
         let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
         let work = try MessagesService.build(dependencies: dependencies, router: router)
         return Application(router: router, services: dependencies.coreServices + work, logger: logger)
+    }
+
+    func notificationsApplication() async throws -> some ApplicationProtocol {
+        try await NotificationsService.definition.migrate(TestStack.database(schema: notificationsSchema), logger: logger)
+        let dependencies = try await dependencies(name: "notifications", schema: notificationsSchema, allowTestClientOrigin: true)
+        let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
+        let work = NotificationsService.build(
+            dependencies: dependencies, configuration: NotificationsService.Configuration(instanceId: "\(namespace)-n1"), router: router
+        )
+        return Application(
+            router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .liveSockets()),
+            services: dependencies.coreServices + work, logger: logger
+        )
     }
 
     /// Runs auth and messages while `body` runs, then removes their schemas and queues.
@@ -109,8 +127,10 @@ struct ServiceHarness: Sendable {
         _ = try? await TestStack.withDatabase(schema: authSchema) { client in
             try await client.query("DROP SCHEMA IF EXISTS \(unescaped: usersSchema.rawValue) CASCADE")
             try await client.query("DROP SCHEMA IF EXISTS \(unescaped: messagesSchema.rawValue) CASCADE")
+            try await client.query("DROP SCHEMA IF EXISTS \(unescaped: notificationsSchema.rawValue) CASCADE")
         }
-        let queues = ["\(namespace)_auth.user-events", "\(namespace)_users.user-events", "\(namespace)_messages.user-events", "\(namespace)_messages.message-sent", "\(namespace)_messages.receipts"]
+        let queues = ["\(namespace)_auth.user-events", "\(namespace)_users.user-events", "\(namespace)_messages.user-events", "\(namespace)_messages.message-sent", "\(namespace)_messages.receipts", "\(namespace)_notifications.events", "\(namespace)_notifications.instance.\(namespace)-n1",
+            "\(namespace)_socket.message-events"]
         try? await EventBusAdmin.deleteQueues(queues + queues.map { "\($0).dead" }, configuration: TestStack.amqp())
     }
 }

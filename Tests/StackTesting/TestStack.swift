@@ -70,10 +70,7 @@ public enum TestStack {
         schema: SchemaName,
         _ body: @Sendable (PostgresClient) async throws -> Result
     ) async throws -> Result {
-        let client = database(schema: schema).makeClient(logger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
+        try await withClient(schema: schema) { client in
             do {
                 let result = try await body(client)
                 try? await client.query("DROP SCHEMA IF EXISTS \(unescaped: schema.rawValue) CASCADE")
@@ -82,6 +79,19 @@ public enum TestStack {
                 try? await client.query("DROP SCHEMA IF EXISTS \(unescaped: schema.rawValue) CASCADE")
                 throw error
             }
+        }
+    }
+
+    /// Runs `body` with a running Postgres client on `schema`, left as it is (a service's, to look into).
+    public static func withClient<Result: Sendable>(
+        schema: SchemaName,
+        _ body: @Sendable (PostgresClient) async throws -> Result
+    ) async throws -> Result {
+        let client = database(schema: schema).makeClient(logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(client)
         }
     }
 

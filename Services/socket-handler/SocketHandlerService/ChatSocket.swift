@@ -4,6 +4,7 @@ import Foundation
 import Synchronization
 import Hummingbird
 import HummingbirdWebSocket
+import LiveSockets
 import Logging
 import NIOWebSocket
 import ServiceHTTP
@@ -27,7 +28,7 @@ struct ChatSocket: Sendable {
     let verifier: AccessTokenVerifier
     let originPolicy: OriginPolicy
     let connections: ConnectionRegistry
-    let presence: PresenceRegistry
+    let presence: PresenceAnnouncer
     let membership: MembershipCache
     let router: LiveRouter
     let publisher: EventPublisher
@@ -39,59 +40,28 @@ struct ChatSocket: Sendable {
     let logger: Logger
 
     func add(to router: Router<ServiceRequestContext>) {
-        router.ws("/ws/chat", shouldUpgrade: { [originPolicy, verifier, ready] request, _ in
-            guard ready.isReady else { throw APIError.unavailable }
-            guard originPolicy.allows(request.headers) else { throw APIError.originNotAllowed }
-            _ = try await AuthenticationMiddleware<ServiceRequestContext>.authenticate(request.headers, verifier: verifier)
-            return .upgrade([:])
-        }, onUpgrade: { inbound, outbound, context in
-            guard let identity = try? await AuthenticationMiddleware<ServiceRequestContext>.authenticate(context.request.headers, verifier: verifier) else {
-                try await outbound.close(.policyViolation, reason: "unauthenticated")
-                return
-            }
+        router.addLiveSocket("/ws/chat", verifier: verifier, originPolicy: originPolicy, ready: ready) { identity, inbound, outbound in
             try await serve(identity: identity, inbound: inbound, outbound: outbound)
-        })
+        }
     }
 
     private func serve(identity: Identity, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
-        let connection = ChatConnection(userId: identity.userId, sessionId: identity.sessionId, bufferLimit: limits.outboundBuffer)
+        let connection = LiveConnection(userId: identity.userId, sessionId: identity.sessionId, bufferLimit: limits.outboundBuffer)
         if connections.add(connection) {
-            do { try await presence.register([identity.userId]) } catch {
-                logger.warning("presence registry unavailable; this user gets no live delivery until it returns", metadata: ["error": "\(error)"])
-            }
+            await presence.connected(identity.userId)
         }
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await write(connection, to: outbound) }
+            group.addTask { await connection.pump(into: outbound, logger: logger) }
             await read(inbound, for: connection, identity: identity)
             connection.finish()
             await group.waitForAll()
         }
         if connections.remove(connection) {
-            try? await presence.unregister(identity.userId)
+            await presence.disconnected(identity.userId)
         }
     }
 
-    /// Drains the connection's queue into the socket; closes it when asked or when the reader fell behind.
-    private func write(_ connection: ChatConnection, to outbound: WebSocketOutboundWriter) async {
-        do {
-            for await item in connection.outbound {
-                switch item {
-                case .text(let text):
-                    try await outbound.writeTextMessage(text)
-                case .close(let reason):
-                    try await outbound.close(.normalClosure, reason: reason)
-                    return
-                }
-            }
-            if connection.isOverflowed {
-                try await outbound.close(.policyViolation, reason: "too slow: outbound buffer full")
-            }
-        } catch {
-            logger.debug("websocket write ended", metadata: ["error": "\(error)"])
-        }
-    }
-
-    private func read(_ inbound: WebSocketInboundStream, for connection: ChatConnection, identity: Identity) async {
+    private func read(_ inbound: WebSocketInboundStream, for connection: LiveConnection, identity: Identity) async {
         var bucket = TokenBucket(rate: limits.framesPerSecond, burst: limits.burst)
         do {
             for try await message in inbound.messages(maxSize: limits.maxMessageBytes) {
@@ -112,7 +82,7 @@ struct ChatSocket: Sendable {
         }
     }
 
-    private func handle(_ text: String, from connection: ChatConnection, identity: Identity) async {
+    private func handle(_ text: String, from connection: LiveConnection, identity: Identity) async {
         let frame: InboundFrame
         do {
             frame = try JSONDecoder().decode(InboundFrame.self, from: Data(text.utf8))
@@ -133,7 +103,7 @@ struct ChatSocket: Sendable {
     }
 
     /// Publishes `message.sent`; the ack comes back only once messages has stored it.
-    private func send(_ frame: InboundFrame, from connection: ChatConnection, identity: Identity) async {
+    private func send(_ frame: InboundFrame, from connection: LiveConnection, identity: Identity) async {
         guard let clientMsgId = frame.clientMsgId, let conversationId = frame.conversationId, let body = frame.body,
               !conversationId.isEmpty, conversationId.count <= 64
         else {
@@ -161,7 +131,7 @@ struct ChatSocket: Sendable {
 extension ChatSocket {
     /// `delivered` / `read` up-to markers, recorded by messages (which checks membership and keeps
     /// them moving forward only).
-    fileprivate func mark(_ frame: InboundFrame, from connection: ChatConnection, identity: Identity) async {
+    fileprivate func mark(_ frame: InboundFrame, from connection: LiveConnection, identity: Identity) async {
         guard let conversationId = frame.conversationId, !conversationId.isEmpty, conversationId.count <= 64,
               let seq = frame.seq, seq >= 0
         else {
@@ -180,7 +150,7 @@ extension ChatSocket {
     }
 
     /// Typing goes to the other members' connections and is not stored. Only members may type.
-    fileprivate func typing(_ frame: InboundFrame, from connection: ChatConnection, identity: Identity) async {
+    fileprivate func typing(_ frame: InboundFrame, from connection: LiveConnection, identity: Identity) async {
         guard let conversationId = frame.conversationId, !conversationId.isEmpty, conversationId.count <= 64, let isTyping = frame.typing else {
             connection.send(OutboundFrame.error("invalid_frame", "typing needs conversationId and a boolean typing."))
             return
@@ -192,46 +162,5 @@ extension ChatSocket {
         }
         let typing = OutboundFrame.encode(OutboundFrame.Typing(conversationId: conversationId, userId: identity.userId, typing: isTyping))
         try? await router.route(frame: typing, to: members.filter { $0 != identity.userId }, ack: nil)
-    }
-}
-
-/// Whether this instance's queues (its own delivery queue and the shared message events) are
-/// consuming; each consumer reports once it is.
-final class InstanceReadiness: Sendable {
-    private let consuming = Mutex<Set<String>>([])
-    private let required: Set<String>
-
-    init(required: Set<String>) {
-        self.required = required
-    }
-
-    var isReady: Bool { consuming.withLock { $0.isSuperset(of: required) } }
-
-    func markConsuming(_ queue: String) {
-        _ = consuming.withLock { $0.insert(queue) }
-    }
-}
-
-/// A token bucket: `rate` tokens a second, at most `burst` saved up.
-struct TokenBucket: Sendable {
-    let rate: Double
-    let burst: Double
-    private var tokens: Double
-    private var last = ContinuousClock.now
-
-    init(rate: Double, burst: Double) {
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-    }
-
-    mutating func take() -> Bool {
-        let now = ContinuousClock.now
-        let elapsed = now - last
-        last = now
-        tokens = min(burst, tokens + rate * (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
-        guard tokens >= 1 else { return false }
-        tokens -= 1
-        return true
     }
 }

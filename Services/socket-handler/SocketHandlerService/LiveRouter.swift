@@ -1,5 +1,6 @@
 import EventBus
 import EventContracts
+import LiveSockets
 import Logging
 
 /// Sends frames to the instances where their recipients are connected, and nowhere else.

@@ -2,6 +2,7 @@ import EventBus
 import Foundation
 import Hummingbird
 import HummingbirdWebSocket
+import LiveSockets
 import Logging
 import Observability
 import RedisClient
@@ -22,6 +23,8 @@ public enum SocketHandlerService {
         public var namespace = "socket-handler"
         public var presenceTTL: Duration = .seconds(30)
         public var heartbeat: Duration = .seconds(10)
+        /// How long a user whose last connection closed stays online, so quick reconnects are quiet.
+        public var presenceGrace: Duration = .seconds(5)
         public var limits = ChatSocketLimits()
 
         public init(instanceId: String) {
@@ -48,12 +51,6 @@ public enum SocketHandlerService {
         public var readinessChecks: [ReadinessCheck] { [.redis(redis), .rabbitMQ(amqp)] }
     }
 
-    /// The websocket server settings: a ping every `pingPeriod`; a peer that has not answered the
-    /// previous ping when the next is due is dropped, so a dead peer goes within two periods.
-    public static func webSocketConfiguration(pingPeriod: Duration = .seconds(20)) -> WebSocketServerConfiguration {
-        WebSocketServerConfiguration(maxFrameSize: 64 * 1024, autoPing: .enabled(timePeriod: pingPeriod), closeTimeout: .seconds(5))
-    }
-
     /// Adds `/ws/chat` to `router` and returns the instance's long-running work.
     public static func build(
         dependencies: Dependencies,
@@ -63,15 +60,20 @@ public enum SocketHandlerService {
         let logger = dependencies.logger
         let connections = ConnectionRegistry()
         let presence = PresenceRegistry(
-            redis: dependencies.redis, namespace: configuration.namespace, instanceId: configuration.instanceId, ttl: configuration.presenceTTL
+            redis: dependencies.redis, namespace: configuration.namespace, instanceId: configuration.instanceId, ttl: configuration.presenceTTL,
+            grace: configuration.presenceGrace
         )
         let publisher = EventPublisher(configuration: dependencies.amqp, logger: logger)
         let membership = MembershipCache(redis: dependencies.redis, namespace: configuration.namespace)
         let liveRouter = LiveRouter(presence: presence, membership: membership, publisher: publisher, logger: logger)
-        let readiness = InstanceReadiness(required: ["instance", "message-events"])
+        let readiness = InstanceReadiness(required: ["instance", "message-events", PresenceAnnouncer.readinessKey])
+        let announcer = PresenceAnnouncer(
+            registry: presence, connections: connections, publisher: publisher, timing: .init(heartbeat: configuration.heartbeat),
+            readiness: readiness, logger: logger
+        )
         ChatSocket(
             verifier: dependencies.tokenVerifier, originPolicy: dependencies.http.originPolicy, connections: connections,
-            presence: presence, membership: membership, router: liveRouter, publisher: publisher,
+            presence: announcer, membership: membership, router: liveRouter, publisher: publisher,
             instanceId: configuration.instanceId, limits: configuration.limits, ready: readiness, logger: logger
         ).add(to: router)
         return [
@@ -83,7 +85,7 @@ public enum SocketHandlerService {
                 configuration: dependencies.amqp, namespace: configuration.namespace, router: liveRouter, logger: logger,
                 onConsuming: { readiness.markConsuming("message-events") }
             ),
-            PresenceHeartbeat(registry: presence, connections: connections, interval: configuration.heartbeat, logger: logger),
+            announcer,
         ]
     }
 
@@ -98,6 +100,7 @@ public enum SocketHandlerService {
             configuration.namespace = environment.string("SOCKET_NAMESPACE", default: configuration.namespace)
             configuration.presenceTTL = .seconds(try environment.int("PRESENCE_TTL_SECONDS", default: 30))
             configuration.heartbeat = .seconds(try environment.int("PRESENCE_HEARTBEAT_SECONDS", default: 10))
+            configuration.presenceGrace = .seconds(try environment.int("PRESENCE_GRACE_SECONDS", default: 5))
             let dependencies = Dependencies(
                 redis: RedisClient(configuration: try RedisConfiguration(environment: environment)),
                 amqp: try AMQPConfiguration(environment: environment),
@@ -110,7 +113,7 @@ public enum SocketHandlerService {
             let work = build(dependencies: dependencies, configuration: configuration, router: router)
             let application = makeServiceApplication(
                 name: "socket-handler", configuration: dependencies.http, router: router, services: work,
-                webSockets: webSocketConfiguration(pingPeriod: .seconds(try environment.int("WS_PING_SECONDS", default: 20))), logger: logger
+                webSockets: .liveSockets(pingPeriod: .seconds(try environment.int("WS_PING_SECONDS", default: 20))), logger: logger
             )
             logger.info("starting", metadata: ["instance": "\(configuration.instanceId)", "port": "\(dependencies.http.port)"])
             try await application.runService()

@@ -94,9 +94,17 @@ struct UsersRoutes: Sendable {
         guard contactId != identity.userId else {
             throw APIError.badRequest("cannot_add_self", "You cannot add yourself as a contact.")
         }
-        guard contactId.count <= 64, try await store.addContact(ownerId: identity.userId, contactId: contactId, on: dependencies.postgres) else {
-            throw APIError.notFound("No such user.")
+        guard contactId.count <= 64 else { throw APIError.notFound("No such user.") }
+        // Added and announced together; adding an existing contact again announces nothing.
+        let addition = try await dependencies.transaction { connection in
+            let addition = try await store.addContact(ownerId: identity.userId, contactId: contactId, on: connection)
+            if addition == .added {
+                let event = ContactAdded(ownerId: identity.userId, contactId: contactId)
+                try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: event), on: connection, logger: context.logger)
+            }
+            return addition
         }
+        guard addition != .unknownUser else { throw APIError.notFound("No such user.") }
         let contact = try await store.contacts(of: identity.userId, on: dependencies.postgres).first { $0.id == contactId }
         return try Response.json(["contact": contact])
     }
@@ -104,7 +112,13 @@ struct UsersRoutes: Sendable {
     @Sendable func removeContact(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
         let contactId = try context.parameters.require("userId")
-        try await store.removeContact(ownerId: identity.userId, contactId: contactId, on: dependencies.postgres)
+        guard contactId.count <= 64 else { return Response(status: .noContent) }
+        try await dependencies.transaction { connection in
+            if try await store.removeContact(ownerId: identity.userId, contactId: contactId, on: connection) {
+                let event = ContactRemoved(ownerId: identity.userId, contactId: contactId)
+                try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: event), on: connection, logger: context.logger)
+            }
+        }
         return Response(status: .noContent)
     }
 

@@ -139,9 +139,11 @@ struct UsersStore: Sendable {
         return users
     }
 
-    /// Adds a contact; false when either user is unknown.
-    func addContact(ownerId: String, contactId: String, on client: PostgresClient) async throws -> Bool {
-        let rows = try await client.query(
+    enum ContactAddition { case added, existing, unknownUser }
+
+    /// Adds a contact, inside the caller's transaction.
+    func addContact(ownerId: String, contactId: String, on connection: PostgresConnection) async throws -> ContactAddition {
+        let rows = try await connection.query(
             """
             INSERT INTO \(unescaped: schema).contacts (owner_id, contact_id)
             SELECT \(ownerId), id FROM \(unescaped: schema).profiles
@@ -151,21 +153,23 @@ struct UsersStore: Sendable {
             """,
             logger: logger
         )
-        for try await _ in rows { return true }
-        // Already a contact is fine too.
-        let existing = try await client.query(
+        for try await _ in rows { return .added }
+        let existing = try await connection.query(
             "SELECT 1 FROM \(unescaped: schema).contacts WHERE owner_id = \(ownerId) AND contact_id = \(contactId)",
             logger: logger
         )
-        for try await _ in existing { return true }
-        return false
+        for try await _ in existing { return .existing }
+        return .unknownUser
     }
 
-    func removeContact(ownerId: String, contactId: String, on client: PostgresClient) async throws {
-        try await client.query(
-            "DELETE FROM \(unescaped: schema).contacts WHERE owner_id = \(ownerId) AND contact_id = \(contactId)",
+    /// Removes a contact, inside the caller's transaction; false when it was not one.
+    func removeContact(ownerId: String, contactId: String, on connection: PostgresConnection) async throws -> Bool {
+        let rows = try await connection.query(
+            "DELETE FROM \(unescaped: schema).contacts WHERE owner_id = \(ownerId) AND contact_id = \(contactId) RETURNING contact_id",
             logger: logger
         )
+        for try await _ in rows { return true }
+        return false
     }
 
     /// `query%` with LIKE's own wildcards escaped, so `_` and `%` match literally.

@@ -1,0 +1,4 @@
+import NotificationsService
+import ServiceRuntime
+
+await NotificationsService.definition.main()

@@ -1,0 +1,64 @@
+import EventBus
+import Foundation
+import Hummingbird
+import LiveSockets
+import PostgresSupport
+import ServiceConfig
+import ServiceHTTP
+import ServiceLifecycle
+import ServiceRuntime
+
+/// The notifications service: stored notifications in schema `notifications`,
+/// `/api/notifications`, and the `/ws/notifications` stream of notifications and presence.
+public enum NotificationsService {
+    public struct Configuration: Sendable {
+        /// This instance's id: its own queue (live pushes) carries it.
+        public var instanceId: String
+        public var outboundBuffer = 256
+
+        public init(instanceId: String) {
+            self.instanceId = instanceId
+        }
+
+        /// `INSTANCE_ID`, by default host name and process id.
+        public init(environment: EnvironmentReader) {
+            self.init(instanceId: environment.string("INSTANCE_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"))
+        }
+    }
+
+    public static let definition = ServiceDefinition(
+        name: "notifications",
+        defaultSchema: "notifications",
+        defaultPort: 8085,
+        webSockets: .liveSockets(pingPeriod: .seconds((try? EnvironmentReader().int("WS_PING_SECONDS", default: 20)) ?? 20)),
+        migrations: migrations,
+        build: { dependencies, router in
+            try router.addOpenAPIDocument(at: "/api/notifications/openapi.yaml", bundle: .module)
+            return build(dependencies: dependencies, configuration: Configuration(environment: EnvironmentReader()), router: router)
+        }
+    )
+
+    public static func migrations() throws -> [Migration] {
+        try Migration.load(bundle: .module, owner: "notifications")
+    }
+
+    /// Adds the routes and the stream to `router` and returns the consumers.
+    public static func build(dependencies: ServiceDependencies, configuration: Configuration, router: Router<ServiceRequestContext>) -> [any Service] {
+        let store = NotificationsStore(schema: dependencies.schema, logger: dependencies.logger)
+        let connections = ConnectionRegistry()
+        let readiness = InstanceReadiness(required: ["instance"])
+        let publisher = EventPublisher(configuration: dependencies.amqp, logger: dependencies.logger)
+        NotificationsRoutes(dependencies: dependencies, store: store).add(to: router)
+        NotificationSocket(
+            verifier: dependencies.tokenVerifier, originPolicy: dependencies.http.originPolicy, connections: connections, ready: readiness,
+            outboundBuffer: configuration.outboundBuffer, logger: dependencies.logger
+        ).add(to: router)
+        return [
+            NotificationsConsumers.events(dependencies: dependencies, store: store, publisher: publisher),
+            NotificationsConsumers.instance(
+                dependencies: dependencies, instanceId: configuration.instanceId, store: store, connections: connections,
+                onConsuming: { readiness.markConsuming("instance") }
+            ),
+        ]
+    }
+}

@@ -1,0 +1,275 @@
+import EventContracts
+import Foundation
+import Logging
+import PostgresNIO
+import PostgresSupport
+
+/// One page of a user's notifications, newest change first.
+struct NotificationPage: Encodable, Sendable {
+    let notifications: [NotificationRecord]
+    /// `null` on the last page.
+    let nextCursor: String?
+
+    enum CodingKeys: CodingKey { case notifications, nextCursor }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(notifications, forKey: .notifications)
+        try container.encode(nextCursor, forKey: .nextCursor)
+    }
+}
+
+/// Every SQL statement of notifications, against its own schema.
+struct NotificationsStore: Sendable {
+    let schema: String
+    let logger: Logger
+
+    init(schema: SchemaName, logger: Logger) {
+        self.schema = schema.rawValue
+        self.logger = logger
+    }
+
+    private static let columns = "id, kind, payload::text, count, created_at, read"
+
+    // MARK: Reading and marking (the routes)
+
+    /// The user's notifications (only unread ones with `unreadOnly`), newest change first, after
+    /// the cursor's position.
+    func page(of userId: String, unreadOnly: Bool, limit: Int, before position: Int64?, on client: PostgresClient) async throws -> NotificationPage {
+        let rows = try await client.query(
+            """
+            SELECT \(unescaped: Self.columns), position FROM \(unescaped: schema).notifications
+            WHERE user_id = \(userId) AND (NOT \(unreadOnly) OR NOT read) AND position < \(position ?? Int64.max)
+            ORDER BY position DESC
+            LIMIT \(limit + 1)
+            """,
+            logger: logger
+        )
+        var records: [(NotificationRecord, Int64)] = []
+        for try await (id, kind, payload, count, createdAt, read, position) in rows.decode((String, String, String, Int, Date, Bool, Int64).self) {
+            records.append((try Self.record(id: id, kind: kind, payload: payload, count: count, createdAt: createdAt, read: read), position))
+        }
+        var next: String?
+        if records.count > limit {
+            records.removeLast()
+            next = records.last.map { String($0.1) }
+        }
+        return NotificationPage(notifications: records.map(\.0), nextCursor: next)
+    }
+
+    /// Marks one of the user's notifications read; nil when the user has no such notification.
+    func markRead(id: String, of userId: String, on client: PostgresClient) async throws -> NotificationRecord? {
+        let rows = try await client.query(
+            """
+            UPDATE \(unescaped: schema).notifications SET read = true
+            WHERE id = \(id) AND user_id = \(userId)
+            RETURNING \(unescaped: Self.columns)
+            """,
+            logger: logger
+        )
+        return try await Self.records(rows).first
+    }
+
+    /// Marks all of the user's notifications read; how many were unread.
+    func markAllRead(of userId: String, on client: PostgresClient) async throws -> Int {
+        let rows = try await client.query(
+            "UPDATE \(unescaped: schema).notifications SET read = true WHERE user_id = \(userId) AND NOT read RETURNING id",
+            logger: logger
+        )
+        var count = 0
+        for try await _ in rows { count += 1 }
+        return count
+    }
+
+    // MARK: Applying events (the consumer), inside its transaction
+
+    /// A stored message: one notification per conversation for each member other than the sender
+    /// who has no chat connection open, its count raised (or restarted at 1 once it was read).
+    func recordMessage(_ stored: MessageStored, on connection: PostgresConnection) async throws -> [(userId: String, NotificationRecord)] {
+        let message = stored.message
+        let candidates = stored.memberIds.filter { $0 != message.senderId }
+        guard !candidates.isEmpty else { return [] }
+        let conversation = try await conversation(message.conversationId, on: connection)
+        let payload = try Self.encode(NotificationPayload(
+            conversationId: message.conversationId, conversationType: conversation?.type, conversationName: conversation?.name,
+            lastMessage: MessagePreview(message)
+        ))
+        let ids = candidates.map { _ in EventID.make() }
+        let rows = try await connection.query(
+            """
+            INSERT INTO \(unescaped: schema).notifications AS n
+                (id, user_id, kind, group_key, conversation_id, actor_id, payload, count, last_seq, created_at)
+            SELECT r.id, r.user_id, 'message', 'message:' || \(message.conversationId), \(message.conversationId), NULL,
+                   \(payload)::jsonb, 1, \(message.seq), \(message.sentAt)
+            FROM unnest(\(candidates), \(ids)) AS r(user_id, id)
+            WHERE NOT EXISTS (SELECT 1 FROM \(unescaped: schema).presence p WHERE p.user_id = r.user_id AND p.online)
+            ON CONFLICT (user_id, group_key) DO UPDATE SET
+                count = CASE WHEN n.read THEN 1 ELSE n.count + 1 END,
+                created_at = CASE WHEN n.read THEN EXCLUDED.created_at ELSE n.created_at END,
+                payload = EXCLUDED.payload,
+                last_seq = GREATEST(n.last_seq, EXCLUDED.last_seq),
+                read = false,
+                position = nextval('\(unescaped: schema).notification_positions')
+            WHERE n.last_seq IS NULL OR n.last_seq < EXCLUDED.last_seq
+            RETURNING n.user_id, n.id, n.kind, n.payload::text, n.count, n.created_at, n.read
+            """,
+            logger: logger
+        )
+        return try await Self.recordsWithUser(rows)
+    }
+
+    /// A member read up to `readSeq`: their message notification for the conversation is read too.
+    func markConversationRead(_ conversationId: String, by userId: String, upTo readSeq: Int64, on connection: PostgresConnection) async throws {
+        try await connection.query(
+            """
+            UPDATE \(unescaped: schema).notifications SET read = true
+            WHERE user_id = \(userId) AND group_key = 'message:' || \(conversationId) AND NOT read AND last_seq <= \(readSeq)
+            """,
+            logger: logger
+        )
+    }
+
+    /// Stores (or replaces) the one notification of `groupKey` for `userId`.
+    func record(
+        kind: String, groupKey: String, for userId: String, conversationId: String?, actorId: String?, payload: NotificationPayload,
+        at time: Date, on connection: PostgresConnection
+    ) async throws -> NotificationRecord? {
+        let rows = try await connection.query(
+            """
+            INSERT INTO \(unescaped: schema).notifications AS n (id, user_id, kind, group_key, conversation_id, actor_id, payload, created_at)
+            VALUES (\(EventID.make()), \(userId), \(kind), \(groupKey), \(conversationId), \(actorId), \(try Self.encode(payload))::jsonb, \(time))
+            ON CONFLICT (user_id, group_key) DO UPDATE SET
+                kind = EXCLUDED.kind, actor_id = EXCLUDED.actor_id, payload = EXCLUDED.payload, count = 1, read = false,
+                created_at = EXCLUDED.created_at, position = nextval('\(unescaped: schema).notification_positions')
+            RETURNING \(unescaped: Self.columns)
+            """,
+            logger: logger
+        )
+        return try await Self.records(rows).first
+    }
+
+    func deleteNotifications(of userId: String, groupKey: String, on connection: PostgresConnection) async throws {
+        try await connection.query(
+            "DELETE FROM \(unescaped: schema).notifications WHERE user_id = \(userId) AND group_key = \(groupKey)",
+            logger: logger
+        )
+    }
+
+    /// What notifications knows of a conversation: its type and name, and its members exactly as
+    /// the snapshot lists them.
+    func applySnapshot(_ snapshot: ConversationSnapshot, on connection: PostgresConnection) async throws {
+        try await connection.query(
+            """
+            INSERT INTO \(unescaped: schema).conversations (id, type, name) VALUES (\(snapshot.id), \(snapshot.type), \(snapshot.name))
+            ON CONFLICT (id) DO UPDATE SET type = EXCLUDED.type, name = EXCLUDED.name
+            """,
+            logger: logger
+        )
+        let members = snapshot.members.map(\.userId)
+        try await connection.query(
+            "DELETE FROM \(unescaped: schema).conversation_members WHERE conversation_id = \(snapshot.id) AND NOT (user_id = ANY(\(members)))",
+            logger: logger
+        )
+        try await connection.query(
+            """
+            INSERT INTO \(unescaped: schema).conversation_members (conversation_id, user_id)
+            SELECT \(snapshot.id), unnest(\(members)) ON CONFLICT DO NOTHING
+            """,
+            logger: logger
+        )
+    }
+
+    func conversation(_ id: String, on connection: PostgresConnection) async throws -> (type: String, name: String?)? {
+        let rows = try await connection.query("SELECT type, name FROM \(unescaped: schema).conversations WHERE id = \(id)", logger: logger)
+        for try await (type, name) in rows.decode((String, String?).self) { return (type, name) }
+        return nil
+    }
+
+    func addContact(owner: String, contact: String, on connection: PostgresConnection) async throws {
+        try await connection.query(
+            "INSERT INTO \(unescaped: schema).contacts (owner_id, contact_id) VALUES (\(owner), \(contact)) ON CONFLICT DO NOTHING",
+            logger: logger
+        )
+    }
+
+    func removeContact(owner: String, contact: String, on connection: PostgresConnection) async throws {
+        try await connection.query(
+            "DELETE FROM \(unescaped: schema).contacts WHERE owner_id = \(owner) AND contact_id = \(contact)",
+            logger: logger
+        )
+    }
+
+    /// Applies a presence change unless a newer one was applied already (events may arrive late).
+    func setPresence(_ change: PresenceChanged, on connection: PostgresConnection) async throws {
+        try await connection.query(
+            """
+            INSERT INTO \(unescaped: schema).presence AS p (user_id, online, changed_at)
+            VALUES (\(change.userId), \(change.online), \(change.lastSeenAt))
+            ON CONFLICT (user_id) DO UPDATE SET online = EXCLUDED.online, changed_at = EXCLUDED.changed_at
+            WHERE p.changed_at <= EXCLUDED.changed_at
+            """,
+            logger: logger
+        )
+    }
+
+    /// A deleted user: their notifications, the ones they caused, and what was kept about them.
+    func forget(userId: String, on connection: PostgresConnection) async throws {
+        for statement: PostgresQuery in [
+            "DELETE FROM \(unescaped: schema).notifications WHERE user_id = \(userId) OR actor_id = \(userId)",
+            "DELETE FROM \(unescaped: schema).conversation_members WHERE user_id = \(userId)",
+            "DELETE FROM \(unescaped: schema).contacts WHERE owner_id = \(userId) OR contact_id = \(userId)",
+            "DELETE FROM \(unescaped: schema).presence WHERE user_id = \(userId)",
+        ] {
+            try await connection.query(statement, logger: logger)
+        }
+    }
+
+    /// Of `candidates`, those who share a conversation or a contact (either way) with `userId`.
+    func audience(of userId: String, among candidates: [String], on client: PostgresClient) async throws -> [String] {
+        guard !candidates.isEmpty else { return [] }
+        let rows = try await client.query(
+            """
+            SELECT DISTINCT c.user_id FROM unnest(\(candidates)) AS c(user_id)
+            WHERE c.user_id <> \(userId) AND (
+                EXISTS (SELECT 1 FROM \(unescaped: schema).conversation_members mine
+                        JOIN \(unescaped: schema).conversation_members theirs ON theirs.conversation_id = mine.conversation_id
+                        WHERE mine.user_id = \(userId) AND theirs.user_id = c.user_id)
+                OR EXISTS (SELECT 1 FROM \(unescaped: schema).contacts k
+                           WHERE (k.owner_id = \(userId) AND k.contact_id = c.user_id) OR (k.owner_id = c.user_id AND k.contact_id = \(userId)))
+            )
+            """,
+            logger: logger
+        )
+        var users: [String] = []
+        for try await userId in rows.decode(String.self) { users.append(userId) }
+        return users
+    }
+
+    // MARK: Rows
+
+    private static func encode(_ payload: NotificationPayload) throws -> String {
+        String(decoding: try EventCoding.encoder.encode(payload), as: UTF8.self)
+    }
+
+    private static func record(id: String, kind: String, payload: String, count: Int, createdAt: Date, read: Bool) throws -> NotificationRecord {
+        var decoded = try EventCoding.decoder.decode(NotificationPayload.self, from: Data(payload.utf8))
+        if kind == "message" { decoded.count = count }
+        return NotificationRecord(id: id, kind: kind, payload: decoded, createdAt: createdAt, read: read)
+    }
+
+    private static func records(_ rows: PostgresRowSequence) async throws -> [NotificationRecord] {
+        var records: [NotificationRecord] = []
+        for try await (id, kind, payload, count, createdAt, read) in rows.decode((String, String, String, Int, Date, Bool).self) {
+            records.append(try record(id: id, kind: kind, payload: payload, count: count, createdAt: createdAt, read: read))
+        }
+        return records
+    }
+
+    private static func recordsWithUser(_ rows: PostgresRowSequence) async throws -> [(userId: String, NotificationRecord)] {
+        var records: [(String, NotificationRecord)] = []
+        for try await (userId, id, kind, payload, count, createdAt, read) in rows.decode((String, String, String, String, Int, Date, Bool).self) {
+            records.append((userId, try record(id: id, kind: kind, payload: payload, count: count, createdAt: createdAt, read: read)))
+        }
+        return records
+    }
+}
