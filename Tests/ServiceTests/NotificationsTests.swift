@@ -175,4 +175,38 @@ struct NotificationsTests {
             }
         }
     }
+
+    @Test("the event path survives a RabbitMQ restart: messages sent before, during and after are each counted once")
+    func survivesBrokerRestart() async throws {
+        let harness = ServiceHarness()
+        let notificationsApp = try await harness.notificationsApplication()
+        try await harness.runChat { auth, messages in
+            let alice = try await signUp(auth, username: TestStack.uniqueName("ra"))
+            let bob = try await signUp(auth, username: TestStack.uniqueName("rb"))
+            let direct = try await openConversation(messages, as: alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)
+            try await notificationsApp.test(.router) { notifications in
+                @Sendable func count() async -> Int? {
+                    let list = try? await listNotifications(notifications, bob)
+                    return list?.count == 1 ? payload(list?.first)["count"] as? Int : nil
+                }
+                for index in 1...10 { try await post(messages, as: alice, to: direct, "r-\(index)", "before \(index)") }
+                #expect(await eventually(timeout: .seconds(10)) { await count() == 10 })
+
+                // Sends are stored and queued in messages' outbox while the broker is down.
+                try await TestStack.kill(.rabbitmq)
+                for index in 11...20 { try await post(messages, as: alice, to: direct, "r-\(index)", "during \(index)") }
+                try await TestStack.start(.rabbitmq)
+                for index in 21...30 { try await post(messages, as: alice, to: direct, "r-\(index)", "after \(index)") }
+
+                let settled = await eventually(timeout: .seconds(60), every: .milliseconds(250)) { await count() == 30 }
+                let seen = await count()
+                #expect(settled, "count: \(String(describing: seen))")
+                // Nothing arrives twice later (a redelivery would raise the count).
+                try await Task.sleep(for: .seconds(2))
+                #expect(await count() == 30)
+                let last = try #require(try await listNotifications(notifications, bob).first)
+                #expect((payload(last)["lastMessage"] as? [String: Any])?["seq"] as? Int == 30)
+            }
+        }
+    }
 }

@@ -1,0 +1,118 @@
+import EventBus
+import EventContracts
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import JWTKit
+import StackTesting
+import Synchronization
+import Testing
+
+@Suite("presence: presence.changed across socket-handler instances and devices, applied by users", .serialized)
+struct PresenceTests {
+    @Test("two devices on two instances: online at the first connection, offline only after the last (lastSeenAt set); quick reconnects announce nothing; kill -9 an instance and its users go offline within the bound")
+    func presenceAcrossInstances() async throws {
+        let harness = ServiceHarness()
+        let base = Int.random(in: 30_000...39_000)
+        let publicKey = harness.privateKey.publicKey.pemRepresentation
+        // TTL 3 s, heartbeat 1 s, grace 1 s: a crashed instance's users are settled within about
+        // TTL + one sweep; a user whose last socket closed is announced offline after the grace.
+        let sockets = ["p1", "p2"].enumerated().map { index, name in
+            ServiceProcess(name: "socket-handler", port: base + index, environment: [
+                "INSTANCE_ID": "\(harness.namespace)-\(name)", "SOCKET_NAMESPACE": "\(harness.namespace)_socket",
+                "JWT_PUBLIC_KEY": publicKey, "ALLOWED_ORIGINS": "http://127.0.0.1:8080,ws://127.0.0.1",
+                "PRESENCE_TTL_SECONDS": "3", "PRESENCE_HEARTBEAT_SECONDS": "1", "PRESENCE_GRACE_SECONDS": "1",
+            ])
+        }
+        for socket in sockets { try await socket.start() }
+        defer { for socket in sockets { socket.stop() } }
+
+        // Every presence.changed, in the order published.
+        let probeQueue = "\(harness.namespace)_probe.presence"
+        let announced = Mutex<[PresenceChanged]>([])
+        let probeReady = Atomic<Bool>(false)
+        let probe = EventConsumer(
+            configuration: TestStack.amqp(), topology: Topology.consumer(queue: probeQueue, bindings: [QueueBinding(.userEvents, PresenceChanged.eventType)]),
+            queue: probeQueue, logger: TestStack.logger, onConsuming: { probeReady.store(true, ordering: .relaxed) }
+        ) { delivery in
+            if let change = try delivery.event().decode(PresenceChanged.self)?.payload { announced.withLock { $0.append(change) } }
+        }
+        @Sendable func changes(of userId: String) -> [Bool] { announced.withLock { $0 }.filter { $0.userId == userId }.map(\.online) }
+
+        try await harness.run { auth, users in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await probe.run() }
+                #expect(await eventually { probeReady.load(ordering: .relaxed) })
+                let alice = try await signUp(auth, username: TestStack.uniqueName("pa"))
+                let bob = try await signUp(auth, username: TestStack.uniqueName("pb"))
+                /// users' view: (online, lastSeenAt), once users knows the user.
+                func status(_ session: Session) async -> (online: Bool, lastSeenAt: String?)? {
+                    try? await users.execute(uri: "/api/users/\(session.userId)", method: .get, headers: session.bearer) { response in
+                        guard let user = json(response)["user"] as? [String: Any], let online = user["online"] as? Bool else { return nil }
+                        return (online, user["lastSeenAt"] as? String)
+                    }
+                }
+                #expect(await eventually(timeout: .seconds(20)) {
+                    let aliceKnown = await status(alice) != nil
+                    let bobKnown = await status(bob) != nil
+                    return aliceKnown && bobKnown
+                })
+                #expect(await status(alice)?.online == false)
+
+                // The first device: online.
+                let first = ChatClient(port: sockets[0].port, session: alice)
+                group.addTask { try? await first.run() }
+                #expect(await eventually(timeout: .seconds(10)) { await status(alice)?.online == true })
+                #expect(changes(of: alice.userId) == [true])
+
+                // A second device on the other instance; the first closes: still online.
+                let second = ChatClient(port: sockets[1].port, session: alice)
+                group.addTask { try? await second.run() }
+                #expect(await eventually { second.isConnected })
+                await first.close()
+                try await Task.sleep(for: .seconds(3))
+                #expect(await status(alice)?.online == true)
+                #expect(changes(of: alice.userId) == [true])
+
+                // The last closes: offline after the grace, with lastSeenAt.
+                await second.close()
+                #expect(await eventually(timeout: .seconds(10)) { await status(alice)?.online == false })
+                #expect(await status(alice)?.lastSeenAt != nil)
+                #expect(changes(of: alice.userId) == [true, false])
+                #expect(announced.withLock { $0 }.last { $0.userId == alice.userId }.map { $0.lastSeenAt <= Date() } == true)
+
+                // Flapping: five quick reconnects across both instances, then one that stays: one online, no offline.
+                for index in 0..<5 {
+                    let flap = ChatClient(port: sockets[index % 2].port, session: alice)
+                    group.addTask { try? await flap.run() }
+                    #expect(await eventually { flap.isConnected })
+                    await flap.close()
+                    #expect(await eventually { flap.hasEnded })
+                }
+                let staying = ChatClient(port: sockets[0].port, session: alice)
+                group.addTask { try? await staying.run() }
+                #expect(await eventually { staying.isConnected })
+                try await Task.sleep(for: .seconds(3))
+                #expect(changes(of: alice.userId) == [true, false, true])
+                #expect(await status(alice)?.online == true)
+
+                // Bob is on p2 alone; p2 is SIGKILLed: Bob goes offline within the bound, Alice (on p1) stays.
+                let bobClient = ChatClient(port: sockets[1].port, session: bob)
+                group.addTask { try? await bobClient.run() }
+                #expect(await eventually(timeout: .seconds(10)) { await status(bob)?.online == true })
+                let killedAt = ContinuousClock.now
+                sockets[1].kill()
+                #expect(await eventually(timeout: .seconds(20), every: .milliseconds(100)) { await status(bob)?.online == false })
+                let elapsed = ContinuousClock.now - killedAt
+                // TTL 3 s + sweep 1 s + heartbeat 1 s, and slack for the event path.
+                #expect(elapsed < .seconds(8), "offline after \(elapsed)")
+                #expect(changes(of: bob.userId) == [true, false])
+                #expect(await status(alice)?.online == true)
+
+                await staying.close()
+                group.cancelAll()
+            }
+        }
+        try? await EventBusAdmin.deleteQueues([probeQueue, "\(probeQueue).dead"], configuration: TestStack.amqp())
+    }
+}
