@@ -223,6 +223,24 @@ log.console = false
 CONF
     echo "[]." >"$base/enabled_plugins"
     : >"$base/rabbitmq-env.conf"
+    local attempt deadline
+    for attempt in 1 2 3; do
+        launch_rabbitmq
+        deadline=$((SECONDS + 90))
+        until rabbitmq_ready || ! alive_pid rabbitmq >/dev/null; do
+            ((SECONDS < deadline)) || die "rabbitmq did not become ready within 90s (logs: $LOG_DIR)"
+            sleep 0.2
+        done
+        rabbitmq_ready && return 0
+        # A broker SIGKILLed a moment ago can leave its port in use for a little while
+        # (eaddrinuse): the new node exits at once, so wait and try again.
+        log "rabbitmq exited while starting (attempt $attempt of 3); retrying"
+        sleep 3
+    done
+    die "rabbitmq could not start (logs: $LOG_DIR/rabbitmq.log)"
+}
+
+launch_rabbitmq() {
     (
         rabbitmq_env
         rm -f "$RABBITMQ_PID_FILE"
@@ -237,7 +255,6 @@ CONF
         nohup /usr/lib/rabbitmq/bin/rabbitmq-server >"$LOG_DIR/rabbitmq.log" 2>&1 </dev/null &
         echo $! >"$(pidfile rabbitmq)"
     )
-    wait_for rabbitmq 90 rabbitmq_ready
 }
 
 # The broker's own pid (the Erlang VM); the wrapper script's pid is in rabbitmq.pid.

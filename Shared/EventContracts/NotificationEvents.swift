@@ -3,7 +3,7 @@ import Foundation
 /// A stored notification, as `/api/notifications` and the `/ws/notifications` stream show it.
 public struct NotificationRecord: Codable, Sendable, Equatable {
     public var id: String
-    /// `message`, `group_added`, `group_removed` or `contact_added`.
+    /// `message`, `group_added`, `group_removed`, `contact_added` or `signed_in`.
     public var kind: String
     public var payload: NotificationPayload
     public var createdAt: Date
@@ -28,10 +28,12 @@ public struct NotificationPayload: Codable, Sendable, Equatable {
     public var lastMessage: MessagePreview?
     /// Who added you (to a group, as a contact) or removed you.
     public var actorId: String?
+    /// `signed_in`: the new session.
+    public var sessionId: String?
 
     public init(
         conversationId: String? = nil, conversationType: String? = nil, conversationName: String? = nil, count: Int? = nil,
-        lastMessage: MessagePreview? = nil, actorId: String? = nil
+        lastMessage: MessagePreview? = nil, actorId: String? = nil, sessionId: String? = nil
     ) {
         self.conversationId = conversationId
         self.conversationType = conversationType
@@ -39,6 +41,7 @@ public struct NotificationPayload: Codable, Sendable, Equatable {
         self.count = count
         self.lastMessage = lastMessage
         self.actorId = actorId
+        self.sessionId = sessionId
     }
 }
 

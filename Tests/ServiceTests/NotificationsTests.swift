@@ -48,14 +48,14 @@ struct NotificationsTests {
         let socket = try await harness.socketApplication(instance: "n-chat")
         let notificationsApp = try await harness.notificationsApplication()
         let users = try await harness.usersApplication()
-        // users first, so its queue is there when the users sign up (user.registered).
+        // users and notifications first, so their queues are there when the users sign up.
         try await users.test(.router) { usersClient in
+        try await notificationsApp.test(.live) { notifications in
         try await harness.runChat { auth, messages in
             let alice = try await signUp(auth, username: TestStack.uniqueName("na"))
             let bob = try await signUp(auth, username: TestStack.uniqueName("nb"))
             let carol = try await signUp(auth, username: TestStack.uniqueName("nc"))
             let mallory = try await signUp(auth, username: TestStack.uniqueName("nm"))
-            try await notificationsApp.test(.live) { notifications in
             try await socket.test(.live) { chat in
                 let port = notifications.port!
                 let bobStream = ChatClient(port: port, session: bob, path: "/ws/notifications")
@@ -165,6 +165,14 @@ struct NotificationsTests {
                     try await bobChat.send(#"{"type": "read", "conversationId": "\#(direct)", "seq": 5}"#)
                     #expect(await eventually(timeout: .seconds(10)) { (try? await listNotifications(notifications, bob, query: "?unread=true"))?.isEmpty == true })
                     await bobChat.close()
+
+                    // A later sign-in to Alice's account is a security notice; the one at her signup was not.
+                    let signIn = #"{"login": "\#(alice.username)", "password": "correct horse battery"}"#
+                    try await auth.execute(uri: "/api/auth/signin", method: .post, headers: jsonHeaders, body: ByteBuffer(string: signIn)) { #expect($0.status == .ok) }
+                    #expect(await eventually(timeout: .seconds(10)) {
+                        (try? await listNotifications(notifications, alice))?.map { $0["kind"] as? String } == ["signed_in"]
+                    })
+                    #expect(payload(try await listNotifications(notifications, alice).first)["sessionId"] is String)
 
                     #expect(malloryStream.frames("presence").isEmpty && malloryStream.frames("notification").isEmpty)
                     for client in [bobStream, malloryStream, carolChat] { await client.close() }

@@ -46,6 +46,14 @@ struct NotificationRules: Sendable {
         } else if let contact = try event.decode(ContactRemoved.self)?.payload {
             try await store.removeContact(owner: contact.ownerId, contact: contact.contactId, on: connection)
             try await store.deleteNotifications(of: contact.contactId, groupKey: "contact:\(contact.ownerId)", on: connection)
+        } else if let signedIn = try event.decode(UserLoggedIn.self)?.payload {
+            // A new session on an account that had one before: tell the user (all their devices).
+            guard try await store.recordSignIn(of: signedIn.userId, on: connection) else { return [] }
+            let record = try await store.record(
+                kind: "signed_in", groupKey: "signin:\(signedIn.sessionId)", for: signedIn.userId, conversationId: nil, actorId: nil,
+                payload: NotificationPayload(sessionId: signedIn.sessionId), at: time, on: connection
+            )
+            return record.map { [(signedIn.userId, $0)] } ?? []
         } else if let deleted = try event.decode(UserDeleted.self)?.payload {
             try await store.forget(userId: deleted.userId, on: connection)
         }

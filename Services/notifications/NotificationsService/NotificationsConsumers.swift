@@ -14,7 +14,7 @@ enum NotificationsConsumers {
             MessageStored.eventType, ReceiptUpdated.eventType, ConversationCreated.eventType, ConversationMemberAdded.eventType,
             ConversationMemberRemoved.eventType, ConversationRenamed.eventType,
         ].map { QueueBinding(.messageEvents, $0) } + [
-            PresenceChanged.eventType, ContactAdded.eventType, ContactRemoved.eventType, UserDeleted.eventType,
+            PresenceChanged.eventType, ContactAdded.eventType, ContactRemoved.eventType, UserLoggedIn.eventType, UserDeleted.eventType,
         ].map { QueueBinding(.userEvents, $0) }
         let topology = Topology.consumer(queue: queue, bindings: bindings, singleActiveConsumer: true)
         let idempotent = IdempotentConsumer(client: dependencies.postgres, schema: dependencies.schema, consumer: queue)

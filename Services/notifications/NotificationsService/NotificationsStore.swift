@@ -212,6 +212,16 @@ struct NotificationsStore: Sendable {
         )
     }
 
+    /// Records a sign-in; true when the user had signed in before (so this one is news).
+    func recordSignIn(of userId: String, on connection: PostgresConnection) async throws -> Bool {
+        let rows = try await connection.query(
+            "INSERT INTO \(unescaped: schema).signed_in_before (user_id) VALUES (\(userId)) ON CONFLICT DO NOTHING RETURNING user_id",
+            logger: logger
+        )
+        for try await _ in rows { return false }
+        return true
+    }
+
     /// A deleted user: their notifications, the ones they caused, and what was kept about them.
     func forget(userId: String, on connection: PostgresConnection) async throws {
         for statement: PostgresQuery in [
@@ -219,6 +229,7 @@ struct NotificationsStore: Sendable {
             "DELETE FROM \(unescaped: schema).conversation_members WHERE user_id = \(userId)",
             "DELETE FROM \(unescaped: schema).contacts WHERE owner_id = \(userId) OR contact_id = \(userId)",
             "DELETE FROM \(unescaped: schema).presence WHERE user_id = \(userId)",
+            "DELETE FROM \(unescaped: schema).signed_in_before WHERE user_id = \(userId)",
         ] {
             try await connection.query(statement, logger: logger)
         }

@@ -8,8 +8,8 @@ CREATE SEQUENCE notification_positions;
 CREATE TABLE notifications (
     id              text PRIMARY KEY,
     user_id         text NOT NULL,
-    kind            text NOT NULL CHECK (kind IN ('message', 'group_added', 'group_removed', 'contact_added')),
-    -- message:<conversation>, group:<conversation>, contact:<who added you>
+    kind            text NOT NULL CHECK (kind IN ('message', 'group_added', 'group_removed', 'contact_added', 'signed_in')),
+    -- message:<conversation>, group:<conversation>, contact:<who added you>, signin:<session>
     group_key       text NOT NULL,
     conversation_id text,
     actor_id        text,
@@ -52,4 +52,10 @@ CREATE TABLE presence (
     user_id    text PRIMARY KEY,
     online     boolean NOT NULL,
     changed_at timestamptz NOT NULL
+);
+
+-- Users who have signed in at least once: the first session (signup's) is not news; later ones
+-- are a security notice.
+CREATE TABLE signed_in_before (
+    user_id text PRIMARY KEY
 );
