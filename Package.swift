@@ -146,6 +146,7 @@ let package = Package(
         .target(
             name: "LiveSockets",
             dependencies: [
+                "EventContracts",
                 "ServiceHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),

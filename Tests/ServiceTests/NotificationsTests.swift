@@ -188,17 +188,19 @@ struct NotificationsTests {
     func survivesBrokerRestart() async throws {
         let harness = ServiceHarness()
         let notificationsApp = try await harness.notificationsApplication()
-        try await harness.runChat { auth, messages in
-            let alice = try await signUp(auth, username: TestStack.uniqueName("ra"))
-            let bob = try await signUp(auth, username: TestStack.uniqueName("rb"))
-            let direct = try await openConversation(messages, as: alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)
-            try await notificationsApp.test(.router) { notifications in
+        // notifications first, so its queue is bound before the first message.stored (an event no
+        // queue is bound for goes back to the producer's outbox, to be retried with backoff).
+        try await notificationsApp.test(.router) { notifications in
+            try await harness.runChat { auth, messages in
+                let alice = try await signUp(auth, username: TestStack.uniqueName("ra"))
+                let bob = try await signUp(auth, username: TestStack.uniqueName("rb"))
+                let direct = try await openConversation(messages, as: alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)
                 @Sendable func count() async -> Int? {
                     let list = try? await listNotifications(notifications, bob)
                     return list?.count == 1 ? payload(list?.first)["count"] as? Int : nil
                 }
                 for index in 1...10 { try await post(messages, as: alice, to: direct, "r-\(index)", "before \(index)") }
-                #expect(await eventually(timeout: .seconds(10)) { await count() == 10 })
+                #expect(await eventually(timeout: .seconds(30)) { await count() == 10 })
 
                 // Sends are stored and queued in messages' outbox while the broker is down.
                 try await TestStack.kill(.rabbitmq)

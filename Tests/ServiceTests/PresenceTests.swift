@@ -4,6 +4,8 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import JWTKit
+import RedisClient
+@testable import SocketHandlerService
 import StackTesting
 import Synchronization
 import Testing
@@ -114,5 +116,42 @@ struct PresenceTests {
             }
         }
         try? await EventBusAdmin.deleteQueues([probeQueue, "\(probeQueue).dead"], configuration: TestStack.amqp())
+    }
+
+    @Test("registry transitions in Redis: a crash before the next heartbeat is settled once, dated after the user came online; a reconnect within the grace cancels the offline")
+    func registryTransitions() async throws {
+        let redis = RedisClient(configuration: TestStack.redis())
+        let namespace = TestStack.uniqueName("presence")
+        let a = PresenceRegistry(redis: redis, namespace: namespace, instanceId: "a", ttl: .milliseconds(500), grace: .milliseconds(200))
+        let b = PresenceRegistry(redis: redis, namespace: namespace, instanceId: "b", ttl: .milliseconds(500), grace: .milliseconds(200))
+
+        // Instance a takes u1 and dies before its first heartbeat; b hands u1 over and settles it once.
+        let since = try #require(try await a.connected("u1"))
+        #expect(try await b.reapDeadInstances() == 0)  // a is not late yet
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(try await b.reapDeadInstances() == 1)
+        let settled = try await b.settleDue()
+        #expect(settled.map(\.userId) == ["u1"])
+        #expect(try #require(settled.first).lastSeen > since)
+        #expect(try await a.settleDue().isEmpty)
+
+        // u2 leaves b and comes back on a within the grace: still online, nothing to announce.
+        #expect(try await b.connected("u2") != nil)
+        try await b.disconnected("u2")
+        #expect(try await a.connected("u2") == nil)
+        try await Task.sleep(for: .milliseconds(300))
+        try await a.refresh(["u2"])
+        #expect(try await b.settleDue().isEmpty)
+        #expect(try await b.instances(of: ["u2"]) == ["a": ["u2"]])
+
+        // The last connection closes: due only after the grace, then settled once.
+        try await a.disconnected("u2")
+        #expect(try await a.settleDue().isEmpty)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await a.settleDue().map(\.userId) == ["u2"])
+        #expect(try await b.settleDue().isEmpty)
+
+        _ = try? await redis.command(["EVAL", "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end", "0", "\(namespace):*"])
+        await redis.shutdown()
     }
 }

@@ -33,9 +33,7 @@ struct NotificationSocket: Sendable {
                 for try await _ in inbound.messages(maxSize: 4096) {
                     if connection.isOverflowed { break }
                     guard bucket.take() else { continue }
-                    connection.send(NotificationFrame.encode(NotificationFrame.Error(
-                        code: "unknown_type", message: "This stream only sends; fetch with GET /api/notifications."
-                    )))
+                    connection.send(LiveFrame.error("unknown_type", "This stream only sends; fetch with GET /api/notifications."))
                 }
             } catch {
                 logger.debug("websocket read ended", metadata: ["error": "\(error)"])
@@ -47,7 +45,7 @@ struct NotificationSocket: Sendable {
     }
 }
 
-/// The frames of `/ws/notifications`.
+/// The frames of `/ws/notifications` (errors are `LiveFrame.error`).
 enum NotificationFrame {
     struct Notification: Encodable {
         let type = "notification"
@@ -59,16 +57,5 @@ enum NotificationFrame {
         let userId: String
         let online: Bool
         let lastSeenAt: Date
-    }
-
-    struct Error: Encodable {
-        let type = "error"
-        let code: String
-        let message: String
-    }
-
-    static func encode(_ frame: some Encodable) -> String {
-        // Encoding these plain value types cannot fail.
-        (try? String(decoding: EventCoding.encoder.encode(frame), as: UTF8.self)) ?? "{}"
     }
 }

@@ -58,12 +58,17 @@ enum NotificationsConsumers {
         ) { delivery in
             let event = try delivery.event()
             if let changed = try event.decode(NotificationChanged.self)?.payload {
-                connections.send(NotificationFrame.encode(NotificationFrame.Notification(notification: changed.notification)), to: [changed.userId])
+                connections.send(LiveFrame.encode(NotificationFrame.Notification(notification: changed.notification)), to: [changed.userId])
             } else if let presence = try event.decode(PresenceChanged.self)?.payload {
-                let audience = try await store.audience(of: presence.userId, among: connections.connectedUsers, on: dependencies.postgres)
-                guard !audience.isEmpty else { return }
-                let frame = NotificationFrame.Presence(userId: presence.userId, online: presence.online, lastSeenAt: presence.lastSeenAt)
-                connections.send(NotificationFrame.encode(frame), to: audience)
+                // A live frame is not worth a redelivery loop: without the database it is dropped.
+                do {
+                    let audience = try await store.audience(of: presence.userId, among: connections.connectedUsers, on: dependencies.postgres)
+                    guard !audience.isEmpty else { return }
+                    let frame = NotificationFrame.Presence(userId: presence.userId, online: presence.online, lastSeenAt: presence.lastSeenAt)
+                    connections.send(LiveFrame.encode(frame), to: audience)
+                } catch {
+                    logger.warning("presence not pushed: its audience could not be read", metadata: ["error": "\(String(reflecting: error))"])
+                }
             } else if let signedOut = try event.decode(UserSignedOut.self)?.payload {
                 connections.close(sessionId: signedOut.sessionId, of: signedOut.userId, reason: "signed out")
             }

@@ -45,20 +45,4 @@ enum OutboundFrame {
         let event: String
         let conversation: ConversationSnapshot
     }
-
-    struct Error: Encodable {
-        let type = "error"
-        let code: String
-        let message: String
-        let clientMsgId: String?
-    }
-
-    static func encode(_ frame: some Encodable) -> String {
-        // Encoding these plain value types cannot fail.
-        (try? String(decoding: EventCoding.encoder.encode(frame), as: UTF8.self)) ?? "{}"
-    }
-
-    static func error(_ code: String, _ message: String, clientMsgId: String? = nil) -> String {
-        encode(Error(code: code, message: message, clientMsgId: clientMsgId))
-    }
 }

@@ -67,11 +67,11 @@ struct ChatSocket: Sendable {
             for try await message in inbound.messages(maxSize: limits.maxMessageBytes) {
                 if connection.isOverflowed { break }
                 guard bucket.take() else {
-                    connection.send(OutboundFrame.error("rate_limited", "Too many frames; slow down."))
+                    connection.send(LiveFrame.error("rate_limited", "Too many frames; slow down."))
                     continue
                 }
                 guard case .text(let text) = message else {
-                    connection.send(OutboundFrame.error("unsupported_frame", "Send JSON text frames."))
+                    connection.send(LiveFrame.error("unsupported_frame", "Send JSON text frames."))
                     continue
                 }
                 await handle(text, from: connection, identity: identity)
@@ -87,7 +87,7 @@ struct ChatSocket: Sendable {
         do {
             frame = try JSONDecoder().decode(InboundFrame.self, from: Data(text.utf8))
         } catch {
-            connection.send(OutboundFrame.error("invalid_frame", "A frame is one JSON object with a string \"type\" and fields of the right types."))
+            connection.send(LiveFrame.error("invalid_frame", "A frame is one JSON object with a string \"type\" and fields of the right types."))
             return
         }
         switch frame.type {
@@ -98,7 +98,7 @@ struct ChatSocket: Sendable {
         case "typing":
             await typing(frame, from: connection, identity: identity)
         default:
-            connection.send(OutboundFrame.error("unknown_type", "Unknown frame type.", clientMsgId: frame.clientMsgId))
+            connection.send(LiveFrame.error("unknown_type", "Unknown frame type.", clientMsgId: frame.clientMsgId))
         }
     }
 
@@ -107,13 +107,13 @@ struct ChatSocket: Sendable {
         guard let clientMsgId = frame.clientMsgId, let conversationId = frame.conversationId, let body = frame.body,
               !conversationId.isEmpty, conversationId.count <= 64
         else {
-            connection.send(OutboundFrame.error("invalid_frame", "send needs clientMsgId, conversationId and body.", clientMsgId: frame.clientMsgId))
+            connection.send(LiveFrame.error("invalid_frame", "send needs clientMsgId, conversationId and body.", clientMsgId: frame.clientMsgId))
             return
         }
         let problems = MessageLimits.problems(clientMsgId: clientMsgId, body: body)
         guard problems.isEmpty else {
             let detail = problems.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: " ")
-            connection.send(OutboundFrame.error("invalid_frame", detail, clientMsgId: clientMsgId))
+            connection.send(LiveFrame.error("invalid_frame", detail, clientMsgId: clientMsgId))
             return
         }
         connection.awaitAck(clientMsgId)
@@ -123,7 +123,7 @@ struct ChatSocket: Sendable {
         } catch {
             _ = connection.takeAck(clientMsgId)
             logger.warning("could not hand a send to the broker", metadata: ["error": "\(error)"])
-            connection.send(OutboundFrame.error("send_failed", "The message was not accepted; send it again.", clientMsgId: clientMsgId))
+            connection.send(LiveFrame.error("send_failed", "The message was not accepted; send it again.", clientMsgId: clientMsgId))
         }
     }
 }
@@ -135,7 +135,7 @@ extension ChatSocket {
         guard let conversationId = frame.conversationId, !conversationId.isEmpty, conversationId.count <= 64,
               let seq = frame.seq, seq >= 0
         else {
-            connection.send(OutboundFrame.error("invalid_frame", "\(frame.type) needs conversationId and a seq of 0 or more."))
+            connection.send(LiveFrame.error("invalid_frame", "\(frame.type) needs conversationId and a seq of 0 or more."))
             return
         }
         let marked = ReceiptMarked(
@@ -145,22 +145,22 @@ extension ChatSocket {
         do {
             try await publisher.publish(EventEnvelope(producer: "socket-handler", payload: marked))
         } catch {
-            connection.send(OutboundFrame.error("send_failed", "The receipt was not accepted; send it again."))
+            connection.send(LiveFrame.error("send_failed", "The receipt was not accepted; send it again."))
         }
     }
 
     /// Typing goes to the other members' connections and is not stored. Only members may type.
     fileprivate func typing(_ frame: InboundFrame, from connection: LiveConnection, identity: Identity) async {
         guard let conversationId = frame.conversationId, !conversationId.isEmpty, conversationId.count <= 64, let isTyping = frame.typing else {
-            connection.send(OutboundFrame.error("invalid_frame", "typing needs conversationId and a boolean typing."))
+            connection.send(LiveFrame.error("invalid_frame", "typing needs conversationId and a boolean typing."))
             return
         }
         let members = try? await membership.members(of: conversationId)
         guard let members, members.contains(identity.userId) else {
-            connection.send(OutboundFrame.error("not_found", "No such conversation, or you are not a member."))
+            connection.send(LiveFrame.error("not_found", "No such conversation, or you are not a member."))
             return
         }
-        let typing = OutboundFrame.encode(OutboundFrame.Typing(conversationId: conversationId, userId: identity.userId, typing: isTyping))
+        let typing = LiveFrame.encode(OutboundFrame.Typing(conversationId: conversationId, userId: identity.userId, typing: isTyping))
         try? await router.route(frame: typing, to: members.filter { $0 != identity.userId }, ack: nil)
     }
 }

@@ -17,7 +17,7 @@ struct LiveRouter: Sendable {
             try await route(stored)
         } else if let receipt = try event.decode(ReceiptUpdated.self)?.payload {
             await remember(receipt.conversationId, receipt.memberIds)
-            let frame = OutboundFrame.encode(OutboundFrame.Receipt(
+            let frame = LiveFrame.encode(OutboundFrame.Receipt(
                 conversationId: receipt.conversationId, userId: receipt.userId, deliveredSeq: receipt.deliveredSeq, readSeq: receipt.readSeq
             ))
             try await route(frame: frame, to: receipt.memberIds.filter { $0 != receipt.userId }, ack: nil)
@@ -36,7 +36,7 @@ struct LiveRouter: Sendable {
     private func announce(_ kind: String, _ conversation: ConversationSnapshot, alsoTo extra: [String] = []) async throws {
         let members = conversation.members.map(\.userId)
         await remember(conversation.id, members)
-        let frame = OutboundFrame.encode(OutboundFrame.Conversation(event: kind, conversation: conversation))
+        let frame = LiveFrame.encode(OutboundFrame.Conversation(event: kind, conversation: conversation))
         try await route(frame: frame, to: Array(Set(members + extra)), ack: nil)
     }
 
@@ -49,10 +49,10 @@ struct LiveRouter: Sendable {
     /// A stored message: `message` to every member's connections, `ack` to the connection that sent it.
     func route(_ stored: MessageStored) async throws {
         let message = stored.message
-        let frame = OutboundFrame.encode(OutboundFrame.Message(message: message))
+        let frame = LiveFrame.encode(OutboundFrame.Message(message: message))
         let ack = LiveAck(
             senderId: message.senderId, clientMsgId: message.clientMsgId,
-            frame: OutboundFrame.encode(OutboundFrame.Ack(clientMsgId: message.clientMsgId, message: message))
+            frame: LiveFrame.encode(OutboundFrame.Ack(clientMsgId: message.clientMsgId, message: message))
         )
         try await route(frame: frame, to: stored.memberIds, ack: ack)
     }
@@ -119,7 +119,7 @@ enum SocketConsumers {
                     ack: live.ack.map { ($0.senderId, $0.clientMsgId, $0.frame) }
                 ))
             } else if let rejected = try event.decode(MessageRejected.self)?.payload {
-                let error = OutboundFrame.error("not_found", "No such conversation, or you are not a member.", clientMsgId: rejected.clientMsgId)
+                let error = LiveFrame.error("not_found", "No such conversation, or you are not a member.", clientMsgId: rejected.clientMsgId)
                 connections.deliver(LiveDeliveryFrames(recipients: [rejected.senderId], frame: "", ack: (rejected.senderId, rejected.clientMsgId, error)))
             } else if let signedOut = try event.decode(UserSignedOut.self)?.payload {
                 connections.close(sessionId: signedOut.sessionId, of: signedOut.userId, reason: "signed out")

@@ -44,8 +44,8 @@ final class PresenceAnnouncer: Service {
     /// A user's first connection on this instance opened.
     func connected(_ userId: String) async {
         do {
-            if try await registry.connected(userId) {
-                continuation.yield(PresenceChanged(userId: userId, online: true, lastSeenAt: Date()))
+            if let since = try await registry.connected(userId) {
+                continuation.yield(PresenceChanged(userId: userId, online: true, lastSeenAt: since))
             }
         } catch {
             logger.warning("presence registry unavailable; this user gets no live delivery until it returns", metadata: ["error": "\(error)"])
@@ -116,7 +116,9 @@ final class PresenceAnnouncer: Service {
                 } catch {
                     logger.warning("could not announce a presence change; retrying", metadata: ["error": "\(error)"])
                 }
-                if Task.isCancelled { break }
+                // Shutting down: what is left is settled by the other instances' sweeps (or this
+                // one's next start), so do not hold the shutdown up retrying.
+                if Task.isCancelled || Task.isShuttingDownGracefully { break }
                 try? await Task.sleep(for: backoff.next())
             }
         }

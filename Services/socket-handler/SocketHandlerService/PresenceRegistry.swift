@@ -37,16 +37,16 @@ struct PresenceRegistry: Sendable {
 
     private var ttlMilliseconds: Int { ttl.milliseconds }
 
-    /// This instance opened its first connection of `userId`. True when the user was offline
-    /// everywhere (announce them online); false when another connection or a pending offline
-    /// (a quick reconnect) already covers them.
-    func connected(_ userId: String) async throws -> Bool {
+    /// This instance opened its first connection of `userId`. The time they came online when
+    /// they were offline everywhere (announce it); nil when another connection or a pending
+    /// offline (a quick reconnect) already covers them.
+    func connected(_ userId: String) async throws -> Date? {
         let now = Self.nowMilliseconds
         let reply = try await redis.command([
             "EVAL", Scripts.connect, "5", key(userId), onlineKey, pendingKey, usersKey(of: instanceId), instancesKey,
             instanceId, String(now + ttlMilliseconds), String(ttlMilliseconds * 2), String(now), userId,
         ])
-        return reply.integer == 1
+        return reply.integer == 1 ? Date(timeIntervalSince1970: Double(now) / 1000) : nil
     }
 
     /// This instance closed its last connection of `userId`; if no instance holds them any more,
@@ -160,13 +160,17 @@ extension PresenceRegistry {
             """
 
         /// KEYS: pending, user, online, last seen. ARGV: user, now. The last-seen time, or nil.
+        /// It is always after the time the user was announced online (a crash before the
+        /// instance's next heartbeat would otherwise date it earlier), so "newest wins" holds.
         static let settle = """
             if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return nil end
             if redis.call('ZCOUNT', KEYS[2], ARGV[2], '+inf') > 0 then return nil end
-            local seen = redis.call('HGET', KEYS[4], ARGV[1])
+            local seen = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or ARGV[2])
             redis.call('HDEL', KEYS[4], ARGV[1])
+            local since = redis.call('ZSCORE', KEYS[3], ARGV[1])
             if redis.call('ZREM', KEYS[3], ARGV[1]) == 0 then return nil end
-            return tonumber(seen or ARGV[2])
+            if since and seen <= tonumber(since) then seen = tonumber(since) + 1 end
+            return seen
             """
     }
 }

@@ -1,0 +1,23 @@
+import EventContracts
+import Foundation
+
+/// Server → client frames of the live sockets: one JSON object per text frame, with a `type`,
+/// times in the events' RFC 3339 form.
+public enum LiveFrame {
+    /// The answer to a bad client frame; the socket stays open.
+    public struct Error: Encodable, Sendable {
+        public let type = "error"
+        public let code: String
+        public let message: String
+        public let clientMsgId: String?
+    }
+
+    public static func encode(_ frame: some Encodable) -> String {
+        // Encoding these plain value types cannot fail.
+        (try? String(decoding: EventCoding.encoder.encode(frame), as: UTF8.self)) ?? "{}"
+    }
+
+    public static func error(_ code: String, _ message: String, clientMsgId: String? = nil) -> String {
+        encode(Error(code: code, message: message, clientMsgId: clientMsgId))
+    }
+}
