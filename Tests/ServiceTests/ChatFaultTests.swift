@@ -28,6 +28,18 @@ func httpJSON(_ method: String, _ url: String, bearer: String, body: String? = n
     }
 }
 
+extension ServiceHarness {
+    /// A socket-handler binary in this harness's namespace, as its own process (to SIGKILL), with
+    /// presence entries that lapse 3 s after a crash (heartbeat 1 s).
+    func socketHandlerProcess(_ name: String, port: Int, environment extra: [String: String] = [:]) -> ServiceProcess {
+        ServiceProcess(name: "socket-handler", port: port, environment: [
+            "INSTANCE_ID": "\(namespace)-\(name)", "SOCKET_NAMESPACE": "\(namespace)_socket",
+            "JWT_PUBLIC_KEY": privateKey.publicKey.pemRepresentation, "ALLOWED_ORIGINS": "http://127.0.0.1:8080,ws://127.0.0.1",
+            "PRESENCE_TTL_SECONDS": "3", "PRESENCE_HEARTBEAT_SECONDS": "1",
+        ].merging(extra) { _, new in new })
+    }
+}
+
 @Suite("faults: acknowledged messages survive kill -9 of messages, RabbitMQ and a socket-handler instance", .serialized)
 struct ChatFaultTests {
     @Test("a burst with retrying clients while messages, RabbitMQ and bob's instance are SIGKILLed: every acked message stored once, bob has them all")
@@ -40,13 +52,7 @@ struct ChatFaultTests {
             "DATABASE_SCHEMA": harness.messagesSchema.rawValue, "DATABASE_USER": admin.username, "DATABASE_PASSWORD": admin.password,
             "JWT_PUBLIC_KEY": publicKey, "SERVICE_NAMESPACE": "\(harness.namespace)_messages",
         ])
-        let sockets = ["s1", "s2"].enumerated().map { index, name in
-            ServiceProcess(name: "socket-handler", port: base + 1 + index, environment: [
-                "INSTANCE_ID": "\(harness.namespace)-\(name)", "SOCKET_NAMESPACE": "\(harness.namespace)_socket",
-                "JWT_PUBLIC_KEY": publicKey, "ALLOWED_ORIGINS": "http://127.0.0.1:8080,ws://127.0.0.1",
-                "PRESENCE_TTL_SECONDS": "3", "PRESENCE_HEARTBEAT_SECONDS": "1",
-            ])
-        }
+        let sockets = ["s1", "s2"].enumerated().map { index, name in harness.socketHandlerProcess(name, port: base + 1 + index) }
         try await messages.start()
         for socket in sockets { try await socket.start() }
         defer {

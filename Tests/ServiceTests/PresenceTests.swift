@@ -3,7 +3,6 @@ import EventContracts
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-import JWTKit
 import RedisClient
 @testable import SocketHandlerService
 import StackTesting
@@ -16,15 +15,10 @@ struct PresenceTests {
     func presenceAcrossInstances() async throws {
         let harness = ServiceHarness()
         let base = Int.random(in: 30_000...39_000)
-        let publicKey = harness.privateKey.publicKey.pemRepresentation
         // TTL 3 s, heartbeat 1 s, grace 1 s: a crashed instance's users are settled within about
         // TTL + one sweep; a user whose last socket closed is announced offline after the grace.
         let sockets = ["p1", "p2"].enumerated().map { index, name in
-            ServiceProcess(name: "socket-handler", port: base + index, environment: [
-                "INSTANCE_ID": "\(harness.namespace)-\(name)", "SOCKET_NAMESPACE": "\(harness.namespace)_socket",
-                "JWT_PUBLIC_KEY": publicKey, "ALLOWED_ORIGINS": "http://127.0.0.1:8080,ws://127.0.0.1",
-                "PRESENCE_TTL_SECONDS": "3", "PRESENCE_HEARTBEAT_SECONDS": "1", "PRESENCE_GRACE_SECONDS": "1",
-            ])
+            harness.socketHandlerProcess(name, port: base + index, environment: ["PRESENCE_GRACE_SECONDS": "1"])
         }
         for socket in sockets { try await socket.start() }
         defer { for socket in sockets { socket.stop() } }
