@@ -174,6 +174,16 @@ struct NotificationsTests {
                     })
                     #expect(payload(try await listNotifications(notifications, alice).first)["sessionId"] is String)
 
+                    // Carol deletes her account: the notification she caused for Bob goes with her.
+                    try await auth.execute(
+                        uri: "/api/auth/account", method: .delete, headers: carol.bearer.merging(jsonHeaders),
+                        body: ByteBuffer(string: #"{"password": "correct horse battery"}"#)
+                    ) { #expect($0.status == .noContent) }
+                    #expect(await eventually(timeout: .seconds(10)) {
+                        (try? await listNotifications(notifications, bob))?.contains { $0["kind"] as? String == "contact_added" } == false
+                    })
+                    #expect(try await listNotifications(notifications, bob).count == 3)
+
                     #expect(malloryStream.frames("presence").isEmpty && malloryStream.frames("notification").isEmpty)
                     for client in [bobStream, malloryStream, carolChat] { await client.close() }
                     group.cancelAll()

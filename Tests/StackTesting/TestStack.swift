@@ -73,10 +73,10 @@ public enum TestStack {
         try await withClient(schema: schema) { client in
             do {
                 let result = try await body(client)
-                try? await client.query("DROP SCHEMA IF EXISTS \(unescaped: schema.rawValue) CASCADE")
+                _ = try? await client.query("DROP SCHEMA IF EXISTS \(unescaped: schema.rawValue) CASCADE")
                 return result
             } catch {
-                try? await client.query("DROP SCHEMA IF EXISTS \(unescaped: schema.rawValue) CASCADE")
+                _ = try? await client.query("DROP SCHEMA IF EXISTS \(unescaped: schema.rawValue) CASCADE")
                 throw error
             }
         }
