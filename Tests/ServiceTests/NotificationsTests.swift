@@ -229,4 +229,36 @@ struct NotificationsTests {
             }
         }
     }
+
+    @Test("notifications down while chat goes on: chat is unaffected, and on its return notifications catches up with nothing lost")
+    func catchesUpAfterOutage() async throws {
+        let harness = ServiceHarness()
+        let socket = try await harness.socketApplication(instance: "outage")
+        try await harness.notificationsApplication().test(.router) { _ in }  // declares its queues, then stops
+        try await harness.runChat { auth, messages in
+            let alice = try await signUp(auth, username: TestStack.uniqueName("oa"))
+            let bob = try await signUp(auth, username: TestStack.uniqueName("ob"))
+            let direct = try await openConversation(messages, as: alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)
+            // Chat works with notifications down: Alice's sends are acked.
+            try await socket.test(.live) { chat in
+                let aliceChat = ChatClient(port: chat.port!, session: alice)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try? await aliceChat.run() }
+                    #expect(await eventually { aliceChat.isConnected })
+                    for index in 1...5 {
+                        try await aliceChat.send(#"{"type": "send", "clientMsgId": "o-\#(index)", "conversationId": "\#(direct)", "body": "while down \#(index)"}"#)
+                    }
+                    #expect(await eventually(timeout: .seconds(10)) { aliceChat.frames("ack").count == 5 })
+                    await aliceChat.close()
+                    group.cancelAll()
+                }
+            }
+            // notifications returns (same queue): it stores what it missed.
+            try await harness.notificationsApplication().test(.router) { notifications in
+                #expect(await eventually(timeout: .seconds(15)) {
+                    payload(try? await listNotifications(notifications, bob).first)["count"] as? Int == 5
+                })
+            }
+        }
+    }
 }
