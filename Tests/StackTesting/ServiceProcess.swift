@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -44,14 +47,22 @@ public final class ServiceProcess: @unchecked Sendable {
     public func kill() {
         guard let process, process.isRunning else { return }
         Foundation.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        reap(process)
     }
 
     /// SIGTERM and wait.
     public func stop() {
         guard let process, process.isRunning else { return }
         process.terminate()
-        process.waitUntilExit()
+        reap(process)
+    }
+
+    /// Waits for the exit with `waitpid` rather than `waitUntilExit`, which relies on Foundation
+    /// noticing SIGCHLD and has missed it (see ChildProcess). If Foundation reaped it first,
+    /// `waitpid` returns at once. It blocks this thread for the shutdown's length: fine in a test.
+    private func reap(_ process: Process) {
+        var status: Int32 = 0
+        while waitpid(process.processIdentifier, &status, 0) == -1 && errno == EINTR {}
     }
 
     private func healthy() async -> Bool {

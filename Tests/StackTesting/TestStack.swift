@@ -118,18 +118,8 @@ public enum TestStack {
     }
 
     private static func stackScript(_ arguments: [String]) async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [root.appendingPathComponent("infra/stack.sh").path] + arguments
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do {
-                try process.run()
-            } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: error)
-            }
-        }
+        let script = try ChildProcess.spawn("/bin/bash", [root.appendingPathComponent("infra/stack.sh").path] + arguments)
+        let status = await script.exitStatus()
         guard status == 0 else { throw ScriptError(arguments: arguments, status: status) }
     }
 }

@@ -1,0 +1,47 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A short-lived child process (the stack script), started with `posix_spawn` and reaped by
+/// polling `waitpid(WNOHANG)`. Foundation's `Process` once missed such a child's exit on Linux
+/// (its SIGCHLD watch): the script had exited, a zombie, and the test waited for it forever.
+/// Polling cannot miss an exit, and nothing blocks a thread while it waits.
+struct ChildProcess: Sendable {
+    let pid: pid_t
+
+    /// Starts `executable` with the current environment; stdin is /dev/null, stdout and stderr
+    /// are inherited.
+    static func spawn(_ executable: String, _ arguments: [String]) throws -> ChildProcess {
+        var fileActions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fileActions)
+        defer { posix_spawn_file_actions_destroy(&fileActions) }
+        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let environment = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { environment.forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &fileActions, nil, argv, environment)
+        guard result == 0 else { throw POSIXError(POSIXErrorCode(rawValue: result) ?? .EIO) }
+        return ChildProcess(pid: pid)
+    }
+
+    /// Waits for the child to exit; its exit status, or 128 + the signal that ended it.
+    func exitStatus() async -> Int32 {
+        var status: Int32 = 0
+        while true {
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid { break }
+            if result == -1 && errno != EINTR { return -1 }
+            if Task.isCancelled {
+                // Still reap it, so no zombie is left behind.
+                _ = waitpid(pid, &status, 0)
+                break
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    }
+}
