@@ -161,6 +161,7 @@ let package = Package(
             name: "ServiceRuntime",
             dependencies: [
                 "EventBus",
+                "EventContracts",
                 "Observability",
                 "Outbox",
                 "PostgresSupport",
@@ -364,6 +365,7 @@ let package = Package(
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/ServiceTests",
             swiftSettings: swiftSettings

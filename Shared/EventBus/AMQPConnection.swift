@@ -1,8 +1,8 @@
-import ServiceConfig
 import BlockingExecutor
 import CRabbitMQ
 import EventContracts
 import Foundation
+import ServiceConfig
 
 /// One librabbitmq connection with one channel, confined to a thread of its own.
 ///

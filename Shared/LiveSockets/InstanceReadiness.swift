@@ -18,19 +18,19 @@ public final class InstanceReadiness: Sendable {
 }
 
 /// A token bucket: `rate` tokens a second, at most `burst` saved up.
-public struct TokenBucket: Sendable {
-    public let rate: Double
-    public let burst: Double
+struct TokenBucket: Sendable {
+    let rate: Double
+    let burst: Double
     private var tokens: Double
     private var last = ContinuousClock.now
 
-    public init(rate: Double, burst: Double) {
+    init(rate: Double, burst: Double) {
         self.rate = rate
         self.burst = burst
         self.tokens = burst
     }
 
-    public mutating func take() -> Bool {
+    mutating func take() -> Bool {
         let now = ContinuousClock.now
         let elapsed = now - last
         last = now

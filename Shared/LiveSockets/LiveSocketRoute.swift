@@ -31,8 +31,41 @@ extension Router where Context == ServiceRequestContext {
 }
 
 extension LiveConnection {
+    /// The life of one socket: the queue drains into `outbound` while each inbound text message
+    /// goes to `onText`, at most `framesPerSecond` (bursts of `burst`; past that the client gets
+    /// a `rate_limited` error frame). A message over `maxMessageBytes`, fragmented or not, ends the
+    /// socket. Returns once the client is gone, or the connection was closed or fell behind.
+    public func serve(
+        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, maxMessageBytes: Int, framesPerSecond: Double, burst: Double,
+        logger: Logger, onText: (String) async -> Void
+    ) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.pump(into: outbound, logger: logger) }
+            var bucket = TokenBucket(rate: framesPerSecond, burst: burst)
+            do {
+                for try await message in inbound.messages(maxSize: maxMessageBytes) {
+                    if isOverflowed { break }
+                    guard bucket.take() else {
+                        send(LiveFrame.error("rate_limited", "Too many frames; slow down."))
+                        continue
+                    }
+                    guard case .text(let text) = message else {
+                        send(LiveFrame.error("unsupported_frame", "Send JSON text frames."))
+                        continue
+                    }
+                    await onText(text)
+                }
+            } catch {
+                // Oversize messages and protocol errors end the stream; the library closes the socket.
+                logger.debug("websocket read ended", metadata: ["error": "\(error)"])
+            }
+            finish()
+            await group.waitForAll()
+        }
+    }
+
     /// Drains the queue into the socket; closes it when asked or when the reader fell behind.
-    public func pump(into outbound: WebSocketOutboundWriter, logger: Logger) async {
+    private func pump(into outbound: WebSocketOutboundWriter, logger: Logger) async {
         do {
             for await item in self.outbound {
                 switch item {

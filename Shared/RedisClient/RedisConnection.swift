@@ -1,7 +1,7 @@
-import ServiceConfig
 import BlockingExecutor
 import CHiredis
 import Foundation
+import ServiceConfig
 
 /// One hiredis connection, confined to a thread of its own.
 ///

@@ -1,8 +1,8 @@
-import ServiceConfig
 import BlockingExecutor
 import CHiredis
 import Foundation
 import Logging
+import ServiceConfig
 import ServiceLifecycle
 
 public struct RedisPubSubMessage: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import EventBus
+import EventContracts
 import Foundation
 import Hummingbird
 import Logging
@@ -71,6 +72,12 @@ public struct ServiceDependencies: Sendable {
             .redis(redis),
             .rabbitMQ(amqp),
         ]
+    }
+
+    /// Adds an event from this service to its outbox on `connection`, inside the caller's
+    /// transaction: the change and its announcement commit together or not at all.
+    public func announce<Payload: EventPayload>(_ payload: Payload, on connection: PostgresConnection, logger: Logger) async throws {
+        try await outbox.enqueue(EventEnvelope(producer: name, payload: payload), on: connection, logger: logger)
     }
 
     /// Runs `work` in a transaction, then wakes the relay so the events it wrote go out at once.

@@ -204,7 +204,7 @@ struct AuthFlowTests {
         try await harness.run { auth, users in
             let session = try await signUp(auth, username: TestStack.uniqueName("tk"))
             let parts = session.accessToken.split(separator: ".").map(String.init)
-            let forged = Data(#"{"sub":"someone-else","sid":"x","iss":"swiftchat-auth","iat":1,"exp":4102444800}"#.utf8).base64URL
+            let forged = Data(#"{"sub":"someone-else","sid":"x","iss":"swiftchat-auth","iat":1,"exp":4102444800}"#.utf8).base64URLEncodedString
             let signer = JWTKeyCollection()
             await signer.add(ecdsa: harness.privateKey)
             let expired = try await signer.sign(AccessTokenClaims(userId: session.userId, sessionId: "s", issuedAt: Date().addingTimeInterval(-7200), lifetime: 60))
@@ -213,7 +213,7 @@ struct AuthFlowTests {
             let foreign = try await stranger.sign(AccessTokenClaims(userId: session.userId, sessionId: "s", lifetime: 300))
             let tokens = [
                 "tampered": [parts[0], forged, parts[2]].joined(separator: "."),
-                "alg none": [Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64URL, forged, ""].joined(separator: "."),
+                "alg none": [Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64URLEncodedString, forged, ""].joined(separator: "."),
                 "expired": expired,
                 "foreign key": foreign,
             ]
@@ -227,12 +227,6 @@ struct AuthFlowTests {
                 }
             }
         }
-    }
-}
-
-extension Data {
-    var base64URL: String {
-        base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 }
 

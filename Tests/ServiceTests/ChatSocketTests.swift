@@ -101,8 +101,7 @@ extension ServiceHarness {
         let dependencies = SocketHandlerService.Dependencies(
             redis: RedisClient(configuration: TestStack.redis()),
             amqp: TestStack.amqp(),
-            // The test client always sends `Origin: <scheme>://<host>`; a present Origin must be allowed.
-            http: HTTPConfiguration(port: 0, allowedOrigins: HTTPConfiguration.localOrigins + (allowTestClientOrigin ? ["ws://127.0.0.1"] : [])),
+            http: http(allowTestClientOrigin: allowTestClientOrigin),
             tokenVerifier: try await verifier(),
             logger: logger
         )
@@ -111,9 +110,9 @@ extension ServiceHarness {
         configuration.limits = limits
         let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
         let work = SocketHandlerService.build(dependencies: dependencies, configuration: configuration, router: router)
-        return Application(
-            router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .liveSockets(pingPeriod: pingPeriod)),
-            services: work, logger: logger
+        return makeServiceApplication(
+            name: configuration.name, configuration: dependencies.http, router: router, services: work,
+            webSockets: .liveSockets(pingPeriod: pingPeriod), logger: logger
         )
     }
 }

@@ -3,15 +3,16 @@ import EventBus
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-import JWTKit
-import MessagesService
-import LiveSockets
 import HummingbirdWebSocket
-import NotificationsService
+import JWTKit
+import LiveSockets
 import Logging
+import MessagesService
+import NotificationsService
 import PostgresNIO
 import PostgresSupport
 import ServiceHTTP
+import ServiceLifecycle
 import ServiceRuntime
 import StackTesting
 import UsersService
@@ -38,55 +39,62 @@ struct ServiceHarness: Sendable {
         try await AccessTokenVerifier(publicKeyPEM: privateKey.publicKey.pemRepresentation)
     }
 
-    /// `allowTestClientOrigin`: Hummingbird's websocket test client always sends `Origin: ws://<host>`.
+    /// Any free port. `allowTestClientOrigin`: Hummingbird's websocket test client always sends
+    /// `Origin: ws://<host>`, and a present Origin must be on the list.
+    func http(allowTestClientOrigin: Bool) -> HTTPConfiguration {
+        HTTPConfiguration(port: 0, allowedOrigins: HTTPConfiguration.localOrigins + (allowTestClientOrigin ? ["ws://127.0.0.1"] : []))
+    }
+
     func dependencies(name: String, schema: SchemaName, allowTestClientOrigin: Bool = false) async throws -> ServiceDependencies {
         ServiceDependencies(
             name: name,
             database: TestStack.database(schema: schema),
             redis: TestStack.redis(),
             amqp: TestStack.amqp(publishTimeout: .seconds(3)),
-            http: HTTPConfiguration(port: 0, allowedOrigins: HTTPConfiguration.localOrigins + (allowTestClientOrigin ? ["ws://127.0.0.1"] : [])),
+            http: http(allowTestClientOrigin: allowTestClientOrigin),
             tokenVerifier: try await verifier(),
             namespace: "\(namespace)_\(name)",
             logger: logger
         )
     }
 
-    func authApplication() async throws -> some ApplicationProtocol {
-        try await AuthService.definition.migrate(TestStack.database(schema: authSchema), logger: logger)
-        let dependencies = try await dependencies(name: "auth", schema: authSchema)
+    /// A service wired as its `main` wires it, on this harness's fresh schema (migrated first)
+    /// and namespace. `build` adds its routes and returns its work (the definition's by default).
+    private func application(
+        _ definition: ServiceDefinition, schema: SchemaName, webSockets: WebSocketServerConfiguration? = nil,
+        build: ((ServiceDependencies, Router<ServiceRequestContext>) async throws -> [any Service])? = nil
+    ) async throws -> some ApplicationProtocol {
+        try await definition.migrate(TestStack.database(schema: schema), logger: logger)
+        let dependencies = try await dependencies(name: definition.name, schema: schema, allowTestClientOrigin: webSockets != nil)
         let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
-        let work = try await AuthService.build(dependencies: dependencies, configuration: authConfiguration, router: router)
-        return Application(router: router, services: dependencies.coreServices + work, logger: logger)
+        let work = try await (build ?? definition.build)(dependencies, router)
+        return makeServiceApplication(
+            name: definition.name, configuration: dependencies.http, router: router, services: dependencies.coreServices + work,
+            webSockets: webSockets, logger: logger
+        )
+    }
+
+    func authApplication() async throws -> some ApplicationProtocol {
+        try await application(AuthService.definition, schema: authSchema) { dependencies, router in
+            try await AuthService.build(dependencies: dependencies, configuration: authConfiguration, router: router)
+        }
     }
 
     func usersApplication() async throws -> some ApplicationProtocol {
-        try await UsersService.definition.migrate(TestStack.database(schema: usersSchema), logger: logger)
-        let dependencies = try await dependencies(name: "users", schema: usersSchema)
-        let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
-        let work = try UsersService.build(dependencies: dependencies, router: router)
-        return Application(router: router, services: dependencies.coreServices + work, logger: logger)
+        try await application(UsersService.definition, schema: usersSchema)
     }
 
     func messagesApplication() async throws -> some ApplicationProtocol {
-        try await MessagesService.definition.migrate(TestStack.database(schema: messagesSchema), logger: logger)
-        let dependencies = try await dependencies(name: "messages", schema: messagesSchema)
-        let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
-        let work = try MessagesService.build(dependencies: dependencies, router: router)
-        return Application(router: router, services: dependencies.coreServices + work, logger: logger)
+        try await application(MessagesService.definition, schema: messagesSchema)
     }
 
+    /// Its instance id is fixed, so `cleanUp` can name its queue.
     func notificationsApplication() async throws -> some ApplicationProtocol {
-        try await NotificationsService.definition.migrate(TestStack.database(schema: notificationsSchema), logger: logger)
-        let dependencies = try await dependencies(name: "notifications", schema: notificationsSchema, allowTestClientOrigin: true)
-        let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
-        let work = NotificationsService.build(
-            dependencies: dependencies, configuration: NotificationsService.Configuration(instanceId: "\(namespace)-n1"), router: router
-        )
-        return Application(
-            router: router, server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .liveSockets()),
-            services: dependencies.coreServices + work, logger: logger
-        )
+        try await application(NotificationsService.definition, schema: notificationsSchema, webSockets: .liveSockets()) { dependencies, router in
+            NotificationsService.build(
+                dependencies: dependencies, configuration: NotificationsService.Configuration(instanceId: "\(namespace)-n1"), router: router
+            )
+        }
     }
 
     /// Runs auth and messages while `body` runs, then removes their schemas and queues.

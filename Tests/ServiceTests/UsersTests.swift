@@ -161,7 +161,8 @@ struct UsersTests {
         try await ServiceHarness().run { auth, users in
             let name = TestStack.uniqueName("nr")
             let session = try await signUp(auth, username: name)
-            #expect(await eventually(timeout: .seconds(5)) { (try? await list(users, session, query: name).names) == [name] })
+            // (A user.registered that beat users' queue declaration is retried by auth's outbox.)
+            #expect(await eventually(timeout: .seconds(30)) { (try? await list(users, session, query: name).names) == [name] })
             _ = try await list(users, session, query: name)  // warm
             try await TestStack.kill(.redis)
             do {

@@ -138,8 +138,8 @@ struct ServiceHTTPTests {
         let valid = try await keys.token(user: "alice")
         let parts = valid.split(separator: ".").map(String.init)
         let claims = try JSONEncoder().encode(AccessTokenClaims(userId: "mallory", sessionId: "s", lifetime: 300))
-        let forgedPayload = claims.base64URLEncodedString()
-        let noneHeader = Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64URLEncodedString()
+        let forgedPayload = claims.base64URLEncodedString
+        let noneHeader = Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64URLEncodedString
 
         let expired = try await keys.token(lifetime: 60, issuedAt: Date().addingTimeInterval(-3600))
         let tampered = [parts[0], forgedPayload, parts[2]].joined(separator: ".")
@@ -224,12 +224,5 @@ struct ServiceHTTPTests {
                 #expect(response.status == .ok)
             }
         }
-    }
-}
-
-extension Data {
-    func base64URLEncodedString() -> String {
-        base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
     }
 }

@@ -4,7 +4,6 @@ import Hummingbird
 import HummingbirdBcrypt
 import Logging
 import NIOPosix
-import Outbox
 import ServiceHTTP
 import ServiceRuntime
 
@@ -19,7 +18,6 @@ struct AuthRoutes: Sendable {
     let dummyHash: String
 
     static let refreshCookie = "refresh_token"
-    static let producer = "auth"
 
     func add(to router: Router<ServiceRequestContext>) {
         let group = router.group("/api/auth")
@@ -53,8 +51,8 @@ struct AuthRoutes: Sendable {
             try await store.createSession(id: sessionId, userId: user.id, on: connection)
             try await store.storeRefreshToken(hash: refresh.hash, sessionId: sessionId, expiresAt: refreshExpiry(from: now), on: connection)
             let registered = UserRegistered(userId: user.id, username: user.username, email: user.email, displayName: user.displayName, createdAt: user.createdAt)
-            try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: registered), on: connection, logger: context.logger)
-            try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: UserLoggedIn(userId: user.id, sessionId: sessionId)), on: connection, logger: context.logger)
+            try await dependencies.announce(registered, on: connection, logger: context.logger)
+            try await dependencies.announce(UserLoggedIn(userId: user.id, sessionId: sessionId), on: connection, logger: context.logger)
         }
         let accessToken = try await issuer.accessToken(userId: user.id, sessionId: sessionId)
         var response = try Response.json(SignedIn(user: user, accessToken: accessToken), status: .created)
@@ -85,7 +83,7 @@ struct AuthRoutes: Sendable {
         try await dependencies.transaction { connection in
             try await store.createSession(id: sessionId, userId: user.id, on: connection)
             try await store.storeRefreshToken(hash: refresh.hash, sessionId: sessionId, expiresAt: refreshExpiry(from: now), on: connection)
-            try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: UserLoggedIn(userId: user.id, sessionId: sessionId)), on: connection, logger: context.logger)
+            try await dependencies.announce(UserLoggedIn(userId: user.id, sessionId: sessionId), on: connection, logger: context.logger)
         }
         let accessToken = try await issuer.accessToken(userId: user.id, sessionId: sessionId)
         var response = try Response.json(SignedIn(user: user, accessToken: accessToken))
@@ -108,7 +106,7 @@ struct AuthRoutes: Sendable {
                 try await store.storeRefreshToken(hash: next.hash, sessionId: sessionId, expiresAt: refreshExpiry(from: now), on: connection)
             case .reused(let sessionId, let userId):
                 if try await store.revokeSession(id: sessionId, userId: userId, on: connection) {
-                    try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: UserSignedOut(userId: userId, sessionId: sessionId)), on: connection, logger: context.logger)
+                    try await dependencies.announce(UserSignedOut(userId: userId, sessionId: sessionId), on: connection, logger: context.logger)
                 }
             case .invalid:
                 break
@@ -147,7 +145,7 @@ struct AuthRoutes: Sendable {
         guard let session else { throw APIError.unauthenticated() }
         try await dependencies.transaction { connection in
             if try await store.revokeSession(id: session.id, userId: session.userId, on: connection) {
-                try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: UserSignedOut(userId: session.userId, sessionId: session.id)), on: connection, logger: context.logger)
+                try await dependencies.announce(UserSignedOut(userId: session.userId, sessionId: session.id), on: connection, logger: context.logger)
             }
         }
         var response = Response(status: .noContent)
@@ -174,7 +172,7 @@ struct AuthRoutes: Sendable {
         }
         try await dependencies.transaction { connection in
             try await store.deleteUser(id: identity.userId, on: connection)
-            try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: UserDeleted(userId: identity.userId)), on: connection, logger: context.logger)
+            try await dependencies.announce(UserDeleted(userId: identity.userId), on: connection, logger: context.logger)
         }
         var response = Response(status: .noContent)
         clearCookies(on: &response)

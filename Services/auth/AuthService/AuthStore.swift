@@ -59,10 +59,7 @@ struct AuthStore: Sendable {
             """,
             logger: logger
         )
-        for try await (id, username, email, displayName, createdAt, hash) in rows.decode((String, String, String, String, Date, String).self) {
-            return (AuthUser(id: id, username: username, email: email, displayName: displayName, createdAt: createdAt), hash)
-        }
-        return nil
+        return try await Self.firstCredentials(rows)
     }
 
     func credentials(forUser id: String, on client: PostgresClient) async throws -> (AuthUser, String)? {
@@ -70,6 +67,10 @@ struct AuthStore: Sendable {
             "SELECT id, username, email, display_name, created_at, password_hash FROM \(unescaped: schema).users WHERE id = \(id)",
             logger: logger
         )
+        return try await Self.firstCredentials(rows)
+    }
+
+    private static func firstCredentials(_ rows: PostgresRowSequence) async throws -> (AuthUser, String)? {
         for try await (id, username, email, displayName, createdAt, hash) in rows.decode((String, String, String, String, Date, String).self) {
             return (AuthUser(id: id, username: username, email: email, displayName: displayName, createdAt: createdAt), hash)
         }

@@ -26,9 +26,7 @@ struct TokenIssuer: Sendable {
     func refreshToken() -> (token: String, hash: String) {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        let token = Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        let token = Data(bytes).base64URLEncodedString
         return (token, Self.hash(token))
     }
 

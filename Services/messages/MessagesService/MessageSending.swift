@@ -1,9 +1,10 @@
+import EventBus
 import EventContracts
 import Foundation
 import Logging
-import EventBus
 import Outbox
 import PostgresNIO
+import ServiceRuntime
 
 /// Storing sends and announcing them: one code path for the websocket path (`message.sent`
 /// events, in batches) and the HTTP send path.
@@ -14,16 +15,16 @@ enum MessageSending {
     static func store(
         _ sends: [MessageSent],
         store: MessagesStore,
-        outbox: Outbox,
+        dependencies: ServiceDependencies,
         on connection: PostgresConnection,
         logger: Logger
     ) async throws -> [SendResult] {
         let results = try await store.store(sends, at: Date(), on: connection)
         var events: [OutgoingMessage] = []
         for case .stored(let message, let memberIds, _) in results {
-            events.append(try OutgoingMessage(EventEnvelope(producer: MessagesRoutes.producer, payload: MessageStored(message: message, memberIds: memberIds))))
+            events.append(try OutgoingMessage(EventEnvelope(producer: dependencies.name, payload: MessageStored(message: message, memberIds: memberIds))))
         }
-        try await outbox.enqueue(events, on: connection, logger: logger)
+        try await dependencies.outbox.enqueue(events, on: connection, logger: logger)
         return results
     }
 }

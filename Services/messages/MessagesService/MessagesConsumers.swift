@@ -35,10 +35,10 @@ enum MessagesConsumers {
             guard !sends.isEmpty else { return outcomes }
             do {
                 let results = try await dependencies.transaction { connection in
-                    try await MessageSending.store(sends.map(\.send), store: store, outbox: dependencies.outbox, on: connection, logger: logger)
+                    try await MessageSending.store(sends.map(\.send), store: store, dependencies: dependencies, on: connection, logger: logger)
                 }
                 for (send, result) in zip(sends, results) where result == .notMember {
-                    await reject(send.send, publisher: publisher, logger: logger)
+                    await reject(send.send, publisher: publisher, producer: dependencies.name, logger: logger)
                 }
             } catch {
                 logger.warning("storing a batch failed, it will be redelivered", metadata: ["error": "\(String(reflecting: error))"])
@@ -51,12 +51,12 @@ enum MessagesConsumers {
     /// Tells the sender's instance that a send was refused. Best effort, not through the outbox:
     /// the error is only useful to a connection that is still waiting, and one that misses it
     /// retries and is refused again.
-    private static func reject(_ send: MessageSent, publisher: EventPublisher, logger: Logger) async {
+    private static func reject(_ send: MessageSent, publisher: EventPublisher, producer: String, logger: Logger) async {
         logger.info("refused a send from a non-member", metadata: ["sender": "\(send.senderId)", "conversation": "\(send.conversationId)"])
         guard !send.instanceId.isEmpty else { return }
         let rejected = MessageRejected(senderId: send.senderId, clientMsgId: send.clientMsgId, conversationId: send.conversationId, reason: "not_found")
         do {
-            var message = try OutgoingMessage(EventEnvelope(producer: MessagesRoutes.producer, payload: rejected))
+            var message = try OutgoingMessage(EventEnvelope(producer: producer, payload: rejected))
             message.routingKey = send.instanceId
             _ = try await publisher.publish([message])
         } catch {
@@ -80,7 +80,7 @@ enum MessagesConsumers {
                     conversationId: marked.conversationId, userId: marked.userId, deliveredSeq: markers.delivered, readSeq: markers.read,
                     memberIds: try await store.memberIds(of: marked.conversationId, on: connection)
                 )
-                try await dependencies.outbox.enqueue(EventEnvelope(producer: MessagesRoutes.producer, payload: updated), on: connection, logger: logger)
+                try await dependencies.announce(updated, on: connection, logger: logger)
             }
         }
     }

@@ -1,7 +1,6 @@
 import EventContracts
 import Foundation
 import Hummingbird
-import Outbox
 import PostgresNIO
 import ServiceHTTP
 import ServiceRuntime
@@ -12,7 +11,6 @@ struct MessagesRoutes: Sendable {
     let dependencies: ServiceDependencies
     let store: MessagesStore
 
-    static let producer = "messages"
     static let notFound = APIError.notFound("No such conversation.")
 
     func add(to router: Router<ServiceRequestContext>) {
@@ -38,7 +36,7 @@ struct MessagesRoutes: Sendable {
                 guard try await store.knownUsers([other], on: connection).contains(other) else { throw APIError.notFound("No such user.") }
                 let (conversation, created) = try await store.directConversation(between: me, and: other, on: connection)
                 if created {
-                    try await announce(ConversationCreated(conversation: conversation.snapshot, actorId: me), on: connection, context: context)
+                    try await dependencies.announce(ConversationCreated(conversation: conversation.snapshot, actorId: me), on: connection, logger: context.logger)
                 }
                 return (conversation, created)
             }
@@ -60,7 +58,7 @@ struct MessagesRoutes: Sendable {
                                    fields: Dictionary(uniqueKeysWithValues: unknown.sorted().map { ($0, "no such user") }))
                 }
                 let conversation = try await store.createGroup(name: name, creator: me, memberIds: wanted, on: connection)
-                try await announce(ConversationCreated(conversation: conversation.snapshot, actorId: me), on: connection, context: context)
+                try await dependencies.announce(ConversationCreated(conversation: conversation.snapshot, actorId: me), on: connection, logger: context.logger)
                 return conversation
             }
             return try Response.json(["conversation": conversation], status: .created)
@@ -101,7 +99,7 @@ struct MessagesRoutes: Sendable {
             let current = try await requireGroupAdmin(me, of: id, on: connection)
             try await store.rename(current.id, to: name, on: connection)
             guard let renamed = try await store.details(of: id, on: connection) else { throw Self.notFound }
-            try await announce(ConversationRenamed(conversation: renamed.snapshot, actorId: me), on: connection, context: context)
+            try await dependencies.announce(ConversationRenamed(conversation: renamed.snapshot, actorId: me), on: connection, logger: context.logger)
             return renamed
         }
         return try Response.json(["conversation": conversation])
@@ -121,7 +119,7 @@ struct MessagesRoutes: Sendable {
             guard try await store.addMember(body.userId, to: id, on: connection), let updated = try await store.details(of: id, on: connection) else {
                 return current  // already a member
             }
-            try await announce(ConversationMemberAdded(conversation: updated.snapshot, userId: body.userId, actorId: me), on: connection, context: context)
+            try await dependencies.announce(ConversationMemberAdded(conversation: updated.snapshot, userId: body.userId, actorId: me), on: connection, logger: context.logger)
             return updated
         }
         return try Response.json(["conversation": conversation])
@@ -141,7 +139,7 @@ struct MessagesRoutes: Sendable {
             guard try await store.removeMember(target, from: id, on: connection), let updated = try await store.details(of: id, on: connection) else {
                 throw APIError.notFound("Not a member of this conversation.")
             }
-            try await announce(ConversationMemberRemoved(conversation: updated.snapshot, userId: target, actorId: me), on: connection, context: context)
+            try await dependencies.announce(ConversationMemberRemoved(conversation: updated.snapshot, userId: target, actorId: me), on: connection, logger: context.logger)
         }
         return Response(status: .noContent)
     }
@@ -177,7 +175,7 @@ struct MessagesRoutes: Sendable {
         guard problems.isEmpty else { throw APIError.validation(problems) }
         let send = MessageSent(senderId: me, clientMsgId: body.clientMsgId, conversationId: id, body: body.body, instanceId: "")
         let result = try await dependencies.transaction { connection in
-            try await MessageSending.store([send], store: store, outbox: dependencies.outbox, on: connection, logger: context.logger)[0]
+            try await MessageSending.store([send], store: store, dependencies: dependencies, on: connection, logger: context.logger)[0]
         }
         switch result {
         case .stored(let message, _, let isNew):
@@ -206,9 +204,5 @@ struct MessagesRoutes: Sendable {
         guard details.type == "group" else { throw APIError.badRequest("not_a_group", "Only groups have names and changing members.") }
         guard role == "admin" else { throw APIError.forbidden("not_admin", "Only an admin can do this.") }
         return details
-    }
-
-    private func announce<Payload: EventPayload>(_ payload: Payload, on connection: PostgresConnection, context: ServiceRequestContext) async throws {
-        try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: payload), on: connection, logger: context.logger)
     }
 }

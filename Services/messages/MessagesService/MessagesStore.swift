@@ -31,7 +31,7 @@ public struct ConversationSummary: Codable, Sendable, Equatable {
     public let id: String
     public let type: String
     @ExplicitNull public var name: String?
-    public let members: [ConversationMember]
+    public internal(set) var members: [ConversationMember]
     @ExplicitNull public var lastMessage: MessageRecord?
     public let lastSeq: Int64
     public let unreadCount: Int64
@@ -94,12 +94,7 @@ struct MessagesStore: Sendable {
         var created = false
         for try await _ in inserted { created = true }
         if created {
-            for user in [me, other] {
-                try await connection.query(
-                    "INSERT INTO \(unescaped: schema).members (conversation_id, user_id, role) VALUES (\(id), \(user), 'member')",
-                    logger: logger
-                )
-            }
+            try await insertMembers([me, other], role: "member", into: id, on: connection)
         }
         let existing = try await connection.query("SELECT id FROM \(unescaped: schema).conversations WHERE direct_key = \(key)", logger: logger)
         var conversationId = id
@@ -116,18 +111,22 @@ struct MessagesStore: Sendable {
             "INSERT INTO \(unescaped: schema).conversations (id, type, name) VALUES (\(id), 'group', \(name))",
             logger: logger
         )
-        try await connection.query(
-            "INSERT INTO \(unescaped: schema).members (conversation_id, user_id, role) VALUES (\(id), \(creator), 'admin')",
-            logger: logger
-        )
-        for member in Set(memberIds).subtracting([creator]).sorted() {
-            try await connection.query(
-                "INSERT INTO \(unescaped: schema).members (conversation_id, user_id, role) VALUES (\(id), \(member), 'member')",
-                logger: logger
-            )
-        }
+        try await insertMembers([creator], role: "admin", into: id, on: connection)
+        try await insertMembers(Set(memberIds).subtracting([creator]).sorted(), role: "member", into: id, on: connection)
         guard let details = try await details(of: id, on: connection) else { throw APIError.internalError }
         return details
+    }
+
+    /// New members of a new conversation, in one statement; they join in the order given.
+    private func insertMembers(_ userIds: [String], role: String, into conversationId: String, on connection: PostgresConnection) async throws {
+        guard !userIds.isEmpty else { return }
+        try await connection.query(
+            """
+            INSERT INTO \(unescaped: schema).members (conversation_id, user_id, role)
+            SELECT \(conversationId), user_id, \(role) FROM unnest(\(userIds)) WITH ORDINALITY AS new(user_id, position) ORDER BY position
+            """,
+            logger: logger
+        )
     }
 
     func details(of conversationId: String, on connection: PostgresConnection) async throws -> ConversationDetails? {
@@ -178,11 +177,10 @@ struct MessagesStore: Sendable {
             logger: logger
         )
         var summaries: [ConversationSummary] = []
-        for try await row in rows {
-            let (id, type, name, lastSeq, readSeq) = try row.decode((String, String, String?, Int64, Int64).self)
-            let last = try row.decode((String, String, String?, Int64, Int64, String?, Int64?, String?, String?, String?, Date?).self)
+        for try await (id, type, name, lastSeq, readSeq, messageId, seq, sender, clientId, body, sentAt)
+            in rows.decode((String, String, String?, Int64, Int64, String?, Int64?, String?, String?, String?, Date?).self) {
             var lastMessage: MessageRecord?
-            if let messageId = last.5, let seq = last.6, let sender = last.7, let clientId = last.8, let body = last.9, let sentAt = last.10 {
+            if let messageId, let seq, let sender, let clientId, let body, let sentAt {
                 lastMessage = MessageRecord(id: messageId, conversationId: id, seq: seq, senderId: sender, clientMsgId: clientId, body: body, sentAt: sentAt)
             }
             summaries.append(ConversationSummary(
@@ -191,22 +189,19 @@ struct MessagesStore: Sendable {
             ))
         }
         // Members in one query for all conversations.
-        let ids = summaries.map(\.id)
         var members: [String: [ConversationMember]] = [:]
         let memberRows = try await connection.query(
             """
             SELECT conversation_id, user_id, role FROM \(unescaped: schema).members
-            WHERE conversation_id = ANY(\(ids)) ORDER BY joined_at, user_id
+            WHERE conversation_id = ANY(\(summaries.map(\.id))) ORDER BY joined_at, user_id
             """,
             logger: logger
         )
         for try await (conversationId, userId, role) in memberRows.decode((String, String, String).self) {
             members[conversationId, default: []].append(ConversationMember(userId: userId, role: role))
         }
-        return summaries.map {
-            ConversationSummary(id: $0.id, type: $0.type, name: $0.name, members: members[$0.id] ?? [], lastMessage: $0.lastMessage,
-                                lastSeq: $0.lastSeq, unreadCount: $0.unreadCount, myReadSeq: $0.myReadSeq)
-        }
+        for index in summaries.indices { summaries[index].members = members[summaries[index].id] ?? [] }
+        return summaries
     }
 
     func rename(_ conversationId: String, to name: String, on connection: PostgresConnection) async throws {

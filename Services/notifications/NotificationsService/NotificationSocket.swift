@@ -8,7 +8,7 @@ import ServiceHTTP
 
 /// `/ws/notifications`: a server → client stream of `notification` and `presence` frames for the
 /// authenticated user. The client sends nothing it needs to; anything it does send gets an
-/// `error` frame (rate-limited like chat), and the socket stays open.
+/// `error` frame (rate-limited like chat: past 5 a second, `rate_limited`), and the socket stays open.
 struct NotificationSocket: Sendable {
     let verifier: AccessTokenVerifier
     let originPolicy: OriginPolicy
@@ -26,20 +26,8 @@ struct NotificationSocket: Sendable {
     private func serve(identity: Identity, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
         let connection = LiveConnection(userId: identity.userId, sessionId: identity.sessionId, bufferLimit: outboundBuffer)
         connections.add(connection)
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await connection.pump(into: outbound, logger: logger) }
-            var bucket = TokenBucket(rate: 5, burst: 10)
-            do {
-                for try await _ in inbound.messages(maxSize: 4096) {
-                    if connection.isOverflowed { break }
-                    guard bucket.take() else { continue }
-                    connection.send(LiveFrame.error("unknown_type", "This stream only sends; fetch with GET /api/notifications."))
-                }
-            } catch {
-                logger.debug("websocket read ended", metadata: ["error": "\(error)"])
-            }
-            connection.finish()
-            await group.waitForAll()
+        await connection.serve(inbound: inbound, outbound: outbound, maxMessageBytes: 4096, framesPerSecond: 5, burst: 10, logger: logger) { _ in
+            connection.send(LiveFrame.error("unknown_type", "This stream only sends; fetch with GET /api/notifications."))
         }
         connections.remove(connection)
     }

@@ -3,20 +3,13 @@ import Foundation
 import Logging
 import PostgresNIO
 import PostgresSupport
+import ServiceHTTP
 
 /// One page of a user's notifications, newest change first.
 struct NotificationPage: Encodable, Sendable {
     let notifications: [NotificationRecord]
     /// `null` on the last page.
-    let nextCursor: String?
-
-    enum CodingKeys: CodingKey { case notifications, nextCursor }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(notifications, forKey: .notifications)
-        try container.encode(nextCursor, forKey: .nextCursor)
-    }
+    @ExplicitNull var nextCursor: String?
 }
 
 /// Every SQL statement of notifications, against its own schema.

@@ -50,35 +50,14 @@ struct ChatSocket: Sendable {
         if connections.add(connection) {
             await presence.connected(identity.userId)
         }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await connection.pump(into: outbound, logger: logger) }
-            await read(inbound, for: connection, identity: identity)
-            connection.finish()
-            await group.waitForAll()
+        await connection.serve(
+            inbound: inbound, outbound: outbound, maxMessageBytes: limits.maxMessageBytes, framesPerSecond: limits.framesPerSecond,
+            burst: limits.burst, logger: logger
+        ) { text in
+            await handle(text, from: connection, identity: identity)
         }
         if connections.remove(connection) {
             await presence.disconnected(identity.userId)
-        }
-    }
-
-    private func read(_ inbound: WebSocketInboundStream, for connection: LiveConnection, identity: Identity) async {
-        var bucket = TokenBucket(rate: limits.framesPerSecond, burst: limits.burst)
-        do {
-            for try await message in inbound.messages(maxSize: limits.maxMessageBytes) {
-                if connection.isOverflowed { break }
-                guard bucket.take() else {
-                    connection.send(LiveFrame.error("rate_limited", "Too many frames; slow down."))
-                    continue
-                }
-                guard case .text(let text) = message else {
-                    connection.send(LiveFrame.error("unsupported_frame", "Send JSON text frames."))
-                    continue
-                }
-                await handle(text, from: connection, identity: identity)
-            }
-        } catch {
-            // Oversize messages and protocol errors end the stream; the library closes the socket.
-            logger.debug("websocket read ended", metadata: ["error": "\(error)"])
         }
     }
 

@@ -1,7 +1,6 @@
 import EventContracts
 import Foundation
 import Hummingbird
-import Outbox
 import ServiceHTTP
 import ServiceRuntime
 
@@ -17,7 +16,6 @@ struct UsersRoutes: Sendable {
     let store: UsersStore
     let cache: UserQueryCache
 
-    static let producer = "users"
 
     func add(to router: Router<ServiceRequestContext>) {
         let group = router.group("/api/users").add(middleware: AuthenticationMiddleware(verifier: dependencies.tokenVerifier))
@@ -75,7 +73,7 @@ struct UsersRoutes: Sendable {
                 return nil
             }
             let event = UserUpdated(userId: profile.id, username: profile.username, displayName: profile.displayName, about: profile.about)
-            try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: event), on: connection, logger: context.logger)
+            try await dependencies.announce(event, on: connection, logger: context.logger)
             return profile
         }
         guard let updated else { throw APIError.notFound("Your profile is not known here yet; try again in a moment.") }
@@ -100,12 +98,12 @@ struct UsersRoutes: Sendable {
             let addition = try await store.addContact(ownerId: identity.userId, contactId: contactId, on: connection)
             if addition == .added {
                 let event = ContactAdded(ownerId: identity.userId, contactId: contactId)
-                try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: event), on: connection, logger: context.logger)
+                try await dependencies.announce(event, on: connection, logger: context.logger)
             }
             return addition
         }
         guard addition != .unknownUser else { throw APIError.notFound("No such user.") }
-        let contact = try await store.contacts(of: identity.userId, on: dependencies.postgres).first { $0.id == contactId }
+        let contact = try await store.contacts(of: identity.userId, only: contactId, on: dependencies.postgres).first
         return try Response.json(["contact": contact])
     }
 
@@ -116,7 +114,7 @@ struct UsersRoutes: Sendable {
         try await dependencies.transaction { connection in
             if try await store.removeContact(ownerId: identity.userId, contactId: contactId, on: connection) {
                 let event = ContactRemoved(ownerId: identity.userId, contactId: contactId)
-                try await dependencies.outbox.enqueue(EventEnvelope(producer: Self.producer, payload: event), on: connection, logger: context.logger)
+                try await dependencies.announce(event, on: connection, logger: context.logger)
             }
         }
         return Response(status: .noContent)

@@ -122,12 +122,13 @@ struct UsersStore: Sendable {
         try await connection.query("DELETE FROM \(unescaped: schema).profiles WHERE id = \(id)", logger: logger)
     }
 
-    func contacts(of ownerId: String, on client: PostgresClient) async throws -> [UserSummary] {
+    /// The owner's contacts (or only `contactId`, when given), by username.
+    func contacts(of ownerId: String, only contactId: String? = nil, on client: PostgresClient) async throws -> [UserSummary] {
         let rows = try await client.query(
             """
             SELECT p.id, p.username, p.display_name, p.online, p.last_seen_at
             FROM \(unescaped: schema).contacts c JOIN \(unescaped: schema).profiles p ON p.id = c.contact_id
-            WHERE c.owner_id = \(ownerId)
+            WHERE c.owner_id = \(ownerId) AND (\(contactId)::text IS NULL OR c.contact_id = \(contactId))
             ORDER BY lower(p.username), p.id
             """,
             logger: logger
@@ -186,9 +187,7 @@ struct UserCursor: Codable, Sendable, Equatable {
     let id: String
 
     var encoded: String {
-        let data = (try? JSONEncoder().encode(self)) ?? Data()
-        return data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        ((try? JSONEncoder().encode(self)) ?? Data()).base64URLEncodedString
     }
 
     init(username: String, id: String) {
@@ -197,9 +196,7 @@ struct UserCursor: Codable, Sendable, Equatable {
     }
 
     init(encoded: String) throws(APIError) {
-        var base64 = encoded.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard encoded.count <= 512, let data = Data(base64Encoded: base64),
+        guard encoded.count <= 512, let data = Data(base64URLEncoded: encoded),
               let cursor = try? JSONDecoder().decode(UserCursor.self, from: data)
         else {
             throw APIError.badRequest("invalid_cursor", "The cursor is not one this service issued.")
