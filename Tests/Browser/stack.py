@@ -1,0 +1,99 @@
+"""Where the stack under test is, and how to stop and start its services (by pid, through
+infra/run.sh, exactly as `make run` and `make test` do)."""
+import base64
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+GATEWAY = os.environ.get("SWIFTCHAT_GATEWAY_URL") or f"http://127.0.0.1:{os.environ.get('SWIFTCHAT_GATEWAY_PORT', '8080')}"
+STACK_DIR = Path(os.environ.get("SWIFTCHAT_STACK_DIR") or ROOT / ".stack")
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+FAILURES = STACK_DIR / "log" / "browser-failures"
+PASSWORD = "correct horse battery"
+
+
+def unique(prefix):
+    """A fresh username: prefix + 8 random lowercase characters."""
+    return prefix + base64.b32encode(os.urandom(5)).decode().lower()
+
+
+def service_pid(name, instance=1):
+    """The pid infra/run.sh recorded for instance `instance` (from 1) of a service."""
+    file = f"service-{name}.pid" if instance == 1 else f"service-{name}-{instance}.pid"
+    try:
+        return int((STACK_DIR / "run" / file).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_service(name, sig=signal.SIGKILL, timeout=15, instance=1):
+    """Kills a service started by infra/run.sh (by its recorded pid) and waits until it is gone."""
+    pid = service_pid(name, instance)
+    assert pid and _alive(pid), f"{name} is not running (no live pid in {STACK_DIR}/run)"
+    os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        assert time.monotonic() < deadline, f"{name} (pid {pid}) did not exit"
+        time.sleep(0.05)
+
+
+def kill_every_instance(name, sig=signal.SIGKILL):
+    """Kills every instance of a service that infra/run.sh runs (one, or two with REPLICAS=2)."""
+    instance = 1
+    while service_pid(name, instance) is not None:
+        if _alive(service_pid(name, instance)):
+            kill_service(name, sig, instance=instance)
+        instance += 1
+
+
+def run_sh(*args):
+    """infra/run.sh with this process's environment (ports, stack folder, SWIFTCHAT_BIN_DIR)."""
+    subprocess.run(["bash", str(ROOT / "infra" / "run.sh"), *args], check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def start_services(*names):
+    run_sh("services", *names)
+
+
+def stop_services(*names):
+    run_sh("stop-services", *names)
+
+
+def api(method, path, token=None, body=None, **kwargs):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.request(method, GATEWAY + path, headers=headers, json=body, timeout=10, **kwargs)
+
+
+def sign_up_api(prefix="api_"):
+    """A new user through the gateway; returns (user, access token)."""
+    username = unique(prefix)
+    response = api("POST", "/api/auth/signup", body={"username": username, "email": f"{username}@example.com", "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    data = response.json()
+    return data["user"], data["accessToken"]
+
+
+def error_of(response):
+    """The contract's error object of a response (asserting the shape on the way)."""
+    assert response.headers.get("Content-Type", "").startswith("application/json"), response.headers
+    data = json.loads(response.text)
+    assert set(data) == {"error"}, data
+    error = data["error"]
+    assert isinstance(error.get("code"), str) and error["code"].replace("_", "").isalnum() and error["code"].islower(), error
+    assert isinstance(error.get("message"), str) and error["message"], error
+    return error

@@ -1,0 +1,76 @@
+"""Streams drop while messages are sent: after the reconnect both sides show every message
+exactly once, in order (resend by clientMsgId, catch-up by seq, dedupe by id)."""
+from stack import kill_every_instance, kill_service, start_services, unique
+
+
+def direct_chat(browser):
+    alice_name, bob_name = unique("alice_"), unique("bob_")
+    alice, bob = browser("alice"), browser("bob")
+    bob.sign_up(bob_name)
+    alice.sign_up(alice_name)
+    alice.message_person(bob_name)
+    alice.send("before")
+    bob.open_conversation(alice_name)
+    bob.wait_bodies(["before"])
+    return alice, bob
+
+
+def test_page_drops_its_chat_stream_while_sending(browser):
+    alice, bob = direct_chat(browser)
+
+    # Alice's socket drops; what she writes meanwhile is pending, then resent on reconnect.
+    alice.drop_chat_stream(hold_ms=3000)
+    alice.wait(lambda: alice.stream("chat") == "reconnecting", "Alice's chat stream reconnecting")
+    alice.wait(lambda: alice.visible("#banner"), "the reconnecting banner")
+    for n in range(1, 6):
+        alice.send(f"a{n}")
+    assert alice.status("a5") == "pending"
+    # Bob's socket drops too while Alice keeps writing: he catches up by seq on reconnect.
+    bob.drop_chat_stream(hold_ms=2000)
+    for n in range(6, 11):
+        alice.send(f"a{n}")
+    bob.send("b1")
+
+    expected_alice = ["before"] + [f"a{n}" for n in range(1, 11)]
+    for page in (alice, bob):
+        page.wait(lambda page=page: page.stream("chat") == "open", "the chat stream back")
+        page.wait(lambda page=page: not page.visible("#banner"), "the banner gone")
+    # Alice's and Bob's own sends are each in their own order; the whole list is identical on both
+    # sides and nothing shows twice.
+    alice.wait(lambda: len(alice.bodies()) == 12 and all(m["seq"] for m in alice.messages()), "all 12 stored on Alice's side")
+    bob.wait(lambda: bob.bodies() == alice.bodies(), "Bob's list identical to Alice's")
+    bodies = alice.bodies()
+    assert sorted(bodies) == sorted(expected_alice + ["b1"]), bodies
+    assert [b for b in bodies if b.startswith("a") or b == "before"] == expected_alice
+    seqs = [m["seq"] for m in alice.messages()]
+    assert seqs == list(range(1, 13)), seqs
+    assert len({m["id"] for m in bob.messages()}) == 12
+    for n in range(1, 11):
+        alice.wait_status(f"a{n}", "read")
+
+
+def test_socket_handler_killed_and_restarted_while_sending(browser):
+    alice, bob = direct_chat(browser)
+
+    alice.send("x1")
+    alice.send("x2")
+    kill_every_instance("socket-handler")  # SIGKILL: no goodbye to any socket
+    for page in (alice, bob):
+        page.wait(lambda page=page: page.stream("chat") == "reconnecting", "the chat stream reconnecting")
+        page.wait(lambda page=page: page.visible("#banner"), "the reconnecting banner")
+    alice.send("x3")
+    alice.send("x4")
+    bob.send("y1")
+    assert alice.status("x3") == "pending"
+    start_services("socket-handler")
+
+    for page in (alice, bob):
+        page.wait(lambda page=page: page.stream("chat") == "open", "the chat stream back", timeout=40)
+    alice.wait(lambda: len(alice.bodies()) == 6 and all(m["seq"] for m in alice.messages()), "all 6 stored on Alice's side")
+    bob.wait(lambda: bob.bodies() == alice.bodies(), "Bob's list identical to Alice's")
+    bodies = alice.bodies()
+    assert [b for b in bodies if b != "y1"] == ["before", "x1", "x2", "x3", "x4"], bodies
+    assert [m["seq"] for m in bob.messages()] == list(range(1, 7))
+    for body in ("x1", "x2", "x3", "x4"):
+        alice.wait_status(body, "read")
+    bob.wait_status("y1", "read")

@@ -1,0 +1,89 @@
+"""The session survives a reload; signing out closes both streams and ends the session."""
+import json
+
+from stack import unique
+
+
+class SocketLog:
+    """Chromium's own record of the page's websockets (CDP Network events in the performance log)."""
+
+    def __init__(self, page):
+        self.page, self.sockets = page, {}
+
+    def update(self):
+        for entry in self.page.driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            params = message.get("params", {})
+            if message["method"] == "Network.webSocketCreated":
+                self.sockets[params["requestId"]] = {"path": params["url"].split("/", 3)[-1], "closed": False}
+            elif message["method"] == "Network.webSocketClosed" and params["requestId"] in self.sockets:
+                self.sockets[params["requestId"]]["closed"] = True
+        return list(self.sockets.values())
+
+
+def test_reload_keeps_the_session_and_sign_out_closes_both_streams(browser):
+    name, friend = unique("dana_"), unique("eve_")
+    eve = browser("eve")
+    eve.sign_up(friend)
+    dana = browser("dana")
+    dana.sign_up(name)
+    dana.message_person(friend)
+    dana.send("Still there after a reload?")
+    dana.wait_status("Still there after a reload?", "delivered")
+
+    # Reload: still signed in (the HttpOnly cookies), the same conversation open, both streams up.
+    dana.driver.get_log("performance")  # forget the sockets of the page before the reload
+    sockets = SocketLog(dana)
+    dana.reload()
+    dana.wait_signed_in(name)
+    dana.wait(lambda: dana.text("#chat-title") == friend, "the conversation open again after the reload")
+    dana.wait_bodies(["Still there after a reload?"])
+    assert dana.js("return document.cookie") == ""  # the tokens are HttpOnly: nothing for scripts
+    dana.wait(lambda: sorted(s["path"] for s in sockets.update() if not s["closed"]) == ["ws/chat", "ws/notifications"],
+              "one open socket per stream")
+
+    # Sign out: the page closes both sockets (and opens no new ones), and the session is over.
+    dana.sign_out()
+    dana.wait_streams("closed")
+    dana.wait(lambda: all(s["closed"] for s in sockets.update()), "Chromium reports every socket closed")
+    assert {s["path"] for s in sockets.update()} == {"ws/chat", "ws/notifications"}
+    status = dana.driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        fetch('/api/auth/currentuser').then((r) => done(r.status));""")
+    assert status == 401
+
+    dana.reload()
+    dana.wait(lambda: dana.visible("#auth-title"), "the sign-in screen after a reload")
+    assert not dana.all(".topbar")
+
+
+def test_two_windows_of_one_user_stay_in_step(browser):
+    name, friend = unique("fay_"), unique("gus_")
+    gus = browser("gus")
+    gus.sign_up(friend)
+    fay = browser("fay")
+    fay.sign_up(name)
+    fay.message_person(friend)
+
+    # A second window of the same browser profile: the same session, its own two sockets.
+    first = fay.driver.current_window_handle
+    url = fay.driver.current_url
+    fay.driver.switch_to.new_window("window")
+    fay.driver.get(url)
+    second = fay.driver.current_window_handle
+    fay.wait_signed_in(name)
+    fay.wait(lambda: fay.text("#chat-title") == friend, "the conversation open in the second window")
+
+    fay.driver.switch_to.window(first)
+    fay.send("sent from the first window")
+    fay.driver.switch_to.window(second)
+    fay.wait_bodies(["sent from the first window"])
+    assert [m["own"] for m in fay.messages()] == [True]
+
+    gus.open_conversation(name)
+    gus.send("seen in both")
+    expected = ["sent from the first window", "seen in both"]
+    fay.wait_bodies(expected)
+    fay.driver.switch_to.window(first)
+    fay.wait_bodies(expected)
+    fay.wait_status("sent from the first window", "read")
