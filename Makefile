@@ -1,8 +1,10 @@
 # SwiftChat: the two commands are `make run` and `make test`.
 .PHONY: run test stop status install build bench clean-stack
 
-run:            ## install what is missing, start the stack and every service behind the gateway
-	@bash infra/run.sh run
+REPLICAS ?= 1
+
+run:            ## install what is missing, start the stack and every service behind the gateway (REPLICAS=2: two of each)
+	@REPLICAS=$(REPLICAS) bash infra/run.sh run
 
 test:           ## install and start what is missing, run every test, stop what it started
 	@bash infra/test.sh

@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // C libraries, wrapped as system library targets.
@@ -97,6 +98,7 @@ let package = Package(
             name: "PostgresSupport",
             dependencies: [
                 "ServiceConfig",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -109,6 +111,7 @@ let package = Package(
                 "EventBus",
                 "EventContracts",
                 "PostgresSupport",
+                "ServiceConfig",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -131,6 +134,7 @@ let package = Package(
         .target(
             name: "ServiceHTTP",
             dependencies: [
+                "EventContracts",
                 "Observability",
                 "ServiceConfig",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -138,6 +142,9 @@ let package = Package(
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Shared/ServiceHTTP",
@@ -147,11 +154,16 @@ let package = Package(
             name: "LiveSockets",
             dependencies: [
                 "EventContracts",
+                "RedisClient",
+                "ServiceConfig",
                 "ServiceHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Shared/LiveSockets",
             swiftSettings: swiftSettings
@@ -173,6 +185,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             path: "Shared/ServiceRuntime",
             swiftSettings: swiftSettings
@@ -266,7 +279,7 @@ let package = Package(
             resources: [.copy("openapi.yaml")],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "SocketHandlerServer", dependencies: ["SocketHandlerService"], path: "Services/socket-handler/SocketHandlerServer", swiftSettings: swiftSettings),
+        .executableTarget(name: "SocketHandlerServer", dependencies: ["SocketHandlerService", "ServiceRuntime"], path: "Services/socket-handler/SocketHandlerServer", swiftSettings: swiftSettings),
         .target(
             name: "NotificationsService",
             dependencies: [
@@ -355,6 +368,7 @@ let package = Package(
                 "StackTesting",
                 "EventBus",
                 "PostgresSupport",
+                "ServiceConfig",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

@@ -1,31 +1,45 @@
 #!/usr/bin/env bash
-# `make bench`: the release build of auth, messages and two socket-handler instances, isolated
-# from `make run`'s services (own RabbitMQ vhost, schemas, queue/key namespace and ports), driven
-# by chat-bench at each offered rate. Prints delivered/s, loss, latency percentiles, and each
-# service's CPU and memory over the send phase. Stops what it started.
-#   USERS=1000 RATES="1000 5000" DURATION=20 make bench
+# `make bench`: the release build of every service (two socket-handler instances), isolated from
+# `make run`'s (own RabbitMQ vhost, schemas, queue/key namespace and ports), driven by chat-bench:
+#   - rate:    1:1 chat at each offered rate (USERS users, DURATION seconds): delivered/s, loss,
+#              p50/p99/p999 sender → recipient and ack latency (open loop, from the scheduled send)
+#   - idle:    resident memory per idle authenticated socket, at IDLE_SOCKETS sockets
+#   - catchup: 5,000 stored messages of one conversation fetched by pages
+#   - fanout:  one message to a 1,024-member group, all online: the last copy
+# Each prints the CPU (share of a core, and µs per delivered message) and RSS of every process:
+# the services, Postgres (all backends), RabbitMQ, Redis and the load generator. Queues are purged
+# before each phase so one phase's backlog cannot spoil the next. Stops what it started.
+#   USERS=1000 RATES="1000 5000" DURATION=20 PHASES="rate idle catchup fanout" make bench
+#   SERVICES_BIN=/path/to/other/release/bin make bench   # the same load against other binaries
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source infra/ports.env
 source infra/lib.sh
 USERS="${USERS:-1000}"
-RATES="${RATES:-1000 5000}"
+RATES="${RATES:-1000 2500 5000 7500 10000}"
 DURATION="${DURATION:-20}"
+PHASES="${PHASES:-rate idle catchup fanout}"
+IDLE_SOCKETS="${IDLE_SOCKETS:-10000}"
 STACK_DIR="${SWIFTCHAT_STACK_DIR:-$ROOT/.stack}"
 RUN_DIR="$STACK_DIR/run/bench"
 LOG_DIR="$STACK_DIR/log"
 mkdir -p "$RUN_DIR" "$LOG_DIR"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 bash infra/stack.sh up
 # A fresh vhost and fresh schemas each run: nothing left over from an earlier run (a backlog in a
 # durable queue, say) can stand in front of this run's messages.
 bash infra/stack.sh vhost bench
 eval "$(bash infra/stack.sh env)"
+SCHEMAS="bench_auth bench_users bench_messages bench_notifications"
 PGPASSWORD="$DATABASE_ADMIN_PASSWORD" psql -q -h 127.0.0.1 -p "$DATABASE_PORT" -U "$DATABASE_ADMIN_USER" "$DATABASE_NAME" \
-    -c "DROP SCHEMA IF EXISTS bench_auth CASCADE; DROP SCHEMA IF EXISTS bench_messages CASCADE" >/dev/null
-swift build -c release
-BIN="$(swift build -c release --show-bin-path)"
+    -c "$(for schema in $SCHEMAS; do printf 'DROP SCHEMA IF EXISTS %s CASCADE; ' "$schema"; done)" >/dev/null
+echo "[bench] building (release; log: $LOG_DIR/bench-build.log)"
+swift build -c release >"$LOG_DIR/bench-build.log" 2>&1 || { tail -n 30 "$LOG_DIR/bench-build.log"; exit 1; }
+BENCH_BIN="$(swift build -c release --show-bin-path)"
+BIN="${SERVICES_BIN:-$BENCH_BIN}"
+echo "[bench] services from $BIN"
 
 pids=()
 stop_all() {
@@ -36,7 +50,9 @@ trap stop_all EXIT
 
 start() {  # start NAME PORT [VAR=VALUE…]
     local name=$1 port=$2; shift 2
-    env AMQP_VHOST=bench HTTP_PORT="$port" LOG_LEVEL=warning BCRYPT_COST=10 \
+    # The admin role owns the bench schemas; bcrypt at its cheapest so signing up thousands of
+    # bench users takes seconds (the login path is not what is measured).
+    env AMQP_VHOST=bench HTTP_PORT="$port" LOG_LEVEL=warning BCRYPT_COST=4 \
         DATABASE_USER="$DATABASE_ADMIN_USER" DATABASE_PASSWORD="$DATABASE_ADMIN_PASSWORD" \
         ALLOWED_ORIGINS="http://127.0.0.1:8080,ws://127.0.0.1" "$@" \
         nohup "$BIN/$name" >>"$LOG_DIR/bench-$name-$port.log" 2>&1 </dev/null &
@@ -52,14 +68,45 @@ start() {  # start NAME PORT [VAR=VALUE…]
 }
 
 start auth 18081 DATABASE_SCHEMA=bench_auth SERVICE_NAMESPACE=bench_auth
+start users 18082 DATABASE_SCHEMA=bench_users SERVICE_NAMESPACE=bench_users
 start messages 18083 DATABASE_SCHEMA=bench_messages SERVICE_NAMESPACE=bench_messages
-start socket-handler 18084 SOCKET_NAMESPACE=bench_socket INSTANCE_ID=bench-1
-start socket-handler 18085 SOCKET_NAMESPACE=bench_socket INSTANCE_ID=bench-2
-services="auth=$PID_auth_18081,messages=$PID_messages_18083,socket-handler-1=$PID_socket_handler_18084,socket-handler-2=$PID_socket_handler_18085"
+start notifications 18086 DATABASE_SCHEMA=bench_notifications SERVICE_NAMESPACE=bench_notifications INSTANCE_ID=bench-n1
+# SOCKET_NAMESPACE: what socket-handler read before it had SERVICE_NAMESPACE (older binaries).
+start socket-handler 18084 SERVICE_NAMESPACE=bench_socket SOCKET_NAMESPACE=bench_socket INSTANCE_ID=bench-1
+start socket-handler 18085 SERVICE_NAMESPACE=bench_socket SOCKET_NAMESPACE=bench_socket INSTANCE_ID=bench-2
 
-for rate in $RATES; do
-    echo
-    echo "== $USERS users, $rate msg/s, ${DURATION}s =="
-    "$BIN/chat-bench" --users "$USERS" --rate "$rate" --duration "$DURATION" \
-        --auth http://127.0.0.1:18081 --messages http://127.0.0.1:18083 --socket-ports 18084,18085 --services "$services"
+run_pid() { cat "$STACK_DIR/run/$1.pid"; }
+services="socket-handler-1=$PID_socket_handler_18084,socket-handler-2=$PID_socket_handler_18085,messages=$PID_messages_18083"
+services+=",notifications=$PID_notifications_18086,users=$PID_users_18082,auth=$PID_auth_18081"
+servers="postgres=$(run_pid postgres)+,rabbitmq=$(run_pid rabbitmq-node),redis=$(run_pid redis)"
+
+bench() { "$BENCH_BIN/chat-bench" --auth http://127.0.0.1:18081 --messages-url http://127.0.0.1:18083 --socket-ports 18084,18085 "$@"; }
+purge() { bash infra/stack.sh purge bench; }
+
+for phase in $PHASES; do
+    case $phase in
+        rate)
+            for rate in $RATES; do
+                purge
+                echo
+                echo "== rate: $USERS users, $rate msg/s offered for ${DURATION}s =="
+                bench --phase rate --users "$USERS" --rate "$rate" --duration "$DURATION" --watch "$services,$servers"
+            done ;;
+        idle)
+            purge
+            echo
+            echo "== idle: $IDLE_SOCKETS authenticated sockets on one socket-handler instance =="
+            bench --phase idle --sockets "$IDLE_SOCKETS" --watch "socket-handler-1=$PID_socket_handler_18084" ;;
+        catchup)
+            purge
+            echo
+            echo "== catch-up: 5,000 messages of one conversation =="
+            bench --phase catchup --messages 5000 --watch "messages=$PID_messages_18083,postgres=$(run_pid postgres)+" ;;
+        fanout)
+            purge
+            echo
+            echo "== fan-out: one message to a 1,024-member group, all online =="
+            bench --phase fanout --group-size 1024 --watch "$services,$servers" ;;
+        *) echo "unknown phase $phase (rate idle catchup fanout)" >&2; exit 2 ;;
+    esac
 done

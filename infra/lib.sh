@@ -17,3 +17,27 @@ wait_gone() {
         sleep 0.1
     done
 }
+
+# build_quietly LOG [swift build arguments…]: the build with its output in LOG, a progress line
+# every few seconds instead of pages of compiler output, and the end of the log if it fails.
+build_quietly() {
+    local build_log=$1
+    shift
+    printf '[build] swift build %s (a first build takes 10 to 30 minutes; full log: %s)\n' "$*" "$build_log" >&2
+    swift build "$@" >"$build_log" 2>&1 &
+    local pid=$! last="" step
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 10
+        step="$(grep -o '^\[[0-9]*/[0-9]*\]' "$build_log" | tail -n1 || true)"
+        if [[ -n $step && $step != "$last" ]]; then
+            printf '[build] %s\n' "$step" >&2
+            last=$step
+        fi
+    done
+    if ! wait "$pid"; then
+        tail -n 40 "$build_log" >&2
+        printf '[build] failed; full log: %s\n' "$build_log" >&2
+        return 1
+    fi
+    printf '[build] done\n' >&2
+}

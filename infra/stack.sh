@@ -11,6 +11,8 @@
 #   infra/stack.sh status                  what is up
 #   infra/stack.sh env                     the environment variables that point at this stack
 #   infra/stack.sh vhost NAME              (re)create an empty RabbitMQ virtual host (isolated exchanges)
+#   infra/stack.sh purge NAME              empty every queue of a virtual host
+#   infra/stack.sh reload-nginx            regenerate the gateway config (replicas) and reload it
 #
 # Safe to run twice: a component whose pid file names a live process is reused, not restarted.
 set -euo pipefail
@@ -43,7 +45,7 @@ as_root() { if is_root; then "$@"; else sudo "$@"; fi; }
 # install
 
 APT_PACKAGES=(postgresql redis-server rabbitmq-server nginx-light librabbitmq-dev libhiredis-dev
-              pkg-config libssl-dev zlib1g-dev curl openssl procps)
+              pkg-config libssl-dev zlib1g-dev curl openssl procps acl python3)
 
 missing_packages() {
     local missing=()
@@ -58,8 +60,10 @@ cmd_install() {
     local missing
     missing="$(missing_packages)"
     [[ -z "$missing" ]] && return 0
-    log "installing: $missing"
-    as_root apt-get update -qq
+    mkdir -p "$LOG_DIR"
+    local install_log="$LOG_DIR/install.log"
+    log "installing: $missing (apt output: $install_log)"
+    as_root apt-get update -qq >>"$install_log" 2>&1 || die "apt-get update failed; see $install_log"
     # policy-rc.d keeps Debian's postinst scripts from starting system-wide copies of the servers.
     local policy=/usr/sbin/policy-rc.d created_policy=0
     if [[ ! -e $policy ]]; then
@@ -68,8 +72,8 @@ cmd_install() {
         created_policy=1
     fi
     # shellcheck disable=SC2086
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing \
-        || { [[ $created_policy -eq 1 ]] && as_root rm -f "$policy"; die "apt-get install failed"; }
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >>"$install_log" 2>&1 \
+        || { [[ $created_policy -eq 1 ]] && as_root rm -f "$policy"; tail -n 20 "$install_log" >&2; die "apt-get install failed; see $install_log"; }
     [[ $created_policy -eq 1 ]] && as_root rm -f "$policy"
     return 0
 }
@@ -117,8 +121,29 @@ psql_admin() {
         -p "$SWIFTCHAT_PG_PORT" -U "$SWIFTCHAT_PG_ADMIN_USER" "$@"
 }
 
+# Run as root, Postgres runs as the postgres user, which must be able to walk down to its data
+# and log folders. A clone under a private home (mode 700, like /root) does not let it: give that
+# user passage (execute, nothing else) on exactly the folders in the way, or say what to do.
+postgres_reach() {
+    is_root || return 0
+    local target dir
+    for target in "$STACK_DIR" "$LOG_DIR"; do
+        dir=""
+        local IFS=/
+        for part in ${target#/}; do
+            dir="$dir/$part"
+            [[ -d $dir ]] || break
+            runuser -u postgres -- test -x "$dir" 2>/dev/null && continue
+            setfacl -m u:postgres:x "$dir" 2>/dev/null \
+                || die "the postgres user cannot enter $dir (mode $(stat -c %a "$dir")), and it could not be given access with setfacl. Run: chmod o+x $dir  (or clone the project under a folder other users can enter)"
+            log "gave the postgres user passage through $dir (setfacl u:postgres:x)"
+        done
+    done
+}
+
 postgres_init() {
     local data=$STACK_DIR/postgres
+    postgres_reach
     [[ -s $data/PG_VERSION ]] && return 0
     log "postgres: initdb in $data"
     mkdir -p "$data"
@@ -205,6 +230,9 @@ rabbitmq_env() {
     export RABBITMQ_CONF_ENV_FILE="$base/rabbitmq-env.conf"
     export RABBITMQ_PID_FILE="$RUN_DIR/rabbitmq-node.pid"
     export HOME="$base/home"   # the Erlang cookie lives here
+    # No busy-waiting schedulers: on a small machine shared with the services, spinning Erlang
+    # schedulers take CPU the services need.
+    export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none"
 }
 
 rabbitmq_ready() { port_open "$SWIFTCHAT_AMQP_PORT"; }
@@ -212,10 +240,12 @@ rabbitmq_ready() { port_open "$SWIFTCHAT_AMQP_PORT"; }
 start_rabbitmq() {
     local base=$STACK_DIR/rabbitmq
     mkdir -p "$base/mnesia" "$base/log" "$base/home"
+    # Users and permissions come from a definitions file (one user per service, least privilege;
+    # no guest): see infra/rabbitmq-definitions.py.
+    python3 "$ROOT/infra/rabbitmq-definitions.py" "$SWIFTCHAT_AMQP_USER" "$SWIFTCHAT_AMQP_PASSWORD" >"$base/definitions.json"
     cat >"$base/rabbitmq.conf" <<CONF
 listeners.tcp.default = 127.0.0.1:$SWIFTCHAT_AMQP_PORT
-default_user = $SWIFTCHAT_AMQP_USER
-default_pass = $SWIFTCHAT_AMQP_PASSWORD
+load_definitions = $base/definitions.json
 loopback_users = none
 disk_free_limit.absolute = 50MB
 log.file.level = warning
@@ -296,19 +326,33 @@ stop_epmd() {
 # ---------------------------------------------------------------------------------------------
 # nginx: the one local gateway in front of every service
 
-start_nginx() {
+# The upstream servers of one service: each of its SWIFTCHAT_REPLICAS instances.
+upstream_servers() {
+    local port=$1 k servers=""
+    for ((k = 0; k < SWIFTCHAT_REPLICAS; k++)); do
+        servers+="server 127.0.0.1:$((port + k * SWIFTCHAT_REPLICA_PORT_STEP)) max_fails=1 fail_timeout=2s; "
+    done
+    echo "$servers"
+}
+
+nginx_config() {
     local base=$STACK_DIR/nginx
     mkdir -p "$base/tmp" "$base/logs"
     chmod 777 "$base/tmp"
     sed -e "s|@GATEWAY_PORT@|$SWIFTCHAT_GATEWAY_PORT|g" \
-        -e "s|@AUTH_PORT@|$SWIFTCHAT_AUTH_PORT|g" \
-        -e "s|@USERS_PORT@|$SWIFTCHAT_USERS_PORT|g" \
-        -e "s|@MESSAGES_PORT@|$SWIFTCHAT_MESSAGES_PORT|g" \
-        -e "s|@SOCKET_PORT@|$SWIFTCHAT_SOCKET_PORT|g" \
-        -e "s|@NOTIFICATIONS_PORT@|$SWIFTCHAT_NOTIFICATIONS_PORT|g" \
+        -e "s|@AUTH_SERVERS@|$(upstream_servers "$SWIFTCHAT_AUTH_PORT")|g" \
+        -e "s|@USERS_SERVERS@|$(upstream_servers "$SWIFTCHAT_USERS_PORT")|g" \
+        -e "s|@MESSAGES_SERVERS@|$(upstream_servers "$SWIFTCHAT_MESSAGES_PORT")|g" \
+        -e "s|@SOCKET_SERVERS@|$(upstream_servers "$SWIFTCHAT_SOCKET_PORT")|g" \
+        -e "s|@NOTIFICATIONS_SERVERS@|$(upstream_servers "$SWIFTCHAT_NOTIFICATIONS_PORT")|g" \
         -e "s|@STACK_DIR@|$STACK_DIR|g" \
         -e "s|@ROOT@|$ROOT|g" \
         "$ROOT/infra/nginx.conf.template" >"$base/nginx.conf"
+}
+
+start_nginx() {
+    local base=$STACK_DIR/nginx
+    nginx_config
     local user_directive=""
     is_root && user_directive="user root;"
     nohup nginx -p "$base" -c "$base/nginx.conf" -g "daemon off; pid $RUN_DIR/nginx-master.pid; $user_directive" \
@@ -355,11 +399,18 @@ component_kill() {
     case $1 in
         rabbitmq) kill_rabbitmq ;;
         postgres)
-            local pid
-            pid="$(alive_pid postgres)" && kill -KILL "$pid" 2>/dev/null
-            pid="${pid:-}"; [[ -n $pid ]] && wait_gone "$pid" 10
-            # Postgres' children notice the postmaster is gone and exit by themselves.
-            sleep 1 ;;
+            # The whole server at once, postmaster and backends, as a crash of its machine would:
+            # a backend left behind keeps the port, and the next start could not bind it.
+            local pid children
+            pid="$(alive_pid postgres)" || pid=""
+            if [[ -n $pid ]]; then
+                children="$(pgrep -P "$pid" || true)"
+                kill -KILL "$pid" $children 2>/dev/null || true
+                for child in $pid $children; do wait_gone "$child" 10 || true; done
+                # Its lock file names a pid that may linger as a zombie nobody reaps, which the
+                # next start would take for a live server: the server is gone, so is the lock.
+                rm -f "$STACK_DIR/postgres/postmaster.pid"
+            fi ;;
         *)
             local pid
             pid="$(alive_pid "$1")" && { kill -KILL "$pid" 2>/dev/null; wait_gone "$pid" 10; } ;;
@@ -462,7 +513,16 @@ main() {
               /usr/lib/rabbitmq/bin/rabbitmqctl -q delete_vhost "$1" >/dev/null 2>&1 || true
               /usr/lib/rabbitmq/bin/rabbitmqctl -q add_vhost "$1" >/dev/null 2>&1 || true
               /usr/lib/rabbitmq/bin/rabbitmqctl -q set_permissions -p "$1" "$SWIFTCHAT_AMQP_USER" ".*" ".*" ".*" >/dev/null ) ;;
-        *) die "unknown command: $command (install|up|down|status|env|start|stop|kill)" ;;
+        reload-nginx)  # regenerate the gateway's config (SWIFTCHAT_REPLICAS) and reload it in place
+            prepare_dirs
+            nginx_config
+            if pid="$(cat "$RUN_DIR/nginx-master.pid" 2>/dev/null)" && is_alive "$pid"; then kill -HUP "$pid"; fi ;;
+        purge)  # empty every queue of a virtual host (the benchmark's, between phases)
+            ( rabbitmq_env
+              for queue in $(/usr/lib/rabbitmq/bin/rabbitmqctl -q list_queues -p "$1" --no-table-headers name 2>/dev/null); do
+                  /usr/lib/rabbitmq/bin/rabbitmqctl -q purge_queue -p "$1" "$queue" >/dev/null 2>&1 || true
+              done ) ;;
+        *) die "unknown command: $command (install|up|down|status|env|start|stop|kill|vhost|purge)" ;;
     esac
 }
 

@@ -112,6 +112,7 @@ static const amqp_flags_t swiftchat_amqp_publish_flags =
     AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
     AMQP_BASIC_TYPE_FLAG;
 static const amqp_flags_t swiftchat_amqp_message_id_flag = AMQP_BASIC_MESSAGE_ID_FLAG;
+static const amqp_flags_t swiftchat_amqp_type_flag = AMQP_BASIC_TYPE_FLAG;
 
 /// The server's reason when it closed the channel or the connection; NULL text otherwise.
 static inline uint16_t swiftchat_amqp_close_reason(amqp_rpc_reply_t reply, amqp_bytes_t *text) {

@@ -33,14 +33,14 @@ public struct AMQPConfiguration: Sendable {
         self.publishTimeout = publishTimeout
     }
 
-    /// `AMQP_HOST`, `AMQP_PORT`, `AMQP_USER`, `AMQP_PASSWORD`, `AMQP_VHOST`, `AMQP_HEARTBEAT_SECONDS`,
+    /// `AMQP_HOST`, `AMQP_PORT`, `AMQP_USER`, `AMQP_PASSWORD` (or `AMQP_PASSWORD_FILE`), `AMQP_VHOST`, `AMQP_HEARTBEAT_SECONDS`,
     /// `AMQP_PUBLISH_TIMEOUT_SECONDS`.
     public init(environment: EnvironmentReader) throws {
         self.init(
             host: environment.string("AMQP_HOST", default: "127.0.0.1"),
             port: try environment.int("AMQP_PORT", default: 55672),
             username: environment.string("AMQP_USER", default: "swiftchat"),
-            password: environment.string("AMQP_PASSWORD", default: "swiftchat"),
+            password: try environment.secret("AMQP_PASSWORD") ?? "swiftchat",
             virtualHost: environment.string("AMQP_VHOST", default: "/"),
             heartbeatSeconds: try environment.int("AMQP_HEARTBEAT_SECONDS", default: 10),
             publishTimeout: .seconds(try environment.int("AMQP_PUBLISH_TIMEOUT_SECONDS", default: 10))

@@ -273,6 +273,7 @@ actor AMQPConnection {
                 exchange: Self.string(envelope.exchange),
                 routingKey: Self.string(envelope.routing_key),
                 messageId: properties._flags & swiftchat_amqp_message_id_flag != 0 ? Self.string(properties.message_id) : nil,
+                type: properties._flags & swiftchat_amqp_type_flag != 0 ? Self.string(properties.type) : nil,
                 redelivered: envelope.redelivered != 0,
                 deliveryCount: Int(swiftchat_amqp_delivery_count(&properties)),
                 body: body

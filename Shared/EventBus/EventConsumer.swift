@@ -1,88 +1,51 @@
 import EventContracts
+import Foundation
 import Logging
 import Metrics
+import ServiceConfig
 import ServiceLifecycle
 
-/// Consumes one queue with manual acks and a prefetch window, as a lifecycle `Service`.
-///
-/// Deliveries are handed to the handler in batches (whatever has arrived, up to `batchSize`), so a
-/// handler can commit many in one transaction; each delivery is acked, requeued or dead-lettered
-/// only after the handler returns. The consumer reconnects and re-declares its topology by itself
+/// Runs one `EventHandler` on its queue, as a lifecycle `Service`: manual acks, a prefetch
+/// window, batches of whatever has arrived. It reconnects and re-declares its topology by itself
 /// after the broker restarts; unacknowledged deliveries are redelivered by the broker.
-public final class EventConsumer: Service {
-    public typealias BatchHandler = @Sendable ([Delivery]) async -> [DeliveryOutcome]
-
+///
+/// Failures (see `EventHandler`): a batch that fails for an outage (`isTransient`) is retried
+/// whole with backoff, holding its deliveries, so an outage dead-letters nothing; any other failure
+/// splits the batch in halves until the failing item stands alone, and only that item is
+/// dead-lettered. A delivery whose items all failed is rejected to the dead-letter exchange; one
+/// with good and bad items is acked and a copy naming the bad items goes to the dead-letter queue.
+public final class EventConsumer<Handler: EventHandler>: Service {
     private let configuration: AMQPConfiguration
+    private let handler: Handler
+    private let decoder = EventDecoder<Handler.Event>()
     private let topology: Topology
-    private let queue: String
-    private let prefetch: Int
-    private let batchSize: Int
     private let logger: Logger
-    private let handler: BatchHandler
+    private let isTransient: @Sendable (any Error) -> Bool
+    private let handlerDeadline: Duration
     private let onConsuming: (@Sendable () -> Void)?
-    private let consumed: Counter
-    private let retried: Counter
-    private let deadLettered: Counter
-    private let reconnects: Counter
+    private let deadLetters: EventPublisher
+    private let metrics: ConsumerMetrics
 
     public init(
         configuration: AMQPConfiguration,
-        topology: Topology,
-        queue: String,
-        prefetch: Int = 128,
-        batchSize: Int = 64,
+        handler: Handler,
         logger: Logger,
-        onConsuming: (@Sendable () -> Void)? = nil,
-        handler: @escaping BatchHandler
+        isTransient: @escaping @Sendable (any Error) -> Bool = EventBusFailure.isTransient,
+        handlerDeadline: Duration = .seconds(30),
+        onConsuming: (@Sendable () -> Void)? = nil
     ) {
-        self.onConsuming = onConsuming
         self.configuration = configuration
-        self.topology = topology
-        self.queue = queue
-        self.prefetch = max(1, prefetch)
-        self.batchSize = max(1, min(batchSize, prefetch))
-        self.logger = logger
         self.handler = handler
-        self.consumed = Counter(label: "swiftchat_bus_consumed_total", dimensions: [("queue", queue), ("outcome", "ack")])
-        self.retried = Counter(label: "swiftchat_bus_consumed_total", dimensions: [("queue", queue), ("outcome", "retry")])
-        self.deadLettered = Counter(label: "swiftchat_bus_consumed_total", dimensions: [("queue", queue), ("outcome", "dead_letter")])
-        self.reconnects = Counter(label: "swiftchat_bus_reconnects_total", dimensions: [("role", "consumer"), ("queue", queue)])
+        self.topology = handler.subscription.topology(for: EventDecoder<Handler.Event>().types)
+        self.logger = logger
+        self.isTransient = isTransient
+        self.handlerDeadline = handlerDeadline
+        self.onConsuming = onConsuming
+        self.deadLetters = EventPublisher(configuration: configuration, logger: logger)
+        self.metrics = ConsumerMetrics(queue: handler.subscription.queue)
     }
 
-    /// One delivery at a time: a thrown `EventBusError.poisonMessage` (or a payload that does not
-    /// decode) dead-letters the delivery at once; any other error requeues it for another try.
-    public convenience init(
-        configuration: AMQPConfiguration,
-        topology: Topology,
-        queue: String,
-        prefetch: Int = 32,
-        logger: Logger,
-        onConsuming: (@Sendable () -> Void)? = nil,
-        handle: @escaping @Sendable (Delivery) async throws -> Void
-    ) {
-        self.init(
-            configuration: configuration, topology: topology, queue: queue, prefetch: prefetch, batchSize: 1, logger: logger,
-            onConsuming: onConsuming
-        ) { deliveries in
-            var outcomes: [DeliveryOutcome] = []
-            for delivery in deliveries {
-                do {
-                    try await handle(delivery)
-                    outcomes.append(.ack)
-                } catch let error as EventBusError where error.code == .poisonMessage {
-                    logger.error("dead-lettering a poison message", metadata: ["queue": "\(queue)", "error": "\(error)"])
-                    outcomes.append(.deadLetter)
-                } catch is DecodingError {
-                    logger.error("dead-lettering an undecodable message", metadata: ["queue": "\(queue)"])
-                    outcomes.append(.deadLetter)
-                } catch {
-                    logger.warning("handler failed, requeueing", metadata: ["queue": "\(queue)", "error": "\(String(reflecting: error))"])
-                    outcomes.append(.retry)
-                }
-            }
-            return outcomes
-        }
-    }
+    private var queue: String { handler.subscription.queue }
 
     public func run() async throws {
         var backoff = Backoff(maximum: .seconds(3))
@@ -93,8 +56,8 @@ public final class EventConsumer: Service {
             do {
                 try await connection.open()
                 try await connection.declare(topology)
-                try await connection.startConsuming(queue: queue, prefetch: prefetch)
-                if connectedBefore { reconnects.increment() }
+                try await connection.startConsuming(queue: queue, prefetch: handler.subscription.prefetch)
+                if connectedBefore { metrics.reconnects.increment() }
                 connectedBefore = true
                 backoff.reset()
                 logger.info("consuming", metadata: ["queue": "\(queue)"])
@@ -105,32 +68,168 @@ public final class EventConsumer: Service {
             }
             await connection.shutdown()
             if Task.isCancelled || Task.isShuttingDownGracefully { break }
-            try? await Task.sleep(for: backoff.next())
+            let pause = backoff.next()
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
         }
+        await deadLetters.shutdown()
     }
 
     private func consume(on connection: AMQPConnection) async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let deliveries = try await connection.nextDeliveries(limit: batchSize, timeout: .milliseconds(200))
+            let deliveries = try await connection.nextDeliveries(limit: handler.subscription.batchSize, timeout: .milliseconds(200))
             guard !deliveries.isEmpty else { continue }
-            let outcomes = await handler(deliveries)
-            // Cancelled (not a graceful shutdown): leave them unacknowledged, as a crash would;
-            // the broker redelivers them when the connection closes.
-            if Task.isCancelled { return }
-            for (index, delivery) in deliveries.enumerated() {
-                switch index < outcomes.count ? outcomes[index] : .retry {
-                case .ack:
-                    try await connection.ack(delivery.deliveryTag)
-                    consumed.increment()
-                case .retry:
-                    try await connection.nack(delivery.deliveryTag, requeue: true)
-                    retried.increment()
-                case .deadLetter:
-                    try await connection.nack(delivery.deliveryTag, requeue: false)
-                    deadLettered.increment()
+            metrics.batchSize.record(deliveries.count)
+            let verdicts = await handle(deliveries)
+            // Cancelled, or shutting down while an outage holds the batch: leave the deliveries
+            // unacknowledged, as a crash would; the broker redelivers them when the connection closes.
+            guard let verdicts, !Task.isCancelled else { return }
+            try await settle(deliveries, verdicts, on: connection)
+        }
+    }
+
+    // MARK: Handling a batch
+
+    private enum Verdict {
+        case ack
+        case reject
+        /// Some items failed: ack, and dead-letter a copy naming them.
+        case partial(failed: [Int])
+    }
+
+    /// Decodes the deliveries and runs the handler; nil when the batch must stay unacknowledged.
+    private func handle(_ deliveries: [Delivery]) async -> [Verdict]? {
+        var verdicts = [Verdict](repeating: .ack, count: deliveries.count)
+        var items: [IncomingEvent<Handler.Event>] = []
+        var owners: [(delivery: Int, index: Int)] = []
+        for (position, delivery) in deliveries.enumerated() {
+            if delivery.redelivered { metrics.redelivered.increment() }
+            do {
+                // A type this handler does not take is acked and skipped.
+                guard let events = try decoder.decode(type: delivery.type, body: delivery.body) else { continue }
+                for (index, event) in events.enumerated() {
+                    items.append(event)
+                    owners.append((position, index))
                 }
+            } catch {
+                logger.error("dead-lettering an undecodable message", metadata: ["queue": "\(queue)", "error": "\(error)"])
+                verdicts[position] = .reject
             }
         }
+        guard !items.isEmpty else { return verdicts }
+        let started = ContinuousClock.now
+        guard let outcomes = await process(items[...]) else { return nil }
+        let elapsed = ContinuousClock.now - started
+        metrics.handlerTime.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        var failed: [Int: [Int]] = [:]
+        for (owner, outcome) in zip(owners, outcomes) {
+            if case .deadLetter = outcome { failed[owner.delivery, default: []].append(owner.index) }
+        }
+        for (position, indices) in failed {
+            let total = owners.lazy.filter { $0.delivery == position }.count
+            verdicts[position] = indices.count == total ? .reject : .partial(failed: indices)
+        }
+        return verdicts
+    }
+
+    /// Runs `items` through the handler: whole while failures are outages, split when not.
+    private func process(_ items: ArraySlice<IncomingEvent<Handler.Event>>) async -> [EventOutcome]? {
+        var backoff = Backoff(maximum: .seconds(5))
+        while true {
+            do {
+                let handler = handler
+                let batch = Array(items)
+                let outcomes = try await withDeadline(handlerDeadline, "handling a batch of \(queue)") { try await handler.handle(batch) }
+                return outcomes.count == items.count ? outcomes : outcomes + EventOutcome.done(max(0, items.count - outcomes.count))
+            } catch where isTransient(error) {
+                metrics.transientFailures.increment()
+                logger.warning("a dependency is away; retrying the batch", metadata: ["queue": "\(queue)", "error": "\(String(reflecting: error))"])
+                if Task.isCancelled || Task.isShuttingDownGracefully { return nil }
+                try? await Task.sleep(for: backoff.next())
+                if Task.isCancelled || Task.isShuttingDownGracefully { return nil }
+            } catch {
+                guard items.count > 1 else {
+                    let item = items[items.startIndex]
+                    logger.error("dead-lettering an event that fails on its own", metadata: [
+                        "queue": "\(queue)", "event": "\(item.id)", "error": "\(String(reflecting: error))",
+                    ])
+                    await handler.isolated(item, error: error)
+                    return [.deadLetter(String(describing: error))]
+                }
+                metrics.splits.increment()
+                let middle = items.startIndex + items.count / 2
+                guard let first = await process(items[..<middle]), let second = await process(items[middle...]) else { return nil }
+                return first + second
+            }
+        }
+    }
+
+    private func settle(_ deliveries: [Delivery], _ verdicts: [Verdict], on connection: AMQPConnection) async throws {
+        if verdicts.allSatisfy({ if case .ack = $0 { true } else { false } }), let last = deliveries.last {
+            try await connection.ack(last.deliveryTag, multiple: true)
+            metrics.acked.increment(by: deliveries.count)
+            return
+        }
+        for (delivery, verdict) in zip(deliveries, verdicts) {
+            switch verdict {
+            case .ack:
+                try await connection.ack(delivery.deliveryTag)
+                metrics.acked.increment()
+            case .reject:
+                try await connection.nack(delivery.deliveryTag, requeue: false)
+                metrics.deadLettered.increment()
+            case .partial(let failed):
+                await deadLetterCopy(of: delivery, failed: failed)
+                try await connection.ack(delivery.deliveryTag)
+                metrics.deadLettered.increment()
+            }
+        }
+    }
+
+    /// A delivery with good and bad items: the good ones took effect, so it is acked; a copy goes
+    /// to `<queue>.dead` with the bad items' indices in its message id, for whoever inspects it.
+    private func deadLetterCopy(of delivery: Delivery, failed: [Int]) async {
+        let copy = OutgoingMessage(
+            exchange: EventExchange.deadLetters.rawValue, routingKey: "\(queue).dead",
+            messageId: "\(delivery.messageId ?? "unknown")#failed=\(failed.map(String.init).joined(separator: ","))",
+            type: delivery.type ?? "unknown", body: delivery.body
+        )
+        do { try await deadLetters.publish(copy) } catch {
+            logger.error("could not dead-letter the failed items of a batch", metadata: ["queue": "\(queue)", "error": "\(error)"])
+        }
+    }
+}
+
+/// The default classification of failures: the broker being away is an outage, not bad input.
+public enum EventBusFailure {
+    public static func isTransient(_ error: any Error) -> Bool {
+        switch error {
+        case is DeadlineExceeded, is CancellationError: return true
+        case let error as EventBusError: return error.code != .poisonMessage && error.code != .protocolError
+        default: return false
+        }
+    }
+}
+
+/// A consumer's counters: what it acked, dead-lettered, saw again, and how it batched.
+private struct ConsumerMetrics {
+    let acked: Counter
+    let deadLettered: Counter
+    let redelivered: Counter
+    let reconnects: Counter
+    let transientFailures: Counter
+    let splits: Counter
+    let batchSize: Recorder
+    let handlerTime: Timer
+
+    init(queue: String) {
+        acked = Counter(label: "swiftchat_bus_consumed_total", dimensions: [("queue", queue), ("outcome", "ack")])
+        deadLettered = Counter(label: "swiftchat_bus_consumed_total", dimensions: [("queue", queue), ("outcome", "dead_letter")])
+        redelivered = Counter(label: "swiftchat_bus_redelivered_total", dimensions: [("queue", queue)])
+        reconnects = Counter(label: "swiftchat_bus_reconnects_total", dimensions: [("role", "consumer"), ("queue", queue)])
+        transientFailures = Counter(label: "swiftchat_bus_batch_retries_total", dimensions: [("queue", queue)])
+        splits = Counter(label: "swiftchat_bus_batch_splits_total", dimensions: [("queue", queue)])
+        batchSize = Recorder(label: "swiftchat_bus_batch_deliveries", dimensions: [("queue", queue)], aggregate: true)
+        handlerTime = Timer(label: "swiftchat_bus_handler_seconds", dimensions: [("queue", queue)])
     }
 }
 
@@ -139,6 +238,18 @@ public enum EventBusAdmin {
     /// Declares a topology once.
     public static func declare(_ topology: Topology, configuration: AMQPConfiguration) async throws {
         try await withConnection(configuration) { connection in try await connection.declare(topology) }
+    }
+
+    /// Takes (and acknowledges) what waits in a queue, up to `limit` messages, waiting at most
+    /// `wait` for the first: for reading a dead-letter queue, say.
+    public static func take(from queue: String, limit: Int = 100, wait: Duration = .seconds(1), configuration: AMQPConfiguration) async throws -> [Delivery] {
+        var taken: [Delivery] = []
+        try await withConnection(configuration) { connection in
+            try await connection.startConsuming(queue: queue, prefetch: limit)
+            taken = try await connection.nextDeliveries(limit: limit, timeout: wait)
+            if let last = taken.last { try await connection.ack(last.deliveryTag, multiple: true) }
+        }
+        return taken
     }
 
     /// Deletes queues, ignoring ones that do not exist.

@@ -26,6 +26,25 @@ public struct OutgoingMessage: Sendable, Equatable {
             body: try envelope.encoded()
         )
     }
+
+    /// Many events of one type in one broker message.
+    public init<Payload: EventPayload>(_ batch: EventBatchEnvelope<Payload>) throws {
+        self.init(
+            exchange: batch.exchange.rawValue,
+            routingKey: batch.routingKey,
+            messageId: batch.id,
+            type: batch.type,
+            body: try batch.encoded()
+        )
+    }
+
+    /// `payloads` as one batch envelope, addressed to one instance's queue on the direct
+    /// `InstanceDelivery` exchange (routing key = the instance id).
+    public static func toInstance<Payload: EventPayload>(_ instanceId: String, producer: String, _ payloads: [Payload]) throws -> OutgoingMessage {
+        var message = try OutgoingMessage(EventBatchEnvelope(producer: producer, payloads: payloads))
+        message.routingKey = instanceId
+        return message
+    }
 }
 
 /// What the broker said about one published message.
@@ -44,16 +63,22 @@ public struct Delivery: Sendable {
     public let exchange: String
     public let routingKey: String
     public let messageId: String?
+    /// The event type the publisher set on the message (the envelope's `type`), when it did.
+    public let type: String?
     public let redelivered: Bool
     /// How often the broker delivered it before (quorum queues count it).
     public let deliveryCount: Int
     public let body: Data
 
-    public init(deliveryTag: UInt64, exchange: String, routingKey: String, messageId: String?, redelivered: Bool, deliveryCount: Int, body: Data) {
+    public init(
+        deliveryTag: UInt64, exchange: String, routingKey: String, messageId: String?, type: String? = nil, redelivered: Bool, deliveryCount: Int,
+        body: Data
+    ) {
         self.deliveryTag = deliveryTag
         self.exchange = exchange
         self.routingKey = routingKey
         self.messageId = messageId
+        self.type = type
         self.redelivered = redelivered
         self.deliveryCount = deliveryCount
         self.body = body

@@ -62,6 +62,38 @@ public struct EventEnvelope<Payload: EventPayload>: Codable, Sendable {
     }
 }
 
+/// Several events of one type in one broker message: `{id, type, version, occurredAt, producer,
+/// count, payloads}`. The hot path carries its events this way (a window of sends, a stored
+/// batch, the frames for one instance), so one broker message and one confirm serve many events.
+/// Item `i` is known by the id `<id>#<i>`.
+public struct EventBatchEnvelope<Payload: EventPayload>: Codable, Sendable {
+    public var id: String
+    public var type: String
+    public var version: Int
+    public var occurredAt: Date
+    public var producer: String
+    /// How many events this envelope carries.
+    public var count: Int
+    public var payloads: [Payload]
+
+    public init(id: String = EventID.make(), occurredAt: Date = Date(), producer: String, payloads: [Payload]) {
+        self.id = id
+        self.type = Payload.eventType
+        self.version = Payload.version
+        self.occurredAt = occurredAt
+        self.producer = producer
+        self.count = payloads.count
+        self.payloads = payloads
+    }
+
+    public var exchange: EventExchange { Payload.exchange }
+    public var routingKey: String { type }
+
+    public func encoded() throws -> Data {
+        try EventCoding.encoder.encode(self)
+    }
+}
+
 /// The envelope's fields without the payload: enough to route, deduplicate or skip an event whose
 /// type this consumer does not know.
 public struct EventHeader: Codable, Sendable, Equatable {
@@ -70,6 +102,17 @@ public struct EventHeader: Codable, Sendable, Equatable {
     public var version: Int
     public var occurredAt: Date
     public var producer: String
+    /// Set when the envelope carries a batch (`payloads`), absent for a single event.
+    public var count: Int?
+
+    public init(id: String, type: String, version: Int, occurredAt: Date, producer: String, count: Int? = nil) {
+        self.id = id
+        self.type = type
+        self.version = version
+        self.occurredAt = occurredAt
+        self.producer = producer
+        self.count = count
+    }
 }
 
 /// An event as received: its header, and the body to decode once the type is known.
@@ -91,7 +134,13 @@ public struct ReceivedEvent: Sendable {
 }
 
 public enum EventCoding {
-    public static var encoder: JSONEncoder {
+    /// Shared: encoding and decoding with a configured coder are safe from many tasks at once, and
+    /// making one per event costs more than the event.
+    public static let encoder = makeEncoder()
+    public static let decoder = makeDecoder()
+
+    /// A fresh encoder of events' format, for a caller that changes its settings.
+    public static func makeEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
@@ -101,7 +150,7 @@ public enum EventCoding {
         return encoder
     }
 
-    public static var decoder: JSONDecoder {
+    public static func makeDecoder() -> JSONDecoder {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in
             let container = try decoder.singleValueContainer()
@@ -138,8 +187,12 @@ public enum EventID {
         for index in 0..<6 {
             bytes[index] = UInt8(truncatingIfNeeded: milliseconds >> (8 * (5 - index)))
         }
+        // Two draws of 64 random bits, not one per byte (each draw may be a system call).
         var generator = SystemRandomNumberGenerator()
-        for index in 6..<16 { bytes[index] = generator.next() }
+        let high: UInt64 = generator.next()
+        let low: UInt64 = generator.next()
+        for index in 6..<8 { bytes[index] = UInt8(truncatingIfNeeded: high >> (8 * (index - 6))) }
+        for index in 8..<16 { bytes[index] = UInt8(truncatingIfNeeded: low >> (8 * (index - 8))) }
         bytes[6] = (bytes[6] & 0x0F) | 0x70  // version 7
         bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 4122 variant
         let uuid = UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],

@@ -26,10 +26,13 @@ public struct MessageRecord: Codable, Sendable, Equatable {
 public struct ConversationMember: Codable, Sendable, Equatable {
     public var userId: String
     public var role: String
+    /// `true` for a deleted account (clients show "Deleted account"); absent otherwise.
+    public var deleted: Bool?
 
-    public init(userId: String, role: String) {
+    public init(userId: String, role: String, deleted: Bool = false) {
         self.userId = userId
         self.role = role
+        self.deleted = deleted ? true : nil
     }
 }
 
@@ -39,12 +42,16 @@ public struct ConversationSnapshot: Codable, Sendable, Equatable {
     public var type: String
     public var name: String?
     public var members: [ConversationMember]
+    /// The conversation's last seq when the change took effect: a member removed here receives
+    /// nothing after it.
+    public var lastSeq: Int64?
 
-    public init(id: String, type: String, name: String?, members: [ConversationMember]) {
+    public init(id: String, type: String, name: String?, members: [ConversationMember], lastSeq: Int64? = nil) {
         self.id = id
         self.type = type
         self.name = name
         self.members = members
+        self.lastSeq = lastSeq
     }
 }
 
@@ -68,15 +75,22 @@ public struct MessageSent: EventPayload, Equatable {
     }
 }
 
+/// messages → everyone: a new message was stored. Published one stored batch per broker message
+/// (`EventBatchEnvelope`), in seq order within each conversation.
 public struct MessageStored: EventPayload, Equatable {
     public static let eventType = "message.stored"
     public static let exchange = EventExchange.messageEvents
     public var message: MessageRecord
+    /// The members when it was stored: who gets it.
     public var memberIds: [String]
+    /// The socket-handler instance holding the sending connection, which gets the `ack`; absent for
+    /// a send over HTTP. The ack is routed there directly, without the presence registry.
+    public var senderInstance: String?
 
-    public init(message: MessageRecord, memberIds: [String]) {
+    public init(message: MessageRecord, memberIds: [String], senderInstance: String? = nil) {
         self.message = message
         self.memberIds = memberIds
+        self.senderInstance = senderInstance
     }
 }
 
@@ -134,6 +148,24 @@ public struct ConversationMemberRemoved: EventPayload, Equatable {
     public init(conversation: ConversationSnapshot, userId: String, actorId: String) {
         self.conversation = conversation
         self.userId = userId
+        self.actorId = actorId
+    }
+}
+
+public struct ConversationRoleChanged: EventPayload, Equatable {
+    public static let eventType = "conversation.role_changed"
+    public static let exchange = EventExchange.messageEvents
+    public var conversation: ConversationSnapshot
+    public var userId: String
+    public var role: String
+    /// Who changed it; absent when the group promoted its longest-standing member because its last
+    /// admin left.
+    public var actorId: String?
+
+    public init(conversation: ConversationSnapshot, userId: String, role: String, actorId: String?) {
+        self.conversation = conversation
+        self.userId = userId
+        self.role = role
         self.actorId = actorId
     }
 }
@@ -202,19 +234,25 @@ public struct ReceiptMarked: EventPayload, Equatable {
 }
 
 /// messages → the sender's socket-handler instance (direct exchange, routing key = instance id):
-/// a send was refused (not a member), so the client gets an error instead of waiting for an ack.
-public struct MessageRejected: EventPayload, Equatable {
-    public static let eventType = "message.rejected"
+/// the answer to a send that stored nothing new. A retried send gets the message stored the first
+/// time (only its sender hears of it again: the members had it); a refused one gets an error code.
+/// Best effort: a sender that misses it retries and is answered again.
+public struct SendAnswered: EventPayload, Equatable {
+    public static let eventType = "send.answered"
     public static let exchange = EventExchange.instanceDelivery
     public var senderId: String
     public var clientMsgId: String
     public var conversationId: String
-    public var reason: String
+    /// A retry: the message as stored the first time.
+    public var message: MessageRecord?
+    /// A refusal: `not_found` (not a member), `peer_deleted`, `send_failed` (the send itself fails).
+    public var error: String?
 
-    public init(senderId: String, clientMsgId: String, conversationId: String, reason: String) {
+    public init(senderId: String, clientMsgId: String, conversationId: String, message: MessageRecord? = nil, error: String? = nil) {
         self.senderId = senderId
         self.clientMsgId = clientMsgId
         self.conversationId = conversationId
-        self.reason = reason
+        self.message = message
+        self.error = error
     }
 }

@@ -5,13 +5,28 @@ public enum MessageLimits {
     public static let maxBodyCharacters = 4000
     public static let maxClientMsgIdCharacters = 64
     public static let maxGroupNameCharacters = 64
-    public static let maxGroupMembers = 256
+    /// WhatsApp's group size, the creator included.
+    public static let maxGroupMembers = 1024
+    /// The most messages one history request returns.
+    public static let maxHistoryPage = 1000
 
-    /// A problem with a send's fields, or nil when it is fine.
+    /// The problems with a send's fields, by field; empty when it is fine.
     public static func problems(clientMsgId: String, body: String) -> [String: String] {
         var problems: [String: String] = [:]
-        if clientMsgId.isEmpty || clientMsgId.count > maxClientMsgIdCharacters { problems["clientMsgId"] = "1 to \(maxClientMsgIdCharacters) characters." }
-        if body.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || body.count > maxBodyCharacters { problems["body"] = "1 to \(maxBodyCharacters) characters, not only spaces." }
+        if clientMsgId.isEmpty || clientMsgId.count > maxClientMsgIdCharacters || TextRules.hasControlCharacters(clientMsgId) {
+            problems["clientMsgId"] = "1 to \(maxClientMsgIdCharacters) characters, no control characters."
+        }
+        if TextRules.hasControlCharacters(body, multiline: true) {
+            problems["body"] = "No control characters other than newline and tab."
+        } else if body.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || body.count > maxBodyCharacters {
+            problems["body"] = "1 to \(maxBodyCharacters) characters, not only spaces."
+        }
         return problems
+    }
+
+    /// Whether `id` can be an id (of a conversation, a user…): 1 to 64 characters, no control
+    /// characters. Anything else names nothing.
+    public static func isPlausibleId(_ id: String) -> Bool {
+        !id.isEmpty && id.count <= 64 && !TextRules.hasControlCharacters(id)
     }
 }

@@ -39,4 +39,7 @@ struct TokenBucket: Sendable {
         tokens -= 1
         return true
     }
+
+    /// Milliseconds until the next token (after a refused `take`).
+    var millisecondsToNext: Int { max(1, Int(((1 - tokens) / rate * 1000).rounded(.up))) }
 }

@@ -1,4 +1,7 @@
 import Foundation
+import Metrics
+import NIOCore
+import NIOWebSocket
 import Synchronization
 
 /// One open live socket (`/ws/chat`, `/ws/notifications`): who it is, its bounded outbound queue,
@@ -6,8 +9,8 @@ import Synchronization
 public final class LiveConnection: Sendable {
     public enum Outbound: Sendable {
         case text(String)
-        /// Close with a reason (slow reader, signed out).
-        case close(String)
+        /// Close with a code and a reason (signed out: 1000; shutting down: 1001, going away).
+        case close(WebSocketErrorCode, String)
     }
 
     public let id = UUID()
@@ -15,25 +18,58 @@ public final class LiveConnection: Sendable {
     public let sessionId: String
     public let outbound: AsyncStream<Outbound>
     private let continuation: AsyncStream<Outbound>.Continuation
-    private let pending = Mutex<Set<String>>([])
+    /// Sends waiting for their ack: how many times each was sent (a retry of a send still waiting
+    /// gets its own answer), and when first (for the send-to-ack latency).
+    private let pending = Mutex<[String: (count: Int, sent: ContinuousClock.Instant)]>([:])
     private let overflowed = Atomic<Bool>(false)
+    /// The socket's channel, to cut it off without going through a writer that may be blocked.
+    private let channel: (any Channel)?
+    /// When the write under way started (ms since boot of the clock), 0 when none is.
+    private let writeStarted = Atomic<Int64>(0)
 
     /// `bufferLimit` frames may wait for a slow reader; one more and the connection is cut off.
-    public init(userId: String, sessionId: String, bufferLimit: Int) {
+    public init(userId: String, sessionId: String, bufferLimit: Int, channel: (any Channel)? = nil) {
         self.userId = userId
         self.sessionId = sessionId
+        self.channel = channel
         (outbound, continuation) = AsyncStream.makeStream(of: Outbound.self, bufferingPolicy: .bufferingOldest(bufferLimit))
     }
 
-    /// Queues a frame; false when the reader is too slow (the connection then closes).
+    /// Queues a frame; false when the reader is too slow (the connection is then cut off).
     @discardableResult
     public func send(_ text: String) -> Bool {
         if case .dropped = continuation.yield(.text(text)) {
-            if !overflowed.exchange(true, ordering: .relaxed) { finish() }
+            if !overflowed.exchange(true, ordering: .relaxed) { cutOff() }
             return false
         }
         return true
     }
+
+    /// Cuts the connection off at once, whatever its writer is waiting for: a close frame (1013,
+    /// try again later) goes out if it can, the socket closes, and what was queued is dropped.
+    /// The client catches up by seq when it reconnects.
+    public func cutOff() {
+        continuation.finish()
+        guard let channel else { return }
+        var reason = channel.allocator.buffer(capacity: 2)
+        reason.write(webSocketErrorCode: .unknown(1013))
+        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: reason)
+        channel.writeAndFlush(frame, promise: nil)
+        channel.close(promise: nil)
+    }
+
+    /// The pump marks each write it starts and finishes, for `isStuck`.
+    func writing(_ started: Bool) {
+        writeStarted.store(started ? Self.nowMilliseconds : 0, ordering: .relaxed)
+    }
+
+    /// Whether a write has been waiting on the client for longer than `limit`.
+    public func isStuck(longerThan limit: Duration) -> Bool {
+        let started = writeStarted.load(ordering: .relaxed)
+        return started != 0 && Self.nowMilliseconds - started > Int64(limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    private static var nowMilliseconds: Int64 { Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
 
     public var isOverflowed: Bool { overflowed.load(ordering: .relaxed) }
 
@@ -42,59 +78,88 @@ public final class LiveConnection: Sendable {
         continuation.finish()
     }
 
-    public func close(reason: String) {
-        continuation.yield(.close(reason))
+    public func close(reason: String, code: WebSocketErrorCode = .normalClosure) {
+        continuation.yield(.close(code, reason))
         continuation.finish()
     }
 
     /// Remembers a send until its ack; bounded so a client cannot grow it without limit.
     public func awaitAck(_ clientMsgId: String) {
+        let now = ContinuousClock.now
         pending.withLock { ids in
-            if ids.count < 4096 { ids.insert(clientMsgId) }
+            if let waiting = ids[clientMsgId] {
+                ids[clientMsgId] = (waiting.count + 1, waiting.sent)
+            } else if ids.count < 4096 {
+                ids[clientMsgId] = (1, now)
+            }
         }
     }
 
-    /// True (once) when this connection sent `clientMsgId` and has not been acked yet.
+    /// True (once per send) when this connection sent `clientMsgId` and has not been answered.
     public func takeAck(_ clientMsgId: String) -> Bool {
-        pending.withLock { $0.remove(clientMsgId) != nil }
+        let sent = pending.withLock { ids -> ContinuousClock.Instant? in
+            guard let waiting = ids[clientMsgId] else { return nil }
+            ids[clientMsgId] = waiting.count > 1 ? (waiting.count - 1, waiting.sent) : nil
+            return waiting.sent
+        }
+        guard let sent else { return false }
+        let waited = ContinuousClock.now - sent
+        LiveConnection.sendToAck.recordNanoseconds(waited.components.seconds * 1_000_000_000 + waited.components.attoseconds / 1_000_000_000)
+        return true
     }
+
+    /// How long sends wait for their ack, from the frame's arrival to the ack leaving.
+    static let sendToAck = Timer(label: "swiftchat_send_to_ack_seconds")
 }
 
 /// The connections this instance holds, by user.
 public final class ConnectionRegistry: Sendable {
-    private let connections = Mutex<[String: [UUID: LiveConnection]]>([:])
+    private let connections = Mutex<(byUser: [String: [UUID: LiveConnection]], count: Int)>(([:], 0))
+    private let open: Gauge
 
-    public init() {}
+    /// `stream` names the metric's series (`chat`, `notifications`).
+    public init(stream: String = "live") {
+        open = Gauge(label: "swiftchat_sockets_open", dimensions: [("stream", stream)])
+    }
 
     /// Adds a connection; true when it is the user's first on this instance.
     @discardableResult
     public func add(_ connection: LiveConnection) -> Bool {
-        connections.withLock { byUser in
-            let first = byUser[connection.userId]?.isEmpty ?? true
-            byUser[connection.userId, default: [:]][connection.id] = connection
-            return first
+        let (first, count) = connections.withLock { state in
+            let first = state.byUser[connection.userId]?.isEmpty ?? true
+            if state.byUser[connection.userId, default: [:]].updateValue(connection, forKey: connection.id) == nil { state.count += 1 }
+            return (first, state.count)
         }
+        open.record(count)
+        return first
     }
 
     /// Removes a connection; true when it was the user's last on this instance.
     @discardableResult
     public func remove(_ connection: LiveConnection) -> Bool {
-        connections.withLock { byUser in
-            byUser[connection.userId]?[connection.id] = nil
-            if byUser[connection.userId]?.isEmpty == true {
-                byUser[connection.userId] = nil
-                return true
+        let (last, count) = connections.withLock { state in
+            if state.byUser[connection.userId]?.removeValue(forKey: connection.id) != nil { state.count -= 1 }
+            if state.byUser[connection.userId]?.isEmpty == true {
+                state.byUser[connection.userId] = nil
+                return (true, state.count)
             }
-            return false
+            return (false, state.count)
         }
+        open.record(count)
+        return last
     }
 
     public func connections(of userId: String) -> [LiveConnection] {
-        connections.withLock { Array(($0[userId] ?? [:]).values) }
+        connections.withLock { Array(($0.byUser[userId] ?? [:]).values) }
     }
 
     public var connectedUsers: [String] {
-        connections.withLock { Array($0.keys) }
+        connections.withLock { Array($0.byUser.keys) }
+    }
+
+    /// Every connection here.
+    public var all: [LiveConnection] {
+        connections.withLock { $0.byUser.values.flatMap(\.values) }
     }
 
     /// Sends a frame to every connection of these users here.
@@ -109,5 +174,25 @@ public final class ConnectionRegistry: Sendable {
         for connection in connections(of: userId) where connection.sessionId == sessionId {
             connection.close(reason: reason)
         }
+    }
+
+    /// Cuts off every connection whose write has waited on its client for longer than `limit`.
+    public func cutOffStuck(longerThan limit: Duration) -> Int {
+        var cut = 0
+        for connection in all where connection.isStuck(longerThan: limit) {
+            connection.cutOff()
+            cut += 1
+        }
+        return cut
+    }
+
+    /// Closes every socket here: the server is going away (1001), so clients reconnect elsewhere.
+    public func closeAllGoingAway() {
+        for connection in all { connection.close(reason: "server shutting down", code: .goingAway) }
+    }
+
+    /// Closes every socket of a user (the account was deleted).
+    public func closeAll(of userId: String, reason: String) {
+        for connection in connections(of: userId) { connection.close(reason: reason) }
     }
 }

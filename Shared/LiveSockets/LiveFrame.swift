@@ -10,6 +10,8 @@ public enum LiveFrame {
         public let code: String
         public let message: String
         public let clientMsgId: String?
+        /// `rate_limited`: how long until the next frame is taken.
+        public let retryAfterMs: Int?
     }
 
     public static func encode(_ frame: some Encodable) -> String {
@@ -17,7 +19,7 @@ public enum LiveFrame {
         (try? String(decoding: EventCoding.encoder.encode(frame), as: UTF8.self)) ?? "{}"
     }
 
-    public static func error(_ code: String, _ message: String, clientMsgId: String? = nil) -> String {
-        encode(Error(code: code, message: message, clientMsgId: clientMsgId))
+    public static func error(_ code: String, _ message: String, clientMsgId: String? = nil, retryAfterMs: Int? = nil) -> String {
+        encode(Error(code: code, message: message, clientMsgId: clientMsgId, retryAfterMs: retryAfterMs))
     }
 }

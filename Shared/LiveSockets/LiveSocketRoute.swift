@@ -1,32 +1,86 @@
+import HTTPTypes
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import NIOWebSocket
+import ServiceLifecycle
 import ServiceHTTP
 
 extension Router where Context == ServiceRequestContext {
-    /// A live socket at `path`: refused (no upgrade) until the instance is ready, from an Origin not
-    /// on the list, or without a valid access token (cookie or bearer). `serve` runs for the life of
-    /// the socket with the caller's identity.
+    /// A live socket at `path`: refused until the instance is ready (503), from an Origin not on
+    /// the list (403), without a valid access token of a live session (401), or past the user's
+    /// socket quota (429): every refusal an HTTP answer in the error shape (`admission` lets the
+    /// server ask before upgrading). `serve` runs for the life of the socket with the caller's
+    /// identity.
     public func addLiveSocket(
-        _ path: RouterPath,
+        _ path: String,
         verifier: AccessTokenVerifier,
         originPolicy: OriginPolicy,
         ready: InstanceReadiness,
-        serve: @escaping @Sendable (Identity, WebSocketInboundStream, WebSocketOutboundWriter) async throws -> Void
+        admission: UpgradeAdmission,
+        quota: (@Sendable (Identity) async throws -> Void)? = nil,
+        serve: @escaping @Sendable (LiveSocket) async throws -> Void
     ) {
-        ws(path, shouldUpgrade: { request, _ in
+        let check: @Sendable (HTTPFields) async throws -> Identity = { headers in
             guard ready.isReady else { throw APIError.unavailable }
-            guard originPolicy.allows(request.headers) else { throw APIError.originNotAllowed }
-            _ = try await AuthenticationMiddleware<ServiceRequestContext>.authenticate(request.headers, verifier: verifier)
+            guard originPolicy.allows(headers) else { throw APIError.originNotAllowed }
+            let identity = try await AuthenticationMiddleware<ServiceRequestContext>.authenticate(headers, verifier: verifier)
+            try await quota?(identity)
+            return identity
+        }
+        admission.register(path) { headers in _ = try await check(headers) }
+        ws(RouterPath(path), shouldUpgrade: { request, _ in
+            _ = try await check(request.headers)
+            // Reached without an upgrade only when the checks failed a moment ago and pass now.
+            guard request.headers[.upgrade]?.lowercased() == "websocket" else { throw APIError.upgradeRequired }
             return .upgrade([:])
         }, onUpgrade: { inbound, outbound, context in
-            guard let identity = try? await AuthenticationMiddleware<ServiceRequestContext>.authenticate(context.request.headers, verifier: verifier) else {
+            guard let identity = try? await check(context.request.headers) else {
                 try await outbound.close(.policyViolation, reason: "unauthenticated")
                 return
             }
-            try await serve(identity, inbound, outbound)
+            try await serve(LiveSocket(identity: identity, inbound: inbound, outbound: outbound, channel: context.requestContext.channel))
         })
+    }
+}
+
+/// One accepted live socket: who it is and its streams.
+public struct LiveSocket: Sendable {
+    public let identity: Identity
+    public let inbound: WebSocketInboundStream
+    public let outbound: WebSocketOutboundWriter
+    /// The underlying channel, to cut a stuck socket off.
+    public let channel: any Channel
+}
+
+/// Looks after this instance's sockets: cuts off those whose client stopped reading (a write that
+/// has not finished within `deadline`: the client's receive window and the kernel's send buffer
+/// are full) at once, freeing what they held; and on graceful shutdown closes every socket with
+/// 1001 (going away), so clients reconnect to another instance at once.
+public struct LiveSocketKeeper: DrainsBeforeServer {
+    let connections: ConnectionRegistry
+    let deadline: Duration
+    let logger: Logger
+
+    public init(connections: ConnectionRegistry, deadline: Duration = .seconds(10), logger: Logger) {
+        self.connections = connections
+        self.deadline = deadline
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            let cut = connections.cutOffStuck(longerThan: deadline)
+            if cut > 0 { logger.info("cut off sockets whose clients stopped reading", metadata: ["count": "\(cut)"]) }
+        }
+        // Going away, and wait (a little) for the close frames to leave before the server stops.
+        connections.closeAllGoingAway()
+        let deadline = ContinuousClock.now + .seconds(3)
+        while !connections.all.isEmpty, ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
     }
 }
 
@@ -46,7 +100,7 @@ extension LiveConnection {
                 for try await message in inbound.messages(maxSize: maxMessageBytes) {
                     if isOverflowed { break }
                     guard bucket.take() else {
-                        send(LiveFrame.error("rate_limited", "Too many frames; slow down."))
+                        send(LiveFrame.error("rate_limited", "Too many frames; slow down.", retryAfterMs: bucket.millisecondsToNext))
                         continue
                     }
                     guard case .text(let text) = message else {
@@ -64,15 +118,18 @@ extension LiveConnection {
         }
     }
 
-    /// Drains the queue into the socket; closes it when asked or when the reader fell behind.
+    /// Drains the queue into the socket; closes it when asked or when the reader fell behind. Each
+    /// write is marked, so a write the client never lets finish is noticed (`LiveSocketKeeper`).
     private func pump(into outbound: WebSocketOutboundWriter, logger: Logger) async {
         do {
             for await item in self.outbound {
                 switch item {
                 case .text(let text):
+                    writing(true)
                     try await outbound.writeTextMessage(text)
-                case .close(let reason):
-                    try await outbound.close(.normalClosure, reason: reason)
+                    writing(false)
+                case .close(let code, let reason):
+                    try await outbound.close(code, reason: reason)
                     return
                 }
             }

@@ -12,12 +12,24 @@ public enum Observability {
         return registry
     }()
 
-    /// Structured logs (`key=value` metadata) on standard error at `level`, and metrics bootstrapped.
-    public static func bootstrap(level: Logger.Level) {
+    public enum LogFormat: String, Sendable {
+        /// `key=value` metadata, for people reading a terminal.
+        case text
+        /// One JSON object a line, for log collectors.
+        case json
+    }
+
+    /// Structured logs on standard error at `level` in `format`, and metrics bootstrapped.
+    public static func bootstrap(level: Logger.Level, format: LogFormat = .text) {
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                return JSONLogHandler(label: label, level: level)
+            }
         }
         _ = metrics
     }

@@ -2,7 +2,7 @@ import Logging
 import PostgresNIO
 import PostgresSupport
 
-/// Applies each event at most once: the event id is recorded in `<schema>.processed_events` in
+/// Applies each event at most once: the event id is recorded in `processed_events` (in the service's schema) in
 /// the same transaction as the consumer's own changes. A redelivered (or republished) event finds
 /// its id already there and is skipped; a failed transaction records nothing, so it is retried.
 public struct IdempotentConsumer: Sendable {
@@ -12,13 +12,11 @@ public struct IdempotentConsumer: Sendable {
     }
 
     public let client: PostgresClient
-    public let schema: SchemaName
     /// Distinguishes several consumers that share one schema.
     public let consumer: String
 
-    public init(client: PostgresClient, schema: SchemaName, consumer: String) {
+    public init(client: PostgresClient, consumer: String) {
         self.client = client
-        self.schema = schema
         self.consumer = consumer
     }
 
@@ -38,13 +36,12 @@ public struct IdempotentConsumer: Sendable {
         logger: Logger,
         _ apply: (PostgresConnection) async throws -> Result
     ) async throws -> Result? {
-        let schema = schema.rawValue
         let consumer = consumer
         return try await client.transaction(logger: logger) { connection -> Result? in
             // A concurrent duplicate blocks on the primary key until the first commits or rolls back.
             let rows = try await connection.query(
                 """
-                INSERT INTO \(unescaped: schema).processed_events (consumer, event_id)
+                INSERT INTO processed_events (consumer, event_id)
                 VALUES (\(consumer), \(eventID))
                 ON CONFLICT DO NOTHING
                 RETURNING event_id
@@ -55,6 +52,33 @@ public struct IdempotentConsumer: Sendable {
             for try await _ in rows { inserted = true }
             guard inserted else { return nil }
             return try await apply(connection)
+        }
+    }
+
+    /// A batch in one transaction: records every id at once and hands `apply` which of them are
+    /// new (true) and which were processed before (false), in order. Acknowledge after it returns.
+    public func processBatch<Result: Sendable>(
+        eventIDs: [String],
+        logger: Logger,
+        _ apply: (PostgresConnection, _ fresh: [Bool]) async throws -> Result
+    ) async throws -> Result {
+        let consumer = consumer
+        return try await client.transaction(logger: logger) { connection -> Result in
+            let rows = try await connection.query(
+                """
+                INSERT INTO processed_events (consumer, event_id)
+                SELECT \(consumer), id FROM unnest(\(eventIDs)) AS batch(id)
+                ON CONFLICT DO NOTHING
+                RETURNING event_id
+                """,
+                logger: logger
+            )
+            var inserted = Set<String>()
+            for try await id in rows.decode(String.self) { inserted.insert(id) }
+            // The same id twice in one batch (a redelivered copy): the first one is fresh.
+            var seen = Set<String>()
+            let fresh = eventIDs.map { inserted.contains($0) && seen.insert($0).inserted }
+            return try await apply(connection, fresh)
         }
     }
 }

@@ -8,11 +8,7 @@ import PostgresSupport
 /// Writes events into the service's outbox table inside the caller's transaction, so that the
 /// business change and the announcement of it commit together or not at all (DESIGN.md §5.4).
 public struct Outbox: Sendable {
-    public let schema: SchemaName
-
-    public init(schema: SchemaName) {
-        self.schema = schema
-    }
+    public init() {}
 
     /// The outbox's own migrations, to run before the service's.
     public static func migrations() throws -> [Migration] {
@@ -33,7 +29,7 @@ public struct Outbox: Sendable {
         // Event bodies are UTF-8 JSON: sent as text, stored as bytes.
         try await connection.query(
             """
-            INSERT INTO \(unescaped: schema.rawValue).outbox (event_id, exchange, routing_key, event_type, body)
+            INSERT INTO outbox (event_id, exchange, routing_key, event_type, body)
             SELECT id, exchange, routing_key, event_type, convert_to(body, 'UTF8')
             FROM unnest(\(messages.map(\.messageId)), \(messages.map(\.exchange)), \(messages.map(\.routingKey)),
                         \(messages.map(\.type)), \(messages.map { String(decoding: $0.body, as: UTF8.self) }))
@@ -46,7 +42,7 @@ public struct Outbox: Sendable {
     public func enqueue(_ message: OutgoingMessage, on connection: PostgresConnection, logger: Logger) async throws {
         try await connection.query(
             """
-            INSERT INTO \(unescaped: schema.rawValue).outbox (event_id, exchange, routing_key, event_type, body)
+            INSERT INTO outbox (event_id, exchange, routing_key, event_type, body)
             VALUES (\(message.messageId), \(message.exchange), \(message.routingKey), \(message.type), \(ByteBuffer(bytes: message.body)))
             """,
             logger: logger

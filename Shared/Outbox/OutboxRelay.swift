@@ -4,15 +4,22 @@ import Logging
 import Metrics
 import PostgresNIO
 import PostgresSupport
+import ServiceConfig
 import ServiceLifecycle
+import Synchronization
 
 /// Publishes the outbox to RabbitMQ, as a lifecycle `Service`.
 ///
 /// Rows are taken in order with `FOR UPDATE SKIP LOCKED` (so replicas share the work without
-/// publishing the same row concurrently), published with confirms, and marked published in the
-/// same transaction only after the broker confirmed them. A broker outage rolls the transaction
-/// back and the rows wait; a crash after the confirm but before the commit republishes them, which
-/// idempotent consumers absorb. Unroutable rows are retried with a growing delay.
+/// publishing the same row concurrently), published with confirms, and deleted in the same
+/// transaction only after the broker confirmed them. A broker outage rolls the transaction back
+/// and the rows wait; a crash after the confirm but before the commit republishes them, which
+/// idempotent consumers absorb (so the commit need not wait for the disk: `synchronous_commit`
+/// is off for it). Unroutable rows are retried with a growing delay.
+///
+/// Every round has a deadline: a round that hangs (a server killed mid-round, a half-open socket)
+/// is cancelled, its connection dropped, and the next round starts. `isStalled` says when no
+/// round has finished for a while although rows wait, for `/healthz` to report.
 public final class OutboxRelay: Service {
     private let client: PostgresClient
     private let schema: SchemaName
@@ -20,11 +27,21 @@ public final class OutboxRelay: Service {
     private let logger: Logger
     private let batchSize: Int
     private let pollInterval: Duration
-    private let retention: Duration
+    private let roundDeadline: Duration
+    private let stallAfter: Duration
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
+    private let progress = Mutex(Progress())
     private let published = Counter(label: "swiftchat_outbox_published_total")
     private let deferred = Counter(label: "swiftchat_outbox_deferred_total")
+    private let failedRounds = Counter(label: "swiftchat_outbox_failed_rounds_total")
+    private let backlog = Gauge(label: "swiftchat_outbox_backlog")
+    private let oldestAge = Gauge(label: "swiftchat_outbox_oldest_age_seconds")
+
+    private struct Progress {
+        /// When the round under way started; nil between rounds.
+        var roundStarted: ContinuousClock.Instant?
+    }
 
     public init(
         client: PostgresClient,
@@ -33,7 +50,8 @@ public final class OutboxRelay: Service {
         logger: Logger,
         batchSize: Int = 256,
         pollInterval: Duration = .seconds(1),
-        retention: Duration = .seconds(86_400)
+        roundDeadline: Duration = .seconds(15),
+        stallAfter: Duration = .seconds(60)
     ) {
         self.client = client
         self.schema = schema
@@ -41,7 +59,8 @@ public final class OutboxRelay: Service {
         self.logger = logger
         self.batchSize = batchSize
         self.pollInterval = pollInterval
-        self.retention = retention
+        self.roundDeadline = roundDeadline
+        self.stallAfter = stallAfter
         (self.wakeups, self.wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -49,6 +68,12 @@ public final class OutboxRelay: Service {
     /// it); without it, new rows wait at most `pollInterval`.
     public func notify() {
         wake.yield()
+    }
+
+    /// True when a round has been under way for longer than `stallAfter` (its deadline did not end
+    /// it): the relay is stuck in an await that does not return, and the process should restart.
+    public var isStalled: Bool {
+        progress.withLock { $0.roundStarted.map { ContinuousClock.now - $0 > stallAfter } ?? false }
     }
 
     public func run() async throws {
@@ -59,11 +84,14 @@ public final class OutboxRelay: Service {
                     wake.yield()
                 }
             }
-            var rounds = 0
+            var lastLook = ContinuousClock.now - .seconds(3600)
             for await _ in wakeups.cancelOnGracefulShutdown() {
                 await drain()
-                rounds += 1
-                if rounds % 600 == 0 { await prune() }
+                // The backlog metrics and the housekeeping: at most every ten seconds.
+                if ContinuousClock.now - lastLook > .seconds(10) {
+                    lastLook = .now
+                    await look()
+                }
             }
             group.cancelAll()
         }
@@ -72,13 +100,16 @@ public final class OutboxRelay: Service {
         await publisher.shutdown()
     }
 
-    /// Publishes until the outbox has nothing ready, or publishing fails.
+    /// Publishes until the outbox has nothing ready, or a round fails.
     public func drain() async {
         while true {
+            progress.withLock { $0.roundStarted = .now }
+            defer { progress.withLock { $0.roundStarted = nil } }
             do {
-                let relayed = try await relayBatch()
+                let relayed = try await withDeadline(roundDeadline, "an outbox round") { [self] in try await relayBatch() }
                 if relayed < batchSize { return }
             } catch {
+                failedRounds.increment()
                 logger.warning("outbox relay paused", metadata: ["schema": "\(schema)", "error": "\(String(reflecting: error))"])
                 return
             }
@@ -87,17 +118,17 @@ public final class OutboxRelay: Service {
 
     /// One batch in one transaction; returns how many rows it looked at.
     func relayBatch() async throws -> Int {
-        let schema = schema.rawValue
         let batchSize = batchSize
         let publisher = publisher
         let logger = logger
         let (confirmed, failed) = try await client.transaction(logger: logger) { connection -> ([Int64], [Int64]) in
+            try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
             var positions: [Int64] = []
             var messages: [OutgoingMessage] = []
             let rows = try await connection.query(
                 """
                 SELECT position, event_id, exchange, routing_key, event_type, body
-                FROM \(unescaped: schema).outbox
+                FROM outbox
                 WHERE published_at IS NULL AND next_attempt_at <= now()
                 ORDER BY position
                 LIMIT \(batchSize)
@@ -117,19 +148,13 @@ public final class OutboxRelay: Service {
                 if outcome == .confirmed { confirmed.append(position) } else { failed.append(position) }
             }
             if !confirmed.isEmpty {
-                try await connection.query(
-                    """
-                    UPDATE \(unescaped: schema).outbox
-                    SET published_at = now(), attempts = attempts + 1, last_error = NULL
-                    WHERE position = ANY(\(confirmed))
-                    """,
-                    logger: logger
-                )
+                // Published rows are gone at once: the table holds only what still waits.
+                try await connection.query("DELETE FROM outbox WHERE position = ANY(\(confirmed))", logger: logger)
             }
             if !failed.isEmpty {
                 try await connection.query(
                     """
-                    UPDATE \(unescaped: schema).outbox
+                    UPDATE outbox
                     SET attempts = attempts + 1,
                         last_error = 'unroutable or refused by the broker',
                         next_attempt_at = now() + least(interval '1 second' * power(2, attempts), interval '5 minutes')
@@ -148,21 +173,24 @@ public final class OutboxRelay: Service {
         return confirmed.count + failed.count
     }
 
-    /// Forgets published rows and processed-event ids older than the retention period.
-    private func prune() async {
-        let seconds = Int(retention.components.seconds)
+    /// The backlog (rows waiting, the oldest one's age) for the metrics, and old processed-event
+    /// ids forgotten.
+    private func look() async {
         do {
-            try await client.query(
-                "DELETE FROM \(unescaped: schema.rawValue).outbox WHERE published_at < now() - make_interval(secs => \(seconds))",
-                logger: logger
-            )
-            // Redeliveries come within minutes; a week of ids is a wide margin for deduplication.
-            try await client.query(
-                "DELETE FROM \(unescaped: schema.rawValue).processed_events WHERE processed_at < now() - interval '7 days'",
-                logger: logger
-            )
+            try await withDeadline(roundDeadline, "an outbox look") { [self] in
+                let rows = try await client.query(
+                    "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 FROM outbox WHERE published_at IS NULL",
+                    logger: logger
+                )
+                for try await (count, age) in rows.decode((Int64, Double).self) {
+                    backlog.record(count)
+                    oldestAge.record(age)
+                }
+                // Redeliveries come within minutes; a week of ids is a wide margin for deduplication.
+                try await client.query("DELETE FROM processed_events WHERE processed_at < now() - interval '7 days'", logger: logger)
+            }
         } catch {
-            logger.warning("outbox prune failed", metadata: ["error": "\(String(reflecting: error))"])
+            logger.warning("outbox look failed", metadata: ["error": "\(String(reflecting: error))"])
         }
     }
 }

@@ -1,4 +1,5 @@
 import Logging
+import NIOSSL
 import PostgresNIO
 import ServiceConfig
 
@@ -9,9 +10,20 @@ public struct DatabaseConfiguration: Sendable {
     public var database: String
     public var username: String
     public var password: String
-    /// The one schema this service owns; every table it touches is qualified with it.
+    /// The one schema this service owns: every connection's `search_path`.
     public var schema: SchemaName
     public var maximumConnections: Int
+    public var tls: TLSMode
+
+    /// How the connection to Postgres is protected.
+    public enum TLSMode: Sendable, Equatable {
+        /// Plain TCP (the local stack, on loopback).
+        case disable
+        /// TLS, without checking the server's certificate.
+        case require
+        /// TLS, the certificate checked against the CA in this file and the host name.
+        case verifyFull(caPath: String)
+    }
 
     public init(
         host: String = "127.0.0.1",
@@ -20,7 +32,8 @@ public struct DatabaseConfiguration: Sendable {
         username: String,
         password: String,
         schema: SchemaName,
-        maximumConnections: Int = 20
+        maximumConnections: Int = 20,
+        tls: TLSMode = .disable
     ) {
         self.host = host
         self.port = port
@@ -29,30 +42,61 @@ public struct DatabaseConfiguration: Sendable {
         self.password = password
         self.schema = schema
         self.maximumConnections = maximumConnections
+        self.tls = tls
     }
 
-    /// `DATABASE_HOST`, `DATABASE_PORT`, `DATABASE_NAME`, `DATABASE_USER`, `DATABASE_PASSWORD`,
-    /// `DATABASE_SCHEMA`, `DATABASE_POOL_SIZE`. The local stack gives each service a role named
-    /// `swiftchat_<schema>` with the same password, which are the defaults.
+    /// `DATABASE_HOST`, `DATABASE_PORT`, `DATABASE_NAME`, `DATABASE_USER`, `DATABASE_PASSWORD` (or
+    /// `DATABASE_PASSWORD_FILE`), `DATABASE_SCHEMA`, `DATABASE_POOL_SIZE` (connections this
+    /// process may hold), `DATABASE_TLS` (`disable`, `require` or `verify-full` with
+    /// `DATABASE_TLS_CA_PATH`). The local stack gives each service a role named `swiftchat_<schema>`
+    /// with the same password, which are the defaults.
     public init(environment: EnvironmentReader, defaultSchema: String) throws {
         let schema = try SchemaName(environment.string("DATABASE_SCHEMA", default: defaultSchema))
+        let tls: TLSMode
+        switch environment.string("DATABASE_TLS", default: "disable") {
+        case "disable": tls = .disable
+        case "require": tls = .require
+        case "verify-full":
+            guard let caPath = environment.string("DATABASE_TLS_CA_PATH") else {
+                throw ConfigurationError(key: "DATABASE_TLS_CA_PATH", value: "", expected: "the CA file to check the server's certificate against")
+            }
+            tls = .verifyFull(caPath: caPath)
+        case let other: throw ConfigurationError(key: "DATABASE_TLS", value: other, expected: "disable, require or verify-full")
+        }
         self.init(
             host: environment.string("DATABASE_HOST", default: "127.0.0.1"),
             port: try environment.int("DATABASE_PORT", default: 54329),
             database: environment.string("DATABASE_NAME", default: "swiftchat"),
             username: environment.string("DATABASE_USER", default: "swiftchat_\(schema)"),
-            password: environment.string("DATABASE_PASSWORD", default: "swiftchat_\(schema)"),
+            password: try environment.secret("DATABASE_PASSWORD") ?? "swiftchat_\(schema)",
             schema: schema,
-            maximumConnections: try environment.int("DATABASE_POOL_SIZE", default: 20)
+            maximumConnections: try environment.int("DATABASE_POOL_SIZE", default: 20),
+            tls: tls
         )
     }
 
     /// A pooled client; it is a `Service`: run it in the service group before using it.
     public func makeClient(logger: Logger) -> PostgresClient {
+        let clientTLS: PostgresClient.Configuration.TLS
+        switch tls {
+        case .disable:
+            clientTLS = .disable
+        case .require:
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            clientTLS = .require(configuration)
+        case .verifyFull(let caPath):
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.trustRoots = .file(caPath)
+            configuration.certificateVerification = .fullVerification
+            clientTLS = .require(configuration)
+        }
         var configuration = PostgresClient.Configuration(
-            host: host, port: port, username: username, password: password, database: database, tls: .disable
+            host: host, port: port, username: username, password: password, database: database, tls: clientTLS
         )
         configuration.options.maximumConnections = maximumConnections
+        // Every statement's unqualified names are the service's own schema's, set once per connection.
+        configuration.options.additionalStartupParameters = [("search_path", schema.rawValue)]
         configuration.options.keepAliveBehavior = .init(frequency: .seconds(30))
         return PostgresClient(configuration: configuration, backgroundLogger: logger)
     }

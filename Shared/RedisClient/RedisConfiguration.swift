@@ -8,28 +8,38 @@ public struct RedisConfiguration: Sendable {
     public var connectTimeout: Duration
     /// Per-command socket timeout: a Redis that stops answering fails the call instead of hanging it.
     public var commandTimeout: Duration
+    /// `AUTH` on connect, for a Redis that requires it (a managed one); `username` for an ACL user.
+    public var username: String?
+    public var password: String?
 
     public init(
         host: String = "127.0.0.1",
         port: Int = 56379,
         poolSize: Int = 4,
         connectTimeout: Duration = .seconds(1),
-        commandTimeout: Duration = .seconds(2)
+        commandTimeout: Duration = .seconds(2),
+        username: String? = nil,
+        password: String? = nil
     ) {
         self.host = host
         self.port = port
         self.poolSize = max(1, poolSize)
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
+        self.username = username
+        self.password = password
     }
 
-    /// `REDIS_HOST`, `REDIS_PORT`, `REDIS_POOL_SIZE`, `REDIS_TIMEOUT_MS`.
+    /// `REDIS_HOST`, `REDIS_PORT`, `REDIS_POOL_SIZE`, `REDIS_TIMEOUT_MS`, `REDIS_USERNAME` and
+    /// `REDIS_PASSWORD` (or `REDIS_PASSWORD_FILE`, a mounted secret).
     public init(environment: EnvironmentReader) throws {
         self.init(
             host: environment.string("REDIS_HOST", default: "127.0.0.1"),
             port: try environment.int("REDIS_PORT", default: 56379),
             poolSize: try environment.int("REDIS_POOL_SIZE", default: 4),
-            commandTimeout: .milliseconds(try environment.int("REDIS_TIMEOUT_MS", default: 2000))
+            commandTimeout: .milliseconds(try environment.int("REDIS_TIMEOUT_MS", default: 2000)),
+            username: environment.string("REDIS_USERNAME"),
+            password: try environment.secret("REDIS_PASSWORD")
         )
     }
 }

@@ -64,6 +64,14 @@ actor RedisConnection {
         _ = redisSetTimeout(fresh, swiftchat_redis_timeval_ms(Int64(configuration.commandTimeout.milliseconds)))
         _ = redisEnableKeepAlive(fresh)
         context = fresh
+        if let password = configuration.password {
+            // A managed Redis with a password (and an ACL user, optionally): authenticate first.
+            let auth = configuration.username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
+            guard case .success(.string) = try pipeline([auth]).first else {
+                disconnect()
+                throw RedisError(.connectionFailed, "AUTH refused by \(configuration.host):\(configuration.port)")
+            }
+        }
         return fresh
     }
 

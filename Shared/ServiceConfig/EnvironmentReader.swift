@@ -46,6 +46,17 @@ public struct EnvironmentReader: Sendable {
         }
     }
 
+    /// A secret: `KEY`, or the contents of the file `KEY_FILE` names (a mounted Kubernetes Secret),
+    /// without a trailing newline; nil when neither is set.
+    public func secret(_ key: String) throws(ConfigurationError) -> String? {
+        if let value = string(key) { return value }
+        guard let path = string("\(key)_FILE") else { return nil }
+        guard let contents = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigurationError(key: "\(key)_FILE", value: path, expected: "a readable file")
+        }
+        return contents.trimmingCharacters(in: .newlines)
+    }
+
     /// A comma-separated list; empty items are dropped.
     public func list(_ key: String, default defaultValue: [String]) -> [String] {
         guard let raw = string(key) else { return defaultValue }

@@ -54,6 +54,8 @@ extension APIError {
 
     public static let invalidToken = APIError(.unauthorized, code: "invalid_token", message: "The access token is invalid or expired.")
 
+    public static let sessionEnded = APIError(.unauthorized, code: "session_ended", message: "This session has ended; sign in again.")
+
     public static func forbidden(_ code: String = "forbidden", _ message: String) -> APIError {
         APIError(.forbidden, code: code, message: message)
     }
@@ -68,6 +70,9 @@ extension APIError {
         APIError(.conflict, code: code, message: message)
     }
 
+    /// A `cursor` this service did not issue.
+    public static let invalidCursor = APIError(.badRequest, code: "invalid_cursor", message: "The cursor is not one this service issued.")
+
     public static let payloadTooLarge = APIError(.contentTooLarge, code: "payload_too_large", message: "The request body is too large.")
 
     public static let unsupportedMediaType = APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Send JSON with Content-Type: application/json.")
@@ -77,6 +82,13 @@ extension APIError {
     }
 
     public static let internalError = APIError(.internalServerError, code: "internal_error", message: "Something went wrong on our side.")
+
+    public static let upgradeRequired = APIError(.upgradeRequired, code: "upgrade_required", message: "This path is a websocket: upgrade to it.")
+
+    public static func tooManySockets(limit: Int) -> APIError {
+        APIError(.tooManyRequests, code: "too_many_sockets", message: "You have \(limit) sockets open on this stream already; close one first.",
+                 headers: [.retryAfter: "5"])
+    }
 
     public static let unavailable = APIError(.serviceUnavailable, code: "unavailable", message: "A dependency is unavailable; try again shortly.")
 }

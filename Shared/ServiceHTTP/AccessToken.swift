@@ -29,9 +29,11 @@ public struct AccessTokenClaims: JWTPayload, Equatable {
 }
 
 /// Verifies access tokens with the public key. Only the algorithm of that key (ES256) is
-/// accepted: `alg: none`, HMAC tricks and other keys fail verification.
+/// accepted: `alg: none`, HMAC tricks and other keys fail verification. With `revocations`, a
+/// token of a session that ended (signout, refresh-token reuse, account deletion) is refused too.
 public struct AccessTokenVerifier: Sendable {
     private let keys: JWTKeyCollection
+    public private(set) var revocations: (any SessionRevocations)?
 
     public init(publicKeyPEM: String) async throws {
         let keys = JWTKeyCollection()
@@ -39,9 +41,28 @@ public struct AccessTokenVerifier: Sendable {
         self.keys = keys
     }
 
+    /// This verifier, also refusing the tokens of revoked sessions.
+    public func checkingRevocations(_ revocations: any SessionRevocations) -> AccessTokenVerifier {
+        var verifier = self
+        verifier.revocations = revocations
+        return verifier
+    }
+
+    /// The claims of a valid token whose signature and expiry hold; nil otherwise.
     public func verify(_ token: String) async -> AccessTokenClaims? {
         // A JWT is small; anything huge is rejected before any parsing.
         guard token.utf8.count <= 4096 else { return nil }
         return try? await keys.verify(token, as: AccessTokenClaims.self)
     }
+
+    /// Whether the session of these claims has ended everywhere.
+    public func isRevoked(_ claims: AccessTokenClaims) async -> Bool {
+        await revocations?.isRevoked(sessionId: claims.sid, userId: claims.sub.value, issuedAt: claims.iat.value) ?? false
+    }
+}
+
+/// Which sessions have ended before their access tokens expire. Every service checks it on each
+/// authenticated request and websocket upgrade (DESIGN.md §3: a session ends everywhere at once).
+public protocol SessionRevocations: Sendable {
+    func isRevoked(sessionId: String, userId: String, issuedAt: Date) async -> Bool
 }

@@ -1,3 +1,4 @@
+import EventContracts
 import Foundation
 import Hummingbird
 
@@ -13,7 +14,7 @@ extension Request {
         let buffer = try await body.collect(upTo: context.maxUploadSize)
         let data = Data(buffer.readableBytesView)
         if let strict = type as? any APIRequestBody.Type {
-            try strict.rejectUnknownFields(in: data)
+            try strict.check(data)
         }
         // Decoded here rather than through `Request.decode`, which flattens DecodingError into a
         // bare 400 and loses which field was wrong.
@@ -22,13 +23,18 @@ extension Request {
 }
 
 /// A request body that names its fields: anything else in the JSON object is a 400
-/// `unknown_field`, so a misspelt field is reported instead of silently ignored.
+/// `unknown_field`, so a misspelt field is reported instead of silently ignored. No string in it
+/// may hold a control character (400 `validation_failed` naming the field), except newline and tab
+/// in `multilineFields`.
 public protocol APIRequestBody: Decodable {
     static var fields: Set<String> { get }
+    static var multilineFields: Set<String> { get }
 }
 
 extension APIRequestBody {
-    static func rejectUnknownFields(in data: Data) throws {
+    public static var multilineFields: Set<String> { [] }
+
+    static func check(_ data: Data) throws {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             if (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil {
                 throw APIError.badRequest("invalid_body", "The body must be a JSON object.")
@@ -42,21 +48,31 @@ extension APIRequestBody {
                 fields: Dictionary(uniqueKeysWithValues: unknown.map { ($0, "not a field of this request") })
             )
         }
+        var problems: [String: String] = [:]
+        for (field, value) in object where containsControlCharacters(value, multiline: multilineFields.contains(field)) {
+            problems[field] = multilineFields.contains(field) ? "No control characters other than newline and tab." : "No control characters."
+        }
+        guard problems.isEmpty else { throw APIError.validation(problems) }
+    }
+
+    private static func containsControlCharacters(_ value: Any, multiline: Bool) -> Bool {
+        switch value {
+        case let text as String: TextRules.hasControlCharacters(text, multiline: multiline)
+        case let list as [Any]: list.contains { containsControlCharacters($0, multiline: multiline) }
+        case let object as [String: Any]: object.contains { TextRules.hasControlCharacters($0.key) || containsControlCharacters($0.value, multiline: multiline) }
+        default: false
+        }
     }
 }
 
-/// JSON as the public API writes it: RFC 3339 times.
+/// JSON as the public API writes it: RFC 3339 UTC times with milliseconds, as on the websockets
+/// and in events.
 public enum APIJSON {
-    public static var decoder: JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        return decoder
-    }
+    public static let decoder = EventCoding.decoder
 
-    public static var encoder: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
+    public static let encoder: JSONEncoder = {
+        let encoder = EventCoding.makeEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
-    }
+    }()
 }

@@ -10,21 +10,28 @@ public struct HTTPConfiguration: Sendable {
     public var host: String
     public var port: Int
     public var allowedOrigins: [String]
+    /// The proxies whose `X-Forwarded-For` names the real client.
+    public var trustedProxies: TrustedProxies
 
     public static let localOrigins = ["http://127.0.0.1:8080", "http://localhost:8080"]
 
-    public init(host: String = "127.0.0.1", port: Int, allowedOrigins: [String] = HTTPConfiguration.localOrigins) {
+    public init(
+        host: String = "127.0.0.1", port: Int, allowedOrigins: [String] = HTTPConfiguration.localOrigins,
+        trustedProxies: TrustedProxies = try! TrustedProxies(TrustedProxies.loopback)
+    ) {
         self.host = host
         self.port = port
         self.allowedOrigins = allowedOrigins
+        self.trustedProxies = trustedProxies
     }
 
-    /// `HTTP_HOST`, `HTTP_PORT`, `ALLOWED_ORIGINS` (comma-separated).
+    /// `HTTP_HOST`, `HTTP_PORT`, `ALLOWED_ORIGINS` (comma-separated), `TRUSTED_PROXIES` (CIDRs).
     public init(environment: EnvironmentReader, defaultPort: Int) throws {
         self.init(
             host: environment.string("HTTP_HOST", default: "127.0.0.1"),
             port: try environment.int("HTTP_PORT", default: defaultPort),
-            allowedOrigins: environment.list("ALLOWED_ORIGINS", default: Self.localOrigins)
+            allowedOrigins: environment.list("ALLOWED_ORIGINS", default: Self.localOrigins),
+            trustedProxies: try TrustedProxies(environment: environment)
         )
     }
 
@@ -36,7 +43,8 @@ public struct HTTPConfiguration: Sendable {
 /// where they need a caller).
 public func makeServiceRouter(
     configuration: HTTPConfiguration,
-    readiness: [ReadinessCheck]
+    readiness: ReadinessChecks,
+    liveness: [ReadinessCheck] = []
 ) -> Router<ServiceRequestContext> {
     // Metrics must be bootstrapped before the first request creates its counters.
     _ = Observability.metrics
@@ -45,7 +53,8 @@ public func makeServiceRouter(
     router.add(middleware: LogRequestsMiddleware(.info))
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: OriginCheckMiddleware(policy: configuration.originPolicy))
-    router.addOperationalRoutes(readiness: readiness)
+    router.add(middleware: ControlCharacterMiddleware())
+    router.addOperationalRoutes(readiness: readiness, liveness: liveness)
     return router
 }
 
@@ -57,13 +66,19 @@ public func makeServiceApplication(
     router: Router<ServiceRequestContext>,
     services: [any Service],
     webSockets: WebSocketServerConfiguration? = nil,
+    admission: UpgradeAdmission = UpgradeAdmission(),
     logger: Logger
 ) -> some ApplicationProtocol {
     Application(
         router: router,
-        server: webSockets.map { .http1WebSocketUpgrade(webSocketRouter: router, configuration: $0) } ?? .http1(),
+        server: webSockets.map { .gatedWebSockets(router: router, configuration: $0, admission: admission) } ?? .http1(),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: name),
         services: services,
         logger: logger
     )
 }
+
+/// A service that must finish its graceful shutdown before the HTTP server starts its own (live
+/// sockets closed with "going away" before the server closes what is left as "normal"). A
+/// service's `main` runs it beside the application rather than inside it.
+public protocol DrainsBeforeServer: Service {}

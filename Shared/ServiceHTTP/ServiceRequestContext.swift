@@ -43,12 +43,15 @@ public struct ServiceRequestContext: AuthenticatedRequestContext, RemoteAddressR
     public let remoteAddress: SocketAddress?
     /// Lets routes upgrade to a websocket (socket-handler, notifications).
     public let webSocket: WebSocketHandlerReference<ServiceRequestContext>
+    /// The connection's channel (a live socket closes it directly when its client stops reading).
+    public let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.identity = nil
         self.remoteAddress = source.channel.remoteAddress
         self.webSocket = .init()
+        self.channel = source.channel
     }
 
     /// JSON bodies larger than this are refused with 413 before they are decoded.

@@ -12,27 +12,38 @@ import ServiceConfig
 import ServiceHTTP
 import ServiceLifecycle
 
-/// What every SwiftChat service stands on: its database (schema, client, outbox and relay), Redis,
-/// RabbitMQ, HTTP settings and the access-token verifier. Built from the environment by `main`,
-/// or from explicit configurations by tests.
+/// What every SwiftChat service stands on: RabbitMQ, Redis, HTTP settings, the access-token
+/// verifier, and (for a service with tables) its database: schema, client, outbox and relay.
+/// Built from the environment by `main`, or from explicit configurations by tests. A service
+/// starts only the parts it has: socket-handler has no database, so no pool and no relay.
 public struct ServiceDependencies: Sendable {
     public let name: String
     /// Prefix of this deployment's queue names and Redis keys (the service name by default;
     /// tests give each run its own so they never share a queue or a cache with another).
     public let namespace: String
     public let logger: Logger
-    public let schema: SchemaName
-    public let postgres: PostgresClient
     public let redis: RedisClient
     public let amqp: AMQPConfiguration
-    public let outbox: Outbox
-    public let relay: OutboxRelay
     public let http: HTTPConfiguration
+    /// Verifies access tokens, and refuses those of sessions that ended (the shared revocation view).
     public let tokenVerifier: AccessTokenVerifier
+    /// Nil for a service that owns no tables.
+    public let database: Database?
+    /// The checks of this service's websocket paths, asked before an upgrade (so a refused one is
+    /// an answer in the error shape).
+    public let socketAdmission = UpgradeAdmission()
+
+    /// A service's own schema, its pool, and the outbox that announces what it commits.
+    public struct Database: Sendable {
+        public let schema: SchemaName
+        public let client: PostgresClient
+        public let outbox: Outbox
+        public let relay: OutboxRelay
+    }
 
     public init(
         name: String,
-        database: DatabaseConfiguration,
+        database: DatabaseConfiguration?,
         redis: RedisConfiguration,
         amqp: AMQPConfiguration,
         http: HTTPConfiguration,
@@ -43,41 +54,97 @@ public struct ServiceDependencies: Sendable {
         self.name = name
         self.namespace = namespace ?? name
         self.logger = logger
-        self.schema = database.schema
-        self.postgres = database.makeClient(logger: logger)
-        self.redis = RedisClient(configuration: redis)
+        let redis = RedisClient(configuration: redis)
+        self.redis = redis
         self.amqp = amqp
-        self.outbox = Outbox(schema: database.schema)
-        self.relay = OutboxRelay(
-            client: postgres,
-            schema: database.schema,
-            publisher: EventPublisher(configuration: amqp, logger: logger),
-            logger: logger
-        )
         self.http = http
-        self.tokenVerifier = tokenVerifier
+        self.tokenVerifier = tokenVerifier.checkingRevocations(SessionRevocationRegistry(redis: redis, logger: logger))
+        self.database = database.map { configuration in
+            let client = configuration.makeClient(logger: logger)
+            return Database(
+                schema: configuration.schema,
+                client: client,
+                outbox: Outbox(),
+                relay: OutboxRelay(
+                    client: client, schema: configuration.schema, publisher: EventPublisher(configuration: amqp, logger: logger), logger: logger
+                )
+            )
+        }
+        if let database = self.database {
+            readiness.add(ReadinessCheck("postgres") {
+                try await database.client.query("SELECT 1")
+                return true
+            })
+        }
     }
 
-    /// The long-running pieces every service runs: the Postgres pool and the outbox relay.
-    public var coreServices: [any Service] { [postgres, relay] }
+    private var requiredDatabase: Database {
+        guard let database else { preconditionFailure("\(name) was built without a database but uses one") }
+        return database
+    }
 
-    /// `/readyz`: the service's own Postgres, Redis and RabbitMQ.
-    public var readinessChecks: [ReadinessCheck] {
-        let postgres = postgres
-        return [
-            ReadinessCheck("postgres") {
-                try await postgres.query("SELECT 1")
-                return true
-            },
-            .redis(redis),
-            .rabbitMQ(amqp),
-        ]
+    public var schema: SchemaName { requiredDatabase.schema }
+    public var postgres: PostgresClient { requiredDatabase.client }
+    public var outbox: Outbox { requiredDatabase.outbox }
+    public var relay: OutboxRelay { requiredDatabase.relay }
+
+    /// The long-running pieces of the parts this service has: the Postgres pool and the relay.
+    public var coreServices: [any Service] { immediateServices + deferredServices }
+
+    /// What runs from the first moment: the Postgres pool (it connects when Postgres is there).
+    public var immediateServices: [any Service] { database.map { [$0.client] } ?? [] }
+
+    /// What needs the schema migrated first: the outbox relay.
+    public var deferredServices: [any Service] { database.map { [$0.relay] } ?? [] }
+
+    /// What `/readyz` asks: only what this pod cannot serve a request without, its Postgres, plus
+    /// what its parts add (a socket instance: its queues consuming). A Redis or RabbitMQ outage is
+    /// ridden out (the cache is bypassed, the outbox waits, the consumers reconnect), so it does not
+    /// take the pod out of the gateway.
+    public let readiness = ReadinessChecks()
+
+    /// What `/healthz` asks: nothing of another server, only whether this process is stuck (an
+    /// outbox relay whose round never returns), which a restart cures.
+    public var livenessChecks: [ReadinessCheck] {
+        guard let database else { return [] }
+        return [ReadinessCheck("outbox-relay") { !database.relay.isStalled }]
+    }
+
+    /// Where sessions that ended are recorded (auth writes, every service reads).
+    public var revocations: SessionRevocationRegistry { SessionRevocationRegistry(redis: redis, logger: logger) }
+
+    /// Runs `handler` on its queue with this service's connection settings and failure rules.
+    public func consumer<Handler: EventHandler>(_ handler: Handler, onConsuming: (@Sendable () -> Void)? = nil) -> EventConsumer<Handler> {
+        EventConsumer(configuration: amqp, handler: handler, logger: logger, isTransient: Self.isTransient, onConsuming: onConsuming)
+    }
+
+    /// Whether a failure says a server is away (retry the work later, whole) rather than that the
+    /// work itself is wrong (isolate it): lost connections, timeouts, a server shutting down,
+    /// deadlocks and serialization failures.
+    public static func isTransient(_ error: any Error) -> Bool {
+        switch error {
+        case let error as PSQLError:
+            guard error.code == .server, let state = error.serverInfo?[.sqlState] else { return true }
+            // 08: connection exception; 40001/40P01: serialization failure, deadlock; 53: out of
+            // resources (too many connections); 57P0x: the server is shutting down or restarting.
+            return state.hasPrefix("08") || state == "40001" || state == "40P01" || state.hasPrefix("53") || state.hasPrefix("57P0")
+        case let error as RedisError:
+            return error.code == .connectionFailed || error.code == .connectionLost
+        default:
+            return EventBusFailure.isTransient(error)
+        }
     }
 
     /// Adds an event from this service to its outbox on `connection`, inside the caller's
     /// transaction: the change and its announcement commit together or not at all.
     public func announce<Payload: EventPayload>(_ payload: Payload, on connection: PostgresConnection, logger: Logger) async throws {
         try await outbox.enqueue(EventEnvelope(producer: name, payload: payload), on: connection, logger: logger)
+    }
+
+    /// Several events of one type as one batch envelope: one outbox row, one broker message.
+    public func announce<Payload: EventPayload>(batch payloads: [Payload], on connection: PostgresConnection, logger: Logger) async throws {
+        guard !payloads.isEmpty else { return }
+        try await outbox.enqueue(OutgoingMessage(EventBatchEnvelope(producer: name, payloads: payloads)), on: connection, logger: logger)
     }
 
     /// Runs `work` in a transaction, then wakes the relay so the events it wrote go out at once.

@@ -11,11 +11,13 @@ import RedisClient
 import ServiceConfig
 import ServiceHTTP
 import ServiceLifecycle
+import UnixSignals
 
 /// What one service contributes to the shared start-up sequence.
 public struct ServiceDefinition: Sendable {
     public let name: String
-    public let defaultSchema: String
+    /// The schema it owns by default; nil for a service without tables (no database at all).
+    public let defaultSchema: String?
     public let defaultPort: Int
     /// Set for services that accept websocket upgrades.
     public let webSockets: WebSocketServerConfiguration?
@@ -26,10 +28,10 @@ public struct ServiceDefinition: Sendable {
 
     public init(
         name: String,
-        defaultSchema: String,
+        defaultSchema: String?,
         defaultPort: Int,
         webSockets: WebSocketServerConfiguration? = nil,
-        migrations: @escaping @Sendable () throws -> [Migration],
+        migrations: @escaping @Sendable () throws -> [Migration] = { [] },
         build: @escaping @Sendable (ServiceDependencies, Router<ServiceRequestContext>) async throws -> [any Service]
     ) {
         self.name = name
@@ -58,9 +60,7 @@ public struct ServiceDefinition: Sendable {
         let environment = EnvironmentReader()
         let logger = bootstrapProcess(name: name, environment: environment)
 
-        let database = try DatabaseConfiguration(environment: environment, defaultSchema: defaultSchema)
-        try await migrate(database, logger: logger)
-
+        let database = try defaultSchema.map { try DatabaseConfiguration(environment: environment, defaultSchema: $0) }
         let dependencies = ServiceDependencies(
             name: name,
             database: database,
@@ -71,27 +71,53 @@ public struct ServiceDefinition: Sendable {
             namespace: environment.string("SERVICE_NAMESPACE"),
             logger: logger
         )
-        let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
+        // The HTTP server answers at once (`/healthz` is alive); the service is ready only once
+        // its migrations ran and its work started, however long Postgres or RabbitMQ keep it waiting.
+        let started = StartupGate()
+        let draining = DrainSignal()
+        dependencies.readiness.add(started.check)
+        dependencies.readiness.add(draining.check)
+        let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readiness, liveness: dependencies.livenessChecks)
         let work = try await build(dependencies, router)
+        // Run beside the application, so they shut down before its server does.
+        let drainFirst = work.filter { $0 is any DrainsBeforeServer }
+        let afterMigrations = AfterMigrations(
+            name: name, migrate: { [self] in if let database { try await migrate(database, logger: logger) } },
+            services: dependencies.deferredServices + work.filter { !($0 is any DrainsBeforeServer) }, started: started, logger: logger
+        )
         let application = makeServiceApplication(
             name: name,
             configuration: dependencies.http,
             router: router,
-            services: dependencies.coreServices + work,
+            services: dependencies.immediateServices + [afterMigrations],
             webSockets: webSockets,
+            admission: dependencies.socketAdmission,
             logger: logger
         )
-        logger.info("starting", metadata: ["port": "\(dependencies.http.port)", "schema": "\(database.schema)"])
-        try await application.runService()
+        logger.info("starting", metadata: ["port": "\(dependencies.http.port)", "schema": "\(database?.schema.rawValue ?? "none")"])
+        // SIGTERM ends the process within its grace period whatever it waits on: graceful first,
+        // then cancellation, then (a task that ignores cancellation) a crash, rather than a hang.
+        // Shut down last first: readiness turns off, the live sockets say going away, then the
+        // application (its server, then its work) drains.
+        let services: [any Service] = [application] + drainFirst + [draining]
+        var group = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+        )
+        group.maximumGracefulShutdownDuration = .seconds(try environment.int("SHUTDOWN_GRACE_SECONDS", default: 20))
+        group.maximumCancellationDuration = .seconds(5)
+        try await ServiceGroup(configuration: group).run()
         await dependencies.redis.shutdown()
     }
 
-    /// Applies the outbox's and the service's migrations on a short-lived client, before anything
-    /// else starts, retrying while Postgres is still coming up.
+    /// Applies the outbox's and the service's migrations on a short-lived client, waiting (with
+    /// backoff, saying what it waits for) as long as Postgres is away or starting up. A failing
+    /// migration or a refusal (permissions) is an error.
     public func migrate(_ database: DatabaseConfiguration, logger: Logger) async throws {
         let runner = MigrationRunner(schema: database.schema, migrations: try Outbox.migrations() + migrations())
-        var delay = Duration.milliseconds(200)
-        for attempt in 1...30 {
+        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+        var attempt = 0
+        while true {
+            attempt += 1
             let client = database.makeClient(logger: logger)
             do {
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -100,17 +126,14 @@ public struct ServiceDefinition: Sendable {
                     try await runner.run(on: client, logger: logger)
                 }
                 return
-            } catch let error as PSQLError where error.code == .server {
-                // The server answered: a real error (permissions, SQL), not a server still starting.
-                throw error
             } catch let error as MigrationError {
                 throw error
-            } catch {
-                logger.warning("database not ready, retrying", metadata: ["attempt": "\(attempt)", "error": "\(String(reflecting: error))"])
-                try await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(2))
+            } catch where ServiceDependencies.isTransient(error) {
+                logger.warning("waiting for Postgres to run the migrations", metadata: [
+                    "attempt": "\(attempt)", "host": "\(database.host):\(database.port)", "error": "\(String(reflecting: error))",
+                ])
+                try await Task.sleep(for: backoff.next())
             }
         }
-        throw MigrationError(migrationID: "*", reason: "the database stayed unreachable")
     }
 }

@@ -1,45 +1,57 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-import HTTPTypes
-import HummingbirdWSClient
 import Logging
-import NIOWebSocket
 import Synchronization
 
-/// `chat-bench`: N users on real websockets, sending at a fixed offered rate through the whole
-/// path (socket-handler → RabbitMQ → messages → Postgres → RabbitMQ → socket-handler → the other
-/// member). Open loop: a message's latency counts from when it was *scheduled*, so a slow system
-/// cannot slow the load down and hide its own latency. Frames are encoded before the clock starts.
+/// `chat-bench`: the load generator of `make bench` (infra/bench.sh). One phase per run:
+///
+/// - `rate`: N users on real websockets, in pairs, sending at a fixed offered rate through the whole
+///   path (socket-handler → RabbitMQ → messages → Postgres → RabbitMQ → socket-handler → the other
+///   member). Open loop: a message's latency counts from when it was *scheduled*, so a slow system
+///   cannot slow the load down and hide its own latency. Frames are encoded before the clock starts.
+/// - `idle`: the resident memory one idle authenticated socket costs a socket-handler instance.
+/// - `catchup`: 5,000 stored messages of one conversation fetched by `after` pages.
+/// - `fanout`: one message to a group of 1,024 members, all online: when the last copy arrives.
+///
+/// Every phase prints the CPU and memory of the watched processes (services, Postgres, RabbitMQ,
+/// Redis, the load generator) over its measured part.
 @main
 struct ChatBench {
     struct Options {
+        var phase = "rate"
         var users = 1_000
         var rate = 1_000.0
         var duration = 20.0
+        var sockets = 10_000
+        var groupSize = 1_024
+        var messages = 5_000
         var authURL = "http://127.0.0.1:18081"
         var messagesURL = "http://127.0.0.1:18083"
         var socketPorts = [18084, 18085]
-        /// `name=pid,…` of the services, to report their CPU and memory over the send phase.
-        var services: [(String, Int32)] = []
+        /// `name=pid[+]`: watched processes; a `+` counts the process's children too (Postgres).
+        var watched: [WatchedProcess] = []
 
         init(arguments: [String]) throws {
             var iterator = arguments.dropFirst().makeIterator()
             while let flag = iterator.next() {
                 guard let value = iterator.next() else { throw BenchError("\(flag) needs a value") }
                 switch flag {
+                case "--phase": phase = value
                 case "--users": users = Int(value) ?? users
                 case "--rate": rate = Double(value) ?? rate
                 case "--duration": duration = Double(value) ?? duration
+                case "--sockets": sockets = Int(value) ?? sockets
+                case "--group-size": groupSize = Int(value) ?? groupSize
+                case "--messages": messages = Int(value) ?? messages
                 case "--auth": authURL = value
-                case "--messages": messagesURL = value
+                case "--messages-url": messagesURL = value
                 case "--socket-ports": socketPorts = value.split(separator: ",").compactMap { Int($0) }
-                case "--services":
-                    services = value.split(separator: ",").compactMap { entry in
+                case "--watch":
+                    watched = value.split(separator: ",").compactMap { entry in
                         let parts = entry.split(separator: "=")
-                        guard parts.count == 2, let pid = Int32(parts[1]) else { return nil }
-                        return (String(parts[0]), pid)
+                        guard parts.count == 2 else { return nil }
+                        let children = parts[1].hasSuffix("+")
+                        guard let pid = Int32(parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "+"))) else { return nil }
+                        return WatchedProcess(name: String(parts[0]), pid: pid, withChildren: children)
                     }
                 default: throw BenchError("unknown option \(flag)")
                 }
@@ -47,26 +59,37 @@ struct ChatBench {
             guard users >= 2, users % 2 == 0, rate > 0, duration > 0, !socketPorts.isEmpty else {
                 throw BenchError("--users must be even and at least 2; --rate and --duration positive")
             }
+            watched.append(WatchedProcess(name: "chat-bench (load)", pid: getpid(), withChildren: false))
         }
-    }
-
-    struct BenchError: Error, CustomStringConvertible {
-        let description: String
-        init(_ description: String) { self.description = description }
     }
 
     static func main() async throws {
         let options = try Options(arguments: CommandLine.arguments)
-        let logger: Logger = {
-            var logger = Logger(label: "chat-bench")
-            logger.logLevel = .error
-            return logger
-        }()
-        let run = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        let bench = Bench(options: options)
+        switch options.phase {
+        case "rate": try await bench.rate()
+        case "idle": try await bench.idleSockets()
+        case "catchup": try await bench.catchUp()
+        case "fanout": try await bench.fanOut()
+        default: throw BenchError("unknown phase \(options.phase): rate, idle, catchup or fanout")
+        }
+    }
+}
 
-        // 1. Users and their conversations (pairs), through the public HTTP API.
-        print("signing up \(options.users) users…")
-        let tokens = try await concurrentMap(0..<options.users, width: 16) { index in
+struct Bench {
+    let options: ChatBench.Options
+    let run = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+    let logger: Logger = {
+        var logger = Logger(label: "chat-bench")
+        logger.logLevel = .error
+        return logger
+    }()
+
+    var fleet: SocketFleet { SocketFleet(ports: options.socketPorts, logger: logger) }
+
+    /// New users through the public API: their bearer tokens and ids.
+    func signUp(_ count: Int) async throws -> [(token: String, id: String)] {
+        try await concurrentMap(0..<count, width: 16) { [run] index in
             let name = "bench_\(run)_\(index)"
             let (status, body) = await http("POST", "\(options.authURL)/api/auth/signup", body: #"{"username":"\#(name)","email":"\#(name)@bench.local","password":"benchmark password"}"#)
             guard status == 201, let token = body["accessToken"] as? String, let user = body["user"] as? [String: Any], let id = user["id"] as? String else {
@@ -74,215 +97,216 @@ struct ChatBench {
             }
             return (token, id)
         }
+    }
+
+    /// Creates a conversation, retrying while messages has not yet heard of the users.
+    func conversation(token: String, body: String) async throws -> String {
+        for _ in 0..<100 {
+            let (status, answer) = await http("POST", "\(options.messagesURL)/api/conversations", token: token, body: body)
+            if status == 201 || status == 200, let id = (answer["conversation"] as? [String: Any])?["id"] as? String { return id }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw BenchError("could not create a conversation")
+    }
+
+    // MARK: rate
+
+    func rate() async throws {
+        print("signing up \(options.users) users…")
+        let users = try await signUp(options.users)
         print("opening \(options.users / 2) conversations…")
         let conversations = try await concurrentMap(0..<(options.users / 2), width: 16) { pair in
-            let (token, _) = tokens[2 * pair]
-            let other = tokens[2 * pair + 1].1
-            for _ in 0..<100 {  // until messages has heard of both users
-                let (status, body) = await http("POST", "\(options.messagesURL)/api/conversations", token: token, body: #"{"type":"direct","userId":"\#(other)"}"#)
-                if status == 201 || status == 200, let id = (body["conversation"] as? [String: Any])?["id"] as? String { return id }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            throw BenchError("could not open a conversation")
+            try await conversation(token: users[2 * pair].token, body: #"{"type":"direct","userId":"\#(users[2 * pair + 1].id)"}"#)
         }
-
-        // 2. Every frame, encoded before the clock starts. Message k goes from user k % N to its pair.
+        // Every frame, encoded before the clock starts. Message k goes from user k % N to its pair.
         let total = Int(options.rate * options.duration)
         let frames = (0..<total).map { k -> String in
-            let sender = k % options.users
-            return #"{"type":"send","clientMsgId":"b\#(k)","conversationId":"\#(conversations[sender / 2])","body":"bench message \#(k)"}"#
+            #"{"type":"send","clientMsgId":"b\#(k)","conversationId":"\#(conversations[(k % options.users) / 2])","body":"bench message \#(k)"}"#
         }
-        let state = BenchState(total: total, rate: options.rate)
-
-        // 3. Sockets: one per user, spread over the socket-handler instances.
+        let state = LatencyState(total: total, rate: options.rate)
         print("connecting \(options.users) websockets…")
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var outboxes: [AsyncStream<Int>.Continuation] = []
-            for user in 0..<options.users {
-                let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
-                outboxes.append(continuation)
-                let port = options.socketPorts[user % options.socketPorts.count]
-                let token = tokens[user].0
-                group.addTask {
-                    try await WebSocketClient.connect(
-                        url: "ws://127.0.0.1:\(port)/ws/chat",
-                        configuration: .init(maxFrameSize: 1 << 16, additionalHeaders: [.authorization: "Bearer \(token)"]),
-                        logger: logger
-                    ) { inbound, outbound, _ in
-                        state.connected()
-                        try await withThrowingTaskGroup(of: Void.self) { connection in
-                            connection.addTask {
-                                for await k in stream { try await outbound.writeTextMessage(frames[k]) }
-                                try await outbound.close(.normalClosure, reason: nil)
-                            }
-                            for try await message in inbound.messages(maxSize: 1 << 16) {
-                                if case .text(let text) = message { state.received(text, by: user) }
-                            }
-                            connection.cancelAll()
-                        }
-                    }
-                }
-            }
-            let connectDeadline = ContinuousClock.now + .seconds(60)
-            while state.connectedCount < options.users {
-                guard ContinuousClock.now < connectDeadline else { throw BenchError("only \(state.connectedCount) sockets connected") }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-
-            // 4. The open-loop schedule: message k is due at start + k / rate, whatever happened before.
+        try await fleet.run(count: options.users, token: { users[$0].token }, received: { _, text in state.received(text) }) { outboxes in
             print("sending \(total) messages at \(Int(options.rate))/s for \(Int(options.duration)) s…")
             let start = ContinuousClock.now
-            let cpuBefore = options.services.map { ProcessStats.cpuSeconds(of: $0.1) }
+            let cpu = CPUWindow(options.watched)
             state.start(at: start)
             var next = 0
             while next < total {
                 let now = ContinuousClock.now
                 while next < total, start + .seconds(Double(next) / options.rate) <= now {
-                    outboxes[next % options.users].yield(next)
+                    outboxes[next % options.users].yield(frames[next])
                     next += 1
                 }
                 try await Task.sleep(for: .milliseconds(1))
             }
-            // 5. Drain, then report.
             let drainDeadline = ContinuousClock.now + .seconds(15)
             while state.deliveredCount < total, ContinuousClock.now < drainDeadline {
-                try await Task.sleep(for: .milliseconds(100))
+                try await Task.sleep(for: .milliseconds(50))
             }
             state.report(rate: options.rate, duration: options.duration, users: options.users)
-            let wall = ContinuousClock.now - start
-            let wallSeconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
-            for ((name, pid), before) in zip(options.services, cpuBefore) {
-                let used = ProcessStats.cpuSeconds(of: pid) - before
-                let label = name.padding(toLength: 18, withPad: " ", startingAt: 0)
-                print(label + String(format: "CPU %5.1f%% of one core, RSS %6.1f MiB", 100 * used / wallSeconds, ProcessStats.residentMiB(of: pid)))
+            cpu.report(delivered: state.deliveredCount)
+        }
+    }
+
+    // MARK: idle
+
+    /// Opens `sockets` idle sockets on the first socket-handler instance (the first watched
+    /// process), spread over the users, and prints what each costs in resident memory.
+    func idleSockets() async throws {
+        guard let instance = options.watched.first else { throw BenchError("--watch must name the socket-handler first") }
+        let perUser = 10
+        let count = options.sockets
+        print("signing up \((count + perUser - 1) / perUser) users…")
+        let users = try await signUp((count + perUser - 1) / perUser)
+        let before = ProcessStats.residentMiB(of: instance)
+        let single = SocketFleet(ports: [options.socketPorts[0]], logger: logger)
+        print("opening \(count) idle sockets on one instance…")
+        try await single.run(count: count, token: { users[$0 / perUser].token }, received: { _, _ in }) { _ in
+            // Let the instance settle (presence registration, buffers) before reading its memory.
+            try await Task.sleep(for: .seconds(5))
+            let after = ProcessStats.residentMiB(of: instance)
+            print(String(format: "idle sockets: %d; %@ RSS %.1f MiB before, %.1f MiB with them: %.1f KiB per socket (goal ≤ 12 KiB)",
+                         count, instance.name, before, after, (after - before) * 1024 / Double(count)))
+        }
+    }
+
+    // MARK: catchup
+
+    /// One conversation with `messages` stored messages; the reader fetches them all by `after`
+    /// pages of 1,000, as a client catching up does. Five rounds; every round's time is printed.
+    func catchUp() async throws {
+        let users = try await signUp(2)
+        let conversation = try await conversation(token: users[0].token, body: #"{"type":"direct","userId":"\#(users[1].id)"}"#)
+        print("storing \(options.messages) messages…")
+        _ = try await concurrentMap(0..<options.messages, width: 32) { k in
+            let (status, _) = await http(
+                "POST", "\(options.messagesURL)/api/conversations/\(conversation)/messages", token: users[0].token,
+                body: #"{"clientMsgId":"c\#(k)","body":"catch-up message number \#(k) with a few words in it"}"#
+            )
+            guard status == 201 || status == 200 else { throw BenchError("store failed: \(status)") }
+            return status
+        }
+        var times: [Double] = []
+        for _ in 0..<5 {
+            let start = ContinuousClock.now
+            var after = 0
+            var fetched = 0
+            while true {
+                let (status, body) = await http("GET", "\(options.messagesURL)/api/conversations/\(conversation)/messages?after=\(after)&limit=1000", token: users[1].token)
+                guard status == 200, let page = body["messages"] as? [[String: Any]] else { throw BenchError("catch-up page failed: \(status)") }
+                fetched += page.count
+                guard let last = page.last?["seq"] as? Int, page.count == 1000 else { break }
+                after = last
             }
-            for outbox in outboxes { outbox.finish() }
-            group.cancelAll()
+            guard fetched == options.messages else { throw BenchError("caught up \(fetched) of \(options.messages)") }
+            times.append((ContinuousClock.now - start).milliseconds)
+        }
+        print(String(format: "catch-up of %d messages (pages of 1,000): %@ ms; best %.1f ms (goal ≤ 100 ms)",
+                     options.messages, times.map { String(format: "%.1f", $0) }.joined(separator: ", "), times.min() ?? 0))
+    }
+
+    // MARK: fanout
+
+    /// A group of `groupSize` members, one socket each; the creator sends 20 messages 250 ms
+    /// apart, and each one's last copy is timed from its send.
+    func fanOut() async throws {
+        let size = options.groupSize
+        print("signing up \(size) users…")
+        let users = try await signUp(size)
+        let memberIds = users.dropFirst().map { #""\#($0.id)""# }.joined(separator: ",")
+        let group = try await conversation(token: users[0].token, body: #"{"type":"group","name":"fan-out","memberIds":[\#(memberIds)]}"#)
+        let rounds = 20
+        // Per message: copies received so far, and when the last one arrived.
+        let arrivals = Mutex<(copies: [Int], last: [ContinuousClock.Instant?])>((Array(repeating: 0, count: rounds), Array(repeating: nil, count: rounds)))
+        print("connecting \(size) members…")
+        try await fleet.run(count: size, token: { users[$0].token }, received: { socket, text in
+            guard socket != 0, FrameKind(text) == .message, let k = messageNumber(in: text, prefix: "f"), k < rounds else { return }
+            let now = ContinuousClock.now
+            arrivals.withLock { arrivals in
+                arrivals.copies[k] += 1
+                if arrivals.copies[k] == size - 1 { arrivals.last[k] = now }
+            }
+        }) { outboxes in
+            let cpu = CPUWindow(options.watched)
+            var sentAt: [ContinuousClock.Instant] = []
+            for k in 0..<rounds {
+                sentAt.append(.now)
+                outboxes[0].yield(#"{"type":"send","clientMsgId":"f\#(k)","conversationId":"\#(group)","body":"to all \#(size) of us, number \#(k)"}"#)
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while arrivals.withLock({ $0.last.contains(nil) }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            let arrived = arrivals.withLock { $0.last }
+            let latencies = zip(sentAt, arrived).compactMap { sent, last in last.map { ($0 - sent).milliseconds } }.sorted()
+            let complete = latencies.count
+            print(String(format: "fan-out to %d members: %d of %d messages reached everyone; last copy p50 %.1f ms, max %.1f ms (goal ≤ 100 ms)",
+                         size, complete, rounds, complete > 0 ? latencies[complete / 2] : -1, latencies.last ?? -1))
+            cpu.report(delivered: arrivals.withLock { $0.copies.reduce(0, +) })
         }
     }
 }
 
-/// Counters and latencies, shared by every connection.
-final class BenchState: Sendable {
+/// Counters and latencies of the rate phase, shared by every connection.
+final class LatencyState: Sendable {
     private struct Values {
         var start: ContinuousClock.Instant?
-        var latencies: [Double]  // milliseconds from scheduled send to delivery at the other member; -1 = not yet
-        var delivered = 0
-        var acked = 0
+        var delivered: [Double]  // ms from scheduled send to delivery at the other member; -1 = not yet
+        var acked: [Double]  // ms from scheduled send to the sender's ack
+        var deliveredCount = 0
         var errors = 0
         var lastDelivery: ContinuousClock.Instant?
     }
 
     private let values: Mutex<Values>
-    private let connections = Atomic<Int>(0)
-    /// Offered messages per second: message k is scheduled at start + k / rate.
     private let rate: Double
 
     init(total: Int, rate: Double) {
-        values = Mutex(Values(latencies: Array(repeating: -1, count: total)))
+        values = Mutex(Values(delivered: Array(repeating: -1, count: total), acked: Array(repeating: -1, count: total)))
         self.rate = rate
     }
 
-    func connected() { connections.add(1, ordering: .relaxed) }
-    var connectedCount: Int { connections.load(ordering: .relaxed) }
-    var deliveredCount: Int { values.withLock { $0.delivered } }
+    var deliveredCount: Int { values.withLock { $0.deliveredCount } }
 
     func start(at instant: ContinuousClock.Instant) { values.withLock { $0.start = instant } }
 
-    /// Finds the message number in a frame without parsing the JSON: `"clientMsgId":"b<k>"`.
-    func received(_ text: String, by user: Int) {
+    func received(_ text: String) {
         let now = ContinuousClock.now
-        let isMessage = text.contains(#""type":"message""#)
-        let isAck = !isMessage && text.contains(#""type":"ack""#)
-        guard isMessage || isAck else {
-            if text.contains(#""type":"error""#) { values.withLock { $0.errors += 1 } }
+        let kind = FrameKind(text)
+        guard kind == .message || kind == .ack else {
+            if kind == .error { values.withLock { $0.errors += 1 } }
             return
         }
-        guard let range = text.range(of: #""clientMsgId":"b"#) else { return }
-        let k = Int(text[range.upperBound...].prefix { $0.isNumber }) ?? -1
+        guard let k = messageNumber(in: text, prefix: "b") else { return }
         values.withLock { values in
-            if isAck { values.acked += 1; return }
-            guard let start = values.start, k >= 0, k < values.latencies.count, values.latencies[k] < 0 else { return }
-            let scheduled = start + .seconds(Double(k) / rate)
-            let latency = now - scheduled
-            values.latencies[k] = Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15
-            values.delivered += 1
-            values.lastDelivery = now
+            guard let start = values.start, k >= 0, k < values.delivered.count else { return }
+            let latency = (now - (start + .seconds(Double(k) / rate))).milliseconds
+            if kind == .ack {
+                if values.acked[k] < 0 { values.acked[k] = latency }
+            } else if values.delivered[k] < 0 {
+                values.delivered[k] = latency
+                values.deliveredCount += 1
+                values.lastDelivery = now
+            }
         }
     }
 
     func report(rate: Double, duration: Double, users: Int) {
         values.withLock { values in
-            let total = values.latencies.count
-            let delivered = values.latencies.filter { $0 >= 0 }.sorted()
-            func percentile(_ p: Double) -> String {
-                guard !delivered.isEmpty else { return "-" }
-                return String(format: "%.1f", delivered[min(delivered.count - 1, Int(Double(delivered.count) * p))])
+            let total = values.delivered.count
+            let delivered = values.delivered.filter { $0 >= 0 }.sorted()
+            let acked = values.acked.filter { $0 >= 0 }.sorted()
+            func percentile(_ sorted: [Double], _ p: Double) -> String {
+                guard !sorted.isEmpty else { return "-" }
+                return String(format: "%.1f", sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))])
             }
             let span = values.start.flatMap { start in values.lastDelivery.map { $0 - start } } ?? .zero
-            let seconds = Double(span.components.seconds) + Double(span.components.attoseconds) / 1e18
             print("")
             print("users \(users), offered \(Int(rate)) msg/s for \(Int(duration)) s: \(total) messages")
-            print(String(format: "delivered %d (%.1f%%), lost %d, delivered/s %.0f, acks %d, error frames %d",
+            print(String(format: "delivered %d (%.2f%%), lost %d, delivered/s %.0f, acked %d, error frames %d",
                          delivered.count, 100 * Double(delivered.count) / Double(max(1, total)), total - delivered.count,
-                         Double(delivered.count) / max(seconds, 0.001), values.acked, values.errors))
-            print("end-to-end latency ms (from scheduled send): p50 \(percentile(0.5))  p99 \(percentile(0.99))  p999 \(percentile(0.999))  max \(delivered.last.map { String(format: "%.1f", $0) } ?? "-")")
+                         Double(delivered.count) / max(span.seconds, 0.001), acked.count, values.errors))
+            print("sender → recipient ms (from scheduled send): p50 \(percentile(delivered, 0.5))  p99 \(percentile(delivered, 0.99))  p999 \(percentile(delivered, 0.999))  max \(delivered.last.map { String(format: "%.1f", $0) } ?? "-")")
+            print("ack ms (from scheduled send):                p50 \(percentile(acked, 0.5))  p99 \(percentile(acked, 0.99))  p999 \(percentile(acked, 0.999))")
         }
-    }
-}
-
-/// CPU time and resident memory of another process, from /proc.
-enum ProcessStats {
-    static func cpuSeconds(of pid: Int32) -> Double {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return 0 }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
-
-    static func residentMiB(of pid: Int32) -> Double {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kib = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-        return kib / 1024
-    }
-}
-
-/// `transform` over `items`, `width` at a time, results in order.
-func concurrentMap<Element: Sendable>(_ items: Range<Int>, width: Int, _ transform: @escaping @Sendable (Int) async throws -> Element) async throws -> [Element] {
-    try await withThrowingTaskGroup(of: (Int, Element).self) { group in
-        var results = [Element?](repeating: nil, count: items.count)
-        var iterator = items.makeIterator()
-        for _ in 0..<width { if let index = iterator.next() { group.addTask { (index, try await transform(index)) } } }
-        while let (index, value) = try await group.next() {
-            results[index - items.lowerBound] = value
-            if let next = iterator.next() { group.addTask { (next, try await transform(next)) } }
-        }
-        return results.map { $0! }
-    }
-}
-
-/// No cookie jar: the bench is a bearer-token client (cookies without an Origin are refused).
-let session: URLSession = {
-    let configuration = URLSessionConfiguration.ephemeral
-    configuration.httpShouldSetCookies = false
-    configuration.httpCookieAcceptPolicy = .never
-    return URLSession(configuration: configuration)
-}()
-
-func http(_ method: String, _ url: String, token: String? = nil, body: String? = nil) async -> (Int, [String: Any]) {
-    var request = URLRequest(url: URL(string: url)!)
-    request.httpMethod = method
-    if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-    if let body {
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.httpBody = Data(body.utf8)
-    }
-    return await withCheckedContinuation { continuation in
-        session.dataTask(with: request) { data, response, _ in
-            let object = data.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
-            continuation.resume(returning: ((response as? HTTPURLResponse)?.statusCode ?? 0, object))
-        }.resume()
     }
 }

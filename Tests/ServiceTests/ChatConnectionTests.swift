@@ -1,3 +1,4 @@
+import EventContracts
 import LiveSockets
 @testable import SocketHandlerService
 import Testing
@@ -26,8 +27,9 @@ struct ChatConnectionTests {
         #expect(registry.add(sender))
         #expect(!registry.add(otherDevice))
         sender.awaitAck("c-1")
-        registry.deliver(LiveDeliveryFrames(recipients: ["alice"], frame: "message", ack: ("alice", "c-1", "ack")))
-        registry.deliver(LiveDeliveryFrames(recipients: ["alice"], frame: "message", ack: ("alice", "c-1", "ack")))
+        let delivery = LiveDelivery(recipients: ["alice"], frame: "message", ack: LiveAck(senderId: "alice", clientMsgId: "c-1", frame: "ack"))
+        registry.deliver(delivery)
+        registry.deliver(delivery)
         sender.finish()
         otherDevice.finish()
         #expect(!registry.remove(sender))

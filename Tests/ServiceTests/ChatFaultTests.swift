@@ -33,7 +33,7 @@ extension ServiceHarness {
     /// presence entries that lapse 3 s after a crash (heartbeat 1 s).
     func socketHandlerProcess(_ name: String, port: Int, environment extra: [String: String] = [:]) -> ServiceProcess {
         ServiceProcess(name: "socket-handler", port: port, environment: [
-            "INSTANCE_ID": "\(namespace)-\(name)", "SOCKET_NAMESPACE": "\(namespace)_socket",
+            "INSTANCE_ID": "\(namespace)-\(name)", "SERVICE_NAMESPACE": "\(namespace)_socket",
             "JWT_PUBLIC_KEY": privateKey.publicKey.pemRepresentation, "ALLOWED_ORIGINS": "http://127.0.0.1:8080,ws://127.0.0.1",
             "PRESENCE_TTL_SECONDS": "3", "PRESENCE_HEARTBEAT_SECONDS": "1",
         ].merging(extra) { _, new in new })
@@ -46,12 +46,7 @@ struct ChatFaultTests {
     func burstSurvivesCrashes() async throws {
         let harness = ServiceHarness()
         let base = Int.random(in: 20_000...29_000)
-        let publicKey = harness.privateKey.publicKey.pemRepresentation
-        let admin = TestStack.database(schema: harness.messagesSchema)
-        let messages = ServiceProcess(name: "messages", port: base, environment: [
-            "DATABASE_SCHEMA": harness.messagesSchema.rawValue, "DATABASE_USER": admin.username, "DATABASE_PASSWORD": admin.password,
-            "JWT_PUBLIC_KEY": publicKey, "SERVICE_NAMESPACE": "\(harness.namespace)_messages",
-        ])
+        let messages = harness.messagesProcess(port: base)
         let sockets = ["s1", "s2"].enumerated().map { index, name in harness.socketHandlerProcess(name, port: base + 1 + index) }
         try await messages.start()
         for socket in sockets { try await socket.start() }

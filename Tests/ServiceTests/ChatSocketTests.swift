@@ -62,13 +62,17 @@ final class ChatClient: Sendable {
     }
 
     private func connect() async throws {
-        try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: maxFrameSize, additionalHeaders: headers), logger: TestStack.logger) { inbound, outbound, _ in
+        let close = try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: maxFrameSize, additionalHeaders: headers), logger: TestStack.logger) { inbound, outbound, _ in
             self.writer.withLock { $0 = outbound }
             for try await message in inbound.messages(maxSize: 1 << 20) {
                 if case .text(let text) = message { self.received.withLock { $0.append(text) } }
             }
         }
+        closeCode.withLock { $0 = close.map { Int(UInt16(webSocketErrorCode: $0.closeCode)) } }
     }
+
+    /// The code of the close frame the server sent, once the socket closed.
+    let closeCode = Mutex<Int?>(nil)
 
     var isConnected: Bool { writer.withLock { $0 != nil } }
 
@@ -98,21 +102,18 @@ extension ServiceHarness {
         instance: String, limits: ChatSocketLimits = ChatSocketLimits(), allowTestClientOrigin: Bool = true,
         pingPeriod: Duration = .seconds(20)
     ) async throws -> some ApplicationProtocol {
-        let dependencies = SocketHandlerService.Dependencies(
-            redis: RedisClient(configuration: TestStack.redis()),
-            amqp: TestStack.amqp(),
-            http: http(allowTestClientOrigin: allowTestClientOrigin),
-            tokenVerifier: try await verifier(),
+        let dependencies = ServiceDependencies(
+            name: "socket-handler", database: nil, redis: TestStack.redis(), amqp: TestStack.amqp(),
+            http: http(allowTestClientOrigin: allowTestClientOrigin), tokenVerifier: try await verifier(), namespace: "\(namespace)_socket",
             logger: logger
         )
         var configuration = SocketHandlerService.Configuration(instanceId: "\(namespace)-\(instance)")
-        configuration.namespace = "\(namespace)_socket"
         configuration.limits = limits
-        let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
+        let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readiness, liveness: dependencies.livenessChecks)
         let work = SocketHandlerService.build(dependencies: dependencies, configuration: configuration, router: router)
         return makeServiceApplication(
-            name: configuration.name, configuration: dependencies.http, router: router, services: work,
-            webSockets: .liveSockets(pingPeriod: pingPeriod), logger: logger
+            name: dependencies.name, configuration: dependencies.http, router: router, services: dependencies.coreServices + work,
+            webSockets: .liveSockets(pingPeriod: pingPeriod), admission: dependencies.socketAdmission, logger: logger
         )
     }
 }

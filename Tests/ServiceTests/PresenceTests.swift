@@ -28,11 +28,9 @@ struct PresenceTests {
         let announced = Mutex<[PresenceChanged]>([])
         let probeReady = Atomic<Bool>(false)
         let probe = EventConsumer(
-            configuration: TestStack.amqp(), topology: Topology.consumer(queue: probeQueue, bindings: [QueueBinding(.userEvents, PresenceChanged.eventType)]),
-            queue: probeQueue, logger: TestStack.logger, onConsuming: { probeReady.store(true, ordering: .relaxed) }
-        ) { delivery in
-            if let change = try delivery.event().decode(PresenceChanged.self)?.payload { announced.withLock { $0.append(change) } }
-        }
+            configuration: TestStack.amqp(), handler: PresenceProbe(queue: probeQueue) { change in announced.withLock { $0.append(change) } },
+            logger: TestStack.logger, onConsuming: { probeReady.store(true, ordering: .relaxed) }
+        )
         @Sendable func changes(of userId: String) -> [Bool] { announced.withLock { $0 }.filter { $0.userId == userId }.map(\.online) }
 
         try await harness.run { auth, users in
@@ -136,7 +134,7 @@ struct PresenceTests {
         try await Task.sleep(for: .milliseconds(300))
         try await a.refresh(["u2"])
         #expect(try await b.settleDue().isEmpty)
-        #expect(try await b.instances(of: ["u2"]) == ["a": ["u2"]])
+        #expect(try await b.instances(of: ["u2"]) == ["u2": ["a"]])
 
         // The last connection closes: due only after the grace, then settled once.
         try await a.disconnected("u2")
@@ -147,5 +145,30 @@ struct PresenceTests {
 
         _ = try? await redis.command(["EVAL", "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end", "0", "\(namespace):*"])
         await redis.shutdown()
+    }
+}
+
+/// Every `presence.changed` announced, in order.
+struct PresenceProbe: EventHandler {
+    enum Event: EventSet {
+        case changed(PresenceChanged)
+        static let cases = [EventCase(PresenceChanged.self, Event.changed)]
+    }
+
+    let subscription: Subscription
+    let seen: @Sendable (PresenceChanged) -> Void
+
+    init(queue: String, seen: @escaping @Sendable (PresenceChanged) -> Void) {
+        self.subscription = Subscription(queue: queue, kind: .shared(), prefetch: 64)
+        self.seen = seen
+    }
+
+    func handle(_ batch: [IncomingEvent<Event>]) async throws -> [EventOutcome] {
+        for item in batch {
+            switch item.event {
+            case .changed(let change): seen(change)
+            }
+        }
+        return EventOutcome.done(batch.count)
     }
 }

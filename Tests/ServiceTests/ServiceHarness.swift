@@ -14,6 +14,7 @@ import PostgresSupport
 import ServiceHTTP
 import ServiceLifecycle
 import ServiceRuntime
+import SocketHandlerService
 import StackTesting
 import UsersService
 
@@ -66,11 +67,11 @@ struct ServiceHarness: Sendable {
     ) async throws -> some ApplicationProtocol {
         try await definition.migrate(TestStack.database(schema: schema), logger: logger)
         let dependencies = try await dependencies(name: definition.name, schema: schema, allowTestClientOrigin: webSockets != nil)
-        let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
+        let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readiness, liveness: dependencies.livenessChecks)
         let work = try await (build ?? definition.build)(dependencies, router)
         return makeServiceApplication(
             name: definition.name, configuration: dependencies.http, router: router, services: dependencies.coreServices + work,
-            webSockets: webSockets, logger: logger
+            webSockets: webSockets, admission: dependencies.socketAdmission, logger: logger
         )
     }
 
@@ -114,6 +115,48 @@ struct ServiceHarness: Sendable {
         await cleanUp()
     }
 
+    /// The clients of every service, for tests that cross them all.
+    struct Clients: Sendable {
+        let auth: any TestClientProtocol
+        let users: any TestClientProtocol
+        let messages: any TestClientProtocol
+        /// Live (a real port): its stream is a websocket.
+        let notifications: any TestClientProtocol
+        let notificationsPort: Int
+        /// A socket-handler instance's port.
+        let chatPort: Int
+    }
+
+    /// Every service while `body` runs (the HTTP-only ones through their routers, the websocket
+    /// ones live), then removes their schemas and queues.
+    func runAll(chatLimits: ChatSocketLimits = ChatSocketLimits(), _ body: @Sendable (Clients) async throws -> Void) async throws {
+        let auth = try await authApplication()
+        let users = try await usersApplication()
+        let messages = try await messagesApplication()
+        let notifications = try await notificationsApplication()
+        let chat = try await socketApplication(instance: "all", limits: chatLimits)
+        do {
+            try await auth.test(.router) { authClient in
+                try await users.test(.router) { usersClient in
+                    try await messages.test(.router) { messagesClient in
+                        try await notifications.test(.live) { notificationsClient in
+                            try await chat.test(.live) { chatClient in
+                                try await body(Clients(
+                                    auth: authClient, users: usersClient, messages: messagesClient, notifications: notificationsClient,
+                                    notificationsPort: notificationsClient.port!, chatPort: chatClient.port!
+                                ))
+                            }
+                        }
+                    }
+                }
+            }
+        } catch {
+            await cleanUp()
+            throw error
+        }
+        await cleanUp()
+    }
+
     /// Runs both services while `body` runs, then removes their schemas and queues.
     func run(_ body: @Sendable (_ auth: any TestClientProtocol, _ users: any TestClientProtocol) async throws -> Void) async throws {
         let auth = try await authApplication()
@@ -137,7 +180,7 @@ struct ServiceHarness: Sendable {
             try await client.query("DROP SCHEMA IF EXISTS \(unescaped: messagesSchema.rawValue) CASCADE")
             try await client.query("DROP SCHEMA IF EXISTS \(unescaped: notificationsSchema.rawValue) CASCADE")
         }
-        let queues = ["\(namespace)_auth.user-events", "\(namespace)_users.user-events", "\(namespace)_messages.user-events", "\(namespace)_messages.message-sent", "\(namespace)_messages.receipts", "\(namespace)_notifications.events", "\(namespace)_notifications.instance.\(namespace)-n1",
+        let queues = ["\(namespace)_auth.user-events", "\(namespace)_auth.revocations", "\(namespace)_users.user-events", "\(namespace)_messages.user-events", "\(namespace)_messages.message-sent", "\(namespace)_messages.receipts", "\(namespace)_notifications.events", "\(namespace)_notifications.instance.\(namespace)-n1",
             "\(namespace)_socket.message-events"]
         try? await EventBusAdmin.deleteQueues(queues + queues.map { "\($0).dead" }, configuration: TestStack.amqp())
     }

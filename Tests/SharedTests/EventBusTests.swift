@@ -14,22 +14,22 @@ struct EventBusTests {
         let queue = TestStack.uniqueName("roundtrip")
         let topology = probeTopology(queue: queue)
         try await EventBusAdmin.declare(topology, configuration: configuration)
-        let received = Recorder<EventEnvelope<ProbeEvent>>()
-        let consumer = EventConsumer(configuration: configuration, topology: topology, queue: queue, logger: logger) { delivery in
-            if let envelope = try delivery.event().decode(ProbeEvent.self) { received.append(envelope) }
-        }
+        let received = Recorder<IncomingEvent<ProbeHandler.Event>>()
+        let consumer = EventConsumer(configuration: configuration, handler: ProbeHandler(queue: queue) { received.append($0) }, logger: logger)
         let publisher = EventPublisher(configuration: configuration, logger: logger)
         let sent = try probeMessage(42, queue: queue)
         try await whileRunning([consumer]) {
             try await publisher.publish(sent)
             #expect(await eventually { received.count == 1 })
         }
-        let envelope = try #require(received.all.first)
-        #expect(envelope.id == sent.messageId)
-        #expect(envelope.type == ProbeEvent.eventType)
-        #expect(envelope.version == 1)
-        #expect(envelope.producer == "test")
-        #expect(envelope.payload == ProbeEvent(sequence: 42))
+        let event = try #require(received.all.first)
+        #expect(event.id == sent.messageId)
+        #expect(event.producer == "test")
+        #expect(event.sequence == 42)
+        let header = try EventCoding.decoder.decode(EventHeader.self, from: sent.body)
+        #expect(header.type == ProbeEvent.eventType)
+        #expect(header.version == 1)
+        #expect(header.count == nil)
         await publisher.shutdown()
         try await EventBusAdmin.deleteQueues([queue, "\(queue).dead"], configuration: configuration)
     }
@@ -55,55 +55,72 @@ struct EventBusTests {
 
         // The first consumer takes the delivery and never finishes with it; then it is cancelled,
         // which closes its connection without an ack, as a crash would.
-        let firstSaw = Recorder<Delivery>()
-        let dying = EventConsumer(configuration: configuration, topology: topology, queue: queue, logger: logger) { delivery in
-            firstSaw.append(delivery)
+        let firstSaw = Recorder<String>()
+        let dying = EventConsumer(configuration: configuration, handler: ProbeHandler(queue: queue) { event in
+            firstSaw.append(event.id)
             try await Task.sleep(for: .seconds(60))
-        }
+        }, logger: logger)
         try await whileRunning([dying]) {
             #expect(await eventually { firstSaw.count == 1 })
         }
 
-        let secondSaw = Recorder<Delivery>()
-        let survivor = EventConsumer(configuration: configuration, topology: topology, queue: queue, logger: logger) { delivery in
-            secondSaw.append(delivery)
-        }
+        let secondSaw = Recorder<String>()
+        let survivor = EventConsumer(configuration: configuration, handler: ProbeHandler(queue: queue) { secondSaw.append($0.id) }, logger: logger)
         try await whileRunning([survivor]) {
             #expect(await eventually { secondSaw.count == 1 })
         }
-        let redelivered = try #require(secondSaw.all.first)
-        #expect(redelivered.messageId == message.messageId)
-        #expect(redelivered.redelivered)
-        #expect(firstSaw.all.first?.redelivered == false)
+        #expect(secondSaw.all == [message.messageId])
+        #expect(firstSaw.all == [message.messageId])
         await publisher.shutdown()
         try await EventBusAdmin.deleteQueues([queue, "\(queue).dead"], configuration: configuration)
     }
 
-    @Test("a message that always fails lands in the dead-letter queue after the delivery limit")
-    func poisonMessageIsDeadLettered() async throws {
-        let queue = TestStack.uniqueName("poison")
-        let limit = 3
-        let topology = probeTopology(queue: queue, deliveryLimit: limit)
+    @Test("a batch with one failing item: the item alone is dead-lettered, with its sender told; every other item goes through once")
+    func failingItemIsIsolated() async throws {
+        let queue = TestStack.uniqueName("isolate")
+        let topology = probeTopology(queue: queue)
         try await EventBusAdmin.declare(topology, configuration: configuration)
-        struct AlwaysFails: Error {}
-        let attempts = Recorder<Delivery>()
-        let failing = EventConsumer(configuration: configuration, topology: topology, queue: queue, logger: logger) { delivery in
-            attempts.append(delivery)
-            throw AlwaysFails()
-        }
-        let dead = Recorder<Delivery>()
-        let deadLetterReader = EventConsumer(
-            configuration: configuration, topology: Topology(queues: []), queue: "\(queue).dead", logger: logger
-        ) { delivery in dead.append(delivery) }
+        struct BadItem: Error {}
+        let applied = Recorder<Int>()
+        let isolated = Recorder<Int>()
+        let handler = IsolatingProbeHandler(queue: queue, poison: 13, applied: applied, isolated: isolated)
         let publisher = EventPublisher(configuration: configuration, logger: logger)
-        let message = try probeMessage(13, queue: queue)
-        try await whileRunning([failing, deadLetterReader]) {
-            try await publisher.publish(message)
-            #expect(await eventually(timeout: .seconds(20)) { dead.count == 1 })
+        // 40 events in four batch envelopes, the poison in the second one.
+        let messages = try stride(from: 0, to: 40, by: 10).map { try probeBatch(Array($0..<($0 + 10)), queue: queue) }
+        _ = try await publisher.publish(messages)
+        try await whileRunning([EventConsumer(configuration: configuration, handler: handler, logger: logger)]) {
+            #expect(await eventually(timeout: .seconds(20)) { applied.count == 39 && isolated.count == 1 })
         }
-        #expect(dead.all.first?.messageId == message.messageId)
-        // The first delivery plus `limit` redeliveries, then the broker gives up on it.
-        #expect(attempts.count == limit + 1)
+        #expect(Set(applied.all) == Set(0..<40).subtracting([13]))
+        #expect(applied.count == 39, "an item was applied twice")
+        #expect(isolated.all == [13])
+        // A copy of the second envelope went to the dead-letter queue, naming the failed item.
+        let dead = try await deadLetters(of: queue, count: 1)
+        #expect(dead.map(\.messageId) == ["\(messages[1].messageId)#failed=3"])
+        await publisher.shutdown()
+        try await EventBusAdmin.deleteQueues([queue, "\(queue).dead"], configuration: configuration)
+    }
+
+    @Test("a batch that fails for an outage is retried whole, and nothing is dead-lettered")
+    func outageRetriesWholeBatch() async throws {
+        let queue = TestStack.uniqueName("outage")
+        let topology = probeTopology(queue: queue)
+        try await EventBusAdmin.declare(topology, configuration: configuration)
+        let attempts = Recorder<Int>()
+        let applied = Recorder<Int>()
+        let handler = ProbeHandler(queue: queue) { batch in
+            attempts.append(batch.count)
+            // The first three attempts find "the database" away.
+            if attempts.count <= 3 { throw EventBusError(.connectionLost, "a dependency is away") }
+            for item in batch { applied.append(item.sequence) }
+            return EventOutcome.done(batch.count)
+        }
+        let publisher = EventPublisher(configuration: configuration, logger: logger)
+        _ = try await publisher.publish([try probeBatch(Array(0..<20), queue: queue)])
+        try await whileRunning([EventConsumer(configuration: configuration, handler: handler, logger: logger)]) {
+            #expect(await eventually(timeout: .seconds(20)) { applied.count == 20 })
+        }
+        #expect(attempts.all.prefix(4) == [20, 20, 20, 20], "the batch was split for an outage")
         await publisher.shutdown()
         try await EventBusAdmin.deleteQueues([queue, "\(queue).dead"], configuration: configuration)
     }
@@ -113,25 +130,58 @@ struct EventBusTests {
         let queue = TestStack.uniqueName("malformed")
         let topology = probeTopology(queue: queue)
         try await EventBusAdmin.declare(topology, configuration: configuration)
-        let attempts = Recorder<Delivery>()
-        let consumer = EventConsumer(configuration: configuration, topology: topology, queue: queue, logger: logger) { delivery in
-            attempts.append(delivery)
-            _ = try delivery.event()
-        }
-        let dead = Recorder<Delivery>()
-        let deadLetterReader = EventConsumer(
-            configuration: configuration, topology: Topology(queues: []), queue: "\(queue).dead", logger: logger
-        ) { delivery in dead.append(delivery) }
+        let attempts = Recorder<Int>()
+        let consumer = EventConsumer(configuration: configuration, handler: ProbeHandler(queue: queue) { attempts.append($0.sequence) }, logger: logger)
         let publisher = EventPublisher(configuration: configuration, logger: logger)
         var malformed = try probeMessage(0, queue: queue)
-        malformed.body = Data("{not json".utf8)
+        malformed.body = Data(#"{"id":"x","type":"test.probe","version":1,"occurredAt":"2026-01-01T00:00:00.000Z","producer":"test","payload":{"sequence":"not a number"}}"#.utf8)
         let message = malformed
-        try await whileRunning([consumer, deadLetterReader]) {
+        try await whileRunning([consumer]) {
             try await publisher.publish(message)
-            #expect(await eventually { dead.count == 1 })
+            let dead = try await deadLetters(of: queue, count: 1)
+            #expect(dead.map(\.messageId) == [message.messageId])
         }
-        #expect(attempts.count == 1)
+        #expect(attempts.count == 0)
         await publisher.shutdown()
         try await EventBusAdmin.deleteQueues([queue, "\(queue).dead"], configuration: configuration)
     }
+}
+
+/// Applies every probe but `poison`, which fails whenever it is in the batch (a bad item).
+struct IsolatingProbeHandler: EventHandler {
+    typealias Event = ProbeHandler.Event
+    struct BadItem: Error {}
+
+    let subscription: Subscription
+    let poison: Int
+    let applied: Recorder<Int>
+    let isolated: Recorder<Int>
+
+    init(queue: String, poison: Int, applied: Recorder<Int>, isolated: Recorder<Int>) {
+        self.subscription = Subscription(queue: queue, kind: .shared(), prefetch: 128, batchSize: 64)
+        self.poison = poison
+        self.applied = applied
+        self.isolated = isolated
+    }
+
+    func handle(_ batch: [IncomingEvent<Event>]) async throws -> [EventOutcome] {
+        // All or nothing, as one transaction would be.
+        guard !batch.contains(where: { $0.sequence == poison }) else { throw BadItem() }
+        for item in batch { applied.append(item.sequence) }
+        return EventOutcome.done(batch.count)
+    }
+
+    func isolated(_ item: IncomingEvent<Event>, error: any Error) async {
+        isolated.append(item.sequence)
+    }
+}
+
+/// The messages in `queue`'s dead-letter queue, once `count` have arrived (or 20 s passed).
+func deadLetters(of queue: String, count: Int) async throws -> [Delivery] {
+    var taken: [Delivery] = []
+    let deadline = ContinuousClock.now + .seconds(20)
+    while taken.count < count, ContinuousClock.now < deadline {
+        taken += try await EventBusAdmin.take(from: "\(queue).dead", limit: count - taken.count, wait: .seconds(1), configuration: TestStack.amqp())
+    }
+    return taken
 }

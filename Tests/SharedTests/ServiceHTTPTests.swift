@@ -43,7 +43,7 @@ struct ServiceHTTPTests {
     func makeApplication(keys: Keys, ready: Bool = true) -> some ApplicationProtocol {
         let router = makeServiceRouter(
             configuration: HTTPConfiguration(port: 0),
-            readiness: [ReadinessCheck("always") { true }, ReadinessCheck("dependency") { ready }]
+            readiness: ReadinessChecks([ReadinessCheck("always") { true }, ReadinessCheck("dependency") { ready }])
         )
         router.post("/public/notes") { request, context -> String in
             let note = try await request.decodeJSON(as: Note.self, context: context)

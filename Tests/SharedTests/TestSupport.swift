@@ -1,6 +1,7 @@
 import EventBus
 import EventContracts
 import Foundation
+import ServiceLifecycle
 import StackTesting
 import Synchronization
 
@@ -9,6 +10,41 @@ struct ProbeEvent: EventPayload, Equatable {
     static let eventType = "test.probe"
     static let exchange = EventExchange.userEvents
     var sequence: Int
+}
+
+/// A handler for probe events on one queue, doing what the test says with each batch.
+struct ProbeHandler: EventHandler {
+    enum Event: EventSet {
+        case probe(ProbeEvent)
+        static let cases = [EventCase(ProbeEvent.self, Event.probe)]
+    }
+
+    let subscription: Subscription
+    let body: @Sendable ([IncomingEvent<Event>]) async throws -> [EventOutcome]
+
+    /// Reads `queue` (declared by the test with `probeTopology`), a batch at a time.
+    init(queue: String, kind: Subscription.Kind = .shared(), batchSize: Int = 64, body: @escaping @Sendable ([IncomingEvent<Event>]) async throws -> [EventOutcome]) {
+        self.subscription = Subscription(queue: queue, kind: kind, prefetch: 128, batchSize: batchSize)
+        self.body = body
+    }
+
+    /// One event at a time.
+    init(queue: String, kind: Subscription.Kind = .shared(), each: @escaping @Sendable (IncomingEvent<Event>) async throws -> Void) {
+        self.init(queue: queue, kind: kind, batchSize: 1) { batch in
+            for item in batch { try await each(item) }
+            return EventOutcome.done(batch.count)
+        }
+    }
+
+    func handle(_ batch: [IncomingEvent<Event>]) async throws -> [EventOutcome] { try await body(batch) }
+}
+
+extension IncomingEvent where Event == ProbeHandler.Event {
+    var sequence: Int {
+        switch event {
+        case .probe(let probe): probe.sequence
+        }
+    }
 }
 
 /// Collects what a consumer received, for assertions from the test's task.
@@ -23,14 +59,14 @@ final class Recorder<Element: Sendable>: Sendable {
     var count: Int { storage.withLock { $0.count } }
 }
 
-/// Runs a consumer (or any service) while `body` runs, then cancels it.
+/// Runs consumers (or any services) while `body` runs, then cancels them.
 func whileRunning<Result: Sendable>(
-    _ consumers: [EventConsumer],
+    _ services: [any Service],
     _ body: @Sendable () async throws -> Result
 ) async throws -> Result {
     try await withThrowingTaskGroup(of: Void.self) { group in
-        for consumer in consumers {
-            group.addTask { try await consumer.run() }
+        for service in services {
+            group.addTask { try await service.run() }
         }
         defer { group.cancelAll() }
         return try await body()
@@ -45,6 +81,13 @@ func probeTopology(queue: String, deliveryLimit: Int = Topology.defaultDeliveryL
 /// A probe message routed only to `queue`'s binding.
 func probeMessage(_ sequence: Int, queue: String) throws -> OutgoingMessage {
     var message = try OutgoingMessage(EventEnvelope(producer: "test", payload: ProbeEvent(sequence: sequence)))
+    message.routingKey = ProbeEvent.eventType + "." + queue
+    return message
+}
+
+/// Several probes in one batch envelope, routed only to `queue`'s binding.
+func probeBatch(_ sequences: [Int], queue: String) throws -> OutgoingMessage {
+    var message = try OutgoingMessage(EventBatchEnvelope(producer: "test", payloads: sequences.map(ProbeEvent.init)))
     message.routingKey = ProbeEvent.eventType + "." + queue
     return message
 }

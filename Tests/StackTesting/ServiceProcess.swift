@@ -43,6 +43,8 @@ public final class ServiceProcess: @unchecked Sendable {
         guard ready else { throw TestStack.ScriptError(arguments: [name, "did not become healthy; see \(log.path)"], status: -1) }
     }
 
+    public var isRunning: Bool { process?.isRunning ?? false }
+
     /// SIGKILL: no graceful shutdown, no flushing, as a crash.
     public func kill() {
         guard let process, process.isRunning else { return }

@@ -14,6 +14,7 @@ struct AuthRoutes: Sendable {
     let store: AuthStore
     let issuer: TokenIssuer
     let limiter: LoginRateLimiter
+    let passwords: PasswordHasher
     /// Compared against when the login is unknown, so both paths take a bcrypt's time.
     let dummyHash: String
 
@@ -41,7 +42,7 @@ struct AuthRoutes: Sendable {
         problems["password"] = Validation.password(body.password)
         guard problems.isEmpty else { throw APIError.validation(problems) }
 
-        let hash = try await hashPassword(body.password)
+        let hash = try await passwords.hash(body.password)
         let now = Date()
         let user = AuthUser(id: EventID.make(at: now), username: username, email: body.email, displayName: username, createdAt: now)
         let sessionId = EventID.make(at: now)
@@ -65,17 +66,24 @@ struct AuthRoutes: Sendable {
         guard !body.login.isEmpty, body.login.count <= 254, body.password.count <= 128 else {
             throw Self.invalidCredentials
         }
-        let address = clientAddress(request, context)
-        if let wait = await limiter.retryAfter(login: body.login, address: address) {
+        let address = dependencies.http.trustedProxies.clientAddress(
+            peer: context.remoteAddress?.ipAddress, forwardedFor: request.headers[.init("X-Forwarded-For")!]
+        )
+        // Failures count per account, whichever login string (username or email) names it.
+        let found = try await store.credentials(forLogin: body.login, on: dependencies.postgres)
+        let account = found.map { "user:\($0.0.id)" } ?? "login:\(body.login.lowercased())"
+        if let wait = await limiter.retryAfter(account: account, address: address) {
             throw APIError.tooManyRequests(retryAfter: wait)
         }
-        let found = try await store.credentials(forLogin: body.login, on: dependencies.postgres)
-        let matches = try await verifyPassword(body.password, hash: found?.1 ?? dummyHash)
-        guard let (user, _) = found, matches else {
-            await limiter.recordFailure(login: body.login, address: address)
+        let matches = try await passwords.verify(body.password, against: found?.1 ?? dummyHash)
+        guard let (user, storedHash) = found, matches else {
+            await limiter.recordFailure(account: account, address: address)
             throw Self.invalidCredentials
         }
-        await limiter.recordSuccess(login: body.login)
+        await limiter.recordSuccess(account: account)
+        if !PasswordHasher.isCurrent(storedHash) {
+            try await store.updatePasswordHash(userId: user.id, hash: try await passwords.hash(body.password), on: dependencies.postgres)
+        }
 
         let now = Date()
         let sessionId = EventID.make(at: now)
@@ -106,6 +114,7 @@ struct AuthRoutes: Sendable {
                 try await store.storeRefreshToken(hash: next.hash, sessionId: sessionId, expiresAt: refreshExpiry(from: now), on: connection)
             case .reused(let sessionId, let userId):
                 if try await store.revokeSession(id: sessionId, userId: userId, on: connection) {
+                    await revokeNow(sessionId: sessionId)
                     try await dependencies.announce(UserSignedOut(userId: userId, sessionId: sessionId), on: connection, logger: context.logger)
                 }
             case .invalid:
@@ -148,6 +157,7 @@ struct AuthRoutes: Sendable {
                 try await dependencies.announce(UserSignedOut(userId: session.userId, sessionId: session.id), on: connection, logger: context.logger)
             }
         }
+        await revokeNow(sessionId: session.id)
         var response = Response(status: .noContent)
         clearCookies(on: &response)
         return response
@@ -164,15 +174,30 @@ struct AuthRoutes: Sendable {
     @Sendable func deleteAccount(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
         let body = try await request.decodeJSON(as: DeleteAccountRequest.self, context: context)
+        // Guesses of the password here count with sign-in's: a stolen token cannot try freely.
+        let account = "user:\(identity.userId)"
+        let address = dependencies.http.trustedProxies.clientAddress(
+            peer: context.remoteAddress?.ipAddress, forwardedFor: request.headers[.init("X-Forwarded-For")!]
+        )
+        if let wait = await limiter.retryAfter(account: account, address: address) {
+            throw APIError.tooManyRequests(retryAfter: wait)
+        }
         guard body.password.count <= 128,
               let (_, hash) = try await store.credentials(forUser: identity.userId, on: dependencies.postgres),
-              try await verifyPassword(body.password, hash: hash)
+              try await passwords.verify(body.password, against: hash)
         else {
+            await limiter.recordFailure(account: account, address: address)
             throw Self.invalidCredentials
         }
+        let deletedAt = Date()
         try await dependencies.transaction { connection in
             try await store.deleteUser(id: identity.userId, on: connection)
             try await dependencies.announce(UserDeleted(userId: identity.userId), on: connection, logger: context.logger)
+        }
+        do {
+            try await dependencies.revocations.revokeUser(identity.userId, at: deletedAt, lifetime: configuration.accessTokenLifetime)
+        } catch {
+            context.logger.warning("account deletion not yet in the revocation view; its event will record it", metadata: ["error": "\(error)"])
         }
         var response = Response(status: .noContent)
         clearCookies(on: &response)
@@ -180,6 +205,17 @@ struct AuthRoutes: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Records an ended session in the shared revocation view at once, so every service refuses
+    /// its token from the next request. When Redis is away, `RevocationsHandler` records it from
+    /// the `user.signed_out` event once Redis is back.
+    private func revokeNow(sessionId: String) async {
+        do {
+            try await dependencies.revocations.revoke(sessionId: sessionId, lifetime: configuration.accessTokenLifetime)
+        } catch {
+            dependencies.logger.warning("session end not yet in the revocation view; its event will record it", metadata: ["error": "\(error)"])
+        }
+    }
 
     static let invalidCredentials = APIError(.unauthorized, code: "invalid_credentials", message: "The login or password is wrong.")
 
@@ -215,27 +251,5 @@ struct AuthRoutes: Sendable {
             name: Self.refreshCookie, value: "", expires: Date(timeIntervalSince1970: 0),
             maxAge: 0, path: "/api/auth", secure: configuration.secureCookies, httpOnly: true, sameSite: .strict
         ))
-    }
-
-    /// The client's address: the gateway's `X-Real-IP` when the request came through a local
-    /// gateway, the peer's address otherwise.
-    private func clientAddress(_ request: Request, _ context: ServiceRequestContext) -> String {
-        let peer = context.remoteAddress?.ipAddress
-        let viaLocalGateway = peer == nil || peer == "127.0.0.1" || peer == "::1"
-        if viaLocalGateway, let forwarded = request.headers[.init("X-Real-IP")!], forwarded.count <= 64 {
-            return forwarded
-        }
-        return peer ?? "unknown"
-    }
-
-    // bcrypt is deliberately slow: it runs on NIO's blocking pool, never on an event loop or the
-    // cooperative pool.
-    private func hashPassword(_ password: String) async throws -> String {
-        let cost = configuration.bcryptCost
-        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
-    }
-
-    private func verifyPassword(_ password: String, hash: String) async throws -> Bool {
-        try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
     }
 }

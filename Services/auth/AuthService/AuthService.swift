@@ -33,9 +33,9 @@ public enum AuthService {
         configuration: AuthConfiguration,
         router: Router<ServiceRequestContext>
     ) async throws -> [any Service] {
-        let store = AuthStore(schema: dependencies.schema, logger: dependencies.logger)
-        let cost = configuration.bcryptCost
-        let dummyHash = try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash("not-a-real-password", cost: cost) }
+        let store = AuthStore(logger: dependencies.logger)
+        let passwords = PasswordHasher(cost: configuration.bcryptCost)
+        let dummyHash = try await passwords.hash("not-a-real-password")
         let routes = AuthRoutes(
             dependencies: dependencies,
             configuration: configuration,
@@ -49,10 +49,14 @@ public enum AuthService {
                 window: configuration.failureWindow,
                 logger: dependencies.logger
             ),
+            passwords: passwords,
             dummyHash: dummyHash
         )
         routes.add(to: router)
         try router.addOpenAPIDocument(at: "/api/auth/openapi.yaml", bundle: .module)
-        return [AuthEventsConsumer.make(dependencies: dependencies, store: store)]
+        return [
+            dependencies.consumer(UserUpdatesHandler(dependencies: dependencies, store: store)),
+            dependencies.consumer(RevocationsHandler(dependencies: dependencies, tokenLifetime: configuration.accessTokenLifetime)),
+        ]
     }
 }

@@ -23,20 +23,20 @@ enum RefreshTokenState: Sendable {
 
 /// Every SQL statement of auth, against its own schema.
 struct AuthStore: Sendable {
-    let schema: String
     let logger: Logger
 
-    init(schema: SchemaName, logger: Logger) {
-        self.schema = schema.rawValue
-        self.logger = logger
-    }
-
-    /// Inserts a user; a duplicate username or email is a 409 naming which.
+    /// Inserts a user; a duplicate username or email is a 409 naming which, and so is the username
+    /// of an account deleted less than 30 days ago.
     func insertUser(_ user: AuthUser, passwordHash: String, on connection: PostgresConnection) async throws {
+        let reserved = try await connection.query(
+            "SELECT 1 FROM reserved_usernames WHERE username = lower(\(user.username)) AND released_at > now()",
+            logger: logger
+        )
+        for try await _ in reserved { throw APIError.conflict("username_taken", "That username is taken.") }
         do {
             try await connection.query(
                 """
-                INSERT INTO \(unescaped: schema).users (id, username, email, display_name, password_hash, created_at)
+                INSERT INTO users (id, username, email, display_name, password_hash, created_at)
                 VALUES (\(user.id), \(user.username), \(user.email), \(user.displayName), \(passwordHash), \(user.createdAt))
                 """,
                 logger: logger
@@ -53,7 +53,7 @@ struct AuthStore: Sendable {
     func credentials(forLogin login: String, on client: PostgresClient) async throws -> (AuthUser, String)? {
         let rows = try await client.query(
             """
-            SELECT id, username, email, display_name, created_at, password_hash FROM \(unescaped: schema).users
+            SELECT id, username, email, display_name, created_at, password_hash FROM users
             WHERE lower(username) = lower(\(login)) OR lower(email) = lower(\(login))
             LIMIT 1
             """,
@@ -62,9 +62,13 @@ struct AuthStore: Sendable {
         return try await Self.firstCredentials(rows)
     }
 
+    func updatePasswordHash(userId: String, hash: String, on client: PostgresClient) async throws {
+        try await client.query("UPDATE users SET password_hash = \(hash) WHERE id = \(userId)", logger: logger)
+    }
+
     func credentials(forUser id: String, on client: PostgresClient) async throws -> (AuthUser, String)? {
         let rows = try await client.query(
-            "SELECT id, username, email, display_name, created_at, password_hash FROM \(unescaped: schema).users WHERE id = \(id)",
+            "SELECT id, username, email, display_name, created_at, password_hash FROM users WHERE id = \(id)",
             logger: logger
         )
         return try await Self.firstCredentials(rows)
@@ -83,7 +87,7 @@ struct AuthStore: Sendable {
         let rows = try await client.query(
             """
             SELECT u.id, u.username, u.email, u.display_name, u.created_at
-            FROM \(unescaped: schema).users u JOIN \(unescaped: schema).sessions s ON s.user_id = u.id
+            FROM users u JOIN sessions s ON s.user_id = u.id
             WHERE u.id = \(id) AND s.id = \(sessionId) AND s.revoked_at IS NULL
             """,
             logger: logger
@@ -96,7 +100,7 @@ struct AuthStore: Sendable {
 
     func createSession(id: String, userId: String, on connection: PostgresConnection) async throws {
         try await connection.query(
-            "INSERT INTO \(unescaped: schema).sessions (id, user_id) VALUES (\(id), \(userId))",
+            "INSERT INTO sessions (id, user_id) VALUES (\(id), \(userId))",
             logger: logger
         )
     }
@@ -104,7 +108,7 @@ struct AuthStore: Sendable {
     func storeRefreshToken(hash: String, sessionId: String, expiresAt: Date, on connection: PostgresConnection) async throws {
         try await connection.query(
             """
-            INSERT INTO \(unescaped: schema).refresh_tokens (token_hash, session_id, expires_at)
+            INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
             VALUES (\(hash), \(sessionId), \(expiresAt))
             """,
             logger: logger
@@ -116,7 +120,7 @@ struct AuthStore: Sendable {
         let rows = try await connection.query(
             """
             SELECT r.session_id, s.user_id, r.used_at IS NOT NULL, r.expires_at < now() OR s.revoked_at IS NOT NULL
-            FROM \(unescaped: schema).refresh_tokens r JOIN \(unescaped: schema).sessions s ON s.id = r.session_id
+            FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
             WHERE r.token_hash = \(hash)
             FOR UPDATE OF r
             """,
@@ -126,7 +130,7 @@ struct AuthStore: Sendable {
             if used { return .reused(sessionId: sessionId, userId: userId) }
             if dead { return .invalid }
             try await connection.query(
-                "UPDATE \(unescaped: schema).refresh_tokens SET used_at = now() WHERE token_hash = \(hash)",
+                "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = \(hash)",
                 logger: logger
             )
             return .valid(sessionId: sessionId, userId: userId)
@@ -138,7 +142,7 @@ struct AuthStore: Sendable {
     func revokeSession(id: String, userId: String, on connection: PostgresConnection) async throws -> Bool {
         let rows = try await connection.query(
             """
-            UPDATE \(unescaped: schema).sessions SET revoked_at = now()
+            UPDATE sessions SET revoked_at = now()
             WHERE id = \(id) AND user_id = \(userId) AND revoked_at IS NULL
             RETURNING id
             """,
@@ -152,8 +156,8 @@ struct AuthStore: Sendable {
     func session(ofRefreshToken hash: String, on client: PostgresClient) async throws -> (id: String, userId: String)? {
         let rows = try await client.query(
             """
-            SELECT s.id, s.user_id FROM \(unescaped: schema).refresh_tokens r
-            JOIN \(unescaped: schema).sessions s ON s.id = r.session_id
+            SELECT s.id, s.user_id FROM refresh_tokens r
+            JOIN sessions s ON s.id = r.session_id
             WHERE r.token_hash = \(hash)
             """,
             logger: logger
@@ -162,13 +166,23 @@ struct AuthStore: Sendable {
         return nil
     }
 
+    /// Deletes the account (its sessions and refresh tokens go with it) and keeps its username
+    /// reserved for 30 days.
     func deleteUser(id: String, on connection: PostgresConnection) async throws {
-        try await connection.query("DELETE FROM \(unescaped: schema).users WHERE id = \(id)", logger: logger)
+        try await connection.query(
+            """
+            WITH gone AS (DELETE FROM users WHERE id = \(id) RETURNING lower(username) AS username)
+            INSERT INTO reserved_usernames (username, released_at)
+            SELECT username, now() + interval '30 days' FROM gone
+            ON CONFLICT (username) DO UPDATE SET released_at = EXCLUDED.released_at
+            """,
+            logger: logger
+        )
     }
 
     func updateDisplayName(userId: String, displayName: String, on connection: PostgresConnection) async throws {
         try await connection.query(
-            "UPDATE \(unescaped: schema).users SET display_name = \(displayName) WHERE id = \(userId)",
+            "UPDATE users SET display_name = \(displayName) WHERE id = \(userId)",
             logger: logger
         )
     }

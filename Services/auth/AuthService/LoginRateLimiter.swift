@@ -1,7 +1,8 @@
 import Logging
 import RedisClient
 
-/// Counts failed sign-ins per account and per client address in Redis, each in a fixed window.
+/// Counts failed sign-ins per account (its user id, or the login string when no account has it)
+/// and per client address in Redis, each in a fixed window.
 /// When Redis is unreachable it lets attempts through (and logs): an outage of the cache must not
 /// lock everyone out, and bcrypt still makes each guess slow.
 struct LoginRateLimiter: Sendable {
@@ -12,14 +13,14 @@ struct LoginRateLimiter: Sendable {
     let window: Duration
     let logger: Logger
 
-    private func accountKey(_ login: String) -> String { "\(namespace):signin:fail:account:\(login.lowercased())" }
+    private func accountKey(_ account: String) -> String { "\(namespace):signin:fail:account:\(account)" }
     private func addressKey(_ address: String) -> String { "\(namespace):signin:fail:address:\(address)" }
 
     /// Seconds to wait when either limit is reached; nil when the attempt may go ahead.
-    func retryAfter(login: String, address: String) async -> Int? {
+    func retryAfter(account: String, address: String) async -> Int? {
         do {
             let replies = try await redis.pipeline([
-                ["GET", accountKey(login)], ["PTTL", accountKey(login)],
+                ["GET", accountKey(account)], ["PTTL", accountKey(account)],
                 ["GET", addressKey(address)], ["PTTL", addressKey(address)],
             ])
             let accountFailures = (try? replies[0].get().integer) ?? 0
@@ -34,12 +35,12 @@ struct LoginRateLimiter: Sendable {
         }
     }
 
-    func recordFailure(login: String, address: String) async {
+    func recordFailure(account: String, address: String) async {
         let window = String(Int(window.components.seconds) * 1000)
         do {
             // SET NX starts a window without extending a running one.
             _ = try await redis.pipeline([
-                ["SET", accountKey(login), "0", "PX", window, "NX"], ["INCR", accountKey(login)],
+                ["SET", accountKey(account), "0", "PX", window, "NX"], ["INCR", accountKey(account)],
                 ["SET", addressKey(address), "0", "PX", window, "NX"], ["INCR", addressKey(address)],
             ])
         } catch {
@@ -47,8 +48,8 @@ struct LoginRateLimiter: Sendable {
         }
     }
 
-    func recordSuccess(login: String) async {
-        _ = try? await redis.delete([accountKey(login)])
+    func recordSuccess(account: String) async {
+        _ = try? await redis.delete([accountKey(account)])
     }
 
     private static func seconds(_ reply: Result<RedisValue, RedisError>) -> Int {

@@ -21,7 +21,13 @@ struct AddMemberRequest: APIRequestBody {
 
 struct SendMessageRequest: APIRequestBody {
     static let fields: Set<String> = ["clientMsgId", "body"]
+    static let multilineFields: Set<String> = ["body"]
     let clientMsgId: String
     let body: String
 }
 
+
+struct ChangeRoleRequest: APIRequestBody {
+    static let fields: Set<String> = ["role"]
+    let role: String
+}

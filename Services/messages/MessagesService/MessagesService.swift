@@ -23,14 +23,14 @@ public enum MessagesService {
 
     /// Adds the routes to `router` and returns the consumers.
     public static func build(dependencies: ServiceDependencies, router: Router<ServiceRequestContext>) throws -> [any Service] {
-        let store = MessagesStore(schema: dependencies.schema, logger: dependencies.logger)
+        let store = MessagesStore(logger: dependencies.logger)
         try router.addOpenAPIDocument(at: "/api/conversations/openapi.yaml", bundle: .module)
         MessagesRoutes(dependencies: dependencies, store: store).add(to: router)
         let publisher = EventPublisher(configuration: dependencies.amqp, logger: dependencies.logger)
         return [
-            MessagesConsumers.userEvents(dependencies: dependencies, store: store),
-            MessagesConsumers.sentMessages(dependencies: dependencies, store: store, publisher: publisher),
-            MessagesConsumers.receipts(dependencies: dependencies, store: store),
+            dependencies.consumer(UserEventsHandler(dependencies: dependencies, store: store)),
+            dependencies.consumer(SendsHandler(dependencies: dependencies, store: store, publisher: publisher)),
+            dependencies.consumer(ReceiptsHandler(dependencies: dependencies, store: store)),
         ]
     }
 }

@@ -11,6 +11,16 @@ public struct MemberState: Codable, Sendable, Equatable {
     public let role: String
     public let deliveredSeq: Int64
     public let readSeq: Int64
+    /// `true` for a deleted account; absent otherwise.
+    public let deleted: Bool?
+
+    init(userId: String, role: String, deliveredSeq: Int64, readSeq: Int64, deleted: Bool) {
+        self.userId = userId
+        self.role = role
+        self.deliveredSeq = deliveredSeq
+        self.readSeq = readSeq
+        self.deleted = deleted ? true : nil
+    }
 }
 
 /// `GET /api/conversations/{id}`.
@@ -22,7 +32,10 @@ public struct ConversationDetails: Codable, Sendable, Equatable {
     public let lastSeq: Int64
 
     var snapshot: ConversationSnapshot {
-        ConversationSnapshot(id: id, type: type, name: name, members: members.map { ConversationMember(userId: $0.userId, role: $0.role) })
+        ConversationSnapshot(
+            id: id, type: type, name: name, members: members.map { ConversationMember(userId: $0.userId, role: $0.role, deleted: $0.deleted == true) },
+            lastSeq: lastSeq
+        )
     }
 }
 
@@ -38,41 +51,47 @@ public struct ConversationSummary: Codable, Sendable, Equatable {
     public let myReadSeq: Int64
 }
 
-/// What became of one send.
-enum SendResult: Sendable, Equatable {
-    case stored(MessageRecord, memberIds: [String], isNew: Bool)
-    /// Not a member (or no such conversation): the send is refused.
-    case notMember
-}
-
 /// Every SQL statement of messages, against its own schema.
 struct MessagesStore: Sendable {
-    let schema: String
     let logger: Logger
-
-    init(schema: SchemaName, logger: Logger) {
-        self.schema = schema.rawValue
-        self.logger = logger
-    }
 
     // MARK: Known users (from UserEvents)
 
     func rememberUser(id: String, username: String, on connection: PostgresConnection) async throws {
         try await connection.query(
-            "INSERT INTO \(unescaped: schema).known_users (id, username) VALUES (\(id), \(username)) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO known_users (id, username) VALUES (\(id), \(username)) ON CONFLICT (id) DO NOTHING",
             logger: logger
         )
     }
 
-    /// A deleted user leaves every conversation.
-    func forgetUser(id: String, on connection: PostgresConnection) async throws {
-        try await connection.query("DELETE FROM \(unescaped: schema).members WHERE user_id = \(id)", logger: logger)
-        try await connection.query("DELETE FROM \(unescaped: schema).known_users WHERE id = \(id)", logger: logger)
+    /// A deleted account: marked, not removed, so its messages and member entries keep their
+    /// meaning. Returns the groups where it was the last admin, for `promoteSuccessor`.
+    func markDeleted(id: String, on connection: PostgresConnection) async throws -> [String] {
+        try await connection.query("UPDATE known_users SET deleted_at = now() WHERE id = \(id) AND deleted_at IS NULL", logger: logger)
+        let rows = try await connection.query(
+            """
+            SELECT m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id
+            WHERE m.user_id = \(id) AND m.role = 'admin' AND c.type = 'group'
+            """,
+            logger: logger
+        )
+        var groups: [String] = []
+        for try await conversationId in rows.decode(String.self) { groups.append(conversationId) }
+        return groups
     }
 
+    /// The users of `ids` this service has heard of, deleted ones included.
+    func heardOf(_ ids: [String], on connection: PostgresConnection) async throws -> Set<String> {
+        var heard = Set<String>()
+        let rows = try await connection.query("SELECT id FROM known_users WHERE id = ANY(\(ids))", logger: logger)
+        for try await id in rows.decode(String.self) { heard.insert(id) }
+        return heard
+    }
+
+    /// The users of `ids` that exist and are not deleted.
     func knownUsers(_ ids: [String], on connection: PostgresConnection) async throws -> Set<String> {
         var known = Set<String>()
-        let rows = try await connection.query("SELECT id FROM \(unescaped: schema).known_users WHERE id = ANY(\(ids))", logger: logger)
+        let rows = try await connection.query("SELECT id FROM known_users WHERE id = ANY(\(ids)) AND deleted_at IS NULL", logger: logger)
         for try await id in rows.decode(String.self) { known.insert(id) }
         return known
     }
@@ -86,7 +105,7 @@ struct MessagesStore: Sendable {
         // Two simultaneous requests race on the unique direct_key; exactly one insert wins.
         let inserted = try await connection.query(
             """
-            INSERT INTO \(unescaped: schema).conversations (id, type, direct_key) VALUES (\(id), 'direct', \(key))
+            INSERT INTO conversations (id, type, direct_key) VALUES (\(id), 'direct', \(key))
             ON CONFLICT (direct_key) DO NOTHING RETURNING id
             """,
             logger: logger
@@ -96,7 +115,7 @@ struct MessagesStore: Sendable {
         if created {
             try await insertMembers([me, other], role: "member", into: id, on: connection)
         }
-        let existing = try await connection.query("SELECT id FROM \(unescaped: schema).conversations WHERE direct_key = \(key)", logger: logger)
+        let existing = try await connection.query("SELECT id FROM conversations WHERE direct_key = \(key)", logger: logger)
         var conversationId = id
         for try await found in existing.decode(String.self) { conversationId = found }
         guard let details = try await details(of: conversationId, on: connection) else {
@@ -108,7 +127,7 @@ struct MessagesStore: Sendable {
     func createGroup(name: String, creator: String, memberIds: [String], on connection: PostgresConnection) async throws -> ConversationDetails {
         let id = EventID.make()
         try await connection.query(
-            "INSERT INTO \(unescaped: schema).conversations (id, type, name) VALUES (\(id), 'group', \(name))",
+            "INSERT INTO conversations (id, type, name) VALUES (\(id), 'group', \(name))",
             logger: logger
         )
         try await insertMembers([creator], role: "admin", into: id, on: connection)
@@ -122,7 +141,7 @@ struct MessagesStore: Sendable {
         guard !userIds.isEmpty else { return }
         try await connection.query(
             """
-            INSERT INTO \(unescaped: schema).members (conversation_id, user_id, role)
+            INSERT INTO members (conversation_id, user_id, role)
             SELECT \(conversationId), user_id, \(role) FROM unnest(\(userIds)) WITH ORDINALITY AS new(user_id, position) ORDER BY position
             """,
             logger: logger
@@ -131,20 +150,21 @@ struct MessagesStore: Sendable {
 
     func details(of conversationId: String, on connection: PostgresConnection) async throws -> ConversationDetails? {
         let rows = try await connection.query(
-            "SELECT id, type, name, last_seq FROM \(unescaped: schema).conversations WHERE id = \(conversationId)",
+            "SELECT id, type, name, last_seq FROM conversations WHERE id = \(conversationId)",
             logger: logger
         )
         for try await (id, type, name, lastSeq) in rows.decode((String, String, String?, Int64).self) {
             var members: [MemberState] = []
             let memberRows = try await connection.query(
                 """
-                SELECT user_id, role, delivered_seq, read_seq FROM \(unescaped: schema).members
-                WHERE conversation_id = \(id) ORDER BY joined_at, user_id
+                SELECT m.user_id, m.role, m.delivered_seq, m.read_seq, k.deleted_at IS NOT NULL
+                FROM members m LEFT JOIN known_users k ON k.id = m.user_id
+                WHERE m.conversation_id = \(id) ORDER BY m.joined_at, m.user_id
                 """,
                 logger: logger
             )
-            for try await (userId, role, delivered, read) in memberRows.decode((String, String, Int64, Int64).self) {
-                members.append(MemberState(userId: userId, role: role, deliveredSeq: delivered, readSeq: read))
+            for try await (userId, role, delivered, read, deleted) in memberRows.decode((String, String, Int64, Int64, Bool).self) {
+                members.append(MemberState(userId: userId, role: role, deliveredSeq: delivered, readSeq: read, deleted: deleted))
             }
             return ConversationDetails(id: id, type: type, name: name, members: members, lastSeq: lastSeq)
         }
@@ -154,7 +174,7 @@ struct MessagesStore: Sendable {
     /// The member's role, or nil when `userId` is not a member (or the conversation does not exist).
     func role(of userId: String, in conversationId: String, on connection: PostgresConnection) async throws -> String? {
         let rows = try await connection.query(
-            "SELECT role FROM \(unescaped: schema).members WHERE conversation_id = \(conversationId) AND user_id = \(userId)",
+            "SELECT role FROM members WHERE conversation_id = \(conversationId) AND user_id = \(userId)",
             logger: logger
         )
         for try await role in rows.decode(String.self) { return role }
@@ -167,9 +187,9 @@ struct MessagesStore: Sendable {
             """
             SELECT c.id, c.type, c.name, c.last_seq, m.read_seq,
                    lm.id, lm.seq, lm.sender_id, lm.client_msg_id, lm.body, lm.sent_at
-            FROM \(unescaped: schema).members m
-            JOIN \(unescaped: schema).conversations c ON c.id = m.conversation_id
-            LEFT JOIN \(unescaped: schema).messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq
+            FROM members m
+            JOIN conversations c ON c.id = m.conversation_id
+            LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq
             WHERE m.user_id = \(userId)
             ORDER BY c.last_activity DESC, c.id
             LIMIT 500
@@ -192,21 +212,62 @@ struct MessagesStore: Sendable {
         var members: [String: [ConversationMember]] = [:]
         let memberRows = try await connection.query(
             """
-            SELECT conversation_id, user_id, role FROM \(unescaped: schema).members
-            WHERE conversation_id = ANY(\(summaries.map(\.id))) ORDER BY joined_at, user_id
+            SELECT m.conversation_id, m.user_id, m.role, k.deleted_at IS NOT NULL
+            FROM members m LEFT JOIN known_users k ON k.id = m.user_id
+            WHERE m.conversation_id = ANY(\(summaries.map(\.id))) ORDER BY m.joined_at, m.user_id
             """,
             logger: logger
         )
-        for try await (conversationId, userId, role) in memberRows.decode((String, String, String).self) {
-            members[conversationId, default: []].append(ConversationMember(userId: userId, role: role))
+        for try await (conversationId, userId, role, deleted) in memberRows.decode((String, String, String, Bool).self) {
+            members[conversationId, default: []].append(ConversationMember(userId: userId, role: role, deleted: deleted))
         }
         for index in summaries.indices { summaries[index].members = members[summaries[index].id] ?? [] }
         return summaries
     }
 
+    /// Takes the conversation's row lock, as every writer of the conversation does (sends take it
+    /// to assign seqs): membership changes and sends are ordered, so nothing stored after a
+    /// removal goes to the removed member. The conversation's type, or nil when there is none.
+    func lock(_ conversationId: String, on connection: PostgresConnection) async throws -> String? {
+        let rows = try await connection.query("SELECT type FROM conversations WHERE id = \(conversationId) FOR UPDATE", logger: logger)
+        for try await type in rows.decode(String.self) { return type }
+        return nil
+    }
+
+    /// Sets a member's role; false when `userId` is not a member.
+    func setRole(_ role: String, of userId: String, in conversationId: String, on connection: PostgresConnection) async throws -> Bool {
+        let rows = try await connection.query(
+            "UPDATE members SET role = \(role) WHERE conversation_id = \(conversationId) AND user_id = \(userId) RETURNING user_id",
+            logger: logger
+        )
+        for try await _ in rows { return true }
+        return false
+    }
+
+    /// A group without a (live) admin makes its longest-standing live member one; who, or nil.
+    func promoteSuccessor(in conversationId: String, on connection: PostgresConnection) async throws -> String? {
+        let rows = try await connection.query(
+            """
+            WITH live AS (
+                SELECT m.user_id, m.role, m.joined_at FROM members m JOIN known_users k ON k.id = m.user_id
+                WHERE m.conversation_id = \(conversationId) AND k.deleted_at IS NULL
+            ), successor AS (
+                SELECT user_id FROM live WHERE NOT EXISTS (SELECT 1 FROM live WHERE role = 'admin')
+                ORDER BY joined_at, user_id LIMIT 1
+            )
+            UPDATE members m SET role = 'admin' FROM successor s
+            WHERE m.conversation_id = \(conversationId) AND m.user_id = s.user_id
+            RETURNING m.user_id
+            """,
+            logger: logger
+        )
+        for try await userId in rows.decode(String.self) { return userId }
+        return nil
+    }
+
     func rename(_ conversationId: String, to name: String, on connection: PostgresConnection) async throws {
         try await connection.query(
-            "UPDATE \(unescaped: schema).conversations SET name = \(name) WHERE id = \(conversationId)",
+            "UPDATE conversations SET name = \(name) WHERE id = \(conversationId)",
             logger: logger
         )
     }
@@ -215,8 +276,8 @@ struct MessagesStore: Sendable {
     func addMember(_ userId: String, to conversationId: String, on connection: PostgresConnection) async throws -> Bool {
         let rows = try await connection.query(
             """
-            INSERT INTO \(unescaped: schema).members (conversation_id, user_id, role, delivered_seq, read_seq)
-            SELECT id, \(userId), 'member', last_seq, last_seq FROM \(unescaped: schema).conversations WHERE id = \(conversationId)
+            INSERT INTO members (conversation_id, user_id, role, delivered_seq, read_seq)
+            SELECT id, \(userId), 'member', last_seq, last_seq FROM conversations WHERE id = \(conversationId)
             ON CONFLICT DO NOTHING RETURNING user_id
             """,
             logger: logger
@@ -227,7 +288,7 @@ struct MessagesStore: Sendable {
 
     func removeMember(_ userId: String, from conversationId: String, on connection: PostgresConnection) async throws -> Bool {
         let rows = try await connection.query(
-            "DELETE FROM \(unescaped: schema).members WHERE conversation_id = \(conversationId) AND user_id = \(userId) RETURNING user_id",
+            "DELETE FROM members WHERE conversation_id = \(conversationId) AND user_id = \(userId) RETURNING user_id",
             logger: logger
         )
         for try await _ in rows { return true }
@@ -236,97 +297,20 @@ struct MessagesStore: Sendable {
 
     // MARK: Messages
 
-    /// Stores sends in order (one transaction is the caller's). The same (sender, clientMsgId)
-    /// returns the stored message; otherwise the conversation row is locked, its next seq taken,
-    /// the message inserted and the sender's markers moved to it (one statement). Two round trips a
-    /// message, plus one per conversation for its member list.
-    func store(_ sends: [MessageSent], at sentAt: Date, on connection: PostgresConnection) async throws -> [SendResult] {
-        var members: [String: [String]] = [:]
-        func memberList(_ conversationId: String) async throws -> [String] {
-            if let cached = members[conversationId] { return cached }
-            let list = try await memberIds(of: conversationId, on: connection)
-            members[conversationId] = list
-            return list
-        }
-        var results: [SendResult] = []
-        for send in sends {
-            let lookup = try await connection.query(
-                """
-                SELECT m.id, m.conversation_id, m.seq, m.body, m.sent_at,
-                       EXISTS (SELECT 1 FROM \(unescaped: schema).members
-                               WHERE conversation_id = \(send.conversationId) AND user_id = \(send.senderId))
-                FROM (SELECT 1) one
-                LEFT JOIN \(unescaped: schema).messages m ON m.sender_id = \(send.senderId) AND m.client_msg_id = \(send.clientMsgId)
-                """,
-                logger: logger
-            )
-            var existing: MessageRecord?
-            var isMember = false
-            for try await (id, conversationId, seq, body, storedAt, member) in lookup.decode((String?, String?, Int64?, String?, Date?, Bool).self) {
-                isMember = member
-                if let id, let conversationId, let seq, let body, let storedAt {
-                    existing = MessageRecord(id: id, conversationId: conversationId, seq: seq, senderId: send.senderId, clientMsgId: send.clientMsgId, body: body, sentAt: storedAt)
-                }
-            }
-            if let existing {
-                results.append(.stored(existing, memberIds: try await memberList(existing.conversationId), isNew: false))
-                continue
-            }
-            guard isMember else {
-                results.append(.notMember)
-                continue
-            }
-            let id = EventID.make(at: sentAt)
-            let inserted = try await connection.query(
-                """
-                WITH next AS (
-                    UPDATE \(unescaped: schema).conversations SET last_seq = last_seq + 1, last_activity = \(sentAt)
-                    WHERE id = \(send.conversationId) RETURNING last_seq
-                ), stored AS (
-                    INSERT INTO \(unescaped: schema).messages (id, conversation_id, seq, sender_id, client_msg_id, body, sent_at)
-                    SELECT \(id), \(send.conversationId), last_seq, \(send.senderId), \(send.clientMsgId), \(send.body), \(sentAt) FROM next
-                    RETURNING seq
-                ), marked AS (
-                    UPDATE \(unescaped: schema).members
-                    SET delivered_seq = GREATEST(delivered_seq, (SELECT seq FROM stored)), read_seq = GREATEST(read_seq, (SELECT seq FROM stored))
-                    WHERE conversation_id = \(send.conversationId) AND user_id = \(send.senderId)
-                )
-                SELECT seq FROM stored
-                """,
-                logger: logger
-            )
-            var seq: Int64 = 0
-            for try await value in inserted.decode(Int64.self) { seq = value }
-            let record = MessageRecord(id: id, conversationId: send.conversationId, seq: seq, senderId: send.senderId, clientMsgId: send.clientMsgId, body: send.body, sentAt: sentAt)
-            results.append(.stored(record, memberIds: try await memberList(send.conversationId), isNew: true))
-        }
-        return results
-    }
-
-    func memberIds(of conversationId: String, on connection: PostgresConnection) async throws -> [String] {
-        var ids: [String] = []
-        let rows = try await connection.query(
-            "SELECT user_id FROM \(unescaped: schema).members WHERE conversation_id = \(conversationId) ORDER BY user_id",
-            logger: logger
-        )
-        for try await id in rows.decode(String.self) { ids.append(id) }
-        return ids
-    }
-
     /// A page of messages in seq order: after `after`, or before `before` (the newest `limit` of
     /// those), or the newest `limit`.
     func messages(in conversationId: String, after: Int64?, before: Int64?, limit: Int, on connection: PostgresConnection) async throws -> [MessageRecord] {
         let query: PostgresQuery
         if let after {
             query = """
-                SELECT id, conversation_id, seq, sender_id, client_msg_id, body, sent_at FROM \(unescaped: schema).messages
+                SELECT id, conversation_id, seq, sender_id, client_msg_id, body, sent_at FROM messages
                 WHERE conversation_id = \(conversationId) AND seq > \(after) AND seq < \(before ?? Int64.max)
                 ORDER BY seq LIMIT \(limit)
                 """
         } else {
             query = """
                 SELECT * FROM (
-                    SELECT id, conversation_id, seq, sender_id, client_msg_id, body, sent_at FROM \(unescaped: schema).messages
+                    SELECT id, conversation_id, seq, sender_id, client_msg_id, body, sent_at FROM messages
                     WHERE conversation_id = \(conversationId) AND seq < \(before ?? Int64.max)
                     ORDER BY seq DESC LIMIT \(limit)
                 ) newest ORDER BY seq
@@ -337,35 +321,5 @@ struct MessagesStore: Sendable {
             records.append(MessageRecord(id: id, conversationId: conversation, seq: seq, senderId: sender, clientMsgId: clientId, body: body, sentAt: sentAt))
         }
         return records
-    }
-
-    /// Moves a member's markers forward only, never past the last seq (read implies delivered);
-    /// nil when not a member. `changed` is false when neither marker moved.
-    func advanceMarkers(
-        of userId: String, in conversationId: String, delivered: Int64?, read: Int64?, on connection: PostgresConnection
-    ) async throws -> (delivered: Int64, read: Int64, changed: Bool)? {
-        let rows = try await connection.query(
-            """
-            SELECT m.delivered_seq, m.read_seq, c.last_seq
-            FROM \(unescaped: schema).members m JOIN \(unescaped: schema).conversations c ON c.id = m.conversation_id
-            WHERE m.conversation_id = \(conversationId) AND m.user_id = \(userId)
-            FOR UPDATE OF m
-            """,
-            logger: logger
-        )
-        for try await (oldDelivered, oldRead, lastSeq) in rows.decode((Int64, Int64, Int64).self) {
-            let newRead = max(oldRead, min(read ?? 0, lastSeq))
-            let newDelivered = max(oldDelivered, min(max(delivered ?? 0, newRead), lastSeq))
-            guard newRead != oldRead || newDelivered != oldDelivered else { return (oldDelivered, oldRead, false) }
-            try await connection.query(
-                """
-                UPDATE \(unescaped: schema).members SET delivered_seq = \(newDelivered), read_seq = \(newRead)
-                WHERE conversation_id = \(conversationId) AND user_id = \(userId)
-                """,
-                logger: logger
-            )
-            return (newDelivered, newRead, true)
-        }
-        return nil
     }
 }

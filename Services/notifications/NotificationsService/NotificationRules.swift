@@ -6,24 +6,27 @@ import PostgresNIO
 struct NotificationRules: Sendable {
     let store: NotificationsStore
 
-    /// Applies one event inside the consumer's transaction; returns the notifications it stored or
-    /// changed, to push live after the commit.
-    func apply(_ event: ReceivedEvent, at time: Date, on connection: PostgresConnection) async throws -> [(userId: String, NotificationRecord)] {
-        if let stored = try event.decode(MessageStored.self)?.payload {
-            return try await store.recordMessage(stored, on: connection)
-        } else if let receipt = try event.decode(ReceiptUpdated.self)?.payload {
-            try await store.markConversationRead(receipt.conversationId, by: receipt.userId, upTo: receipt.readSeq, on: connection)
-        } else if let created = try event.decode(ConversationCreated.self)?.payload {
+    /// Applies one event other than a stored message (those go in batches, `recordMessages`),
+    /// inside the consumer's transaction; returns the notifications it stored or changed, to push
+    /// live after the commit.
+    func apply(_ event: NotificationEventsHandler.Event, at time: Date, on connection: PostgresConnection) async throws -> [(userId: String, NotificationRecord)] {
+        switch event {
+        case .stored(let stored):
+            return try await store.recordMessages([stored], on: connection)
+        case .receipt(let receipt):
+            // Read in the chat: the message notification is read too, on every device.
+            return try await store.markConversationRead(receipt.conversationId, by: receipt.userId, upTo: receipt.readSeq, on: connection)
+        case .created(let created):
             try await store.applySnapshot(created.conversation, on: connection)
             // A direct conversation announces itself with its first message; a group tells its members.
             guard created.conversation.type == "group" else { return [] }
             let added = created.conversation.members.map(\.userId).filter { $0 != created.actorId }
             return try await groupNotifications("group_added", created.conversation, for: added, actorId: created.actorId, at: time, on: connection)
-        } else if let added = try event.decode(ConversationMemberAdded.self)?.payload {
+        case .memberAdded(let added):
             try await store.applySnapshot(added.conversation, on: connection)
             guard added.userId != added.actorId else { return [] }
             return try await groupNotifications("group_added", added.conversation, for: [added.userId], actorId: added.actorId, at: time, on: connection)
-        } else if let removed = try event.decode(ConversationMemberRemoved.self)?.payload {
+        case .memberRemoved(let removed):
             try await store.applySnapshot(removed.conversation, on: connection)
             // What they can no longer open goes; someone who left needs no notice of it.
             try await store.deleteNotifications(of: removed.userId, groupKey: "message:\(removed.conversation.id)", on: connection)
@@ -32,21 +35,23 @@ struct NotificationRules: Sendable {
                 return []
             }
             return try await groupNotifications("group_removed", removed.conversation, for: [removed.userId], actorId: removed.actorId, at: time, on: connection)
-        } else if let renamed = try event.decode(ConversationRenamed.self)?.payload {
+        case .renamed(let renamed):
             try await store.applySnapshot(renamed.conversation, on: connection)
-        } else if let presence = try event.decode(PresenceChanged.self)?.payload {
+        case .roleChanged(let changed):
+            try await store.applySnapshot(changed.conversation, on: connection)
+        case .presence(let presence):
             try await store.setPresence(presence, on: connection)
-        } else if let contact = try event.decode(ContactAdded.self)?.payload {
+        case .contactAdded(let contact):
             try await store.addContact(owner: contact.ownerId, contact: contact.contactId, on: connection)
             let record = try await store.record(
                 kind: "contact_added", groupKey: "contact:\(contact.ownerId)", for: contact.contactId, conversationId: nil,
                 actorId: contact.ownerId, payload: NotificationPayload(actorId: contact.ownerId), at: time, on: connection
             )
             return record.map { [(contact.contactId, $0)] } ?? []
-        } else if let contact = try event.decode(ContactRemoved.self)?.payload {
+        case .contactRemoved(let contact):
             try await store.removeContact(owner: contact.ownerId, contact: contact.contactId, on: connection)
             try await store.deleteNotifications(of: contact.contactId, groupKey: "contact:\(contact.ownerId)", on: connection)
-        } else if let signedIn = try event.decode(UserLoggedIn.self)?.payload {
+        case .loggedIn(let signedIn):
             // A new session on an account that had one before: tell the user (all their devices).
             guard try await store.recordSignIn(of: signedIn.userId, on: connection) else { return [] }
             let record = try await store.record(
@@ -54,7 +59,7 @@ struct NotificationRules: Sendable {
                 payload: NotificationPayload(sessionId: signedIn.sessionId), at: time, on: connection
             )
             return record.map { [(signedIn.userId, $0)] } ?? []
-        } else if let deleted = try event.decode(UserDeleted.self)?.payload {
+        case .deleted(let deleted):
             try await store.forget(userId: deleted.userId, on: connection)
         }
         return []

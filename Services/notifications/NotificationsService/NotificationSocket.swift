@@ -14,22 +14,29 @@ struct NotificationSocket: Sendable {
     let originPolicy: OriginPolicy
     let connections: ConnectionRegistry
     let ready: InstanceReadiness
+    let admission: UpgradeAdmission
+    let quota: SocketQuota
     let outboundBuffer: Int
     let logger: Logger
 
     func add(to router: Router<ServiceRequestContext>) {
-        router.addLiveSocket("/ws/notifications", verifier: verifier, originPolicy: originPolicy, ready: ready) { identity, inbound, outbound in
-            await serve(identity: identity, inbound: inbound, outbound: outbound)
+        router.addLiveSocket(
+            "/ws/notifications", verifier: verifier, originPolicy: originPolicy, ready: ready, admission: admission, quota: quota.check
+        ) { socket in
+            await serve(socket)
         }
     }
 
-    private func serve(identity: Identity, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
-        let connection = LiveConnection(userId: identity.userId, sessionId: identity.sessionId, bufferLimit: outboundBuffer)
+    private func serve(_ socket: LiveSocket) async {
+        let identity = socket.identity
+        let connection = LiveConnection(userId: identity.userId, sessionId: identity.sessionId, bufferLimit: outboundBuffer, channel: socket.channel)
         connections.add(connection)
-        await connection.serve(inbound: inbound, outbound: outbound, maxMessageBytes: 4096, framesPerSecond: 5, burst: 10, logger: logger) { _ in
+        await quota.opened(connection)
+        await connection.serve(inbound: socket.inbound, outbound: socket.outbound, maxMessageBytes: 4096, framesPerSecond: 5, burst: 10, logger: logger) { _ in
             connection.send(LiveFrame.error("unknown_type", "This stream only sends; fetch with GET /api/notifications."))
         }
         connections.remove(connection)
+        await quota.closed(connection)
     }
 }
 

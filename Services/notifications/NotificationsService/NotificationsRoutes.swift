@@ -23,10 +23,10 @@ struct NotificationsRoutes: Sendable {
         if let unread, !["true", "false"].contains(unread) { problems["unread"] = "true or false." }
         let limit = query.get("limit").map { Int($0) } ?? 20
         if limit == nil || !(1...100).contains(limit!) { problems["limit"] = "A whole number from 1 to 100." }
+        guard problems.isEmpty, let limit else { throw APIError.validation(problems) }
         let cursorText = query.get("cursor").flatMap { $0.isEmpty ? nil : $0 }
         let cursor = cursorText.flatMap { Int64($0) }
-        if cursorText != nil && (cursor == nil || cursor! <= 0) { problems["cursor"] = "A cursor this service issued." }
-        guard problems.isEmpty, let limit else { throw APIError.validation(problems) }
+        if cursorText != nil, (cursor ?? 0) <= 0 { throw APIError.invalidCursor }
         let page = try await store.page(of: me, unreadOnly: unread == "true", limit: limit, before: cursor, on: dependencies.postgres)
         return try Response.json(page)
     }

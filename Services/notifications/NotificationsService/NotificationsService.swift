@@ -14,7 +14,7 @@ public enum NotificationsService {
     public struct Configuration: Sendable {
         /// This instance's id: its own queue (live pushes) carries it.
         public var instanceId: String
-        public var outboundBuffer = 256
+        public var outboundBuffer = 1024
 
         public init(instanceId: String) {
             self.instanceId = instanceId
@@ -44,19 +44,24 @@ public enum NotificationsService {
 
     /// Adds the routes and the stream to `router` and returns the consumers.
     public static func build(dependencies: ServiceDependencies, configuration: Configuration, router: Router<ServiceRequestContext>) -> [any Service] {
-        let store = NotificationsStore(schema: dependencies.schema, logger: dependencies.logger)
-        let connections = ConnectionRegistry()
+        let store = NotificationsStore(logger: dependencies.logger)
+        let connections = ConnectionRegistry(stream: "notifications")
         let readiness = InstanceReadiness(required: ["instance"])
+        dependencies.readiness.add(ReadinessCheck("queues") { readiness.isReady })
         let publisher = EventPublisher(configuration: dependencies.amqp, logger: dependencies.logger)
         NotificationsRoutes(dependencies: dependencies, store: store).add(to: router)
+        let quota = SocketQuota(
+            redis: dependencies.redis, namespace: dependencies.namespace, stream: "notifications", connections: connections, logger: dependencies.logger
+        )
         NotificationSocket(
             verifier: dependencies.tokenVerifier, originPolicy: dependencies.http.originPolicy, connections: connections, ready: readiness,
-            outboundBuffer: configuration.outboundBuffer, logger: dependencies.logger
+            admission: dependencies.socketAdmission, quota: quota, outboundBuffer: configuration.outboundBuffer, logger: dependencies.logger
         ).add(to: router)
         return [
-            NotificationsConsumers.events(dependencies: dependencies, store: store, publisher: publisher),
-            NotificationsConsumers.instance(
-                dependencies: dependencies, instanceId: configuration.instanceId, store: store, connections: connections,
+            quota, LiveSocketKeeper(connections: connections, logger: dependencies.logger),
+            dependencies.consumer(NotificationEventsHandler(dependencies: dependencies, store: store, publisher: publisher)),
+            dependencies.consumer(
+                NotificationsInstanceHandler(dependencies: dependencies, instanceId: configuration.instanceId, store: store, connections: connections),
                 onConsuming: { readiness.markConsuming("instance") }
             ),
         ]

@@ -14,13 +14,7 @@ struct NotificationPage: Encodable, Sendable {
 
 /// Every SQL statement of notifications, against its own schema.
 struct NotificationsStore: Sendable {
-    let schema: String
     let logger: Logger
-
-    init(schema: SchemaName, logger: Logger) {
-        self.schema = schema.rawValue
-        self.logger = logger
-    }
 
     private static let columns = "id, kind, payload::text, count, created_at, read"
 
@@ -31,7 +25,7 @@ struct NotificationsStore: Sendable {
     func page(of userId: String, unreadOnly: Bool, limit: Int, before position: Int64?, on client: PostgresClient) async throws -> NotificationPage {
         let rows = try await client.query(
             """
-            SELECT \(unescaped: Self.columns), position FROM \(unescaped: schema).notifications
+            SELECT \(unescaped: Self.columns), position FROM notifications
             WHERE user_id = \(userId) AND (NOT \(unreadOnly) OR NOT read) AND position < \(position ?? Int64.max)
             ORDER BY position DESC
             LIMIT \(limit + 1)
@@ -54,7 +48,7 @@ struct NotificationsStore: Sendable {
     func markRead(id: String, of userId: String, on client: PostgresClient) async throws -> NotificationRecord? {
         let rows = try await client.query(
             """
-            UPDATE \(unescaped: schema).notifications SET read = true
+            UPDATE notifications SET read = true
             WHERE id = \(id) AND user_id = \(userId)
             RETURNING \(unescaped: Self.columns)
             """,
@@ -66,7 +60,7 @@ struct NotificationsStore: Sendable {
     /// Marks all of the user's notifications read; how many were unread.
     func markAllRead(of userId: String, on client: PostgresClient) async throws -> Int {
         let rows = try await client.query(
-            "UPDATE \(unescaped: schema).notifications SET read = true WHERE user_id = \(userId) AND NOT read RETURNING id",
+            "UPDATE notifications SET read = true WHERE user_id = \(userId) AND NOT read RETURNING id",
             logger: logger
         )
         var count = 0
@@ -76,50 +70,85 @@ struct NotificationsStore: Sendable {
 
     // MARK: Applying events (the consumer), inside its transaction
 
-    /// A stored message: one notification per conversation for each member other than the sender
-    /// who has no chat connection open, its count raised (or restarted at 1 once it was read).
-    func recordMessage(_ stored: MessageStored, on connection: PostgresConnection) async throws -> [(userId: String, NotificationRecord)] {
-        let message = stored.message
-        let candidates = stored.memberIds.filter { $0 != message.senderId }
-        guard !candidates.isEmpty else { return [] }
-        let conversation = try await conversation(message.conversationId, on: connection)
-        let payload = try Self.encode(NotificationPayload(
-            conversationId: message.conversationId, conversationType: conversation?.type, conversationName: conversation?.name,
-            lastMessage: MessagePreview(message)
-        ))
-        let ids = candidates.map { _ in EventID.make() }
-        let rows = try await connection.query(
+    /// Stored messages, a batch at a time: one notification per conversation for each member other
+    /// than the sender who has no chat connection open, its count raised by the messages they got
+    /// (or restarted once it was read). One statement for the conversations' names, one for the lot.
+    func recordMessages(_ batch: [MessageStored], on connection: PostgresConnection) async throws -> [(userId: String, NotificationRecord)] {
+        // Per (member, conversation): how many messages, and the newest.
+        struct Entry { var count: Int; var newest: MessageRecord }
+        var entries: [String: [String: Entry]] = [:]  // conversation → member → entry
+        for stored in batch {
+            let message = stored.message
+            for userId in stored.memberIds where userId != message.senderId {
+                if var entry = entries[message.conversationId]?[userId] {
+                    entry.count += 1
+                    if message.seq > entry.newest.seq { entry.newest = message }
+                    entries[message.conversationId]?[userId] = entry
+                } else {
+                    entries[message.conversationId, default: [:]][userId] = Entry(count: 1, newest: message)
+                }
+            }
+        }
+        guard !entries.isEmpty else { return [] }
+        var names: [String: (type: String, name: String?)] = [:]
+        let rows = try await connection.query("SELECT id, type, name FROM conversations WHERE id = ANY(\(Array(entries.keys)))", logger: logger)
+        for try await (id, type, name) in rows.decode((String, String, String?).self) { names[id] = (type, name) }
+
+        var ids: [String] = [], users: [String] = [], conversations: [String] = [], payloads: [String] = []
+        var counts: [Int] = [], seqs: [Int64] = [], times: [Date] = []
+        var payloadOf: [String: String] = [:]  // one payload per conversation's newest message
+        for (conversationId, members) in entries {
+            for (userId, entry) in members {
+                let key = "\(conversationId)/\(entry.newest.id)"
+                let payload = try payloadOf[key] ?? Self.encode(NotificationPayload(
+                    conversationId: conversationId, conversationType: names[conversationId]?.type, conversationName: names[conversationId]?.name,
+                    lastMessage: MessagePreview(entry.newest)
+                ))
+                payloadOf[key] = payload
+                ids.append(EventID.make())
+                users.append(userId)
+                conversations.append(conversationId)
+                payloads.append(payload)
+                counts.append(entry.count)
+                seqs.append(entry.newest.seq)
+                times.append(entry.newest.sentAt)
+            }
+        }
+        let upserted = try await connection.query(
             """
-            INSERT INTO \(unescaped: schema).notifications AS n
+            INSERT INTO notifications AS n
                 (id, user_id, kind, group_key, conversation_id, actor_id, payload, count, last_seq, created_at)
-            SELECT r.id, r.user_id, 'message', 'message:' || \(message.conversationId), \(message.conversationId), NULL,
-                   \(payload)::jsonb, 1, \(message.seq), \(message.sentAt)
-            FROM unnest(\(candidates), \(ids)) AS r(user_id, id)
-            WHERE NOT EXISTS (SELECT 1 FROM \(unescaped: schema).presence p WHERE p.user_id = r.user_id AND p.online)
+            SELECT r.id, r.user_id, 'message', 'message:' || r.conversation_id, r.conversation_id, NULL, r.payload::jsonb, r.count, r.last_seq, r.created_at
+            FROM unnest(\(ids), \(users), \(conversations), \(payloads), \(counts), \(seqs), \(times))
+                 AS r(id, user_id, conversation_id, payload, count, last_seq, created_at)
+            WHERE NOT EXISTS (SELECT 1 FROM presence p WHERE p.user_id = r.user_id AND p.online)
             ON CONFLICT (user_id, group_key) DO UPDATE SET
-                count = CASE WHEN n.read THEN 1 ELSE n.count + 1 END,
+                count = CASE WHEN n.read THEN EXCLUDED.count ELSE n.count + EXCLUDED.count END,
                 created_at = CASE WHEN n.read THEN EXCLUDED.created_at ELSE n.created_at END,
                 payload = EXCLUDED.payload,
                 last_seq = GREATEST(n.last_seq, EXCLUDED.last_seq),
                 read = false,
-                position = nextval('\(unescaped: schema).notification_positions')
+                position = nextval('notification_positions')
             WHERE n.last_seq IS NULL OR n.last_seq < EXCLUDED.last_seq
             RETURNING n.user_id, n.id, n.kind, n.payload::text, n.count, n.created_at, n.read
             """,
             logger: logger
         )
-        return try await Self.recordsWithUser(rows)
+        return try await Self.recordsWithUser(upserted)
     }
 
     /// A member read up to `readSeq`: their message notification for the conversation is read too.
-    func markConversationRead(_ conversationId: String, by userId: String, upTo readSeq: Int64, on connection: PostgresConnection) async throws {
-        try await connection.query(
+    /// Returns the notification it marked read (to push to the user's other devices), if any.
+    func markConversationRead(_ conversationId: String, by userId: String, upTo readSeq: Int64, on connection: PostgresConnection) async throws -> [(userId: String, NotificationRecord)] {
+        let rows = try await connection.query(
             """
-            UPDATE \(unescaped: schema).notifications SET read = true
+            UPDATE notifications n SET read = true
             WHERE user_id = \(userId) AND group_key = 'message:' || \(conversationId) AND NOT read AND last_seq <= \(readSeq)
+            RETURNING n.user_id, n.id, n.kind, n.payload::text, n.count, n.created_at, n.read
             """,
             logger: logger
         )
+        return try await Self.recordsWithUser(rows)
     }
 
     /// Stores (or replaces) the one notification of `groupKey` for `userId`.
@@ -129,11 +158,11 @@ struct NotificationsStore: Sendable {
     ) async throws -> NotificationRecord? {
         let rows = try await connection.query(
             """
-            INSERT INTO \(unescaped: schema).notifications AS n (id, user_id, kind, group_key, conversation_id, actor_id, payload, created_at)
+            INSERT INTO notifications AS n (id, user_id, kind, group_key, conversation_id, actor_id, payload, created_at)
             VALUES (\(EventID.make()), \(userId), \(kind), \(groupKey), \(conversationId), \(actorId), \(try Self.encode(payload))::jsonb, \(time))
             ON CONFLICT (user_id, group_key) DO UPDATE SET
                 kind = EXCLUDED.kind, actor_id = EXCLUDED.actor_id, payload = EXCLUDED.payload, count = 1, read = false,
-                created_at = EXCLUDED.created_at, position = nextval('\(unescaped: schema).notification_positions')
+                created_at = EXCLUDED.created_at, position = nextval('notification_positions')
             RETURNING \(unescaped: Self.columns)
             """,
             logger: logger
@@ -143,7 +172,7 @@ struct NotificationsStore: Sendable {
 
     func deleteNotifications(of userId: String, groupKey: String, on connection: PostgresConnection) async throws {
         try await connection.query(
-            "DELETE FROM \(unescaped: schema).notifications WHERE user_id = \(userId) AND group_key = \(groupKey)",
+            "DELETE FROM notifications WHERE user_id = \(userId) AND group_key = \(groupKey)",
             logger: logger
         )
     }
@@ -153,41 +182,35 @@ struct NotificationsStore: Sendable {
     func applySnapshot(_ snapshot: ConversationSnapshot, on connection: PostgresConnection) async throws {
         try await connection.query(
             """
-            INSERT INTO \(unescaped: schema).conversations (id, type, name) VALUES (\(snapshot.id), \(snapshot.type), \(snapshot.name))
+            INSERT INTO conversations (id, type, name) VALUES (\(snapshot.id), \(snapshot.type), \(snapshot.name))
             ON CONFLICT (id) DO UPDATE SET type = EXCLUDED.type, name = EXCLUDED.name
             """,
             logger: logger
         )
         let members = snapshot.members.map(\.userId)
         try await connection.query(
-            "DELETE FROM \(unescaped: schema).conversation_members WHERE conversation_id = \(snapshot.id) AND NOT (user_id = ANY(\(members)))",
+            "DELETE FROM conversation_members WHERE conversation_id = \(snapshot.id) AND NOT (user_id = ANY(\(members)))",
             logger: logger
         )
         try await connection.query(
             """
-            INSERT INTO \(unescaped: schema).conversation_members (conversation_id, user_id)
+            INSERT INTO conversation_members (conversation_id, user_id)
             SELECT \(snapshot.id), unnest(\(members)) ON CONFLICT DO NOTHING
             """,
             logger: logger
         )
     }
 
-    func conversation(_ id: String, on connection: PostgresConnection) async throws -> (type: String, name: String?)? {
-        let rows = try await connection.query("SELECT type, name FROM \(unescaped: schema).conversations WHERE id = \(id)", logger: logger)
-        for try await (type, name) in rows.decode((String, String?).self) { return (type, name) }
-        return nil
-    }
-
     func addContact(owner: String, contact: String, on connection: PostgresConnection) async throws {
         try await connection.query(
-            "INSERT INTO \(unescaped: schema).contacts (owner_id, contact_id) VALUES (\(owner), \(contact)) ON CONFLICT DO NOTHING",
+            "INSERT INTO contacts (owner_id, contact_id) VALUES (\(owner), \(contact)) ON CONFLICT DO NOTHING",
             logger: logger
         )
     }
 
     func removeContact(owner: String, contact: String, on connection: PostgresConnection) async throws {
         try await connection.query(
-            "DELETE FROM \(unescaped: schema).contacts WHERE owner_id = \(owner) AND contact_id = \(contact)",
+            "DELETE FROM contacts WHERE owner_id = \(owner) AND contact_id = \(contact)",
             logger: logger
         )
     }
@@ -196,7 +219,7 @@ struct NotificationsStore: Sendable {
     func setPresence(_ change: PresenceChanged, on connection: PostgresConnection) async throws {
         try await connection.query(
             """
-            INSERT INTO \(unescaped: schema).presence AS p (user_id, online, changed_at)
+            INSERT INTO presence AS p (user_id, online, changed_at)
             VALUES (\(change.userId), \(change.online), \(change.lastSeenAt))
             ON CONFLICT (user_id) DO UPDATE SET online = EXCLUDED.online, changed_at = EXCLUDED.changed_at
             WHERE p.changed_at <= EXCLUDED.changed_at
@@ -208,7 +231,7 @@ struct NotificationsStore: Sendable {
     /// Records a sign-in; true when the user had signed in before (so this one is news).
     func recordSignIn(of userId: String, on connection: PostgresConnection) async throws -> Bool {
         let rows = try await connection.query(
-            "INSERT INTO \(unescaped: schema).signed_in_before (user_id) VALUES (\(userId)) ON CONFLICT DO NOTHING RETURNING user_id",
+            "INSERT INTO signed_in_before (user_id) VALUES (\(userId)) ON CONFLICT DO NOTHING RETURNING user_id",
             logger: logger
         )
         for try await _ in rows { return false }
@@ -218,11 +241,11 @@ struct NotificationsStore: Sendable {
     /// A deleted user: their notifications, the ones they caused, and what was kept about them.
     func forget(userId: String, on connection: PostgresConnection) async throws {
         for statement: PostgresQuery in [
-            "DELETE FROM \(unescaped: schema).notifications WHERE user_id = \(userId) OR actor_id = \(userId)",
-            "DELETE FROM \(unescaped: schema).conversation_members WHERE user_id = \(userId)",
-            "DELETE FROM \(unescaped: schema).contacts WHERE owner_id = \(userId) OR contact_id = \(userId)",
-            "DELETE FROM \(unescaped: schema).presence WHERE user_id = \(userId)",
-            "DELETE FROM \(unescaped: schema).signed_in_before WHERE user_id = \(userId)",
+            "DELETE FROM notifications WHERE user_id = \(userId) OR actor_id = \(userId)",
+            "DELETE FROM conversation_members WHERE user_id = \(userId)",
+            "DELETE FROM contacts WHERE owner_id = \(userId) OR contact_id = \(userId)",
+            "DELETE FROM presence WHERE user_id = \(userId)",
+            "DELETE FROM signed_in_before WHERE user_id = \(userId)",
         ] {
             try await connection.query(statement, logger: logger)
         }
@@ -235,10 +258,10 @@ struct NotificationsStore: Sendable {
             """
             SELECT DISTINCT c.user_id FROM unnest(\(candidates)) AS c(user_id)
             WHERE c.user_id <> \(userId) AND (
-                EXISTS (SELECT 1 FROM \(unescaped: schema).conversation_members mine
-                        JOIN \(unescaped: schema).conversation_members theirs ON theirs.conversation_id = mine.conversation_id
+                EXISTS (SELECT 1 FROM conversation_members mine
+                        JOIN conversation_members theirs ON theirs.conversation_id = mine.conversation_id
                         WHERE mine.user_id = \(userId) AND theirs.user_id = c.user_id)
-                OR EXISTS (SELECT 1 FROM \(unescaped: schema).contacts k
+                OR EXISTS (SELECT 1 FROM contacts k
                            WHERE (k.owner_id = \(userId) AND k.contact_id = c.user_id) OR (k.owner_id = c.user_id AND k.contact_id = \(userId)))
             )
             """,

@@ -1,3 +1,4 @@
+import ServiceRuntime
 import SocketHandlerService
 
-await SocketHandlerService.main()
+await SocketHandlerService.definition.main()

@@ -11,135 +11,136 @@ import ServiceHTTP
 
 /// Limits that keep one client from hurting the others.
 public struct ChatSocketLimits: Sendable {
-    /// Frames queued for a slow reader before it is cut off.
-    public var outboundBuffer: Int = 256
+    /// Frames queued for a slow reader before it is cut off (a batch can bring hundreds at once
+    /// to a busy member; a client that stops reading is caught by `writeDeadline` first).
+    public var outboundBuffer: Int = 4096
     /// The largest message a client may send (fragments included).
     public var maxMessageBytes: Int = 64 * 1024
-    /// Sustained frames per second, and the burst above it, per connection.
+    /// Sustained frames per second, and the burst above it, per connection: a client that comes
+    /// back and flushes 200 queued sends at once has every one taken.
     public var framesPerSecond: Double = 50
-    public var burst: Double = 100
+    public var burst: Double = 250
+    /// Sockets one user may hold on this stream, over every instance.
+    public var socketsPerUser: Int = 20
+    /// A write the client does not let finish within this (it stopped reading) cuts it off.
+    public var writeDeadline: Duration = .seconds(10)
 
     public init() {}
 }
 
 /// `/ws/chat`: authenticated by the access token (cookie or bearer), Origin checked on upgrade.
-/// The sender of every frame is the authenticated user, never a field of the frame.
+/// The sender of every frame is the authenticated user, never a field of the frame. Reading a
+/// socket never waits on the broker: sends, receipts and typing are queued for their batchers.
 struct ChatSocket: Sendable {
     let verifier: AccessTokenVerifier
     let originPolicy: OriginPolicy
     let connections: ConnectionRegistry
     let presence: PresenceAnnouncer
-    let membership: MembershipCache
-    let router: LiveRouter
-    let publisher: EventPublisher
+    let sends: EventBatcher<MessageSent>
+    let receipts: EventBatcher<ReceiptMarked>
+    let typing: TypingRelay
     let instanceId: String
     let limits: ChatSocketLimits
     /// Ready once this instance's queues are consuming: before that, frames for a socket it
     /// accepted could not reach it, so it accepts none.
     let ready: InstanceReadiness
+    let admission: UpgradeAdmission
+    let quota: SocketQuota
     let logger: Logger
 
     func add(to router: Router<ServiceRequestContext>) {
-        router.addLiveSocket("/ws/chat", verifier: verifier, originPolicy: originPolicy, ready: ready) { identity, inbound, outbound in
-            try await serve(identity: identity, inbound: inbound, outbound: outbound)
+        router.addLiveSocket(
+            "/ws/chat", verifier: verifier, originPolicy: originPolicy, ready: ready, admission: admission, quota: quota.check
+        ) { socket in
+            await serve(socket)
         }
     }
 
-    private func serve(identity: Identity, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
-        let connection = LiveConnection(userId: identity.userId, sessionId: identity.sessionId, bufferLimit: limits.outboundBuffer)
+    private func serve(_ socket: LiveSocket) async {
+        let identity = socket.identity
+        let connection = LiveConnection(userId: identity.userId, sessionId: identity.sessionId, bufferLimit: limits.outboundBuffer, channel: socket.channel)
         if connections.add(connection) {
             await presence.connected(identity.userId)
         }
+        await quota.opened(connection)
         await connection.serve(
-            inbound: inbound, outbound: outbound, maxMessageBytes: limits.maxMessageBytes, framesPerSecond: limits.framesPerSecond,
+            inbound: socket.inbound, outbound: socket.outbound, maxMessageBytes: limits.maxMessageBytes, framesPerSecond: limits.framesPerSecond,
             burst: limits.burst, logger: logger
         ) { text in
-            await handle(text, from: connection, identity: identity)
+            handle(text, from: connection, identity: identity)
         }
         if connections.remove(connection) {
             await presence.disconnected(identity.userId)
         }
+        await quota.closed(connection)
     }
 
-    private func handle(_ text: String, from connection: LiveConnection, identity: Identity) async {
-        let frame: InboundFrame
+    private func handle(_ text: String, from connection: LiveConnection, identity: Identity) {
+        let frame: ClientFrame
         do {
-            frame = try JSONDecoder().decode(InboundFrame.self, from: Data(text.utf8))
+            frame = try ClientFrame.decode(text)
         } catch {
-            connection.send(LiveFrame.error("invalid_frame", "A frame is one JSON object with a string \"type\" and fields of the right types."))
+            connection.send(LiveFrame.error(error.code, error.message, clientMsgId: error.clientMsgId))
             return
         }
-        switch frame.type {
-        case "send":
-            await send(frame, from: connection, identity: identity)
-        case "delivered", "read":
-            await mark(frame, from: connection, identity: identity)
-        case "typing":
-            await typing(frame, from: connection, identity: identity)
-        default:
-            connection.send(LiveFrame.error("unknown_type", "Unknown frame type.", clientMsgId: frame.clientMsgId))
+        switch frame {
+        case .send(let send):
+            self.send(send, from: connection, identity: identity)
+        case .delivered(let marker):
+            mark(marker, delivered: true, from: connection, identity: identity)
+        case .read(let marker):
+            mark(marker, delivered: false, from: connection, identity: identity)
+        case .typing(let signal):
+            guard Self.isConversationId(signal.conversationId) else {
+                connection.send(LiveFrame.error("invalid_frame", "typing needs a conversationId."))
+                return
+            }
+            typing.submit(TypingRelay.Signal(userId: identity.userId, conversationId: signal.conversationId, typing: signal.typing, connection: connection))
         }
     }
 
-    /// Publishes `message.sent`; the ack comes back only once messages has stored it.
-    private func send(_ frame: InboundFrame, from connection: LiveConnection, identity: Identity) async {
-        guard let clientMsgId = frame.clientMsgId, let conversationId = frame.conversationId, let body = frame.body,
-              !conversationId.isEmpty, conversationId.count <= 64
-        else {
-            connection.send(LiveFrame.error("invalid_frame", "send needs clientMsgId, conversationId and body.", clientMsgId: frame.clientMsgId))
-            return
-        }
-        let problems = MessageLimits.problems(clientMsgId: clientMsgId, body: body)
+    /// Queues `message.sent`; the ack comes back only once messages has stored it.
+    private func send(_ send: ClientFrame.Send, from connection: LiveConnection, identity: Identity) {
+        var problems = MessageLimits.problems(clientMsgId: send.clientMsgId, body: send.body)
+        if !Self.isConversationId(send.conversationId) { problems["conversationId"] = "A conversation id." }
         guard problems.isEmpty else {
             let detail = problems.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: " ")
-            connection.send(LiveFrame.error("invalid_frame", detail, clientMsgId: clientMsgId))
+            connection.send(LiveFrame.error("invalid_frame", detail, clientMsgId: send.clientMsgId))
             return
         }
-        connection.awaitAck(clientMsgId)
-        let sent = MessageSent(senderId: identity.userId, clientMsgId: clientMsgId, conversationId: conversationId, body: body, instanceId: instanceId)
-        do {
-            try await publisher.publish(EventEnvelope(producer: "socket-handler", payload: sent))
-        } catch {
-            _ = connection.takeAck(clientMsgId)
-            logger.warning("could not hand a send to the broker", metadata: ["error": "\(error)"])
-            connection.send(LiveFrame.error("send_failed", "The message was not accepted; send it again.", clientMsgId: clientMsgId))
+        connection.awaitAck(send.clientMsgId)
+        let sent = MessageSent(senderId: identity.userId, clientMsgId: send.clientMsgId, conversationId: send.conversationId, body: send.body, instanceId: instanceId)
+        guard sends.submit(sent) else {
+            _ = connection.takeAck(send.clientMsgId)
+            connection.send(LiveFrame.error("send_failed", "The server is busy; send it again.", clientMsgId: send.clientMsgId))
+            return
         }
     }
-}
 
-extension ChatSocket {
     /// `delivered` / `read` up-to markers, recorded by messages (which checks membership and keeps
     /// them moving forward only).
-    fileprivate func mark(_ frame: InboundFrame, from connection: LiveConnection, identity: Identity) async {
-        guard let conversationId = frame.conversationId, !conversationId.isEmpty, conversationId.count <= 64,
-              let seq = frame.seq, seq >= 0
-        else {
-            connection.send(LiveFrame.error("invalid_frame", "\(frame.type) needs conversationId and a seq of 0 or more."))
+    private func mark(_ marker: ClientFrame.Marker, delivered: Bool, from connection: LiveConnection, identity: Identity) {
+        guard Self.isConversationId(marker.conversationId) else {
+            connection.send(LiveFrame.error("invalid_frame", "\(delivered ? "delivered" : "read") needs a conversationId."))
             return
         }
         let marked = ReceiptMarked(
-            conversationId: conversationId, userId: identity.userId,
-            deliveredSeq: frame.type == "delivered" ? seq : nil, readSeq: frame.type == "read" ? seq : nil
+            conversationId: marker.conversationId, userId: identity.userId,
+            deliveredSeq: delivered ? marker.seq : nil, readSeq: delivered ? nil : marker.seq
         )
-        do {
-            try await publisher.publish(EventEnvelope(producer: "socket-handler", payload: marked))
-        } catch {
+        if !receipts.submit(marked) {
             connection.send(LiveFrame.error("send_failed", "The receipt was not accepted; send it again."))
         }
     }
 
-    /// Typing goes to the other members' connections and is not stored. Only members may type.
-    fileprivate func typing(_ frame: InboundFrame, from connection: LiveConnection, identity: Identity) async {
-        guard let conversationId = frame.conversationId, !conversationId.isEmpty, conversationId.count <= 64, let isTyping = frame.typing else {
-            connection.send(LiveFrame.error("invalid_frame", "typing needs conversationId and a boolean typing."))
-            return
+    private static func isConversationId(_ id: String) -> Bool { MessageLimits.isPlausibleId(id) }
+}
+
+extension ConnectionRegistry {
+    /// Sends whose batch the broker did not take: each waiting connection is told to send again.
+    func refuse(_ sends: [MessageSent]) {
+        for sent in sends {
+            answer(sent.senderId, clientMsgId: sent.clientMsgId, with: LiveFrame.error("send_failed", "The message was not accepted; send it again.", clientMsgId: sent.clientMsgId))
         }
-        let members = try? await membership.members(of: conversationId)
-        guard let members, members.contains(identity.userId) else {
-            connection.send(LiveFrame.error("not_found", "No such conversation, or you are not a member."))
-            return
-        }
-        let typing = LiveFrame.encode(OutboundFrame.Typing(conversationId: conversationId, userId: identity.userId, typing: isTyping))
-        try? await router.route(frame: typing, to: members.filter { $0 != identity.userId }, ack: nil)
     }
 }

@@ -1,25 +1,30 @@
+import EventContracts
 import LiveSockets
 
 extension ConnectionRegistry {
     /// Delivers a live frame to the recipients here. The connection that sent an acknowledged
-    /// message gets the `ack`; every other connection of the recipients gets the frame (none when
-    /// it is empty: a reply meant only for the sending connection).
-    func deliver(_ delivery: LiveDeliveryFrames) {
+    /// message gets the `ack`; every other connection of the recipients gets the frame.
+    func deliver(_ delivery: LiveDelivery) {
         for userId in delivery.recipients {
             for connection in connections(of: userId) {
                 if let ack = delivery.ack, ack.senderId == userId, connection.takeAck(ack.clientMsgId) {
                     connection.send(ack.frame)
-                } else if !delivery.frame.isEmpty {
+                } else {
                     connection.send(delivery.frame)
                 }
             }
         }
     }
-}
 
-/// What `deliver` needs (the `live.deliver` payload, without the envelope).
-struct LiveDeliveryFrames: Sendable {
-    let recipients: [String]
-    let frame: String
-    let ack: (senderId: String, clientMsgId: String, frame: String)?
+    /// A frame for the one connection of `userId` still waiting on `clientMsgId` (an answer to
+    /// its send). When none is waiting here, `orEveryConnection` sends it to all of the user's
+    /// connections (a refusal: the send's sender must hear of it, on whichever device).
+    func answer(_ userId: String, clientMsgId: String, with frame: String, orEveryConnection: Bool = false) {
+        let mine = connections(of: userId)
+        for connection in mine where connection.takeAck(clientMsgId) {
+            connection.send(frame)
+            return
+        }
+        if orEveryConnection { for connection in mine { connection.send(frame) } }
+    }
 }

@@ -86,10 +86,15 @@ final class PresenceAnnouncer: Service {
 
     private func maintain() async {
         var nextHeartbeat = ContinuousClock.now
+        var failing = false
         while !Task.isCancelled {
             do {
-                if ContinuousClock.now >= nextHeartbeat {
+                // After an outage (Redis restarted empty), every connection here is registered
+                // again at the first sweep that reaches Redis, not at the next heartbeat.
+                if failing || ContinuousClock.now >= nextHeartbeat {
                     try await registry.refresh(connections.connectedUsers)
+                    if failing { logger.info("presence registry back; this instance's users registered again") }
+                    failing = false
                     nextHeartbeat = .now + timing.heartbeat
                 }
                 let handedOver = try await registry.reapDeadInstances()
@@ -98,9 +103,10 @@ final class PresenceAnnouncer: Service {
                     continuation.yield(PresenceChanged(userId: userId, online: false, lastSeenAt: lastSeen))
                 }
             } catch {
+                failing = true
                 logger.warning("presence upkeep failed", metadata: ["error": "\(error)"])
             }
-            try? await Task.sleep(for: timing.sweep)
+            try? await cancelWhenGracefulShutdown { [timing] in try await Task.sleep(for: timing.sweep) }
         }
     }
 

@@ -59,13 +59,17 @@ struct PresenceRegistry: Sendable {
         ])
     }
 
-    /// Refreshes this instance's heartbeat and its entries for these users.
+    /// Refreshes this instance's heartbeat and its entries for these users. A user missing from
+    /// the online set (Redis lost it) is put back, without an announcement: they never went
+    /// offline, and their going offline later must still be announced.
     func refresh(_ userIds: [String]) async throws {
-        let expiry = String(Self.nowMilliseconds + ttlMilliseconds)
+        let now = Self.nowMilliseconds
+        let expiry = String(now + ttlMilliseconds)
         var commands: [[String]] = [["ZADD", instancesKey, expiry, instanceId]]
         for userId in userIds {
             commands.append(["ZADD", key(userId), expiry, instanceId])
             commands.append(["PEXPIRE", key(userId), String(ttlMilliseconds * 2)])
+            commands.append(["ZADD", onlineKey, "NX", String(now), userId])
         }
         if !userIds.isEmpty { commands.append(["SADD", usersKey(of: instanceId)] + userIds) }
         for result in try await redis.pipeline(commands) { _ = try result.get() }
@@ -103,18 +107,18 @@ struct PresenceRegistry: Sendable {
         return offline
     }
 
-    /// The live instances of each user, grouped: instance id → the users it holds.
-    func instances(of userIds: [String]) async throws -> [String: [String]] {
+    /// The live instances holding each user, in one round trip: user id → instance ids.
+    func instances(of userIds: some Collection<String>) async throws -> [String: [String]] {
         guard !userIds.isEmpty else { return [:] }
         let now = String(Self.nowMilliseconds)
-        let replies = try await redis.pipeline(userIds.map { ["ZRANGEBYSCORE", key($0), now, "+inf"] })
-        var byInstance: [String: [String]] = [:]
-        for (userId, reply) in zip(userIds, replies) {
-            for instance in try reply.get().array?.compactMap(\.string) ?? [] {
-                byInstance[instance, default: []].append(userId)
-            }
+        let users = Array(userIds)
+        let replies = try await redis.pipeline(users.map { ["ZRANGEBYSCORE", key($0), now, "+inf"] })
+        var byUser: [String: [String]] = [:]
+        for (userId, reply) in zip(users, replies) {
+            let instances = try reply.get().array?.compactMap(\.string) ?? []
+            if !instances.isEmpty { byUser[userId] = instances }
         }
-        return byInstance
+        return byUser
     }
 }
 

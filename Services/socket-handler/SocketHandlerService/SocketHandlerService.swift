@@ -1,26 +1,21 @@
 import EventBus
+import EventContracts
 import Foundation
 import Hummingbird
-import HummingbirdWebSocket
 import LiveSockets
 import Logging
-import Observability
-import RedisClient
 import ServiceConfig
 import ServiceHTTP
 import ServiceLifecycle
 import ServiceRuntime
 
 /// socket-handler: the live chat connections (`/ws/chat`). It owns no tables: sends go to
-/// messages as `message.sent`, and stored messages come back to the instances where their
+/// messages as `message.sent` batches, and stored messages come back to the instances where their
 /// recipients are connected (presence registry in Redis, direct exchange per instance).
 public enum SocketHandlerService {
     public struct Configuration: Sendable {
-        public var name = "socket-handler"
         /// This instance's id: its presence entries and its delivery queue carry it.
         public var instanceId: String
-        /// Prefix of queue names and Redis keys (tests give each run its own).
-        public var namespace = "socket-handler"
         public var presenceTTL: Duration = .seconds(30)
         public var heartbeat: Duration = .seconds(10)
         /// How long a user whose last connection closed stays online, so quick reconnects are quiet.
@@ -30,97 +25,80 @@ public enum SocketHandlerService {
         public init(instanceId: String) {
             self.instanceId = instanceId
         }
-    }
 
-    /// What the service runs on: no database, so not `ServiceDependencies`.
-    public struct Dependencies: Sendable {
-        public let redis: RedisClient
-        public let amqp: AMQPConfiguration
-        public let http: HTTPConfiguration
-        public let tokenVerifier: AccessTokenVerifier
-        public let logger: Logger
-
-        public init(redis: RedisClient, amqp: AMQPConfiguration, http: HTTPConfiguration, tokenVerifier: AccessTokenVerifier, logger: Logger) {
-            self.redis = redis
-            self.amqp = amqp
-            self.http = http
-            self.tokenVerifier = tokenVerifier
-            self.logger = logger
+        /// `INSTANCE_ID` (host name and process id by default), `PRESENCE_TTL_SECONDS`,
+        /// `PRESENCE_HEARTBEAT_SECONDS`, `PRESENCE_GRACE_SECONDS`.
+        public init(environment: EnvironmentReader) throws {
+            self.init(instanceId: environment.string("INSTANCE_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"))
+            presenceTTL = .seconds(try environment.int("PRESENCE_TTL_SECONDS", default: 30))
+            heartbeat = .seconds(try environment.int("PRESENCE_HEARTBEAT_SECONDS", default: 10))
+            presenceGrace = .seconds(try environment.int("PRESENCE_GRACE_SECONDS", default: 5))
         }
-
-        public var readinessChecks: [ReadinessCheck] { [.redis(redis), .rabbitMQ(amqp)] }
     }
+
+    public static let definition = ServiceDefinition(
+        name: "socket-handler",
+        defaultSchema: nil,
+        defaultPort: 8084,
+        webSockets: .liveSockets(pingPeriod: .seconds((try? EnvironmentReader().int("WS_PING_SECONDS", default: 20)) ?? 20)),
+        build: { dependencies, router in
+            try router.addOpenAPIDocument(at: "/ws/chat/openapi.yaml", bundle: .module)
+            return build(dependencies: dependencies, configuration: try Configuration(environment: EnvironmentReader()), router: router)
+        }
+    )
 
     /// Adds `/ws/chat` to `router` and returns the instance's long-running work.
-    public static func build(
-        dependencies: Dependencies,
-        configuration: Configuration,
-        router: Router<ServiceRequestContext>
-    ) -> [any Service] {
+    public static func build(dependencies: ServiceDependencies, configuration: Configuration, router: Router<ServiceRequestContext>) -> [any Service] {
         let logger = dependencies.logger
-        let connections = ConnectionRegistry()
+        let namespace = dependencies.namespace
+        let connections = ConnectionRegistry(stream: "chat")
         let presence = PresenceRegistry(
-            redis: dependencies.redis, namespace: configuration.namespace, instanceId: configuration.instanceId, ttl: configuration.presenceTTL,
+            redis: dependencies.redis, namespace: namespace, instanceId: configuration.instanceId, ttl: configuration.presenceTTL,
             grace: configuration.presenceGrace
         )
         let publisher = EventPublisher(configuration: dependencies.amqp, logger: logger)
-        let membership = MembershipCache(redis: dependencies.redis, namespace: configuration.namespace)
-        let liveRouter = LiveRouter(presence: presence, membership: membership, publisher: publisher, logger: logger)
+        let membership = MembershipCache(redis: dependencies.redis, namespace: namespace)
+        // Live frames go out on a connection of their own: their confirms (a transient queue's,
+        // quick) never wait behind those of the sends (a quorum queue's, written to disk).
+        let liveRouter = LiveRouter(
+            presence: presence, publisher: EventPublisher(configuration: dependencies.amqp, logger: logger), producer: dependencies.name, logger: logger
+        )
         let readiness = InstanceReadiness(required: ["instance", "message-events", PresenceAnnouncer.readinessKey])
+        dependencies.readiness.add(ReadinessCheck("queues") { readiness.isReady })
         let announcer = PresenceAnnouncer(
             registry: presence, connections: connections, publisher: publisher, timing: .init(heartbeat: configuration.heartbeat),
             readiness: readiness, logger: logger
         )
+        let sends = EventBatcher<MessageSent>(publisher: publisher, producer: dependencies.name, logger: logger) { failed, reason in
+            logger.warning("sends not accepted by the broker", metadata: ["count": "\(failed.count)", "reason": "\(reason)"])
+            connections.refuse(failed)
+        }
+        let receipts = EventBatcher<ReceiptMarked>(publisher: publisher, producer: dependencies.name, logger: logger) { failed, reason in
+            // Markers are up-to values: the next one a client sends covers this one.
+            logger.warning("receipts not accepted by the broker", metadata: ["count": "\(failed.count)", "reason": "\(reason)"])
+        }
+        let typing = TypingRelay(membership: membership, router: liveRouter, logger: logger)
+        let quota = SocketQuota(
+            redis: dependencies.redis, namespace: namespace, stream: "chat", limit: configuration.limits.socketsPerUser, connections: connections,
+            logger: logger
+        )
         ChatSocket(
             verifier: dependencies.tokenVerifier, originPolicy: dependencies.http.originPolicy, connections: connections,
-            presence: announcer, membership: membership, router: liveRouter, publisher: publisher,
-            instanceId: configuration.instanceId, limits: configuration.limits, ready: readiness, logger: logger
+            presence: announcer, sends: sends, receipts: receipts, typing: typing,
+            instanceId: configuration.instanceId, limits: configuration.limits, ready: readiness, admission: dependencies.socketAdmission,
+            quota: quota, logger: logger
         ).add(to: router)
         return [
-            SocketConsumers.instance(
-                configuration: dependencies.amqp, namespace: configuration.namespace, instanceId: configuration.instanceId,
-                connections: connections, logger: logger, onConsuming: { readiness.markConsuming("instance") }
+            quota, LiveSocketKeeper(connections: connections, deadline: configuration.limits.writeDeadline, logger: logger),
+            dependencies.consumer(
+                InstanceHandler(namespace: namespace, instanceId: configuration.instanceId, connections: connections),
+                onConsuming: { readiness.markConsuming("instance") }
             ),
-            SocketConsumers.messageEvents(
-                configuration: dependencies.amqp, namespace: configuration.namespace, router: liveRouter, logger: logger,
+            dependencies.consumer(
+                LiveRouteHandler(namespace: namespace, router: liveRouter, membership: membership, logger: logger),
                 onConsuming: { readiness.markConsuming("message-events") }
             ),
-            announcer,
+            announcer, sends, receipts, typing,
         ]
-    }
-
-    /// The process: configuration from the environment, then the server until SIGTERM.
-    public static func main() async {
-        let environment = EnvironmentReader()
-        let logger = bootstrapProcess(name: "socket-handler", environment: environment)
-        do {
-            var configuration = Configuration(
-                instanceId: environment.string("INSTANCE_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)")
-            )
-            configuration.namespace = environment.string("SOCKET_NAMESPACE", default: configuration.namespace)
-            configuration.presenceTTL = .seconds(try environment.int("PRESENCE_TTL_SECONDS", default: 30))
-            configuration.heartbeat = .seconds(try environment.int("PRESENCE_HEARTBEAT_SECONDS", default: 10))
-            configuration.presenceGrace = .seconds(try environment.int("PRESENCE_GRACE_SECONDS", default: 5))
-            let dependencies = Dependencies(
-                redis: RedisClient(configuration: try RedisConfiguration(environment: environment)),
-                amqp: try AMQPConfiguration(environment: environment),
-                http: try HTTPConfiguration(environment: environment, defaultPort: 8084),
-                tokenVerifier: try await loadTokenVerifier(environment: environment),
-                logger: logger
-            )
-            let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readinessChecks)
-            try router.addOpenAPIDocument(at: "/ws/chat/openapi.yaml", bundle: .module)
-            let work = build(dependencies: dependencies, configuration: configuration, router: router)
-            let application = makeServiceApplication(
-                name: "socket-handler", configuration: dependencies.http, router: router, services: work,
-                webSockets: .liveSockets(pingPeriod: .seconds(try environment.int("WS_PING_SECONDS", default: 20))), logger: logger
-            )
-            logger.info("starting", metadata: ["instance": "\(configuration.instanceId)", "port": "\(dependencies.http.port)"])
-            try await application.runService()
-            await dependencies.redis.shutdown()
-        } catch {
-            logger.critical("socket-handler cannot start", metadata: ["error": "\(String(reflecting: error))"])
-            exit(1)
-        }
     }
 }

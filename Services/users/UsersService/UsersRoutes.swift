@@ -54,16 +54,18 @@ struct UsersRoutes: Sendable {
     @Sendable func profile(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         _ = try context.requireIdentity()
         let id = try context.parameters.require("id")
-        guard id.count <= 64 else { throw APIError.notFound("No such user.") }
+        guard MessageLimits.isPlausibleId(id) else { throw APIError.notFound("No such user.") }
         return try await profileResponse(id: id)
     }
 
     @Sendable func updateMe(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
+        // Signed up a moment ago: the registration may still be on its way here.
+        _ = try await awaitUser(identity.userId)
         let body = try await request.decodeJSON(as: UpdateProfileRequest.self, context: context)
         let displayName = body.displayName?.trimmingCharacters(in: .whitespacesAndNewlines)
         var problems: [String: String] = [:]
-        if let displayName, !(1...64).contains(displayName.count) { problems["displayName"] = "1 to 64 characters." }
+        if let displayName, let problem = TextRules.nameProblem(displayName, maxCharacters: 64) { problems["displayName"] = problem }
         if let about = body.about, about.count > 280 { problems["about"] = "At most 280 characters." }
         if displayName == nil && body.about == nil { problems["displayName"] = "Give displayName or about (or both)." }
         guard problems.isEmpty else { throw APIError.validation(problems) }
@@ -92,7 +94,9 @@ struct UsersRoutes: Sendable {
         guard contactId != identity.userId else {
             throw APIError.badRequest("cannot_add_self", "You cannot add yourself as a contact.")
         }
-        guard contactId.count <= 64 else { throw APIError.notFound("No such user.") }
+        guard MessageLimits.isPlausibleId(contactId), try await awaitUser(contactId), try await awaitUser(identity.userId) else {
+            throw APIError.notFound("No such user.")
+        }
         // Added and announced together; adding an existing contact again announces nothing.
         let addition = try await dependencies.transaction { connection in
             let addition = try await store.addContact(ownerId: identity.userId, contactId: contactId, on: connection)
@@ -120,10 +124,18 @@ struct UsersRoutes: Sendable {
         return Response(status: .noContent)
     }
 
+    /// A profile, waiting (bounded) for a user who signed up a moment ago.
     private func profileResponse(id: String) async throws -> Response {
-        guard let profile = try await store.profile(id: id, on: dependencies.postgres) else {
+        guard try await awaitUser(id), let found = try await store.profile(id: id, on: dependencies.postgres) else {
             throw APIError.notFound("No such user.")
         }
-        return try Response.json(["user": profile])
+        return try Response.json(["user": found])
+    }
+
+    /// Whether `id` is a live user here, after waiting (bounded) for a registration still on its
+    /// way; a deleted account is answered at once.
+    private func awaitUser(_ id: String) async throws -> Bool {
+        _ = try await ReadYourWrites.wait { try await store.hasHeardOf(id, on: dependencies.postgres) }
+        return try await store.profile(id: id, on: dependencies.postgres) != nil
     }
 }

@@ -21,10 +21,10 @@ public enum UsersService {
 
     /// Adds users' routes to `router` and returns its long-running work.
     public static func build(dependencies: ServiceDependencies, router: Router<ServiceRequestContext>) throws -> [any Service] {
-        let store = UsersStore(schema: dependencies.schema, logger: dependencies.logger)
+        let store = UsersStore(logger: dependencies.logger)
         let cache = UserQueryCache(redis: dependencies.redis, namespace: dependencies.namespace, logger: dependencies.logger)
         try router.addOpenAPIDocument(at: "/api/users/openapi.yaml", bundle: .module)
         UsersRoutes(dependencies: dependencies, store: store, cache: cache).add(to: router)
-        return [UserEventsConsumer.make(dependencies: dependencies, store: store, cache: cache)]
+        return [dependencies.consumer(UserEventsHandler(dependencies: dependencies, store: store, cache: cache))]
     }
 }

@@ -32,13 +32,7 @@ public struct UserPage: Codable, Sendable, Equatable {
 
 /// Every SQL statement of users, against its own schema.
 struct UsersStore: Sendable {
-    let schema: String
     let logger: Logger
-
-    init(schema: SchemaName, logger: Logger) {
-        self.schema = schema.rawValue
-        self.logger = logger
-    }
 
     /// Users whose username or display name starts with `query`, ordered by (username, id),
     /// after the cursor's position.
@@ -48,7 +42,7 @@ struct UsersStore: Sendable {
         let afterId = cursor?.id ?? ""
         let rows = try await client.query(
             """
-            SELECT id, username, display_name, online, last_seen_at FROM \(unescaped: schema).profiles
+            SELECT id, username, display_name, online, last_seen_at FROM profiles
             WHERE (lower(username) LIKE \(pattern) OR lower(display_name) LIKE \(pattern))
               AND (lower(username), id) > (\(afterName), \(afterId))
             ORDER BY lower(username), id
@@ -70,7 +64,7 @@ struct UsersStore: Sendable {
 
     func profile(id: String, on client: PostgresClient) async throws -> UserProfile? {
         let rows = try await client.query(
-            "SELECT id, username, display_name, about, online, last_seen_at FROM \(unescaped: schema).profiles WHERE id = \(id)",
+            "SELECT id, username, display_name, about, online, last_seen_at FROM profiles WHERE id = \(id)",
             logger: logger
         )
         for try await (id, username, displayName, about, online, lastSeenAt) in rows.decode((String, String, String, String, Bool, Date?).self) {
@@ -82,7 +76,7 @@ struct UsersStore: Sendable {
     func insertProfile(id: String, username: String, displayName: String, createdAt: Date, on connection: PostgresConnection) async throws {
         try await connection.query(
             """
-            INSERT INTO \(unescaped: schema).profiles (id, username, display_name, created_at)
+            INSERT INTO profiles (id, username, display_name, created_at)
             VALUES (\(id), \(username), \(displayName), \(createdAt))
             ON CONFLICT (id) DO NOTHING
             """,
@@ -93,7 +87,7 @@ struct UsersStore: Sendable {
     func updateProfile(id: String, displayName: String?, about: String?, on connection: PostgresConnection) async throws -> UserProfile? {
         let rows = try await connection.query(
             """
-            UPDATE \(unescaped: schema).profiles
+            UPDATE profiles
             SET display_name = coalesce(\(displayName), display_name), about = coalesce(\(about), about)
             WHERE id = \(id)
             RETURNING id, username, display_name, about, online, last_seen_at
@@ -110,7 +104,7 @@ struct UsersStore: Sendable {
     func setPresence(id: String, online: Bool, at time: Date, on connection: PostgresConnection) async throws {
         try await connection.query(
             """
-            UPDATE \(unescaped: schema).profiles SET online = \(online), last_seen_at = \(time)
+            UPDATE profiles SET online = \(online), last_seen_at = \(time)
             WHERE id = \(id) AND (last_seen_at IS NULL OR last_seen_at <= \(time))
             """,
             logger: logger
@@ -119,7 +113,18 @@ struct UsersStore: Sendable {
 
     /// Removes the profile; its contacts (both directions) go with it.
     func deleteProfile(id: String, on connection: PostgresConnection) async throws {
-        try await connection.query("DELETE FROM \(unescaped: schema).profiles WHERE id = \(id)", logger: logger)
+        try await connection.query("DELETE FROM profiles WHERE id = \(id)", logger: logger)
+        try await connection.query("INSERT INTO deleted_users (id) VALUES (\(id)) ON CONFLICT DO NOTHING", logger: logger)
+    }
+
+    /// Whether `id` is a user this service has heard of: registered, or registered and deleted.
+    func hasHeardOf(_ id: String, on client: PostgresClient) async throws -> Bool {
+        let rows = try await client.query(
+            "SELECT 1 FROM profiles WHERE id = \(id) UNION ALL SELECT 1 FROM deleted_users WHERE id = \(id) LIMIT 1",
+            logger: logger
+        )
+        for try await _ in rows { return true }
+        return false
     }
 
     /// The owner's contacts (or only `contactId`, when given), by username.
@@ -127,7 +132,7 @@ struct UsersStore: Sendable {
         let rows = try await client.query(
             """
             SELECT p.id, p.username, p.display_name, p.online, p.last_seen_at
-            FROM \(unescaped: schema).contacts c JOIN \(unescaped: schema).profiles p ON p.id = c.contact_id
+            FROM contacts c JOIN profiles p ON p.id = c.contact_id
             WHERE c.owner_id = \(ownerId) AND (\(contactId)::text IS NULL OR c.contact_id = \(contactId))
             ORDER BY lower(p.username), p.id
             """,
@@ -146,9 +151,9 @@ struct UsersStore: Sendable {
     func addContact(ownerId: String, contactId: String, on connection: PostgresConnection) async throws -> ContactAddition {
         let rows = try await connection.query(
             """
-            INSERT INTO \(unescaped: schema).contacts (owner_id, contact_id)
-            SELECT \(ownerId), id FROM \(unescaped: schema).profiles
-            WHERE id = \(contactId) AND EXISTS (SELECT 1 FROM \(unescaped: schema).profiles WHERE id = \(ownerId))
+            INSERT INTO contacts (owner_id, contact_id)
+            SELECT \(ownerId), id FROM profiles
+            WHERE id = \(contactId) AND EXISTS (SELECT 1 FROM profiles WHERE id = \(ownerId))
             ON CONFLICT DO NOTHING
             RETURNING contact_id
             """,
@@ -156,7 +161,7 @@ struct UsersStore: Sendable {
         )
         for try await _ in rows { return .added }
         let existing = try await connection.query(
-            "SELECT 1 FROM \(unescaped: schema).contacts WHERE owner_id = \(ownerId) AND contact_id = \(contactId)",
+            "SELECT 1 FROM contacts WHERE owner_id = \(ownerId) AND contact_id = \(contactId)",
             logger: logger
         )
         for try await _ in existing { return .existing }
@@ -166,7 +171,7 @@ struct UsersStore: Sendable {
     /// Removes a contact, inside the caller's transaction; false when it was not one.
     func removeContact(ownerId: String, contactId: String, on connection: PostgresConnection) async throws -> Bool {
         let rows = try await connection.query(
-            "DELETE FROM \(unescaped: schema).contacts WHERE owner_id = \(ownerId) AND contact_id = \(contactId) RETURNING contact_id",
+            "DELETE FROM contacts WHERE owner_id = \(ownerId) AND contact_id = \(contactId) RETURNING contact_id",
             logger: logger
         )
         for try await _ in rows { return true }
@@ -199,7 +204,7 @@ struct UserCursor: Codable, Sendable, Equatable {
         guard encoded.count <= 512, let data = Data(base64URLEncoded: encoded),
               let cursor = try? JSONDecoder().decode(UserCursor.self, from: data)
         else {
-            throw APIError.badRequest("invalid_cursor", "The cursor is not one this service issued.")
+            throw APIError.invalidCursor
         }
         self = cursor
     }

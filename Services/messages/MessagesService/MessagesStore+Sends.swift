@@ -1,0 +1,242 @@
+import EventContracts
+import Foundation
+import PostgresNIO
+
+/// What became of one send.
+enum SendResult: Sendable, Equatable {
+    /// Stored now, with the members it goes to.
+    case stored(MessageRecord, memberIds: [String])
+    /// The same (sender, clientMsgId) was stored before: the original message.
+    case duplicate(MessageRecord)
+    /// Not a member (or no such conversation): the send is refused.
+    case notMember
+    /// A direct conversation whose other member deleted their account: it is read-only.
+    case peerDeleted
+}
+
+/// A receipt marker after a batch moved it.
+struct MarkerChange: Sendable, Equatable {
+    let conversationId: String
+    let userId: String
+    let deliveredSeq: Int64
+    let readSeq: Int64
+}
+
+extension MessagesStore {
+    /// Stores a batch of sends in order, inside the caller's transaction, with a fixed number of
+    /// statements whatever the batch's size: look up retries, lock the conversations (in id order,
+    /// as every writer of a conversation does), read their members after the lock, then insert the
+    /// messages, advance `last_seq` and the senders' markers in one statement. Seqs are assigned
+    /// here in batch order, so each conversation's seqs stay gap-free and in the order sent.
+    func store(_ sends: [MessageSent], at sentAt: Date, on connection: PostgresConnection) async throws -> [SendResult] {
+        var results = [SendResult?](repeating: nil, count: sends.count)
+
+        // 1. Retries: a (sender, clientMsgId) stored before, or earlier in this batch.
+        var firstIndex: [SendKey: Int] = [:]
+        var repeatOf: [Int: Int] = [:]
+        for (index, send) in sends.enumerated() {
+            let key = SendKey(senderId: send.senderId, clientMsgId: send.clientMsgId)
+            if let first = firstIndex[key] { repeatOf[index] = first } else { firstIndex[key] = index }
+        }
+        let unique = firstIndex.values.sorted()
+        let existing = try await storedMessages(for: unique.map { sends[$0] }, on: connection)
+        var fresh: [Int] = []
+        for index in unique {
+            let send = sends[index]
+            if let message = existing[SendKey(senderId: send.senderId, clientMsgId: send.clientMsgId)] {
+                results[index] = .duplicate(message)
+            } else {
+                fresh.append(index)
+            }
+        }
+
+        // 2. Lock the conversations, then read their members: a membership change takes the same
+        // lock, so the members read here are the members when these messages take their seqs.
+        if !fresh.isEmpty {
+            let conversationIds = Array(Set(fresh.map { sends[$0].conversationId })).sorted()
+            var lastSeq: [String: Int64] = [:]
+            var isDirect: Set<String> = []
+            let locked = try await connection.query(
+                "SELECT id, last_seq, type FROM conversations WHERE id = ANY(\(conversationIds)) ORDER BY id FOR UPDATE",
+                logger: logger
+            )
+            for try await (id, seq, type) in locked.decode((String, Int64, String).self) {
+                lastSeq[id] = seq
+                if type == "direct" { isDirect.insert(id) }
+            }
+            let roster = try await members(of: Array(lastSeq.keys), on: connection)
+
+            // 3. Seqs in batch order; one statement writes the lot.
+            var rows = MessageRows()
+            var senderMarks: [MemberKey: Int64] = [:]  // each sender's highest new seq per conversation
+            for index in fresh {
+                let send = sends[index]
+                guard let last = lastSeq[send.conversationId], let members = roster[send.conversationId], members.live.contains(send.senderId) else {
+                    results[index] = .notMember
+                    continue
+                }
+                if isDirect.contains(send.conversationId), !members.deleted.isEmpty {
+                    results[index] = .peerDeleted
+                    continue
+                }
+                let seq = last + 1
+                lastSeq[send.conversationId] = seq
+                let message = MessageRecord(
+                    id: EventID.make(at: sentAt), conversationId: send.conversationId, seq: seq, senderId: send.senderId,
+                    clientMsgId: send.clientMsgId, body: send.body, sentAt: sentAt
+                )
+                rows.append(message)
+                senderMarks[MemberKey(conversationId: send.conversationId, userId: send.senderId)] = seq
+                results[index] = .stored(message, memberIds: members.live)
+            }
+            if !rows.ids.isEmpty {
+                let advanced = Set(rows.conversationIds)
+                let conversations = lastSeq.filter { advanced.contains($0.key) }
+                try await connection.query(
+                    """
+                    WITH inserted AS (
+                        INSERT INTO messages (id, conversation_id, seq, sender_id, client_msg_id, body, sent_at)
+                        SELECT id, conversation_id, seq, sender_id, client_msg_id, body, \(sentAt)
+                        FROM unnest(\(rows.ids), \(rows.conversationIds), \(rows.seqs), \(rows.senderIds), \(rows.clientMsgIds), \(rows.bodies))
+                             AS new(id, conversation_id, seq, sender_id, client_msg_id, body)
+                        RETURNING 1
+                    ), advanced AS (
+                        UPDATE conversations c SET last_seq = v.last_seq, last_activity = \(sentAt)
+                        FROM unnest(\(Array(conversations.keys)), \(Array(conversations.values))) AS v(id, last_seq)
+                        WHERE c.id = v.id
+                        RETURNING 1
+                    ), marked AS (
+                        UPDATE members m
+                        SET delivered_seq = GREATEST(m.delivered_seq, v.seq), read_seq = GREATEST(m.read_seq, v.seq)
+                        FROM unnest(\(senderMarks.keys.map(\.conversationId)), \(senderMarks.keys.map(\.userId)), \(Array(senderMarks.values)))
+                             AS v(conversation_id, user_id, seq)
+                        WHERE m.conversation_id = v.conversation_id AND m.user_id = v.user_id
+                        RETURNING 1
+                    )
+                    SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM advanced), (SELECT count(*) FROM marked)
+                    """,
+                    logger: logger
+                )
+            }
+        }
+
+        // 4. A repeat within the batch gets what its first copy got (as a retry).
+        for (index, first) in repeatOf {
+            switch results[first] {
+            case .stored(let message, _), .duplicate(let message): results[index] = .duplicate(message)
+            case .notMember, nil: results[index] = .notMember
+            case .peerDeleted: results[index] = .peerDeleted
+            }
+        }
+        return results.map { $0 ?? .notMember }
+    }
+
+    /// Messages already stored for these (sender, clientMsgId) pairs, in one statement.
+    private func storedMessages(for sends: [MessageSent], on connection: PostgresConnection) async throws -> [SendKey: MessageRecord] {
+        guard !sends.isEmpty else { return [:] }
+        let rows = try await connection.query(
+            """
+            SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.sent_at
+            FROM unnest(\(sends.map(\.senderId)), \(sends.map(\.clientMsgId))) AS s(sender_id, client_msg_id)
+            JOIN messages m ON m.sender_id = s.sender_id AND m.client_msg_id = s.client_msg_id
+            """,
+            logger: logger
+        )
+        var found: [SendKey: MessageRecord] = [:]
+        for try await (id, conversation, seq, sender, clientId, body, sentAt) in rows.decode((String, String, Int64, String, String, String, Date).self) {
+            found[SendKey(senderId: sender, clientMsgId: clientId)] = MessageRecord(
+                id: id, conversationId: conversation, seq: seq, senderId: sender, clientMsgId: clientId, body: body, sentAt: sentAt
+            )
+        }
+        return found
+    }
+
+    /// The members of each conversation, in one statement: the live ones (who get its messages)
+    /// and the deleted accounts.
+    func members(of conversationIds: [String], on connection: PostgresConnection) async throws -> [String: (live: [String], deleted: [String])] {
+        guard !conversationIds.isEmpty else { return [:] }
+        var members: [String: (live: [String], deleted: [String])] = [:]
+        for id in conversationIds { members[id] = ([], []) }
+        let rows = try await connection.query(
+            """
+            SELECT m.conversation_id, m.user_id, k.deleted_at IS NOT NULL
+            FROM members m LEFT JOIN known_users k ON k.id = m.user_id
+            WHERE m.conversation_id = ANY(\(conversationIds)) ORDER BY m.conversation_id, m.user_id
+            """,
+            logger: logger
+        )
+        for try await (conversationId, userId, deleted) in rows.decode((String, String, Bool).self) {
+            if deleted { members[conversationId]?.deleted.append(userId) } else { members[conversationId]?.live.append(userId) }
+        }
+        return members
+    }
+
+    /// Moves members' markers forward only, never past the conversation's last seq (read implies
+    /// delivered), for a whole batch of markers in one statement; returns the markers that moved.
+    /// A marker of someone who is not a member changes nothing.
+    func advanceMarkers(_ marks: [ReceiptMarked], on connection: PostgresConnection) async throws -> [MarkerChange] {
+        // Several marks of one member in one batch: the furthest of each kind wins.
+        var furthest: [MemberKey: (delivered: Int64, read: Int64)] = [:]
+        for mark in marks {
+            let key = MemberKey(conversationId: mark.conversationId, userId: mark.userId)
+            let current = furthest[key] ?? (0, 0)
+            furthest[key] = (max(current.delivered, mark.deliveredSeq ?? 0), max(current.read, mark.readSeq ?? 0))
+        }
+        guard !furthest.isEmpty else { return [] }
+        let keys = furthest.keys.sorted { ($0.conversationId, $0.userId) < ($1.conversationId, $1.userId) }
+        let rows = try await connection.query(
+            """
+            WITH wanted AS (
+                SELECT v.conversation_id, v.user_id,
+                       LEAST(GREATEST(v.delivered, v.read), c.last_seq) AS delivered, LEAST(v.read, c.last_seq) AS read
+                FROM unnest(\(keys.map(\.conversationId)), \(keys.map(\.userId)), \(keys.map { furthest[$0]!.delivered }), \(keys.map { furthest[$0]!.read }))
+                     AS v(conversation_id, user_id, delivered, read)
+                JOIN conversations c ON c.id = v.conversation_id
+            )
+            UPDATE members m
+            SET delivered_seq = GREATEST(m.delivered_seq, w.delivered), read_seq = GREATEST(m.read_seq, w.read)
+            FROM wanted w
+            WHERE m.conversation_id = w.conversation_id AND m.user_id = w.user_id
+              AND (w.delivered > m.delivered_seq OR w.read > m.read_seq)
+            RETURNING m.conversation_id, m.user_id, m.delivered_seq, m.read_seq
+            """,
+            logger: logger
+        )
+        var changes: [MarkerChange] = []
+        for try await (conversationId, userId, delivered, read) in rows.decode((String, String, Int64, Int64).self) {
+            changes.append(MarkerChange(conversationId: conversationId, userId: userId, deliveredSeq: delivered, readSeq: read))
+        }
+        return changes
+    }
+}
+
+/// A send's idempotency key.
+private struct SendKey: Hashable {
+    let senderId: String
+    let clientMsgId: String
+}
+
+/// One member of one conversation.
+private struct MemberKey: Hashable {
+    let conversationId: String
+    let userId: String
+}
+
+/// Columns of the messages a batch inserts, as arrays for `unnest`.
+private struct MessageRows {
+    var ids: [String] = []
+    var conversationIds: [String] = []
+    var seqs: [Int64] = []
+    var senderIds: [String] = []
+    var clientMsgIds: [String] = []
+    var bodies: [String] = []
+
+    mutating func append(_ message: MessageRecord) {
+        ids.append(message.id)
+        conversationIds.append(message.conversationId)
+        seqs.append(message.seq)
+        senderIds.append(message.senderId)
+        clientMsgIds.append(message.clientMsgId)
+        bodies.append(message.body)
+    }
+}

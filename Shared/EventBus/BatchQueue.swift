@@ -1,0 +1,50 @@
+import ServiceLifecycle
+import Synchronization
+
+/// Work from many callers, taken by one loop a batch at a time: `append` never waits, and `run`
+/// hands the consumer whatever arrived meanwhile (after at most `window` more), up to `maxBatch`
+/// items in order. On graceful shutdown it hands over what is left, then returns.
+public final class BatchQueue<Item: Sendable>: Sendable {
+    private let items = Mutex<[Item]>([])
+    private let capacity: Int
+    private let wakeups: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+
+    /// `capacity` items may wait at once; past it `append` refuses.
+    public init(capacity: Int) {
+        self.capacity = capacity
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Queues an item; false (nothing queued) when `capacity` items are waiting already.
+    public func append(_ item: Item) -> Bool {
+        let accepted = items.withLock { items in
+            guard items.count < capacity else { return false }
+            items.append(item)
+            return true
+        }
+        if accepted { wake.yield() }
+        return accepted
+    }
+
+    /// Calls `handle` with each batch until graceful shutdown, and once more with what is left.
+    public func run(window: Duration, maxBatch: Int, _ handle: ([Item]) async -> Void) async {
+        for await _ in wakeups.cancelOnGracefulShutdown() {
+            if window > .zero { try? await Task.sleep(for: window) }
+            await drain(maxBatch: maxBatch, handle)
+        }
+        await drain(maxBatch: maxBatch, handle)
+    }
+
+    private func drain(maxBatch: Int, _ handle: ([Item]) async -> Void) async {
+        while true {
+            let batch = items.withLock { items -> [Item] in
+                let count = min(items.count, max(1, maxBatch))
+                defer { items.removeFirst(count) }
+                return Array(items.prefix(count))
+            }
+            guard !batch.isEmpty else { return }
+            await handle(batch)
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+
+/// CPU time and resident memory of the processes a benchmark watches, from /proc.
+struct WatchedProcess: Sendable {
+    let name: String
+    let pid: Int32
+    /// Count the process's children too (Postgres: one backend per connection).
+    let withChildren: Bool
+}
+
+enum ProcessStats {
+    /// CPU seconds used so far by `process` (and its children, when asked).
+    static func cpuSeconds(of process: WatchedProcess) -> Double {
+        pids(of: process).reduce(0) { $0 + cpuSeconds(pid: $1) }
+    }
+
+    /// Resident memory in MiB of `process` (and its children, when asked).
+    static func residentMiB(of process: WatchedProcess) -> Double {
+        pids(of: process).reduce(0) { $0 + residentKiB(pid: $1) } / 1024
+    }
+
+    static func residentKiB(pid: Int32) -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kib = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        return kib
+    }
+
+    static func cpuSeconds(pid: Int32) -> Double {
+        guard let fields = statFields(pid: pid), fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    private static func pids(of process: WatchedProcess) -> [Int32] {
+        guard process.withChildren else { return [process.pid] }
+        let children = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).filter { pid in
+            guard let fields = statFields(pid: pid), fields.count > 1 else { return false }
+            return Int32(fields[1]) == process.pid
+        }
+        return [process.pid] + children
+    }
+
+    /// The fields of /proc/<pid>/stat after the command name (state is field 0, ppid field 1).
+    private static func statFields(pid: Int32) -> [Substring]? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+        return stat[stat.index(after: close)...].split(separator: " ")
+    }
+}
+
+/// CPU used by each watched process over one phase.
+struct CPUWindow {
+    let processes: [WatchedProcess]
+    private let start = ContinuousClock.now
+    private let before: [Double]
+
+    init(_ processes: [WatchedProcess]) {
+        self.processes = processes
+        self.before = processes.map(ProcessStats.cpuSeconds(of:))
+    }
+
+    /// One row per process: CPU share of one core over the window, CPU microseconds per delivered
+    /// message, and RSS now; then the total.
+    func report(delivered: Int) {
+        let wall = (ContinuousClock.now - start).seconds
+        var total = 0.0
+        print("process             CPU %core   CPU µs/msg   RSS MiB")
+        for (process, before) in zip(processes, before) {
+            let used = ProcessStats.cpuSeconds(of: process) - before
+            total += used
+            print(row(process.name, used, wall: wall, delivered: delivered, rss: ProcessStats.residentMiB(of: process)))
+        }
+        print(row("all together", total, wall: wall, delivered: delivered, rss: nil))
+    }
+
+    private func row(_ name: String, _ used: Double, wall: Double, delivered: Int, rss: Double?) -> String {
+        name.padding(toLength: 18, withPad: " ", startingAt: 0)
+            + String(format: "%10.1f %12.1f   %@", 100 * used / max(wall, 0.001), used * 1e6 / Double(max(delivered, 1)), rss.map { String(format: "%7.1f", $0) } ?? "      -")
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var milliseconds: Double { seconds * 1000 }
+}

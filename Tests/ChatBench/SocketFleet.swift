@@ -1,0 +1,90 @@
+import Foundation
+import HTTPTypes
+import HummingbirdWSClient
+import Logging
+import NIOWebSocket
+import Synchronization
+
+/// Many websocket clients of `/ws/chat`, each with an outbox of frames to send and a callback for
+/// what it receives. `body` runs once every socket is open; the sockets close when it returns.
+struct SocketFleet {
+    let ports: [Int]
+    let logger: Logger
+
+    func run<Result: Sendable>(
+        count: Int,
+        token: @escaping @Sendable (Int) -> String,
+        received: @escaping @Sendable (_ socket: Int, _ text: String) -> Void,
+        _ body: @Sendable (_ outboxes: [AsyncStream<String>.Continuation]) async throws -> Result
+    ) async throws -> Result {
+        let counts = ConnectionCounts()
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            var outboxes: [AsyncStream<String>.Continuation] = []
+            for socket in 0..<count {
+                let (stream, continuation) = AsyncStream.makeStream(of: String.self)
+                outboxes.append(continuation)
+                let port = ports[socket % ports.count]
+                let logger = logger
+                group.addTask {
+                    do {
+                        try await WebSocketClient.connect(
+                            url: "ws://127.0.0.1:\(port)/ws/chat",
+                            configuration: .init(maxFrameSize: 1 << 16, additionalHeaders: [.authorization: "Bearer \(token(socket))"]),
+                            logger: logger
+                        ) { inbound, outbound, _ in
+                            counts.connected.add(1, ordering: .relaxed)
+                            try await withThrowingTaskGroup(of: Void.self) { connection in
+                                connection.addTask {
+                                    for await frame in stream { try await outbound.writeTextMessage(frame) }
+                                    try await outbound.close(.normalClosure, reason: nil)
+                                }
+                                for try await message in inbound.messages(maxSize: 1 << 16) {
+                                    if case .text(let text) = message { received(socket, text) }
+                                }
+                                connection.cancelAll()
+                            }
+                        }
+                    } catch {
+                        counts.failed.add(1, ordering: .relaxed)
+                    }
+                }
+            }
+            let deadline = ContinuousClock.now + .seconds(120)
+            while counts.connected.load(ordering: .relaxed) < count {
+                guard ContinuousClock.now < deadline, counts.failed.load(ordering: .relaxed) == 0 else {
+                    for outbox in outboxes { outbox.finish() }
+                    group.cancelAll()
+                    throw BenchError("only \(counts.connected.load(ordering: .relaxed)) of \(count) sockets connected (\(counts.failed.load(ordering: .relaxed)) failed)")
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let result = try await body(outboxes)
+            for outbox in outboxes { outbox.finish() }
+            group.cancelAll()
+            return result
+        }
+    }
+}
+
+/// How many sockets of a fleet are open, and how many failed to.
+final class ConnectionCounts: Sendable {
+    let connected = Atomic<Int>(0)
+    let failed = Atomic<Int>(0)
+}
+
+/// The number in `"clientMsgId":"<prefix><n>"` of a frame, without parsing the JSON.
+func messageNumber(in text: String, prefix: String) -> Int? {
+    guard let range = text.range(of: #""clientMsgId":""# + prefix) else { return nil }
+    return Int(text[range.upperBound...].prefix { $0.isNumber })
+}
+
+enum FrameKind {
+    case message, ack, error, other
+
+    init(_ text: String) {
+        if text.contains(#""type":"message""#) { self = .message }
+        else if text.contains(#""type":"ack""#) { self = .ack }
+        else if text.contains(#""type":"error""#) { self = .error }
+        else { self = .other }
+    }
+}
