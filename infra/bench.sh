@@ -50,9 +50,8 @@ trap stop_all EXIT
 
 start() {  # start NAME PORT [VAR=VALUE…]
     local name=$1 port=$2; shift 2
-    # The admin role owns the bench schemas; bcrypt at its cheapest so signing up thousands of
-    # bench users takes seconds (the login path is not what is measured).
-    env AMQP_VHOST=bench HTTP_PORT="$port" LOG_LEVEL=warning BCRYPT_COST=4 \
+    # The admin role owns the bench schemas. Signing up the users (bcrypt) happens before the clock.
+    env AMQP_VHOST=bench HTTP_PORT="$port" LOG_LEVEL=warning BCRYPT_COST=10 \
         DATABASE_USER="$DATABASE_ADMIN_USER" DATABASE_PASSWORD="$DATABASE_ADMIN_PASSWORD" \
         ALLOWED_ORIGINS="http://127.0.0.1:8080,ws://127.0.0.1" "$@" \
         nohup "$BIN/$name" >>"$LOG_DIR/bench-$name-$port.log" 2>&1 </dev/null &
@@ -80,7 +79,11 @@ services="socket-handler-1=$PID_socket_handler_18084,socket-handler-2=$PID_socke
 services+=",notifications=$PID_notifications_18086,users=$PID_users_18082,auth=$PID_auth_18081"
 servers="postgres=$(run_pid postgres)+,rabbitmq=$(run_pid rabbitmq-node),redis=$(run_pid redis)"
 
-bench() { "$BENCH_BIN/chat-bench" --auth http://127.0.0.1:18081 --messages-url http://127.0.0.1:18083 --socket-ports 18084,18085 "$@"; }
+# A phase the services cannot do (an older build's smaller limits, say) is reported, not fatal.
+bench() {
+    "$BENCH_BIN/chat-bench" --auth http://127.0.0.1:18081 --messages-url http://127.0.0.1:18083 --socket-ports 18084,18085 "$@" \
+        || echo "[bench] this phase failed (exit $?)"
+}
 purge() { bash infra/stack.sh purge bench; }
 
 for phase in $PHASES; do

@@ -5,8 +5,11 @@ exchanges (and, on the topic exchanges, only the routing keys) it produces, read
 exchanges it binds from and its own queues, and declare only the standard exchanges and its own
 queues. `swiftchat` is the administrator that tests, the benchmark and operators use. No `guest`.
 
-Usage: rabbitmq-definitions.py ADMIN_USER ADMIN_PASSWORD > definitions.json
-Service passwords are `swiftchat_<service>` locally, like the Postgres roles.
+Usage:
+  rabbitmq-definitions.py ADMIN_USER ADMIN_PASSWORD > definitions.json   (the local stack: service
+      users `<service>` / `swiftchat_<service>`, like the Postgres roles, plus the administrator)
+  rabbitmq-definitions.py --env-dir DIR > definitions.json                (Kubernetes dev overlay:
+      each service's AMQP_USER / AMQP_PASSWORD from DIR/<service>.env; no administrator)
 """
 import base64
 import hashlib
@@ -37,21 +40,34 @@ def password_hash(password: str) -> str:
     return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
 
 
+def env_file(path: str) -> dict:
+    with open(path) as f:
+        return dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+
+
 def main() -> None:
-    admin, admin_password = sys.argv[1], sys.argv[2]
-    users = [{"name": admin, "password_hash": password_hash(admin_password),
-              "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]}]
-    permissions = [{"user": admin, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}]
-    topic_permissions = []
+    users, permissions, topic_permissions = [], [], []
+    env_dir = sys.argv[2] if sys.argv[1] == "--env-dir" else None
+    if env_dir is None:
+        admin, admin_password = sys.argv[1], sys.argv[2]
+        users.append({"name": admin, "password_hash": password_hash(admin_password),
+                      "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]})
+        permissions.append({"user": admin, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"})
     for service, (writes, reads, topics) in SERVICES.items():
+        if env_dir:
+            credentials = env_file(os.path.join(env_dir, f"{service}.env"))
+            user, password = credentials["AMQP_USER"], credentials["AMQP_PASSWORD"]
+        else:
+            user, password = service, f"swiftchat_{service}"
+        # The service's own queues: `<service namespace>.<name>`, the namespace its name.
         own = rf"{service.replace('-', '[-]')}\..*"
-        users.append({"name": service, "password_hash": password_hash(f"swiftchat_{service}"),
+        users.append({"name": user, "password_hash": password_hash(password),
                       "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []})
-        permissions.append({"user": service, "vhost": "/", "configure": rf"^({EXCHANGES}|{own})$",
+        permissions.append({"user": user, "vhost": "/", "configure": rf"^({EXCHANGES}|{own})$",
                             "write": rf"^({writes}|{own})$", "read": rf"^({reads}|{own})$"})
         for exchange in ("UserEvents", "MessageEvents"):
             # A topic exchange it may not write at all gets a pattern nothing matches.
-            topic_permissions.append({"user": service, "vhost": "/", "exchange": exchange,
+            topic_permissions.append({"user": user, "vhost": "/", "exchange": exchange,
                                       "write": topics.get(exchange, "^$"), "read": ".*"})
     json.dump({"users": users, "vhosts": [{"name": "/"}], "permissions": permissions,
                "topic_permissions": topic_permissions}, sys.stdout, indent=1)

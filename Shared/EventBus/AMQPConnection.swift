@@ -117,6 +117,17 @@ actor AMQPConnection {
         }
     }
 
+    /// How many consumers a queue has (a passive declare: nothing is created). A queue that does
+    /// not exist closes the channel and throws.
+    func consumerCount(_ name: String) throws(EventBusError) -> Int {
+        let connection = try requireOpen()
+        let ok = withCStrings { strings in
+            amqp_queue_declare(connection, channel, strings.bytes(name), 1, 0, 0, 0, amqp_table_t(num_entries: 0, entries: nil))
+        }
+        try checkReply("queue.declare (passive) \(name)")
+        return Int(ok?.pointee.consumer_count ?? 0)
+    }
+
     /// Deletes a queue (tests and tooling); returns the number of messages it held.
     func deleteQueue(_ name: String) throws(EventBusError) -> Int {
         let connection = try requireOpen()

@@ -252,6 +252,13 @@ public enum EventBusAdmin {
         return taken
     }
 
+    /// How many consumers a queue has; 0 when it does not exist (yet).
+    public static func consumerCount(of queue: String, configuration: AMQPConfiguration) async throws -> Int {
+        var count = 0
+        try await withConnection(configuration) { connection in count = (try? await connection.consumerCount(queue)) ?? 0 }
+        return count
+    }
+
     /// Deletes queues, ignoring ones that do not exist.
     public static func deleteQueues(_ names: [String], configuration: AMQPConfiguration) async throws {
         for name in names {

@@ -164,17 +164,94 @@ public enum EventCoding {
     }
 }
 
-/// RFC 3339 UTC times with millisecond precision, as every SwiftChat time is written.
+/// RFC 3339 UTC times with millisecond precision, as every SwiftChat time is written
+/// (`2026-12-01T23:33:05.123Z`). Written and read by hand: a stored message's time is formatted for
+/// every frame and event that carries it, and a general-purpose date formatter costs more than
+/// the rest of the message's encoding.
 public enum RFC3339 {
     public static func string(from date: Date) -> String {
-        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+        // To the microsecond first (Postgres's precision), so a time that is a whole millisecond
+        // but stored a hair below it in binary still writes that millisecond; then truncated.
+        let microseconds = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let milliseconds = floorDivide(microseconds, 1000).0
+        let (days, ofDay) = floorDivide(milliseconds, 86_400_000)
+        let (year, month, day) = civil(fromDays: days)
+        var bytes = [UInt8](repeating: 0, count: 24)
+        func put(_ value: Int64, _ width: Int, at offset: Int) {
+            var value = value
+            for index in stride(from: offset + width - 1, through: offset, by: -1) {
+                bytes[index] = UInt8(truncatingIfNeeded: 48 + value % 10)
+                value /= 10
+            }
+        }
+        put(year, 4, at: 0); bytes[4] = 45  // -
+        put(month, 2, at: 5); bytes[7] = 45
+        put(day, 2, at: 8); bytes[10] = 84  // T
+        put(ofDay / 3_600_000, 2, at: 11); bytes[13] = 58  // :
+        put(ofDay / 60_000 % 60, 2, at: 14); bytes[16] = 58
+        put(ofDay / 1000 % 60, 2, at: 17); bytes[19] = 46  // .
+        put(ofDay % 1000, 3, at: 20); bytes[23] = 90  // Z
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     public static func date(from string: String) -> Date? {
+        if let date = fastDate(Array(string.utf8)) { return date }
+        // Anything else RFC 3339 allows (an offset, more or fewer fractional digits).
         if let date = try? Date(string, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)) {
             return date
         }
         return try? Date(string, strategy: .iso8601)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ` or `YYYY-MM-DDTHH:MM:SSZ`; nil for any other form.
+    private static func fastDate(_ bytes: [UInt8]) -> Date? {
+        guard bytes.count == 24 || bytes.count == 20, bytes[4] == 45, bytes[7] == 45, bytes[10] == 84, bytes[13] == 58, bytes[16] == 58,
+              bytes.last == 90, bytes.count == 20 || bytes[19] == 46
+        else { return nil }
+        func number(_ offset: Int, _ width: Int) -> Int64? {
+            var value: Int64 = 0
+            for byte in bytes[offset..<(offset + width)] {
+                guard byte >= 48, byte <= 57 else { return nil }
+                value = value * 10 + Int64(byte - 48)
+            }
+            return value
+        }
+        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
+              let minute = number(14, 2), let second = number(17, 2), (1...12).contains(month), (1...31).contains(day),
+              hour < 24, minute < 60, second < 61
+        else { return nil }
+        let millisecond = bytes.count == 24 ? number(20, 3) : 0
+        guard let millisecond else { return nil }
+        let days = daysFromCivil(year: year, month: month, day: day)
+        let total = (((days * 24 + hour) * 60 + minute) * 60 + second) * 1000 + millisecond
+        return Date(timeIntervalSince1970: Double(total) / 1000)
+    }
+
+    private static func floorDivide(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
+        let quotient = value >= 0 ? value / divisor : (value - divisor + 1) / divisor
+        return (quotient, value - quotient * divisor)
+    }
+
+    /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+    private static func civil(fromDays days: Int64) -> (Int64, Int64, Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shifted = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * shifted + 2) / 5 + 1
+        let month = shifted < 10 ? shifted + 3 : shifted - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    private static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
     }
 }
 

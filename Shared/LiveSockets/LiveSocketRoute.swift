@@ -89,13 +89,18 @@ extension LiveConnection {
     /// goes to `onText`, at most `framesPerSecond` (bursts of `burst`; past that the client gets
     /// a `rate_limited` error frame). A message over `maxMessageBytes`, fragmented or not, ends the
     /// socket. Returns once the client is gone, or the connection was closed or fell behind.
+    ///
+    /// Returns the error that ended the reading (an oversize message, a protocol error), if any:
+    /// rethrown by the socket's handler after its clean-up, the library closes with its code
+    /// (1009 for an oversize message) instead of a normal closure.
     public func serve(
         inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, maxMessageBytes: Int, framesPerSecond: Double, burst: Double,
         logger: Logger, onText: (String) async -> Void
-    ) async {
-        await withTaskGroup(of: Void.self) { group in
+    ) async -> (any Error)? {
+        await withTaskGroup(of: Void.self) { group -> (any Error)? in
             group.addTask { await self.pump(into: outbound, logger: logger) }
             var bucket = TokenBucket(rate: framesPerSecond, burst: burst)
+            var ended: (any Error)?
             do {
                 for try await message in inbound.messages(maxSize: maxMessageBytes) {
                     if isOverflowed { break }
@@ -110,11 +115,12 @@ extension LiveConnection {
                     await onText(text)
                 }
             } catch {
-                // Oversize messages and protocol errors end the stream; the library closes the socket.
                 logger.debug("websocket read ended", metadata: ["error": "\(error)"])
+                ended = error
             }
             finish()
             await group.waitForAll()
+            return ended
         }
     }
 

@@ -63,15 +63,20 @@ struct ChatBench {
         }
     }
 
-    static func main() async throws {
-        let options = try Options(arguments: CommandLine.arguments)
-        let bench = Bench(options: options)
-        switch options.phase {
-        case "rate": try await bench.rate()
-        case "idle": try await bench.idleSockets()
-        case "catchup": try await bench.catchUp()
-        case "fanout": try await bench.fanOut()
-        default: throw BenchError("unknown phase \(options.phase): rate, idle, catchup or fanout")
+    static func main() async {
+        do {
+            let options = try Options(arguments: CommandLine.arguments)
+            let bench = Bench(options: options)
+            switch options.phase {
+            case "rate": try await bench.rate()
+            case "idle": try await bench.idleSockets()
+            case "catchup": try await bench.catchUp()
+            case "fanout": try await bench.fanOut()
+            default: throw BenchError("unknown phase \(options.phase): rate, idle, catchup or fanout")
+            }
+        } catch {
+            print("chat-bench: \(error)")
+            exit(1)
         }
     }
 }

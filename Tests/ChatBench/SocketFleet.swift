@@ -72,19 +72,51 @@ final class ConnectionCounts: Sendable {
     let failed = Atomic<Int>(0)
 }
 
-/// The number in `"clientMsgId":"<prefix><n>"` of a frame, without parsing the JSON.
+/// The number in `"clientMsgId":"<prefix><n>"` of a frame, found in its bytes without parsing the
+/// JSON (the load generator shares the machine it measures: it must cost little).
 func messageNumber(in text: String, prefix: String) -> Int? {
-    guard let range = text.range(of: #""clientMsgId":""# + prefix) else { return nil }
-    return Int(text[range.upperBound...].prefix { $0.isNumber })
+    let needle = Array(#""clientMsgId":""#.utf8) + Array(prefix.utf8)
+    return text.utf8.withContiguousStorageIfAvailable { bytes -> Int? in
+        guard let start = find(needle, in: bytes) else { return nil }
+        var value = 0
+        var index = start + needle.count
+        guard index < bytes.count, bytes[index] >= 48, bytes[index] <= 57 else { return nil }
+        while index < bytes.count, bytes[index] >= 48, bytes[index] <= 57 {
+            value = value * 10 + Int(bytes[index] - 48)
+            index += 1
+        }
+        return value
+    } ?? nil
+}
+
+/// Where `needle` starts in `bytes`, or nil.
+private func find(_ needle: [UInt8], in bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+    guard bytes.count >= needle.count, let first = needle.first else { return nil }
+    var index = 0
+    while index <= bytes.count - needle.count {
+        if bytes[index] == first {
+            var matched = 1
+            while matched < needle.count, bytes[index + matched] == needle[matched] { matched += 1 }
+            if matched == needle.count { return index }
+        }
+        index += 1
+    }
+    return nil
 }
 
 enum FrameKind {
     case message, ack, error, other
 
+    private static let messageTag = Array(#""type":"message""#.utf8)
+    private static let ackTag = Array(#""type":"ack""#.utf8)
+    private static let errorTag = Array(#""type":"error""#.utf8)
+
     init(_ text: String) {
-        if text.contains(#""type":"message""#) { self = .message }
-        else if text.contains(#""type":"ack""#) { self = .ack }
-        else if text.contains(#""type":"error""#) { self = .error }
-        else { self = .other }
+        self = text.utf8.withContiguousStorageIfAvailable { bytes -> FrameKind in
+            if find(Self.messageTag, in: bytes) != nil { return .message }
+            if find(Self.ackTag, in: bytes) != nil { return .ack }
+            if find(Self.errorTag, in: bytes) != nil { return .error }
+            return .other
+        } ?? .other
     }
 }

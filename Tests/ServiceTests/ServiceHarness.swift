@@ -105,6 +105,7 @@ struct ServiceHarness: Sendable {
         do {
             try await auth.test(.router) { authClient in
                 try await messages.test(.router) { messagesClient in
+                    try await awaitConsumers(of: authQueues + messagesQueues)
                     try await body(authClient, messagesClient)
                 }
             }
@@ -141,6 +142,7 @@ struct ServiceHarness: Sendable {
                     try await messages.test(.router) { messagesClient in
                         try await notifications.test(.live) { notificationsClient in
                             try await chat.test(.live) { chatClient in
+                                try await awaitConsumers(of: authQueues + usersQueues + messagesQueues + notificationsQueues + socketQueues)
                                 try await body(Clients(
                                     auth: authClient, users: usersClient, messages: messagesClient, notifications: notificationsClient,
                                     notificationsPort: notificationsClient.port!, chatPort: chatClient.port!
@@ -164,6 +166,7 @@ struct ServiceHarness: Sendable {
         do {
             try await auth.test(.router) { authClient in
                 try await users.test(.router) { usersClient in
+                    try await awaitConsumers(of: authQueues + usersQueues)
                     try await body(authClient, usersClient)
                 }
             }
@@ -174,14 +177,35 @@ struct ServiceHarness: Sendable {
         await cleanUp()
     }
 
+    var authQueues: [String] { ["\(namespace)_auth.user-events", "\(namespace)_auth.revocations"] }
+    var usersQueues: [String] { ["\(namespace)_users.user-events"] }
+    var messagesQueues: [String] { ["\(namespace)_messages.user-events", "\(namespace)_messages.message-sent", "\(namespace)_messages.receipts"] }
+    var notificationsQueues: [String] { ["\(namespace)_notifications.events"] }
+    /// Exclusive to the connection that consumes it: it exists exactly while its consumer does.
+    var notificationsInstanceQueue: String { "\(namespace)_notifications.instance.\(namespace)-n1" }
+    var socketQueues: [String] { ["\(namespace)_socket.message-events"] }
+
+    /// Waits until every queue has its consumer. Events published before a service has declared
+    /// and bound its queue find no queue and wait out the outbox's retry, longer than a request's
+    /// patience for an id it has not heard of (`ReadYourWrites`); a deployment declares its queues
+    /// once, a test harness on every run.
+    func awaitConsumers(of queues: [String]) async throws {
+        let consuming = await eventually(timeout: .seconds(30), every: .milliseconds(50)) {
+            for queue in queues where (try? await EventBusAdmin.consumerCount(of: queue, configuration: TestStack.amqp())) ?? 0 == 0 {
+                return false
+            }
+            return true
+        }
+        guard consuming else { throw HarnessError(message: "not every queue of \(queues) got its consumer within 30 s") }
+    }
+
     func cleanUp() async {
         _ = try? await TestStack.withDatabase(schema: authSchema) { client in
             try await client.query("DROP SCHEMA IF EXISTS \(unescaped: usersSchema.rawValue) CASCADE")
             try await client.query("DROP SCHEMA IF EXISTS \(unescaped: messagesSchema.rawValue) CASCADE")
             try await client.query("DROP SCHEMA IF EXISTS \(unescaped: notificationsSchema.rawValue) CASCADE")
         }
-        let queues = ["\(namespace)_auth.user-events", "\(namespace)_auth.revocations", "\(namespace)_users.user-events", "\(namespace)_messages.user-events", "\(namespace)_messages.message-sent", "\(namespace)_messages.receipts", "\(namespace)_notifications.events", "\(namespace)_notifications.instance.\(namespace)-n1",
-            "\(namespace)_socket.message-events"]
+        let queues = authQueues + usersQueues + messagesQueues + notificationsQueues + [notificationsInstanceQueue] + socketQueues
         try? await EventBusAdmin.deleteQueues(queues + queues.map { "\($0).dead" }, configuration: TestStack.amqp())
     }
 }

@@ -41,48 +41,7 @@ done
 [[ -s $OUT/redis.env ]] || echo "REDIS_PASSWORD=$(password)" >"$OUT/redis.env"
 [[ -s $OUT/postgres.env ]] || echo "POSTGRES_PASSWORD=$(password)" >"$OUT/postgres.env"
 
-# RabbitMQ permissions (configure / write / read regexes) per service, from what the code
-# declares, publishes and consumes. Every client declares the four exchanges (idempotently), so
-# all may configure them. Declaring a queue with a dead-letter exchange needs write on that
-# exchange, binding a queue needs read on its exchange, and consumers dead-letter a poison event
-# themselves: hence DeadLetters in everyone's write and read.
-python3 - "$OUT" <<'PY'
-import base64, hashlib, json, os, sys
-
-out = sys.argv[1]
-exchanges = "UserEvents|MessageEvents|InstanceDelivery|DeadLetters"
-# service: (exchanges it publishes to, exchanges its queues are bound to)
-services = {
-    "auth": ("UserEvents", "UserEvents"),
-    "users": ("UserEvents", "UserEvents"),
-    "messages": ("MessageEvents|InstanceDelivery", "UserEvents|MessageEvents"),
-    "socket-handler": ("UserEvents|MessageEvents|InstanceDelivery", "UserEvents|MessageEvents|InstanceDelivery"),
-    "notifications": ("UserEvents", "UserEvents|MessageEvents|InstanceDelivery"),
-}
-
-def env(path):
-    with open(path) as f:
-        return dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
-
-def rabbit_hash(password):
-    # rabbit_password_hashing_sha256: base64(salt + sha256(salt + password)), 4-byte salt.
-    salt = os.urandom(4)
-    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
-
-path = os.path.join(out, "definitions.json")
-if os.path.exists(path):
-    sys.exit(0)
-users, permissions = [], []
-for service, (writes, reads) in services.items():
-    credentials = env(os.path.join(out, f"{service}.env"))
-    queues = service + "\\..*"
-    users.append({"name": credentials["AMQP_USER"], "password_hash": rabbit_hash(credentials["AMQP_PASSWORD"]),
-                  "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []})
-    permissions.append({"user": credentials["AMQP_USER"], "vhost": "/",
-                        "configure": f"^({exchanges}|{queues})$",
-                        "write": f"^({writes}|DeadLetters|{queues})$",
-                        "read": f"^({reads}|DeadLetters|{queues})$"})
-with open(path, "w") as f:
-    json.dump({"vhosts": [{"name": "/"}], "users": users, "permissions": permissions}, f, indent=2)
-PY
+# RabbitMQ users and permissions (least privilege, topic permissions on the routing keys each
+# service publishes): the same rules as the local stack's, from one place.
+[[ -s $OUT/definitions.json ]] || python3 "$(dirname "${BASH_SOURCE[0]}")/../rabbitmq-definitions.py" --env-dir "$OUT" >"$OUT/definitions.json"
 echo "dev secrets in $OUT"

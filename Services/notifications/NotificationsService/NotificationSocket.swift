@@ -23,20 +23,21 @@ struct NotificationSocket: Sendable {
         router.addLiveSocket(
             "/ws/notifications", verifier: verifier, originPolicy: originPolicy, ready: ready, admission: admission, quota: quota.check
         ) { socket in
-            await serve(socket)
+            try await serve(socket)
         }
     }
 
-    private func serve(_ socket: LiveSocket) async {
+    private func serve(_ socket: LiveSocket) async throws {
         let identity = socket.identity
         let connection = LiveConnection(userId: identity.userId, sessionId: identity.sessionId, bufferLimit: outboundBuffer, channel: socket.channel)
         connections.add(connection)
         await quota.opened(connection)
-        await connection.serve(inbound: socket.inbound, outbound: socket.outbound, maxMessageBytes: 4096, framesPerSecond: 5, burst: 10, logger: logger) { _ in
+        let ended = await connection.serve(inbound: socket.inbound, outbound: socket.outbound, maxMessageBytes: 4096, framesPerSecond: 5, burst: 10, logger: logger) { _ in
             connection.send(LiveFrame.error("unknown_type", "This stream only sends; fetch with GET /api/notifications."))
         }
         connections.remove(connection)
         await quota.closed(connection)
+        if let ended { throw ended }
     }
 }
 

@@ -52,18 +52,18 @@ struct ChatSocket: Sendable {
         router.addLiveSocket(
             "/ws/chat", verifier: verifier, originPolicy: originPolicy, ready: ready, admission: admission, quota: quota.check
         ) { socket in
-            await serve(socket)
+            try await serve(socket)
         }
     }
 
-    private func serve(_ socket: LiveSocket) async {
+    private func serve(_ socket: LiveSocket) async throws {
         let identity = socket.identity
         let connection = LiveConnection(userId: identity.userId, sessionId: identity.sessionId, bufferLimit: limits.outboundBuffer, channel: socket.channel)
         if connections.add(connection) {
             await presence.connected(identity.userId)
         }
         await quota.opened(connection)
-        await connection.serve(
+        let ended = await connection.serve(
             inbound: socket.inbound, outbound: socket.outbound, maxMessageBytes: limits.maxMessageBytes, framesPerSecond: limits.framesPerSecond,
             burst: limits.burst, logger: logger
         ) { text in
@@ -73,6 +73,7 @@ struct ChatSocket: Sendable {
             await presence.disconnected(identity.userId)
         }
         await quota.closed(connection)
+        if let ended { throw ended }
     }
 
     private func handle(_ text: String, from connection: LiveConnection, identity: Identity) {

@@ -89,11 +89,14 @@ final class PresenceAnnouncer: Service {
         var failing = false
         while !Task.isCancelled {
             do {
-                // After an outage (Redis restarted empty), every connection here is registered
-                // again at the first sweep that reaches Redis, not at the next heartbeat.
-                if failing || ContinuousClock.now >= nextHeartbeat {
+                // After an outage or a restart that emptied Redis (however short), every
+                // connection here is registered again at the first sweep that reaches Redis,
+                // not at the next heartbeat.
+                var lost = failing
+                if !lost { lost = try await !registry.holdsThisInstance() }
+                if lost || ContinuousClock.now >= nextHeartbeat {
                     try await registry.refresh(connections.connectedUsers)
-                    if failing { logger.info("presence registry back; this instance's users registered again") }
+                    if lost { logger.info("presence registry back; this instance's users registered again") }
                     failing = false
                     nextHeartbeat = .now + timing.heartbeat
                 }

@@ -75,6 +75,12 @@ struct PresenceRegistry: Sendable {
         for result in try await redis.pipeline(commands) { _ = try result.get() }
     }
 
+    /// Whether Redis still holds this instance's heartbeat: false after Redis restarted empty (even
+    /// between two sweeps that both reached it) or after others took this instance for dead.
+    func holdsThisInstance() async throws -> Bool {
+        try await redis.command(["ZSCORE", instancesKey, instanceId]) != .null
+    }
+
     /// Instances whose heartbeat lapsed (or, with `including`, this one's state from before a
     /// restart): their users become due now. Returns how many users were handed over.
     func reapDeadInstances(including own: String? = nil) async throws -> Int {

@@ -1,0 +1,57 @@
+import EventContracts
+import Foundation
+import Testing
+
+@Suite("event contracts: times, envelopes, text rules")
+struct EventContractsTests {
+    @Test("RFC 3339 times written and read by hand agree with Foundation's, to the millisecond, and survive a round trip")
+    func rfc3339() throws {
+        var generator = SystemRandomNumberGenerator()
+        let reference = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        for _ in 0..<2_000 {
+            // Any millisecond from 1900 to 2200, and a time 400 µs into it (where Foundation's
+            // truncation and ours cannot differ by a binary rounding).
+            let milliseconds = Int64.random(in: -2_208_988_800_000...7_258_118_400_000, using: &generator)
+            let inside = Date(timeIntervalSince1970: Double(milliseconds * 1000 + 400) / 1_000_000)
+            #expect(RFC3339.string(from: inside) == inside.formatted(reference), "\(milliseconds)")
+            // A whole millisecond writes itself, and reads back to the same text and instant.
+            let exact = Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+            let text = RFC3339.string(from: exact)
+            #expect(text == RFC3339.string(from: inside))
+            let parsed = try #require(RFC3339.date(from: text))
+            #expect(parsed == exact, "\(text)")
+            #expect(RFC3339.string(from: parsed) == text)
+        }
+        #expect(RFC3339.date(from: "2026-12-01T23:33:05Z") == Date(timeIntervalSince1970: 1_796_167_985))
+        #expect(RFC3339.date(from: "2026-12-01T23:33:05.5+01:00") != nil)  // the general parser
+        #expect(RFC3339.date(from: "2026-13-01T23:33:05.123Z") == nil)
+        #expect(RFC3339.date(from: "not a time") == nil)
+    }
+
+    @Test("a batch envelope decodes into its events, each with its own id; a count that disagrees is refused")
+    func batchEnvelope() throws {
+        enum Probe: EventSet {
+            case added(UserDeleted)
+            static let cases = [EventCase(UserDeleted.self, Probe.added)]
+        }
+        let batch = EventBatchEnvelope(producer: "test", payloads: [UserDeleted(userId: "a"), UserDeleted(userId: "b")])
+        let events = try #require(try EventDecoder<Probe>().decode(type: nil, body: try batch.encoded()))
+        #expect(events.map(\.id) == ["\(batch.id)#0", "\(batch.id)#1"])
+        var forged = try JSONSerialization.jsonObject(with: try batch.encoded()) as! [String: Any]
+        forged["count"] = 3
+        #expect(throws: (any Error).self) { try EventDecoder<Probe>().decode(type: nil, body: try JSONSerialization.data(withJSONObject: forged)) }
+        #expect(try EventDecoder<Probe>().decode(type: "something.else", body: Data("{}".utf8)) == nil)
+    }
+
+    @Test("text rules: control characters, and names that render as nothing")
+    func textRules() {
+        #expect(TextRules.hasControlCharacters("a\u{0}b"))
+        #expect(TextRules.hasControlCharacters("a\u{85}b"))
+        #expect(!TextRules.hasControlCharacters("two\nlines\tok", multiline: true))
+        #expect(TextRules.hasControlCharacters("two\nlines"))
+        for invisible in ["", "  ", "\u{3164}", "\u{200B}\u{200D}", "\u{115F}\u{1160}", "\u{2800}", "\u{301}", "\u{FEFF}"] {
+            #expect(TextRules.rendersAsNothing(invisible), "\(invisible.unicodeScalars.map(\.value))")
+        }
+        for visible in ["a", "✨", "\u{3164}A", "日本"] { #expect(!TextRules.rendersAsNothing(visible)) }
+    }
+}
