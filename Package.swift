@@ -238,7 +238,8 @@ let package = Package(
             resources: [.copy("Migrations"), .copy("openapi.yaml")],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "UsersServer", dependencies: ["UsersService", "ServiceRuntime"], path: "Services/users/UsersServer", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "UsersServer", dependencies: ["UsersService", "ServiceRuntime"], path: "Services/users/UsersServer", swiftSettings: swiftSettings),
         .target(
             name: "MessagesService",
             dependencies: [
@@ -257,7 +258,8 @@ let package = Package(
             resources: [.copy("Migrations"), .copy("openapi.yaml")],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "MessagesServer", dependencies: ["MessagesService", "ServiceRuntime"], path: "Services/messages/MessagesServer", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "MessagesServer", dependencies: ["MessagesService", "ServiceRuntime"], path: "Services/messages/MessagesServer", swiftSettings: swiftSettings),
         .target(
             name: "SocketHandlerService",
             dependencies: [
@@ -279,7 +281,9 @@ let package = Package(
             resources: [.copy("openapi.yaml")],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "SocketHandlerServer", dependencies: ["SocketHandlerService", "ServiceRuntime"], path: "Services/socket-handler/SocketHandlerServer", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "SocketHandlerServer", dependencies: ["SocketHandlerService", "ServiceRuntime"], path: "Services/socket-handler/SocketHandlerServer",
+            swiftSettings: swiftSettings),
         .target(
             name: "NotificationsService",
             dependencies: [

@@ -32,6 +32,9 @@ trap cleanup EXIT INT TERM
 step "Kubernetes and container checks (infra/k8s/check.sh; log: ${SWIFTCHAT_STACK_DIR:-.stack}/log/k8s-check.log)"
 bash infra/k8s/check.sh
 
+step "Swift formatting (swift format lint --strict, configuration in .swift-format)"
+swift format lint --strict --recursive Package.swift Services Shared Tests
+
 step "starting the stack (Postgres, Redis, RabbitMQ, nginx)"
 bash infra/stack.sh up --record "$started"
 eval "$(bash infra/stack.sh env)"

@@ -275,7 +275,8 @@ actor AMQPConnection {
         case AMQP_RESPONSE_NORMAL:
             defer { amqp_destroy_envelope(&envelope) }
             let message = envelope.message
-            let body = message.body.len > 0 && message.body.bytes != nil
+            let body =
+                message.body.len > 0 && message.body.bytes != nil
                 ? Data(bytes: message.body.bytes, count: message.body.len)
                 : Data()
             var properties = message.properties

@@ -140,7 +140,7 @@ public final class EventConsumer<Handler: EventHandler>: Service {
                 let batch = Array(items)
                 let outcomes = try await withDeadline(handlerDeadline, "handling a batch of \(queue)") { try await handler.handle(batch) }
                 return outcomes.count == items.count ? outcomes : outcomes + EventOutcome.done(max(0, items.count - outcomes.count))
-            } catch where isTransient(error) {
+            } catch  where isTransient(error) {
                 metrics.transientFailures.increment()
                 logger.warning("a dependency is away; retrying the batch", metadata: ["queue": "\(queue)", "error": "\(String(reflecting: error))"])
                 if Task.isCancelled || Task.isShuttingDownGracefully { return nil }
@@ -149,9 +149,11 @@ public final class EventConsumer<Handler: EventHandler>: Service {
             } catch {
                 guard items.count > 1 else {
                     let item = items[items.startIndex]
-                    logger.error("dead-lettering an event that fails on its own", metadata: [
-                        "queue": "\(queue)", "event": "\(item.id)", "error": "\(String(reflecting: error))",
-                    ])
+                    logger.error(
+                        "dead-lettering an event that fails on its own",
+                        metadata: [
+                            "queue": "\(queue)", "event": "\(item.id)", "error": "\(String(reflecting: error))",
+                        ])
                     await handler.isolated(item, error: error)
                     return [.deadLetter(String(describing: error))]
                 }

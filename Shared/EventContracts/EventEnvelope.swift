@@ -184,13 +184,20 @@ public enum RFC3339 {
                 value /= 10
             }
         }
-        put(year, 4, at: 0); bytes[4] = 45  // -
-        put(month, 2, at: 5); bytes[7] = 45
-        put(day, 2, at: 8); bytes[10] = 84  // T
-        put(ofDay / 3_600_000, 2, at: 11); bytes[13] = 58  // :
-        put(ofDay / 60_000 % 60, 2, at: 14); bytes[16] = 58
-        put(ofDay / 1000 % 60, 2, at: 17); bytes[19] = 46  // .
-        put(ofDay % 1000, 3, at: 20); bytes[23] = 90  // Z
+        put(year, 4, at: 0)
+        bytes[4] = 45  // -
+        put(month, 2, at: 5)
+        bytes[7] = 45
+        put(day, 2, at: 8)
+        bytes[10] = 84  // T
+        put(ofDay / 3_600_000, 2, at: 11)
+        bytes[13] = 58  // :
+        put(ofDay / 60_000 % 60, 2, at: 14)
+        bytes[16] = 58
+        put(ofDay / 1000 % 60, 2, at: 17)
+        bytes[19] = 46  // .
+        put(ofDay % 1000, 3, at: 20)
+        bytes[23] = 90  // Z
         return String(decoding: bytes, as: UTF8.self)
     }
 
@@ -206,7 +213,7 @@ public enum RFC3339 {
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ` or `YYYY-MM-DDTHH:MM:SSZ`; nil for any other form.
     private static func fastDate(_ bytes: [UInt8]) -> Date? {
         guard bytes.count == 24 || bytes.count == 20, bytes[4] == 45, bytes[7] == 45, bytes[10] == 84, bytes[13] == 58, bytes[16] == 58,
-              bytes.last == 90, bytes.count == 20 || bytes[19] == 46
+            bytes.last == 90, bytes.count == 20 || bytes[19] == 46
         else { return nil }
         func number(_ offset: Int, _ width: Int) -> Int64? {
             var value: Int64 = 0
@@ -217,8 +224,8 @@ public enum RFC3339 {
             return value
         }
         guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2), let hour = number(11, 2),
-              let minute = number(14, 2), let second = number(17, 2), (1...12).contains(month), (1...31).contains(day),
-              hour < 24, minute < 60, second < 61
+            let minute = number(14, 2), let second = number(17, 2), (1...12).contains(month), (1...31).contains(day),
+            hour < 24, minute < 60, second < 61
         else { return nil }
         let millisecond = bytes.count == 24 ? number(20, 3) : 0
         guard let millisecond else { return nil }
@@ -272,8 +279,11 @@ public enum EventID {
         for index in 8..<16 { bytes[index] = UInt8(truncatingIfNeeded: low >> (8 * (index - 8))) }
         bytes[6] = (bytes[6] & 0x0F) | 0x70  // version 7
         bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 4122 variant
-        let uuid = UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-                               bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+        let uuid = UUID(
+            uuid: (
+                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]
+            ))
         return uuid.uuidString.lowercased()
     }
 }

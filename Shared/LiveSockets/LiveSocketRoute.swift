@@ -4,8 +4,8 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOWebSocket
-import ServiceLifecycle
 import ServiceHTTP
+import ServiceLifecycle
 
 extension Router where Context == ServiceRequestContext {
     /// A live socket at `path`: refused until the instance is ready (503), from an Origin not on
@@ -30,18 +30,21 @@ extension Router where Context == ServiceRequestContext {
             return identity
         }
         admission.register(path) { headers in _ = try await check(headers) }
-        ws(RouterPath(path), shouldUpgrade: { request, _ in
-            _ = try await check(request.headers)
-            // Reached without an upgrade only when the checks failed a moment ago and pass now.
-            guard request.headers[.upgrade]?.lowercased() == "websocket" else { throw APIError.upgradeRequired }
-            return .upgrade([:])
-        }, onUpgrade: { inbound, outbound, context in
-            guard let identity = try? await check(context.request.headers) else {
-                try await outbound.close(.policyViolation, reason: "unauthenticated")
-                return
-            }
-            try await serve(LiveSocket(identity: identity, inbound: inbound, outbound: outbound, channel: context.requestContext.channel))
-        })
+        ws(
+            RouterPath(path),
+            shouldUpgrade: { request, _ in
+                _ = try await check(request.headers)
+                // Reached without an upgrade only when the checks failed a moment ago and pass now.
+                guard request.headers[.upgrade]?.lowercased() == "websocket" else { throw APIError.upgradeRequired }
+                return .upgrade([:])
+            },
+            onUpgrade: { inbound, outbound, context in
+                guard let identity = try? await check(context.request.headers) else {
+                    try await outbound.close(.policyViolation, reason: "unauthenticated")
+                    return
+                }
+                try await serve(LiveSocket(identity: identity, inbound: inbound, outbound: outbound, channel: context.requestContext.channel))
+            })
     }
 }
 

@@ -18,7 +18,9 @@ public final class SocketQuota: Service {
     private let connections: ConnectionRegistry
     private let logger: Logger
 
-    public init(redis: RedisClient, namespace: String, stream: String, limit: Int = 20, ttl: Duration = .seconds(60), connections: ConnectionRegistry, logger: Logger) {
+    public init(
+        redis: RedisClient, namespace: String, stream: String, limit: Int = 20, ttl: Duration = .seconds(60), connections: ConnectionRegistry, logger: Logger
+    ) {
         self.redis = redis
         self.prefix = "\(namespace):sockets:\(stream):"
         self.limit = limit

@@ -107,7 +107,8 @@ public struct SchemaName: Sendable, Hashable, CustomStringConvertible {
     public let rawValue: String
 
     public init(_ rawValue: String) throws(ConfigurationError) {
-        let valid = !rawValue.isEmpty && rawValue.count <= 63
+        let valid =
+            !rawValue.isEmpty && rawValue.count <= 63
             && rawValue.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
             && !(rawValue.utf8.first! >= 48 && rawValue.utf8.first! <= 57)
         guard valid else {

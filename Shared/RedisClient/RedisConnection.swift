@@ -114,7 +114,10 @@ actor RedisConnection {
         case REDIS_REPLY_ARRAY:
             var values: [RedisValue] = []
             for index in 0..<reply.elements {
-                guard let element = reply.element[index] else { values.append(.null); continue }
+                guard let element = reply.element[index] else {
+                    values.append(.null)
+                    continue
+                }
                 switch value(of: element) {
                 case .success(let value): values.append(value)
                 case .failure(let error): return .failure(error)

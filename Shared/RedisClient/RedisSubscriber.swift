@@ -106,8 +106,9 @@ private actor SubscriberConnection {
             if let raw {
                 defer { freeReplyObject(raw) }
                 if case .success(.array(let parts)) = RedisConnection.value(of: raw.assumingMemoryBound(to: redisReply.self)),
-                   parts.count == 3, parts[0].string == "message",
-                   let channel = parts[1].string, let payload = parts[2].string {
+                    parts.count == 3, parts[0].string == "message",
+                    let channel = parts[1].string, let payload = parts[2].string
+                {
                     messages.append(RedisPubSubMessage(channel: channel, payload: payload))
                 }
                 continue

@@ -75,7 +75,8 @@ extension APIError {
 
     public static let payloadTooLarge = APIError(.contentTooLarge, code: "payload_too_large", message: "The request body is too large.")
 
-    public static let unsupportedMediaType = APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Send JSON with Content-Type: application/json.")
+    public static let unsupportedMediaType = APIError(
+        .unsupportedMediaType, code: "unsupported_media_type", message: "Send JSON with Content-Type: application/json.")
 
     public static func tooManyRequests(retryAfter seconds: Int) -> APIError {
         APIError(.tooManyRequests, code: "rate_limited", message: "Too many attempts; try again later.", headers: [.retryAfter: String(max(1, seconds))])
@@ -86,8 +87,9 @@ extension APIError {
     public static let upgradeRequired = APIError(.upgradeRequired, code: "upgrade_required", message: "This path is a websocket: upgrade to it.")
 
     public static func tooManySockets(limit: Int) -> APIError {
-        APIError(.tooManyRequests, code: "too_many_sockets", message: "You have \(limit) sockets open on this stream already; close one first.",
-                 headers: [.retryAfter: "5"])
+        APIError(
+            .tooManyRequests, code: "too_many_sockets", message: "You have \(limit) sockets open on this stream already; close one first.",
+            headers: [.retryAfter: "5"])
     }
 
     public static let unavailable = APIError(.serviceUnavailable, code: "unavailable", message: "A dependency is unavailable; try again shortly.")

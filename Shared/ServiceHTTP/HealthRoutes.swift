@@ -1,8 +1,8 @@
 import Foundation
 import Hummingbird
 import Observability
-import Synchronization
 import ServiceConfig
+import Synchronization
 
 /// One dependency `/readyz` checks: a name and a probe that throws or returns false when it is down.
 public struct ReadinessCheck: Sendable {
@@ -39,7 +39,8 @@ extension Router {
         get("/healthz") { _, _ in try await Self.report(liveness, up: "ok", down: "stuck") }
         get("/readyz") { _, _ in try await Self.report(readiness.all, up: "ready", down: "unavailable") }
         get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: Observability.renderMetrics())))
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: Observability.renderMetrics())))
         }
     }
 
@@ -58,7 +59,8 @@ extension Router {
             withJSONObject: ["status": passed ? up : down, "checks": results.mapValues { $0 ? "up" : "down" }],
             options: [.sortedKeys]
         )
-        return Response(status: passed ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return Response(
+            status: passed ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
     private static func probe(_ check: ReadinessCheck) async -> Bool {

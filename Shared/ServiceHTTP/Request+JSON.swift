@@ -7,7 +7,7 @@ extension Request {
     /// `maxUploadSize`, 400 `invalid_body` naming the field when it does not decode.
     public func decodeJSON<Value: Decodable>(as type: Value.Type, context: some RequestContext) async throws -> Value {
         guard let contentType = headers[.contentType],
-              let mediaType = MediaType(from: contentType), mediaType.isType(.applicationJson)
+            let mediaType = MediaType(from: contentType), mediaType.isType(.applicationJson)
         else {
             throw APIError.unsupportedMediaType
         }
@@ -59,7 +59,8 @@ extension APIRequestBody {
         switch value {
         case let text as String: TextRules.hasControlCharacters(text, multiline: multiline)
         case let list as [Any]: list.contains { containsControlCharacters($0, multiline: multiline) }
-        case let object as [String: Any]: object.contains { TextRules.hasControlCharacters($0.key) || containsControlCharacters($0.value, multiline: multiline) }
+        case let object as [String: Any]:
+            object.contains { TextRules.hasControlCharacters($0.key) || containsControlCharacters($0.value, multiline: multiline) }
         default: false
         }
     }

@@ -71,10 +71,11 @@ public struct ServiceDependencies: Sendable {
             )
         }
         if let database = self.database {
-            readiness.add(ReadinessCheck("postgres") {
-                try await database.client.query("SELECT 1")
-                return true
-            })
+            readiness.add(
+                ReadinessCheck("postgres") {
+                    try await database.client.query("SELECT 1")
+                    return true
+                })
         }
     }
 

@@ -128,10 +128,12 @@ public struct ServiceDefinition: Sendable {
                 return
             } catch let error as MigrationError {
                 throw error
-            } catch where ServiceDependencies.isTransient(error) {
-                logger.warning("waiting for Postgres to run the migrations", metadata: [
-                    "attempt": "\(attempt)", "host": "\(database.host):\(database.port)", "error": "\(String(reflecting: error))",
-                ])
+            } catch  where ServiceDependencies.isTransient(error) {
+                logger.warning(
+                    "waiting for Postgres to run the migrations",
+                    metadata: [
+                        "attempt": "\(attempt)", "host": "\(database.host):\(database.port)", "error": "\(String(reflecting: error))",
+                    ])
                 try await Task.sleep(for: backoff.next())
             }
         }

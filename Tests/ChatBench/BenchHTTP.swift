@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -30,7 +31,8 @@ func http(_ method: String, _ url: String, token: String? = nil, body: String? =
 }
 
 /// `transform` over `items`, `width` at a time, results in order.
-func concurrentMap<Element: Sendable>(_ items: Range<Int>, width: Int, _ transform: @escaping @Sendable (Int) async throws -> Element) async throws -> [Element] {
+func concurrentMap<Element: Sendable>(_ items: Range<Int>, width: Int, _ transform: @escaping @Sendable (Int) async throws -> Element) async throws -> [Element]
+{
     try await withThrowingTaskGroup(of: (Int, Element).self) { group in
         var results = [Element?](repeating: nil, count: items.count)
         var iterator = items.makeIterator()

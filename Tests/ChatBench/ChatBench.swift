@@ -96,7 +96,8 @@ struct Bench {
     func signUp(_ count: Int) async throws -> [(token: String, id: String)] {
         try await concurrentMap(0..<count, width: 16) { [run] index in
             let name = "bench_\(run)_\(index)"
-            let (status, body) = await http("POST", "\(options.authURL)/api/auth/signup", body: #"{"username":"\#(name)","email":"\#(name)@bench.local","password":"benchmark password"}"#)
+            let (status, body) = await http(
+                "POST", "\(options.authURL)/api/auth/signup", body: #"{"username":"\#(name)","email":"\#(name)@bench.local","password":"benchmark password"}"#)
             guard status == 201, let token = body["accessToken"] as? String, let user = body["user"] as? [String: Any], let id = user["id"] as? String else {
                 throw BenchError("signup failed: \(status)")
             }
@@ -170,8 +171,10 @@ struct Bench {
             // Let the instance settle (presence registration, buffers) before reading its memory.
             try await Task.sleep(for: .seconds(5))
             let after = ProcessStats.residentMiB(of: instance)
-            print(String(format: "idle sockets: %d; %@ RSS %.1f MiB before, %.1f MiB with them: %.1f KiB per socket (goal ≤ 12 KiB)",
-                         count, instance.name, before, after, (after - before) * 1024 / Double(count)))
+            print(
+                String(
+                    format: "idle sockets: %d; %@ RSS %.1f MiB before, %.1f MiB with them: %.1f KiB per socket (goal ≤ 12 KiB)",
+                    count, instance.name, before, after, (after - before) * 1024 / Double(count)))
         }
     }
 
@@ -197,7 +200,8 @@ struct Bench {
             var after = 0
             var fetched = 0
             while true {
-                let (status, body) = await http("GET", "\(options.messagesURL)/api/conversations/\(conversation)/messages?after=\(after)&limit=1000", token: users[1].token)
+                let (status, body) = await http(
+                    "GET", "\(options.messagesURL)/api/conversations/\(conversation)/messages?after=\(after)&limit=1000", token: users[1].token)
                 guard status == 200, let page = body["messages"] as? [[String: Any]] else { throw BenchError("catch-up page failed: \(status)") }
                 fetched += page.count
                 guard let last = page.last?["seq"] as? Int, page.count == 1000 else { break }
@@ -206,8 +210,10 @@ struct Bench {
             guard fetched == options.messages else { throw BenchError("caught up \(fetched) of \(options.messages)") }
             times.append((ContinuousClock.now - start).milliseconds)
         }
-        print(String(format: "catch-up of %d messages (pages of 1,000): %@ ms; best %.1f ms (goal ≤ 100 ms)",
-                     options.messages, times.map { String(format: "%.1f", $0) }.joined(separator: ", "), times.min() ?? 0))
+        print(
+            String(
+                format: "catch-up of %d messages (pages of 1,000): %@ ms; best %.1f ms (goal ≤ 100 ms)",
+                options.messages, times.map { String(format: "%.1f", $0) }.joined(separator: ", "), times.min() ?? 0))
     }
 
     // MARK: fanout
@@ -224,14 +230,17 @@ struct Bench {
         // Per message: copies received so far, and when the last one arrived.
         let arrivals = Mutex<(copies: [Int], last: [ContinuousClock.Instant?])>((Array(repeating: 0, count: rounds), Array(repeating: nil, count: rounds)))
         print("connecting \(size) members…")
-        try await fleet.run(count: size, token: { users[$0].token }, received: { socket, text in
-            guard socket != 0, FrameKind(text) == .message, let k = messageNumber(in: text, prefix: "f"), k < rounds else { return }
-            let now = ContinuousClock.now
-            arrivals.withLock { arrivals in
-                arrivals.copies[k] += 1
-                if arrivals.copies[k] == size - 1 { arrivals.last[k] = now }
+        try await fleet.run(
+            count: size, token: { users[$0].token },
+            received: { socket, text in
+                guard socket != 0, FrameKind(text) == .message, let k = messageNumber(in: text, prefix: "f"), k < rounds else { return }
+                let now = ContinuousClock.now
+                arrivals.withLock { arrivals in
+                    arrivals.copies[k] += 1
+                    if arrivals.copies[k] == size - 1 { arrivals.last[k] = now }
+                }
             }
-        }) { outboxes in
+        ) { outboxes in
             let cpu = CPUWindow(options.watched)
             var sentAt: [ContinuousClock.Instant] = []
             for k in 0..<rounds {
@@ -244,8 +253,10 @@ struct Bench {
             let arrived = arrivals.withLock { $0.last }
             let latencies = zip(sentAt, arrived).compactMap { sent, last in last.map { ($0 - sent).milliseconds } }.sorted()
             let complete = latencies.count
-            print(String(format: "fan-out to %d members: %d of %d messages reached everyone; last copy p50 %.1f ms, max %.1f ms (goal ≤ 100 ms)",
-                         size, complete, rounds, complete > 0 ? latencies[complete / 2] : -1, latencies.last ?? -1))
+            print(
+                String(
+                    format: "fan-out to %d members: %d of %d messages reached everyone; last copy p50 %.1f ms, max %.1f ms (goal ≤ 100 ms)",
+                    size, complete, rounds, complete > 0 ? latencies[complete / 2] : -1, latencies.last ?? -1))
             cpu.report(delivered: arrivals.withLock { $0.copies.reduce(0, +) })
         }
     }
@@ -307,11 +318,16 @@ final class LatencyState: Sendable {
             let span = values.start.flatMap { start in values.lastDelivery.map { $0 - start } } ?? .zero
             print("")
             print("users \(users), offered \(Int(rate)) msg/s for \(Int(duration)) s: \(total) messages")
-            print(String(format: "delivered %d (%.2f%%), lost %d, delivered/s %.0f, acked %d, error frames %d",
-                         delivered.count, 100 * Double(delivered.count) / Double(max(1, total)), total - delivered.count,
-                         Double(delivered.count) / max(span.seconds, 0.001), acked.count, values.errors))
-            print("sender → recipient ms (from scheduled send): p50 \(percentile(delivered, 0.5))  p99 \(percentile(delivered, 0.99))  p999 \(percentile(delivered, 0.999))  max \(delivered.last.map { String(format: "%.1f", $0) } ?? "-")")
-            print("ack ms (from scheduled send):                p50 \(percentile(acked, 0.5))  p99 \(percentile(acked, 0.99))  p999 \(percentile(acked, 0.999))")
+            print(
+                String(
+                    format: "delivered %d (%.2f%%), lost %d, delivered/s %.0f, acked %d, error frames %d",
+                    delivered.count, 100 * Double(delivered.count) / Double(max(1, total)), total - delivered.count,
+                    Double(delivered.count) / max(span.seconds, 0.001), acked.count, values.errors))
+            print(
+                "sender → recipient ms (from scheduled send): p50 \(percentile(delivered, 0.5))  p99 \(percentile(delivered, 0.99))  p999 \(percentile(delivered, 0.999))  max \(delivered.last.map { String(format: "%.1f", $0) } ?? "-")"
+            )
+            print(
+                "ack ms (from scheduled send):                p50 \(percentile(acked, 0.5))  p99 \(percentile(acked, 0.99))  p999 \(percentile(acked, 0.999))")
         }
     }
 }

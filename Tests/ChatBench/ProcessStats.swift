@@ -21,8 +21,9 @@ enum ProcessStats {
 
     static func residentKiB(pid: Int32) -> Double {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kib = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kib = Double(line.split(separator: " ").dropFirst().first ?? "")
+        else { return 0 }
         return kib
     }
 
@@ -74,7 +75,9 @@ struct CPUWindow {
 
     private func row(_ name: String, _ used: Double, wall: Double, delivered: Int, rss: Double?) -> String {
         name.padding(toLength: 18, withPad: " ", startingAt: 0)
-            + String(format: "%10.1f %12.1f   %@", 100 * used / max(wall, 0.001), used * 1e6 / Double(max(delivered, 1)), rss.map { String(format: "%7.1f", $0) } ?? "      -")
+            + String(
+                format: "%10.1f %12.1f   %@", 100 * used / max(wall, 0.001), used * 1e6 / Double(max(delivered, 1)),
+                rss.map { String(format: "%7.1f", $0) } ?? "      -")
     }
 }
 

@@ -54,7 +54,8 @@ struct SocketFleet {
                 guard ContinuousClock.now < deadline, counts.failed.load(ordering: .relaxed) == 0 else {
                     for outbox in outboxes { outbox.finish() }
                     group.cancelAll()
-                    throw BenchError("only \(counts.connected.load(ordering: .relaxed)) of \(count) sockets connected (\(counts.failed.load(ordering: .relaxed)) failed)")
+                    throw BenchError(
+                        "only \(counts.connected.load(ordering: .relaxed)) of \(count) sockets connected (\(counts.failed.load(ordering: .relaxed)) failed)")
                 }
                 try await Task.sleep(for: .milliseconds(50))
             }
@@ -112,11 +113,12 @@ enum FrameKind {
     private static let errorTag = Array(#""type":"error""#.utf8)
 
     init(_ text: String) {
-        self = text.utf8.withContiguousStorageIfAvailable { bytes -> FrameKind in
-            if find(Self.messageTag, in: bytes) != nil { return .message }
-            if find(Self.ackTag, in: bytes) != nil { return .ack }
-            if find(Self.errorTag, in: bytes) != nil { return .error }
-            return .other
-        } ?? .other
+        self =
+            text.utf8.withContiguousStorageIfAvailable { bytes -> FrameKind in
+                if find(Self.messageTag, in: bytes) != nil { return .message }
+                if find(Self.ackTag, in: bytes) != nil { return .ack }
+                if find(Self.errorTag, in: bytes) != nil { return .error }
+                return .other
+            } ?? .other
     }
 }

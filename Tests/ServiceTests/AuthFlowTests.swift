@@ -27,7 +27,9 @@ struct AuthFlowTests {
                 #expect(access.contains("HttpOnly") && access.contains("SameSite=Lax") && access.contains("Path=/") && access.contains("Max-Age=900"))
                 #expect(!access.contains("Secure"))  // this harness runs with COOKIE_SECURE=false
                 let refresh = try #require(cookies["refresh_token"]?.attributes)
-                #expect(refresh.contains("HttpOnly") && refresh.contains("SameSite=Strict") && refresh.contains("Path=/api/auth") && refresh.contains("Max-Age=2592000"))
+                #expect(
+                    refresh.contains("HttpOnly") && refresh.contains("SameSite=Strict") && refresh.contains("Path=/api/auth")
+                        && refresh.contains("Max-Age=2592000"))
                 return try session(from: response)
             }
             for headers in [signedIn.cookieHeader, signedIn.bearer] {
@@ -153,17 +155,24 @@ struct AuthFlowTests {
         try await ServiceHarness().run { auth, _ in
             let name = TestStack.uniqueName("del")
             let session = try await signUp(auth, username: name, password: "keep it safe")
-            try await auth.execute(uri: "/api/auth/account", method: .delete, headers: session.bearer.merging(jsonHeaders), body: ByteBuffer(string: #"{"password": "guess"}"#)) { response in
+            try await auth.execute(
+                uri: "/api/auth/account", method: .delete, headers: session.bearer.merging(jsonHeaders), body: ByteBuffer(string: #"{"password": "guess"}"#)
+            ) { response in
                 #expect(response.status == .unauthorized)
                 #expect(errorCode(response) == "invalid_credentials")
             }
-            try await auth.execute(uri: "/api/auth/account", method: .delete, headers: session.bearer.merging(jsonHeaders), body: ByteBuffer(string: #"{"password": "keep it safe"}"#)) { response in
+            try await auth.execute(
+                uri: "/api/auth/account", method: .delete, headers: session.bearer.merging(jsonHeaders),
+                body: ByteBuffer(string: #"{"password": "keep it safe"}"#)
+            ) { response in
                 #expect(response.status == .noContent)
             }
             try await auth.execute(uri: "/api/auth/currentuser", method: .get, headers: session.bearer) { response in
                 #expect(response.status == .unauthorized)
             }
-            try await auth.execute(uri: "/api/auth/signin", method: .post, headers: jsonHeaders, body: ByteBuffer(string: #"{"login": "\#(name)", "password": "keep it safe"}"#)) { response in
+            try await auth.execute(
+                uri: "/api/auth/signin", method: .post, headers: jsonHeaders, body: ByteBuffer(string: #"{"login": "\#(name)", "password": "keep it safe"}"#)
+            ) { response in
                 #expect(response.status == .unauthorized)
             }
         }
@@ -207,7 +216,8 @@ struct AuthFlowTests {
             let forged = Data(#"{"sub":"someone-else","sid":"x","iss":"swiftchat-auth","iat":1,"exp":4102444800}"#.utf8).base64URLEncodedString
             let signer = JWTKeyCollection()
             await signer.add(ecdsa: harness.privateKey)
-            let expired = try await signer.sign(AccessTokenClaims(userId: session.userId, sessionId: "s", issuedAt: Date().addingTimeInterval(-7200), lifetime: 60))
+            let expired = try await signer.sign(
+                AccessTokenClaims(userId: session.userId, sessionId: "s", issuedAt: Date().addingTimeInterval(-7200), lifetime: 60))
             let stranger = JWTKeyCollection()
             await stranger.add(ecdsa: ES256PrivateKey())
             let foreign = try await stranger.sign(AccessTokenClaims(userId: session.userId, sessionId: "s", lifetime: 300))

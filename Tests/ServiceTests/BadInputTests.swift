@@ -11,7 +11,10 @@ struct BadInputTests {
         ("not an object", #"["a", "b"]"#),
         ("wrong types", #"{"username": 12, "email": true, "password": null, "login": [], "displayName": 5, "about": {}}"#),
         ("unknown field", #"{"username": "someone", "email": "a@b.co", "password": "correct horse", "login": "x", "isAdmin": true}"#),
-        ("SQL-looking", #"{"username": "x' OR '1'='1", "email": "'; DROP TABLE users; --@x.io", "password": "' OR 1=1 --", "login": "admin'--", "displayName": "'; DELETE FROM profiles; --", "about": "1); DROP SCHEMA users; --"}"#),
+        (
+            "SQL-looking",
+            #"{"username": "x' OR '1'='1", "email": "'; DROP TABLE users; --@x.io", "password": "' OR 1=1 --", "login": "admin'--", "displayName": "'; DELETE FROM profiles; --", "about": "1); DROP SCHEMA users; --"}"#
+        ),
         ("oversize", #"{"username": ""# + String(repeating: "a", count: 100_000) + #""}"#),
         ("empty", ""),
     ]
@@ -34,7 +37,8 @@ struct BadInputTests {
                         #expect(errorCode(response) != nil, "\(method) \(uri) \(name)")
                     }
                 }
-                try await client.execute(uri: uri, method: method, headers: headers.merging([.contentType: "text/plain"]), body: ByteBuffer(string: "{}")) { response in
+                try await client.execute(uri: uri, method: method, headers: headers.merging([.contentType: "text/plain"]), body: ByteBuffer(string: "{}")) {
+                    response in
                     #expect(response.status == .unsupportedMediaType || response.status == .badRequest, "\(uri) wrong content type")
                 }
             }
@@ -72,7 +76,10 @@ struct BadInputTests {
                 let fields = (json(response)["error"] as? [String: Any])?["fields"] as? [String: String]
                 #expect(Set(fields?.keys ?? [:].keys) == ["username", "email", "password"])
             }
-            try await auth.execute(uri: "/api/auth/signup", method: .post, headers: jsonHeaders, body: ByteBuffer(string: #"{"username": "has space", "email": "a@b.co", "password": "correct horse"}"#)) { response in
+            try await auth.execute(
+                uri: "/api/auth/signup", method: .post, headers: jsonHeaders,
+                body: ByteBuffer(string: #"{"username": "has space", "email": "a@b.co", "password": "correct horse"}"#)
+            ) { response in
                 #expect(response.status == .badRequest)
             }
         }

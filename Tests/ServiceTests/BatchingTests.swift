@@ -30,7 +30,8 @@ struct BatchingTests {
                 var batch = (0..<20).map { k in
                     MessageSent(senderId: users[6].userId, clientMsgId: "raw\(k)", conversationId: conversations[3], body: "raw \(k)", instanceId: instance)
                 }
-                batch[7] = MessageSent(senderId: users[0].userId, clientMsgId: "poison", conversationId: conversations[0], body: "bad\u{0}body", instanceId: instance)
+                batch[7] = MessageSent(
+                    senderId: users[0].userId, clientMsgId: "poison", conversationId: conversations[0], body: "bad\u{0}body", instanceId: instance)
                 let publisher = EventPublisher(configuration: TestStack.amqp(), logger: TestStack.logger)
                 let sentAt = ContinuousClock.now
                 _ = try await publisher.publish([OutgoingMessage(EventBatchEnvelope(producer: "test", payloads: batch))])
@@ -38,23 +39,27 @@ struct BatchingTests {
                 // Meanwhile 120 good sends from everyone over their sockets.
                 for round in 0..<15 {
                     for (index, client) in clients.enumerated() {
-                        try await client.send(#"{"type": "send", "clientMsgId": "g\#(round)", "conversationId": "\#(conversations[index / 2])", "body": "good \#(round)"}"#)
+                        try await client.send(
+                            #"{"type": "send", "clientMsgId": "g\#(round)", "conversationId": "\#(conversations[index / 2])", "body": "good \#(round)"}"#)
                     }
                 }
-                #expect(await eventually(timeout: .seconds(20)) { clients.allSatisfy { $0.frames("ack").count == 15 } },
-                        "acks: \(clients.map { $0.frames("ack").count })")
+                #expect(
+                    await eventually(timeout: .seconds(20)) { clients.allSatisfy { $0.frames("ack").count == 15 } },
+                    "acks: \(clients.map { $0.frames("ack").count })")
                 let elapsed = ContinuousClock.now - sentAt
                 print("120 good sends acked within \(elapsed) of a batch with a failing item")
                 #expect(elapsed < .seconds(5), "good sends waited on the bad one")
                 // The bad one's sender is told; the 19 good ones of that batch are stored once.
                 #expect(await eventually { clients[0].frames("error").contains { $0["clientMsgId"] as? String == "poison" } })
                 #expect(clients[0].frames("error").first { $0["clientMsgId"] as? String == "poison" }?["code"] as? String == "invalid_message")
-                #expect(await eventually {
-                    let history = try? await call(services.messages, .get, "/api/conversations/\(conversations[3])/messages?limit=1000", users[6])
-                    let messages = history?.json["messages"] as? [[String: Any]] ?? []
-                    let keys = messages.compactMap { message in (message["senderId"] as? String).map { "\($0)/\(message["clientMsgId"] as? String ?? "")" } }
-                    return keys.filter { $0.contains("/raw") }.count == 19 && Set(keys).count == keys.count
-                })
+                #expect(
+                    await eventually {
+                        let history = try? await call(services.messages, .get, "/api/conversations/\(conversations[3])/messages?limit=1000", users[6])
+                        let messages = history?.json["messages"] as? [[String: Any]] ?? []
+                        let keys = messages.compactMap { message in (message["senderId"] as? String).map { "\($0)/\(message["clientMsgId"] as? String ?? "")" }
+                        }
+                        return keys.filter { $0.contains("/raw") }.count == 19 && Set(keys).count == keys.count
+                    })
                 let first = try await call(services.messages, .get, "/api/conversations/\(conversations[0])/messages?limit=1000", users[0])
                 #expect(!((first.json["messages"] as? [[String: Any]]) ?? []).contains { $0["clientMsgId"] as? String == "poison" })
                 group.cancelAll()
@@ -70,7 +75,7 @@ struct BatchingTests {
             let bob = try await signUp(auth, username: TestStack.uniqueName("lg"))
             // 1,024 users messages knows of (as if they had signed up), without 1,024 bcrypts.
             let others = (0..<1_024).map { "bulk-\(harness.namespace)-\($0)" }
-            try await TestStack.withClient(schema: harness.messagesSchema) { client in
+            _ = try await TestStack.withClient(schema: harness.messagesSchema) { client in
                 try await client.query(
                     "INSERT INTO \(unescaped: harness.messagesSchema.rawValue).known_users (id, username) SELECT id, id FROM unnest(\(others)) AS u(id)"
                 )
@@ -83,8 +88,9 @@ struct BatchingTests {
             let id = try #require(group["id"] as? String)
             let full = try await call(messages, .post, "/api/conversations/\(id)/members", alice, #"{"userId": "\#(others[1_023])"}"#)
             #expect(full.status == 409 && code(full) == "group_full")
-            let tooMany = try await call(messages, .post, "/api/conversations", alice,
-                                         #"{"type": "group", "name": "too many", "memberIds": [\#(others.map { #""\#($0)""# }.joined(separator: ","))]}"#)
+            let tooMany = try await call(
+                messages, .post, "/api/conversations", alice,
+                #"{"type": "group", "name": "too many", "memberIds": [\#(others.map { #""\#($0)""# }.joined(separator: ","))]}"#)
             #expect(tooMany.status == 400)
 
             // 1,000 messages come back in one page.
@@ -93,7 +99,9 @@ struct BatchingTests {
                 for worker in 0..<8 {
                     sends.addTask {
                         for k in stride(from: worker, to: 1_000, by: 8) {
-                            let status = try await call(messages, .post, "/api/conversations/\(direct)/messages", alice, #"{"clientMsgId": "h\#(k)", "body": "history \#(k)"}"#).status
+                            let status = try await call(
+                                messages, .post, "/api/conversations/\(direct)/messages", alice, #"{"clientMsgId": "h\#(k)", "body": "history \#(k)"}"#
+                            ).status
                             #expect(status == 201)
                         }
                     }

@@ -1,7 +1,8 @@
 import EventContracts
 import LiveSockets
-@testable import SocketHandlerService
 import Testing
+
+@testable import SocketHandlerService
 
 @Suite("a slow reader is cut off with bounded memory")
 struct ChatConnectionTests {

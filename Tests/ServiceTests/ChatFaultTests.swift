@@ -1,15 +1,16 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Hummingbird
 import HummingbirdTesting
 import JWTKit
 import PostgresSupport
-import StackTesting
 import RedisClient
+import StackTesting
 import Synchronization
 import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// Plain HTTP to a service process.
 func httpJSON(_ method: String, _ url: String, bearer: String, body: String? = nil) async -> (Int, [String: Any]) {
@@ -32,11 +33,13 @@ extension ServiceHarness {
     /// A socket-handler binary in this harness's namespace, as its own process (to SIGKILL), with
     /// presence entries that lapse 3 s after a crash (heartbeat 1 s).
     func socketHandlerProcess(_ name: String, port: Int, environment extra: [String: String] = [:]) -> ServiceProcess {
-        ServiceProcess(name: "socket-handler", port: port, environment: [
-            "INSTANCE_ID": "\(namespace)-\(name)", "SERVICE_NAMESPACE": "\(namespace)_socket",
-            "JWT_PUBLIC_KEY": privateKey.publicKey.pemRepresentation, "ALLOWED_ORIGINS": "http://127.0.0.1:8080,ws://127.0.0.1",
-            "PRESENCE_TTL_SECONDS": "3", "PRESENCE_HEARTBEAT_SECONDS": "1",
-        ].merging(extra) { _, new in new })
+        ServiceProcess(
+            name: "socket-handler", port: port,
+            environment: [
+                "INSTANCE_ID": "\(namespace)-\(name)", "SERVICE_NAMESPACE": "\(namespace)_socket",
+                "JWT_PUBLIC_KEY": privateKey.publicKey.pemRepresentation, "ALLOWED_ORIGINS": "http://127.0.0.1:8080,ws://127.0.0.1",
+                "PRESENCE_TTL_SECONDS": "3", "PRESENCE_HEARTBEAT_SECONDS": "1",
+            ].merging(extra) { _, new in new })
     }
 }
 
@@ -45,7 +48,7 @@ struct ChatFaultTests {
     @Test("a burst with retrying clients while messages, RabbitMQ and bob's instance are SIGKILLed: every acked message stored once, bob has them all")
     func burstSurvivesCrashes() async throws {
         let harness = ServiceHarness()
-        let base = Int.random(in: 20_000...29_000)
+        let base = TestStack.freePorts(3)
         let messages = harness.messagesProcess(port: base)
         let sockets = ["s1", "s2"].enumerated().map { index, name in harness.socketHandlerProcess(name, port: base + 1 + index) }
         try await messages.start()
@@ -60,12 +63,14 @@ struct ChatFaultTests {
             let alice = try await signUp(authClient, username: TestStack.uniqueName("fa"))
             let bob = try await signUp(authClient, username: TestStack.uniqueName("fb"))
             var conversationId = ""
-            #expect(await eventually(timeout: .seconds(10)) {
-                let (status, body) = await httpJSON("POST", "http://127.0.0.1:\(base)/api/conversations", bearer: alice.accessToken,
-                                                    body: #"{"type": "direct", "userId": "\#(bob.userId)"}"#)
-                conversationId = (body["conversation"] as? [String: Any])?["id"] as? String ?? ""
-                return (status == 201 || status == 200) && !conversationId.isEmpty
-            })
+            #expect(
+                await eventually(timeout: .seconds(10)) {
+                    let (status, body) = await httpJSON(
+                        "POST", "http://127.0.0.1:\(base)/api/conversations", bearer: alice.accessToken,
+                        body: #"{"type": "direct", "userId": "\#(bob.userId)"}"#)
+                    conversationId = (body["conversation"] as? [String: Any])?["id"] as? String ?? ""
+                    return (status == 201 || status == 200) && !conversationId.isEmpty
+                })
             let id = conversationId
             let total = 200
 
@@ -132,7 +137,8 @@ struct ChatFaultTests {
                 var stored: [[String: Any]] = []
                 var after = 0
                 while true {
-                    let (_, body) = await httpJSON("GET", "http://127.0.0.1:\(base)/api/conversations/\(id)/messages?after=\(after)&limit=200", bearer: bob.accessToken)
+                    let (_, body) = await httpJSON(
+                        "GET", "http://127.0.0.1:\(base)/api/conversations/\(id)/messages?after=\(after)&limit=200", bearer: bob.accessToken)
                     let page = body["messages"] as? [[String: Any]] ?? []
                     stored += page
                     guard let last = page.last?["seq"] as? Int else { break }
@@ -148,7 +154,8 @@ struct ChatFaultTests {
                 let live = bobFrames.seqs()
                 var lastSeq = 0
                 while live.contains(lastSeq + 1) { lastSeq += 1 }
-                let (_, caughtUp) = await httpJSON("GET", "http://127.0.0.1:\(base)/api/conversations/\(id)/messages?after=\(lastSeq)&limit=200", bearer: bob.accessToken)
+                let (_, caughtUp) = await httpJSON(
+                    "GET", "http://127.0.0.1:\(base)/api/conversations/\(id)/messages?after=\(lastSeq)&limit=200", bearer: bob.accessToken)
                 let recovered = Set((caughtUp["messages"] as? [[String: Any]] ?? []).compactMap { $0["seq"] as? Int })
                 #expect(live.union(recovered).isSuperset(of: Set(1...total)))
 
@@ -156,11 +163,12 @@ struct ChatFaultTests {
                 let redis = RedisClient(configuration: TestStack.redis())
                 let presenceKey = "\(harness.namespace)_socket:presence:\(bob.userId)"
                 let crashedInstance = "\(harness.namespace)-s2"
-                #expect(await eventually(timeout: .seconds(10)) {
-                    let now = String(Int(Date().timeIntervalSince1970 * 1000))
-                    let live = (try? await redis.command(["ZRANGEBYSCORE", presenceKey, now, "+inf"]).array?.compactMap(\.string)) ?? [crashedInstance]
-                    return !live.contains(crashedInstance)
-                })
+                #expect(
+                    await eventually(timeout: .seconds(10)) {
+                        let now = String(Int(Date().timeIntervalSince1970 * 1000))
+                        let live = (try? await redis.command(["ZRANGEBYSCORE", presenceKey, now, "+inf"]).array?.compactMap(\.string)) ?? [crashedInstance]
+                        return !live.contains(crashedInstance)
+                    })
                 #expect(ContinuousClock.now - crashedAt < .seconds(15))
                 await redis.shutdown()
 

@@ -20,7 +20,9 @@ import Testing
 func openConversation(_ messages: any TestClientProtocol, as session: Session, _ body: String) async throws -> String {
     var conversationId: String?
     _ = await eventually(timeout: .seconds(10)) {
-        let response = try? await messages.execute(uri: "/api/conversations", method: .post, headers: session.bearer.merging(jsonHeaders), body: ByteBuffer(string: body)) { $0 }
+        let response = try? await messages.execute(
+            uri: "/api/conversations", method: .post, headers: session.bearer.merging(jsonHeaders), body: ByteBuffer(string: body)
+        ) { $0 }
         conversationId = (response.map { json($0)["conversation"] as? [String: Any] } ?? nil)?["id"] as? String
         return conversationId != nil
     }
@@ -62,7 +64,9 @@ final class ChatClient: Sendable {
     }
 
     private func connect() async throws {
-        let close = try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: maxFrameSize, additionalHeaders: headers), logger: TestStack.logger) { inbound, outbound, _ in
+        let close = try await WebSocketClient.connect(
+            url: url, configuration: .init(maxFrameSize: maxFrameSize, additionalHeaders: headers), logger: TestStack.logger
+        ) { inbound, outbound, _ in
             self.writer.withLock { $0 = outbound }
             for try await message in inbound.messages(maxSize: 1 << 20) {
                 if case .text(let text) = message { self.received.withLock { $0.append(text) } }
@@ -144,8 +148,9 @@ struct ChatSocketTests {
                     let malloryClient = ChatClient(port: second.port!, session: mallory)
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         for client in [aliceClient, bobClient, malloryClient] { group.addTask { try await client.run() } }
-                        #expect(await eventually { aliceClient.isConnected && bobClient.isConnected && malloryClient.isConnected },
-                                "\([aliceClient, bobClient, malloryClient].map { $0.failure.withLock { $0 } ?? "ok" })")
+                        #expect(
+                            await eventually { aliceClient.isConnected && bobClient.isConnected && malloryClient.isConnected },
+                            "\([aliceClient, bobClient, malloryClient].map { $0.failure.withLock { $0 } ?? "ok" })")
 
                         try await aliceClient.send(#"{"type": "send", "clientMsgId": "a-1", "conversationId": "\#(id)", "body": "hi bob"}"#)
                         #expect(await eventually(timeout: .seconds(10)) { aliceClient.frames("ack").count == 1 && bobClient.frames("message").count == 1 })
@@ -179,21 +184,29 @@ struct ChatSocketTests {
                         await aliceOther.close()
 
                         // Bad frames get an error frame and the socket stays open.
-                        for bad in ["not json", #"{"type": "dance"}"#, #"{"type": "send", "clientMsgId": 5}"#,
-                                    #"{"type": "send", "clientMsgId": "b", "conversationId": "\#(id)", "body": ""}"#] {
+                        for bad in [
+                            "not json", #"{"type": "dance"}"#, #"{"type": "send", "clientMsgId": 5}"#,
+                            #"{"type": "send", "clientMsgId": "b", "conversationId": "\#(id)", "body": ""}"#,
+                        ] {
                             try await bobClient.send(bad)
                         }
                         #expect(await eventually { bobClient.frames("error").count == 4 })
                         #expect(Set(bobClient.frames("error").compactMap { $0["code"] as? String }) == ["invalid_frame", "unknown_type"])
                         try await bobClient.send(#"{"type": "send", "clientMsgId": "b-1", "conversationId": "\#(id)", "body": "hey alice"}"#)
-                        #expect(await eventually(timeout: .seconds(10)) { bobClient.frames("ack").count == 1 && aliceClient.frames("message").contains { ($0["message"] as? [String: Any])?["clientMsgId"] as? String == "b-1" } })
+                        #expect(
+                            await eventually(timeout: .seconds(10)) {
+                                bobClient.frames("ack").count == 1
+                                    && aliceClient.frames("message").contains { ($0["message"] as? [String: Any])?["clientMsgId"] as? String == "b-1" }
+                            })
 
                         // A non-member's send is not stored and reaches no one.
                         try await malloryClient.send(#"{"type": "send", "clientMsgId": "m-1", "conversationId": "\#(id)", "body": "let me in"}"#)
                         try await Task.sleep(for: .milliseconds(500))
                         #expect(malloryClient.frames("ack").isEmpty)
                         #expect(!aliceClient.frames("message").contains { ($0["message"] as? [String: Any])?["clientMsgId"] as? String == "m-1" })
-                        let history = try await messages.execute(uri: "/api/conversations/\(id)/messages", method: .get, headers: alice.bearer) { json($0)["messages"] as? [[String: Any]] ?? [] }
+                        let history = try await messages.execute(uri: "/api/conversations/\(id)/messages", method: .get, headers: alice.bearer) {
+                            json($0)["messages"] as? [[String: Any]] ?? []
+                        }
                         #expect(history.compactMap { $0["seq"] as? Int } == [1, 2, 3])
                         #expect(history.filter { $0["clientMsgId"] as? String == "a-2" }.count == 1)
 
@@ -207,7 +220,9 @@ struct ChatSocketTests {
         try? await EventBusAdmin.deleteQueues(queues + queues.map { "\($0).dead" }, configuration: TestStack.amqp())
     }
 
-    @Test("groups: conversation frames, read receipts to the sender, typing to the others (not stored), outsiders refused, removed members hear nothing more, signout closes the socket")
+    @Test(
+        "groups: conversation frames, read receipts to the sender, typing to the others (not stored), outsiders refused, removed members hear nothing more, signout closes the socket"
+    )
     func groupChat() async throws {
         let harness = ServiceHarness()
         let one = try await harness.socketApplication(instance: "one")
@@ -231,9 +246,10 @@ struct ChatSocketTests {
                         let id = try await openConversation(
                             messages, as: alice, #"{"type": "group", "name": "Trio", "memberIds": ["\#(bob.userId)", "\#(carol.userId)"]}"#
                         )
-                        #expect(await eventually(timeout: .seconds(10)) {
-                            [aliceClient, bobClient, carolClient].allSatisfy { $0.frames("conversation").contains { $0["event"] as? String == "created" } }
-                        })
+                        #expect(
+                            await eventually(timeout: .seconds(10)) {
+                                [aliceClient, bobClient, carolClient].allSatisfy { $0.frames("conversation").contains { $0["event"] as? String == "created" } }
+                            })
                         #expect(malloryClient.frames("conversation").isEmpty)
 
                         try await aliceClient.send(#"{"type": "send", "clientMsgId": "g-1", "conversationId": "\#(id)", "body": "hello group"}"#)
@@ -247,7 +263,9 @@ struct ChatSocketTests {
                         try await bobClient.send(#"{"type": "read", "conversationId": "\#(id)", "seq": 0}"#)
                         try await bobClient.send(#"{"type": "delivered", "conversationId": "\#(id)", "seq": 99}"#)  // clamped to lastSeq: no change
                         let bobMember = try await messages.execute(uri: "/api/conversations/\(id)", method: .get, headers: bob.bearer) { response in
-                            ((json(response)["conversation"] as? [String: Any])?["members"] as? [[String: Any]] ?? []).first { $0["userId"] as? String == bob.userId }
+                            ((json(response)["conversation"] as? [String: Any])?["members"] as? [[String: Any]] ?? []).first {
+                                $0["userId"] as? String == bob.userId
+                            }
                         }
                         #expect(bobMember?["readSeq"] as? Int == 1)
 
@@ -260,21 +278,30 @@ struct ChatSocketTests {
                         // Mallory is not a member: typing and sending are refused, and she sees nothing.
                         try await malloryClient.send(#"{"type": "typing", "conversationId": "\#(id)", "typing": true}"#)
                         try await malloryClient.send(#"{"type": "send", "clientMsgId": "m-1", "conversationId": "\#(id)", "body": "hi?"}"#)
-                        #expect(await eventually(timeout: .seconds(10)) {
-                            malloryClient.frames("error").filter { $0["code"] as? String == "not_found" }.count == 2
-                        })
+                        #expect(
+                            await eventually(timeout: .seconds(10)) {
+                                malloryClient.frames("error").filter { $0["code"] as? String == "not_found" }.count == 2
+                            })
                         #expect(malloryClient.frames("error").contains { $0["clientMsgId"] as? String == "m-1" })
                         #expect(malloryClient.frames("message").isEmpty && malloryClient.frames("typing").isEmpty && malloryClient.frames("receipt").isEmpty)
 
                         // Carol is removed: she hears of it, then nothing more.
-                        #expect(try await messages.execute(uri: "/api/conversations/\(id)/members/\(carol.userId)", method: .delete, headers: alice.bearer) { $0.status } == .noContent)
-                        #expect(await eventually(timeout: .seconds(10)) { carolClient.frames("conversation").contains { $0["event"] as? String == "member_removed" } })
+                        #expect(
+                            try await messages.execute(uri: "/api/conversations/\(id)/members/\(carol.userId)", method: .delete, headers: alice.bearer) {
+                                $0.status
+                            } == .noContent)
+                        #expect(
+                            await eventually(timeout: .seconds(10)) {
+                                carolClient.frames("conversation").contains { $0["event"] as? String == "member_removed" }
+                            })
                         try await aliceClient.send(#"{"type": "send", "clientMsgId": "g-2", "conversationId": "\#(id)", "body": "carol is gone"}"#)
                         #expect(await eventually(timeout: .seconds(10)) { bobClient.frames("message").count == 2 })
                         try await Task.sleep(for: .milliseconds(300))
                         #expect(carolClient.frames("message").count == 1)
 
-                        let history = try await messages.execute(uri: "/api/conversations/\(id)/messages", method: .get, headers: alice.bearer) { json($0)["messages"] as? [[String: Any]] ?? [] }
+                        let history = try await messages.execute(uri: "/api/conversations/\(id)/messages", method: .get, headers: alice.bearer) {
+                            json($0)["messages"] as? [[String: Any]] ?? []
+                        }
                         #expect(history.compactMap { $0["body"] as? String } == ["hello group", "carol is gone"])
 
                         // Bob signs out: his socket (that session's) is closed by the server.
@@ -315,8 +342,10 @@ struct ChatSocketTests {
                     for index in 0..<total {
                         try await aliceClient.send(#"{"type": "send", "clientMsgId": "o-\#(index)", "conversationId": "\#(id)", "body": "n\#(index)"}"#)
                     }
-                    #expect(await eventually(timeout: .seconds(60), every: .milliseconds(100)) { aliceClient.frames("ack").count == total },
-                            "received: \(Dictionary(grouping: aliceClient.frames(), by: { $0["type"] as? String ?? "?" }).mapValues(\.count)), errors: \(Set(aliceClient.frames("error").compactMap { $0["code"] as? String }))")
+                    #expect(
+                        await eventually(timeout: .seconds(60), every: .milliseconds(100)) { aliceClient.frames("ack").count == total },
+                        "received: \(Dictionary(grouping: aliceClient.frames(), by: { $0["type"] as? String ?? "?" }).mapValues(\.count)), errors: \(Set(aliceClient.frames("error").compactMap { $0["code"] as? String }))"
+                    )
                     let acked = aliceClient.frames("ack").compactMap { ($0["message"] as? [String: Any])?["seq"] as? Int }
                     #expect(Set(acked) == Set(1...total))
                     await aliceClient.close()
@@ -348,9 +377,10 @@ struct ChatSocketTests {
                 let live = ChatClient(port: server.port!, session: alice)
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try? await live.run() }
-                    let silent = try #require(try await SilentPeer.upgrade(
-                        port: server.port!, path: "/ws/chat", token: alice.accessToken, origin: "http://127.0.0.1:8080"
-                    ))
+                    let silent = try #require(
+                        try await SilentPeer.upgrade(
+                            port: server.port!, path: "/ws/chat", token: alice.accessToken, origin: "http://127.0.0.1:8080"
+                        ))
                     #expect(await eventually { live.isConnected })
                     let upgraded = ContinuousClock.now
                     // 1 s period: the unanswered ping is noticed at the next one (2 s), then the

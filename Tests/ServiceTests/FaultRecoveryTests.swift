@@ -1,11 +1,5 @@
-import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-#if canImport(Glibc)
-import Glibc
-#endif
 import AuthService
+import Foundation
 import Hummingbird
 import HummingbirdTesting
 import JWTKit
@@ -16,6 +10,13 @@ import StackTesting
 import Synchronization
 import Testing
 
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Issue 10: what broke when Postgres, Redis and slow clients were killed or stalled mid-burst, each
 /// fault injected into the real servers by pid, each recovery bounded and printed.
 @Suite("fault recovery: Postgres, Redis, slow readers, removals, restarts", .serialized)
@@ -23,7 +24,7 @@ struct FaultRecoveryTests {
     @Test("Postgres SIGKILLed mid-burst: the outbox relay resumes, every acked message is stored once in order, and SIGTERM still ends messages in time")
     func postgresKilledMidBurst() async throws {
         let harness = ServiceHarness()
-        let base = Int.random(in: 20_000...29_000)
+        let base = TestStack.freePorts(2)
         let messages = harness.messagesProcess(port: base)
         let socket = harness.socketHandlerProcess("pg", port: base + 1)
         try await messages.start()
@@ -76,8 +77,9 @@ struct FaultRecoveryTests {
             let alice = try await signUp(services.auth, username: TestStack.uniqueName("rm"))
             let bob = try await signUp(services.auth, username: TestStack.uniqueName("rm"))
             let carol = try await signUp(services.auth, username: TestStack.uniqueName("rm"))
-            let created = try await call(services.messages, .post, "/api/conversations", alice,
-                                         #"{"type": "group", "name": "removal", "memberIds": ["\#(bob.userId)", "\#(carol.userId)"]}"#)
+            let created = try await call(
+                services.messages, .post, "/api/conversations", alice,
+                #"{"type": "group", "name": "removal", "memberIds": ["\#(bob.userId)", "\#(carol.userId)"]}"#)
             let id = try #require((created.json["conversation"] as? [String: Any])?["id"] as? String)
             let clients = [alice, bob, carol].map { ChatClient(port: services.chatPort, session: $0) }
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -88,7 +90,8 @@ struct FaultRecoveryTests {
                     for (name, client) in [("a", clients[0]), ("c", clients[2])] {
                         senders.addTask {
                             for k in 0..<100 {
-                                try await client.send(#"{"type": "send", "clientMsgId": "\#(name)\#(k)", "conversationId": "\#(id)", "body": "\#(name) \#(k)"}"#)
+                                try await client.send(
+                                    #"{"type": "send", "clientMsgId": "\#(name)\#(k)", "conversationId": "\#(id)", "body": "\#(name) \#(k)"}"#)
                                 try await Task.sleep(for: .milliseconds(5))
                             }
                         }
@@ -136,7 +139,9 @@ struct FaultRecoveryTests {
                 for worker in 0..<4 {
                     senders.addTask {
                         for k in stride(from: worker, to: 3_000, by: 4) {
-                            let status = try await call(services.messages, .post, "/api/conversations/\(id)/messages", alice, #"{"clientMsgId": "s\#(k)", "body": "\#(body)"}"#).status
+                            let status = try await call(
+                                services.messages, .post, "/api/conversations/\(id)/messages", alice, #"{"clientMsgId": "s\#(k)", "body": "\#(body)"}"#
+                            ).status
                             #expect(status == 201)
                         }
                     }
@@ -183,17 +188,19 @@ struct FaultRecoveryTests {
                 let back = ContinuousClock.now
                 let redis = RedisClient(configuration: TestStack.redis())
                 let key = "\(harness.namespace)_socket:presence:\(bob.userId)"
-                #expect(await eventually(timeout: .seconds(5)) {
-                    let now = String(Int(Date().timeIntervalSince1970 * 1000))
-                    return ((try? await redis.command(["ZRANGEBYSCORE", key, now, "+inf"]).array?.count) ?? 0) == 1
-                })
+                #expect(
+                    await eventually(timeout: .seconds(5)) {
+                        let now = String(Int(Date().timeIntervalSince1970 * 1000))
+                        return ((try? await redis.command(["ZRANGEBYSCORE", key, now, "+inf"]).array?.count) ?? 0) == 1
+                    })
                 print("presence registered again \(ContinuousClock.now - back) after Redis came back")
                 #expect(ContinuousClock.now - back < .seconds(5))
                 await redis.shutdown()
                 try await clients[0].send(#"{"type": "send", "clientMsgId": "r2", "conversationId": "\#(id)", "body": "redis is back"}"#)
-                #expect(await eventually(timeout: .seconds(5)) {
-                    clients[1].frames("message").contains { ($0["message"] as? [String: Any])?["clientMsgId"] as? String == "r2" }
-                })
+                #expect(
+                    await eventually(timeout: .seconds(5)) {
+                        clients[1].frames("message").contains { ($0["message"] as? [String: Any])?["clientMsgId"] as? String == "r2" }
+                    })
                 group.cancelAll()
             }
         }
@@ -204,8 +211,9 @@ struct FaultRecoveryTests {
         let harness = ServiceHarness()
         try await harness.runAll { services in
             let users = try await (0..<3).asyncMap { _ in try await signUp(services.auth, username: TestStack.uniqueName("dp")) }
-            let created = try await call(services.messages, .post, "/api/conversations", users[0],
-                                         #"{"type": "group", "name": "dups", "memberIds": ["\#(users[1].userId)", "\#(users[2].userId)"]}"#)
+            let created = try await call(
+                services.messages, .post, "/api/conversations", users[0],
+                #"{"type": "group", "name": "dups", "memberIds": ["\#(users[1].userId)", "\#(users[2].userId)"]}"#)
             let id = try #require((created.json["conversation"] as? [String: Any])?["id"] as? String)
             let clients = users.map { ChatClient(port: services.chatPort, session: $0) }
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -233,7 +241,8 @@ struct FaultRecoveryTests {
         try await harness.runAll { services in
             let users = try await (0..<50).asyncMap { _ in try await signUp(services.auth, username: TestStack.uniqueName("bg")) }
             let others = users.dropFirst().map { #""\#($0.userId)""# }.joined(separator: ",")
-            let created = try await call(services.messages, .post, "/api/conversations", users[0], #"{"type": "group", "name": "busy", "memberIds": [\#(others)]}"#)
+            let created = try await call(
+                services.messages, .post, "/api/conversations", users[0], #"{"type": "group", "name": "busy", "memberIds": [\#(others)]}"#)
             let id = try #require((created.json["conversation"] as? [String: Any])?["id"] as? String)
             let clients = users.map { ChatClient(port: services.chatPort, session: $0) }
             let perSender = 10
@@ -245,7 +254,8 @@ struct FaultRecoveryTests {
                     for (index, client) in clients.enumerated() {
                         senders.addTask {
                             for k in 0..<perSender {
-                                try await client.send(#"{"type": "send", "clientMsgId": "u\#(index)-\#(k)", "conversationId": "\#(id)", "body": "\#(index) says \#(k)"}"#)
+                                try await client.send(
+                                    #"{"type": "send", "clientMsgId": "u\#(index)-\#(k)", "conversationId": "\#(id)", "body": "\#(index) says \#(k)"}"#)
                             }
                         }
                     }
@@ -280,7 +290,7 @@ struct FaultRecoveryTests {
     @Test("SIGTERM closes sockets with 1001 (going away), so clients reconnect elsewhere at once")
     func shutdownSaysGoingAway() async throws {
         let harness = ServiceHarness()
-        let base = Int.random(in: 30_000...31_000)
+        let base = TestStack.freePorts(1)
         let socket = harness.socketHandlerProcess("bye", port: base)
         try await socket.start()
         defer { socket.stop() }
@@ -288,7 +298,7 @@ struct FaultRecoveryTests {
         try await auth.test(.router) { authClient in
             let alice = try await signUp(authClient, username: TestStack.uniqueName("gw"))
             let client = ChatClient(port: base, session: alice)
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try? await client.run() }
                 #expect(await eventually { client.isConnected })
                 socket.stop()
@@ -303,7 +313,7 @@ struct FaultRecoveryTests {
     @Test("a service started while Postgres or RabbitMQ is down waits, alive and not ready, and becomes ready when they return; the others stay ready")
     func startWhileDependenciesAreDown() async throws {
         let harness = ServiceHarness()
-        let base = Int.random(in: 31_100...32_000)
+        let base = TestStack.freePorts(2)
         // Postgres down: messages starts, answers /healthz, is not ready, and never exits.
         try await TestStack.stop(.postgres)
         let messages = harness.messagesProcess(port: base)
@@ -351,10 +361,12 @@ extension ServiceHarness {
     /// migrations itself, as in production).
     func messagesProcess(port: Int) -> ServiceProcess {
         let admin = TestStack.database(schema: messagesSchema)
-        return ServiceProcess(name: "messages", port: port, environment: [
-            "DATABASE_SCHEMA": messagesSchema.rawValue, "DATABASE_USER": admin.username, "DATABASE_PASSWORD": admin.password,
-            "JWT_PUBLIC_KEY": privateKey.publicKey.pemRepresentation, "SERVICE_NAMESPACE": "\(namespace)_messages",
-        ])
+        return ServiceProcess(
+            name: "messages", port: port,
+            environment: [
+                "DATABASE_SCHEMA": messagesSchema.rawValue, "DATABASE_USER": admin.username, "DATABASE_PASSWORD": admin.password,
+                "JWT_PUBLIC_KEY": privateKey.publicKey.pemRepresentation, "SERVICE_NAMESPACE": "\(namespace)_messages",
+            ])
     }
 
     /// Opens a conversation through a messages process, retrying while it has not heard of the users.
@@ -374,7 +386,8 @@ extension ServiceHarness {
         var stored: [[String: Any]] = []
         var after = 0
         while true {
-            let (_, body) = await httpJSON("GET", "http://127.0.0.1:\(port)/api/conversations/\(conversationId)/messages?after=\(after)&limit=1000", bearer: session.accessToken)
+            let (_, body) = await httpJSON(
+                "GET", "http://127.0.0.1:\(port)/api/conversations/\(conversationId)/messages?after=\(after)&limit=1000", bearer: session.accessToken)
             let page = body["messages"] as? [[String: Any]] ?? []
             stored += page
             guard page.count == 1000, let last = page.last?["seq"] as? Int else { return stored }
@@ -410,7 +423,9 @@ final class RetryingSender: @unchecked Sendable {
                 _ = await eventually(timeout: .seconds(10)) { fresh.isConnected || fresh.hasEnded }
             }
             try? await client.send(frame)
-            if await eventually(timeout: .seconds(3), every: .milliseconds(20), { self.client.frames("ack").contains { $0["clientMsgId"] as? String == clientMsgId } }) {
+            if await eventually(
+                timeout: .seconds(3), every: .milliseconds(20), { self.client.frames("ack").contains { $0["clientMsgId"] as? String == clientMsgId } })
+            {
                 return
             }
         }
@@ -441,7 +456,8 @@ final class DeafClient: Sendable {
             _ = Glibc.close(fd)
             return nil
         }
-        let request = "GET /ws/chat HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        let request =
+            "GET /ws/chat HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer \(token)\r\n\r\n"
         _ = request.withCString { Glibc.send(fd, $0, strlen($0), 0) }
         return DeafClient(descriptor: fd)

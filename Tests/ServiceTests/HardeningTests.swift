@@ -49,7 +49,9 @@ struct HardeningTests {
                         #expect(try await call(services.auth, .post, "/api/auth/signout", user).status == 204)
                     case "refresh reuse":
                         for expected in [200, 401] {
-                            let status = try await services.auth.execute(uri: "/api/auth/refresh", method: .post, headers: user.refreshCookie) { Int($0.status.code) }
+                            let status = try await services.auth.execute(uri: "/api/auth/refresh", method: .post, headers: user.refreshCookie) {
+                                Int($0.status.code)
+                            }
                             #expect(status == expected, "\(ending)")
                         }
                     default:
@@ -61,15 +63,19 @@ struct HardeningTests {
                             try? await call(services.users, .get, "/api/users/me", user).status,
                             try? await call(services.messages, .get, "/api/conversations", user).status,
                             try? await call(services.notifications, .get, "/api/notifications", user).status,
-                            try? await UpgradeAnswer.attempt(port: services.chatPort, path: "/ws/chat", headers: ["Authorization: Bearer \(user.accessToken)"]).status,
-                            try? await UpgradeAnswer.attempt(port: services.notificationsPort, path: "/ws/notifications", headers: ["Authorization: Bearer \(user.accessToken)"]).status,
+                            try? await UpgradeAnswer.attempt(port: services.chatPort, path: "/ws/chat", headers: ["Authorization: Bearer \(user.accessToken)"])
+                                .status,
+                            try? await UpgradeAnswer.attempt(
+                                port: services.notificationsPort, path: "/ws/notifications", headers: ["Authorization: Bearer \(user.accessToken)"]
+                            ).status,
                         ]
                         return answers.allSatisfy { $0 == 401 }
                     }
                     #expect(refusedEverywhere, "\(ending): a service still accepted the token")
                     #expect(await eventually(timeout: .seconds(2)) { chat.hasEnded && stream.hasEnded }, "\(ending): a socket stayed open")
                     print("\(ending): refused everywhere and sockets closed after \(ContinuousClock.now - ended)")
-                    let answer = try await UpgradeAnswer.attempt(port: services.chatPort, path: "/ws/chat", headers: ["Authorization: Bearer \(user.accessToken)"])
+                    let answer = try await UpgradeAnswer.attempt(
+                        port: services.chatPort, path: "/ws/chat", headers: ["Authorization: Bearer \(user.accessToken)"])
                     #expect(answer.errorCode == "session_ended", "\(ending): \(answer.body)")
                     group.cancelAll()
                 }
@@ -90,8 +96,12 @@ struct HardeningTests {
             // 128 characters of 4-byte UTF-8 (512 bytes) is a valid password too.
             let wide = String(repeating: "😀", count: 128)
             let other = TestStack.uniqueName("pw")
-            #expect(try await call(auth, .post, "/api/auth/signup", nil, #"{"username": "\#(other)", "email": "\#(other)@example.com", "password": "\#(wide)"}"#).status == 201)
-            #expect(try await call(auth, .post, "/api/auth/signin", nil, #"{"login": "\#(other)", "password": "\#(String(repeating: "😀", count: 127))😁"}"#).status == 401)
+            #expect(
+                try await call(auth, .post, "/api/auth/signup", nil, #"{"username": "\#(other)", "email": "\#(other)@example.com", "password": "\#(wide)"}"#)
+                    .status == 201)
+            #expect(
+                try await call(auth, .post, "/api/auth/signin", nil, #"{"login": "\#(other)", "password": "\#(String(repeating: "😀", count: 127))😁"}"#).status
+                    == 401)
         }
     }
 
@@ -104,7 +114,8 @@ struct HardeningTests {
                 let login = attempt.isMultiple(of: 2) ? user.username : "\(user.username)@example.com"
                 #expect(try await call(auth, .post, "/api/auth/signin", nil, #"{"login": "\#(login)", "password": "wrong password"}"#).status == 401)
             }
-            let locked = try await call(auth, .post, "/api/auth/signin", nil, #"{"login": "\#(user.username)@EXAMPLE.com", "password": "correct horse battery"}"#)
+            let locked = try await call(
+                auth, .post, "/api/auth/signin", nil, #"{"login": "\#(user.username)@EXAMPLE.com", "password": "correct horse battery"}"#)
             #expect(locked.status == 429 && code(locked) == "rate_limited")
         }
         // The client address: believed from X-Forwarded-For only when the peer is a trusted proxy.
@@ -121,21 +132,25 @@ struct HardeningTests {
         let app = try await harness.authApplication()
         try await app.test(.live) { auth in
             for attempt in 0..<20 {
-                let answer = try await call(auth, .post, "/api/auth/signin", nil, #"{"login": "nobody_\#(attempt)", "password": "wrong password"}"#,
-                                            headers: [.init("X-Forwarded-For")!: "203.0.113.7"])
+                let answer = try await call(
+                    auth, .post, "/api/auth/signin", nil, #"{"login": "nobody_\#(attempt)", "password": "wrong password"}"#,
+                    headers: [.init("X-Forwarded-For")!: "203.0.113.7"])
                 #expect(answer.status == 401)
             }
-            let locked = try await call(auth, .post, "/api/auth/signin", nil, #"{"login": "someone", "password": "wrong password"}"#,
-                                        headers: [.init("X-Forwarded-For")!: "203.0.113.7"])
+            let locked = try await call(
+                auth, .post, "/api/auth/signin", nil, #"{"login": "someone", "password": "wrong password"}"#,
+                headers: [.init("X-Forwarded-For")!: "203.0.113.7"])
             #expect(locked.status == 429)
-            let elsewhere = try await call(auth, .post, "/api/auth/signin", nil, #"{"login": "someone", "password": "wrong password"}"#,
-                                           headers: [.init("X-Forwarded-For")!: "203.0.113.8"])
+            let elsewhere = try await call(
+                auth, .post, "/api/auth/signin", nil, #"{"login": "someone", "password": "wrong password"}"#,
+                headers: [.init("X-Forwarded-For")!: "203.0.113.8"])
             #expect(elsewhere.status == 401)
         }
         await harness.cleanUp()
     }
 
-    @Test("control characters in query parameters, JSON fields, paths and frames are refused with 400 or an error frame; newline and tab only in message bodies")
+    @Test(
+        "control characters in query parameters, JSON fields, paths and frames are refused with 400 or an error frame; newline and tab only in message bodies")
     func controlCharacters() async throws {
         try await ServiceHarness().runAll { services in
             let alice = try await signUp(services.auth, username: TestStack.uniqueName("cc"))
@@ -160,7 +175,10 @@ struct HardeningTests {
                 #expect(answer.status == 400 && code(answer) == "validation_failed", "\(method) \(uri) \(body ?? ""): \(answer.status) \(answer.json)")
             }
             // Newlines and tabs are fine in a message body, and only there.
-            #expect(try await call(services.messages, .post, "/api/conversations/\(id)/messages", alice, #"{"clientMsgId": "ok1", "body": "two\nlines\tand a tab"}"#).status == 201)
+            #expect(
+                try await call(
+                    services.messages, .post, "/api/conversations/\(id)/messages", alice, #"{"clientMsgId": "ok1", "body": "two\nlines\tand a tab"}"#
+                ).status == 201)
             #expect(try await call(services.users, .patch, "/api/users/me", alice, #"{"displayName": "two\nlines"}"#).status == 400)
 
             let chat = ChatClient(port: services.chatPort, session: alice)
@@ -188,7 +206,8 @@ struct HardeningTests {
             for invisible in [#"   "#, #"\u3164"#, #" \u200B\u200D "#, #"\u115F\u1160"#, #"\u2800"#, #"\u0301\u0302"#, #"\uFEFF"#] {
                 let profile = try await call(services.users, .patch, "/api/users/me", alice, #"{"displayName": "\#(invisible)"}"#)
                 #expect(profile.status == 400 && code(profile) == "validation_failed", "displayName \(invisible)")
-                let group = try await call(services.messages, .post, "/api/conversations", alice, #"{"type": "group", "name": "\#(invisible)", "memberIds": []}"#)
+                let group = try await call(
+                    services.messages, .post, "/api/conversations", alice, #"{"type": "group", "name": "\#(invisible)", "memberIds": []}"#)
                 #expect(group.status == 400 && code(group) == "validation_failed", "group name \(invisible)")
             }
             #expect(try await call(services.users, .patch, "/api/users/me", alice, #"{"displayName": "\u3164 Alice"}"#).status == 200)
@@ -196,7 +215,9 @@ struct HardeningTests {
         }
     }
 
-    @Test("20 sockets per user per stream, the next refused with 429; 200 queued sends flushed at once are all acked; a sustained flood gets rate_limited with retryAfterMs")
+    @Test(
+        "20 sockets per user per stream, the next refused with 429; 200 queued sends flushed at once are all acked; a sustained flood gets rate_limited with retryAfterMs"
+    )
     func socketLimits() async throws {
         try await ServiceHarness().runAll { services in
             let alice = try await signUp(services.auth, username: TestStack.uniqueName("sl"))
@@ -210,9 +231,10 @@ struct HardeningTests {
                     let refused = try await UpgradeAnswer.attempt(port: port, path: path, headers: ["Authorization: Bearer \(alice.accessToken)"])
                     #expect(refused.status == 429 && refused.errorCode == "too_many_sockets", "\(path): \(refused.status) \(refused.body)")
                     await clients[0].close()
-                    #expect(await eventually {
-                        (try? await UpgradeAnswer.attempt(port: port, path: path, headers: ["Authorization: Bearer \(alice.accessToken)"]).status) == 101
-                    }, "\(path): a closed socket still counted")
+                    #expect(
+                        await eventually {
+                            (try? await UpgradeAnswer.attempt(port: port, path: path, headers: ["Authorization: Bearer \(alice.accessToken)"]).status) == 101
+                        }, "\(path): a closed socket still counted")
                     group.cancelAll()
                 }
             }
@@ -223,7 +245,9 @@ struct HardeningTests {
                 for k in 0..<200 {
                     try await chat.send(#"{"type": "send", "clientMsgId": "q\#(k)", "conversationId": "\#(id)", "body": "queued \#(k)"}"#)
                 }
-                #expect(await eventually(timeout: .seconds(20)) { chat.frames("ack").count == 200 }, "acks: \(chat.frames("ack").count), errors: \(chat.frames("error").prefix(3))")
+                #expect(
+                    await eventually(timeout: .seconds(20)) { chat.frames("ack").count == 200 },
+                    "acks: \(chat.frames("ack").count), errors: \(chat.frames("error").prefix(3))")
                 #expect(chat.frames("error").isEmpty)
                 for k in 0..<400 {
                     try await chat.send(#"{"type": "typing", "conversationId": "\#(id)", "typing": \#(k.isMultiple(of: 2))}"#)
@@ -253,7 +277,8 @@ struct HardeningTests {
         #expect(await publish(as: "socket-handler", PresenceChanged(userId: "u", online: true, lastSeenAt: Date())))
         #expect(!(await publish(as: "socket-handler", UserDeleted(userId: "u"))))
         #expect(await publish(as: "auth", UserDeleted(userId: "u")))
-        let stored = MessageStored(message: MessageRecord(id: "m", conversationId: "c", seq: 1, senderId: "u", clientMsgId: "x", body: "b", sentAt: Date()), memberIds: [])
+        let stored = MessageStored(
+            message: MessageRecord(id: "m", conversationId: "c", seq: 1, senderId: "u", clientMsgId: "x", body: "b", sentAt: Date()), memberIds: [])
         #expect(!(await publish(as: "users", stored)))
         #expect(!(await publish(as: "notifications", MessageSent(senderId: "u", clientMsgId: "x", conversationId: "c", body: "b", instanceId: "i"))))
         // guest is gone.
@@ -284,27 +309,34 @@ struct HardeningTests {
         }
     }
 
-    @Test("deleted accounts: messages stay, member entries say deleted, a direct conversation turns read-only, the username is reserved; a group keeps an admin")
+    @Test(
+        "deleted accounts: messages stay, member entries say deleted, a direct conversation turns read-only, the username is reserved; a group keeps an admin")
     func deletedAccounts() async throws {
         try await ServiceHarness().runAll { services in
             let alice = try await signUp(services.auth, username: TestStack.uniqueName("da"))
             let bob = try await signUp(services.auth, username: TestStack.uniqueName("db"))
             let carol = try await signUp(services.auth, username: TestStack.uniqueName("dc"))
             let direct = try await openConversation(services.messages, as: alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)
-            #expect(try await call(services.messages, .post, "/api/conversations/\(direct)/messages", bob, #"{"clientMsgId": "b1", "body": "bye"}"#).status == 201)
-            let group = try await call(services.messages, .post, "/api/conversations", bob,
-                                       #"{"type": "group", "name": "book club", "memberIds": ["\#(alice.userId)", "\#(carol.userId)"]}"#)
+            #expect(
+                try await call(services.messages, .post, "/api/conversations/\(direct)/messages", bob, #"{"clientMsgId": "b1", "body": "bye"}"#).status == 201)
+            let group = try await call(
+                services.messages, .post, "/api/conversations", bob,
+                #"{"type": "group", "name": "book club", "memberIds": ["\#(alice.userId)", "\#(carol.userId)"]}"#)
             let groupId = try #require((group.json["conversation"] as? [String: Any])?["id"] as? String)
 
             #expect(try await call(services.auth, .delete, "/api/auth/account", bob, #"{"password": "correct horse battery"}"#).status == 204)
             // The direct conversation becomes read-only once messages has heard.
             let attempts = Atomic<Int>(0)
-            #expect(await eventually {
-                // A fresh clientMsgId each time: a send stored before messages heard would come back as a retry.
-                let attempt = attempts.add(1, ordering: .relaxed).newValue
-                return (try? await call(services.messages, .post, "/api/conversations/\(direct)/messages", alice, #"{"clientMsgId": "a\#(attempt)", "body": "are you there"}"#))
-                    .map { $0.status == 403 && code($0) == "peer_deleted" } ?? false
-            })
+            #expect(
+                await eventually {
+                    // A fresh clientMsgId each time: a send stored before messages heard would come back as a retry.
+                    let attempt = attempts.add(1, ordering: .relaxed).newValue
+                    return
+                        (try? await call(
+                            services.messages, .post, "/api/conversations/\(direct)/messages", alice,
+                            #"{"clientMsgId": "a\#(attempt)", "body": "are you there"}"#))
+                        .map { $0.status == 403 && code($0) == "peer_deleted" } ?? false
+                })
             let details = try await call(services.messages, .get, "/api/conversations/\(direct)", alice)
             let members = details.json["conversation"].flatMap { ($0 as? [String: Any])?["members"] as? [[String: Any]] } ?? []
             #expect(members.first { $0["userId"] as? String == bob.userId }?["deleted"] as? Bool == true)
@@ -313,18 +345,23 @@ struct HardeningTests {
             let history = try await call(services.messages, .get, "/api/conversations/\(direct)/messages", alice)
             #expect((history.json["messages"] as? [[String: Any]])?.first?["body"] as? String == "bye")
             #expect(try await call(services.users, .get, "/api/users/\(bob.userId)", alice).status == 404)
-            let again = try await call(services.auth, .post, "/api/auth/signup", nil, #"{"username": "\#(bob.username)", "email": "new_\#(bob.username)@example.com", "password": "correct horse"}"#)
+            let again = try await call(
+                services.auth, .post, "/api/auth/signup", nil,
+                #"{"username": "\#(bob.username)", "email": "new_\#(bob.username)@example.com", "password": "correct horse"}"#)
             #expect(again.status == 409 && code(again) == "username_taken")
             // Bob was the group's only admin: the longest-standing member (Alice, added first) took over.
             let groupDetails = try await call(services.messages, .get, "/api/conversations/\(groupId)", carol)
             let roles = (groupDetails.json["conversation"] as? [String: Any])?["members"] as? [[String: Any]] ?? []
             #expect(roles.first { $0["userId"] as? String == alice.userId }?["role"] as? String == "admin")
             // Admins promote and demote; the last admin cannot step down.
-            #expect(try await call(services.messages, .patch, "/api/conversations/\(groupId)/members/\(carol.userId)", alice, #"{"role": "admin"}"#).status == 200)
-            #expect(try await call(services.messages, .patch, "/api/conversations/\(groupId)/members/\(alice.userId)", carol, #"{"role": "member"}"#).status == 200)
+            #expect(
+                try await call(services.messages, .patch, "/api/conversations/\(groupId)/members/\(carol.userId)", alice, #"{"role": "admin"}"#).status == 200)
+            #expect(
+                try await call(services.messages, .patch, "/api/conversations/\(groupId)/members/\(alice.userId)", carol, #"{"role": "member"}"#).status == 200)
             let last = try await call(services.messages, .patch, "/api/conversations/\(groupId)/members/\(carol.userId)", carol, #"{"role": "member"}"#)
             #expect(last.status == 409 && code(last) == "last_admin")
-            #expect(try await call(services.messages, .patch, "/api/conversations/\(groupId)/members/\(carol.userId)", alice, #"{"role": "admin"}"#).status == 403)
+            #expect(
+                try await call(services.messages, .patch, "/api/conversations/\(groupId)/members/\(carol.userId)", alice, #"{"role": "admin"}"#).status == 403)
             // Carol, the last admin, leaves: Alice becomes admin.
             #expect(try await call(services.messages, .delete, "/api/conversations/\(groupId)/members/\(carol.userId)", carol).status == 204)
             let after = try await call(services.messages, .get, "/api/conversations/\(groupId)", alice)
@@ -347,7 +384,10 @@ struct HardeningTests {
             ]
             let format = #/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/#
             for time in times { #expect(time.map { $0.wholeMatch(of: format) != nil } == true, "\(time ?? "nil")") }
-            for (client, uri) in [(services.users, "/api/users?cursor=not-ours"), (services.notifications, "/api/notifications?cursor=not-ours"), (services.notifications, "/api/notifications?cursor=-5")] {
+            for (client, uri) in [
+                (services.users, "/api/users?cursor=not-ours"), (services.notifications, "/api/notifications?cursor=not-ours"),
+                (services.notifications, "/api/notifications?cursor=-5"),
+            ] {
                 let answer = try await call(client, .get, uri, alice)
                 #expect(answer.status == 400 && code(answer) == "invalid_cursor", "\(uri): \(answer.json)")
             }
@@ -363,7 +403,8 @@ struct HardeningTests {
                 #expect(anonymous.status == 401 && anonymous.errorCode == "unauthenticated", "\(path): \(anonymous.status) \(anonymous.body)")
                 let forged = try await UpgradeAnswer.attempt(port: port, path: path, headers: ["Authorization: Bearer not.a.token"])
                 #expect(forged.status == 401 && forged.errorCode == "invalid_token", "\(path)")
-                let foreign = try await UpgradeAnswer.attempt(port: port, path: path, headers: ["Authorization: Bearer \(alice.accessToken)", "Origin: https://evil.example"])
+                let foreign = try await UpgradeAnswer.attempt(
+                    port: port, path: path, headers: ["Authorization: Bearer \(alice.accessToken)", "Origin: https://evil.example"])
                 #expect(foreign.status == 403 && foreign.errorCode == "origin_not_allowed", "\(path)")
                 let accepted = try await UpgradeAnswer.attempt(port: port, path: path, headers: ["Authorization: Bearer \(alice.accessToken)"])
                 #expect(accepted.status == 101, "\(path)")

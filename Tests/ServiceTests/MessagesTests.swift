@@ -14,10 +14,13 @@ struct MessagesTests {
         for _ in 0..<count { sessions.append(try await signUp(auth, username: TestStack.uniqueName("m"))) }
         let probe = sessions[0]
         for other in sessions.dropFirst() {
-            #expect(await eventually(timeout: .seconds(5)) {
-                (try? await messages.execute(uri: "/api/conversations", method: .post, headers: probe.bearer.merging(jsonHeaders),
-                                              body: ByteBuffer(string: #"{"type": "group", "name": "probe", "memberIds": ["\#(other.userId)"]}"#)) { $0.status }) == .created
-            })
+            #expect(
+                await eventually(timeout: .seconds(5)) {
+                    (try? await messages.execute(
+                        uri: "/api/conversations", method: .post, headers: probe.bearer.merging(jsonHeaders),
+                        body: ByteBuffer(string: #"{"type": "group", "name": "probe", "memberIds": ["\#(other.userId)"]}"#)
+                    ) { $0.status }) == .created
+                })
         }
         return sessions
     }
@@ -72,7 +75,9 @@ struct MessagesTests {
             #expect(seenByBob == [1])
             for index in 2...31 {
                 let sender = index % 2 == 0 ? bob : alice
-                #expect(try await post(messages, "/api/conversations/\(id)/messages", sender, #"{"clientMsgId": "c-\#(index)", "body": "message \#(index)"}"#).status == .created)
+                #expect(
+                    try await post(messages, "/api/conversations/\(id)/messages", sender, #"{"clientMsgId": "c-\#(index)", "body": "message \#(index)"}"#)
+                        .status == .created)
             }
             let list = try await get(messages, "/api/conversations", alice)
             let summary = try #require((json(list)["conversations"] as? [[String: Any]])?.first { $0["id"] as? String == id })
@@ -113,17 +118,21 @@ struct MessagesTests {
             await publisher.shutdown()
 
             var stored: [[String: Any]] = []
-            #expect(await eventually(timeout: .seconds(30), every: .milliseconds(200)) {
-                stored = []
-                var after = 0
-                while true {
-                    let page = (try? await get(messages, "/api/conversations/\(id)/messages?after=\(after)&limit=200", bob)).map { json($0)["messages"] as? [[String: Any]] ?? [] } ?? []
-                    stored += page
-                    guard let last = page.last?["seq"] as? Int, page.count == 200 else { break }
-                    after = last
-                }
-                return stored.count >= total
-            })
+            #expect(
+                await eventually(timeout: .seconds(30), every: .milliseconds(200)) {
+                    stored = []
+                    var after = 0
+                    while true {
+                        let page =
+                            (try? await get(messages, "/api/conversations/\(id)/messages?after=\(after)&limit=200", bob)).map {
+                                json($0)["messages"] as? [[String: Any]] ?? []
+                            } ?? []
+                        stored += page
+                        guard let last = page.last?["seq"] as? Int, page.count == 200 else { break }
+                        after = last
+                    }
+                    return stored.count >= total
+                })
             #expect(stored.count == total)
             #expect(stored.compactMap { $0["seq"] as? Int } == Array(1...total))
             #expect(stored.compactMap { $0["clientMsgId"] as? String } == (0..<total).map { "bus-\($0)" })
@@ -143,8 +152,14 @@ struct MessagesTests {
             #expect(roles == [admin.userId: "admin", member.userId: "member"])
 
             let rename = #"{"name": "Renamed"}"#
-            #expect(try await messages.execute(uri: "/api/conversations/\(id)", method: .patch, headers: member.bearer.merging(jsonHeaders), body: ByteBuffer(string: rename)) { $0.status } == .forbidden)
-            #expect(try await messages.execute(uri: "/api/conversations/\(id)", method: .patch, headers: admin.bearer.merging(jsonHeaders), body: ByteBuffer(string: rename)) { $0.status } == .ok)
+            #expect(
+                try await messages.execute(
+                    uri: "/api/conversations/\(id)", method: .patch, headers: member.bearer.merging(jsonHeaders), body: ByteBuffer(string: rename)
+                ) { $0.status } == .forbidden)
+            #expect(
+                try await messages.execute(
+                    uri: "/api/conversations/\(id)", method: .patch, headers: admin.bearer.merging(jsonHeaders), body: ByteBuffer(string: rename)
+                ) { $0.status } == .ok)
             #expect(try await post(messages, "/api/conversations/\(id)/members", member, #"{"userId": "\#(newcomer.userId)"}"#).status == .forbidden)
             #expect(try await post(messages, "/api/conversations/\(id)/members", admin, #"{"userId": "ghost"}"#).status == .notFound)
             #expect(try await post(messages, "/api/conversations/\(id)/members", admin, #"{"userId": "\#(newcomer.userId)"}"#).status == .ok)
@@ -163,12 +178,19 @@ struct MessagesTests {
             #expect(!outsiderList.contains { $0["id"] as? String == id })
 
             // The member leaves; the admin removes the newcomer. Neither sees anything afterwards.
-            #expect(try await messages.execute(uri: "/api/conversations/\(id)/members/\(newcomer.userId)", method: .delete, headers: member.bearer) { $0.status } == .forbidden)
-            #expect(try await messages.execute(uri: "/api/conversations/\(id)/members/\(member.userId)", method: .delete, headers: member.bearer) { $0.status } == .noContent)
-            #expect(try await messages.execute(uri: "/api/conversations/\(id)/members/\(newcomer.userId)", method: .delete, headers: admin.bearer) { $0.status } == .noContent)
+            #expect(
+                try await messages.execute(uri: "/api/conversations/\(id)/members/\(newcomer.userId)", method: .delete, headers: member.bearer) { $0.status }
+                    == .forbidden)
+            #expect(
+                try await messages.execute(uri: "/api/conversations/\(id)/members/\(member.userId)", method: .delete, headers: member.bearer) { $0.status }
+                    == .noContent)
+            #expect(
+                try await messages.execute(uri: "/api/conversations/\(id)/members/\(newcomer.userId)", method: .delete, headers: admin.bearer) { $0.status }
+                    == .noContent)
             for gone in [member, newcomer] {
                 #expect(try await get(messages, "/api/conversations/\(id)/messages?after=0", gone).status == .notFound)
-                #expect(try await post(messages, "/api/conversations/\(id)/messages", gone, #"{"clientMsgId": "late", "body": "still here?"}"#).status == .notFound)
+                #expect(
+                    try await post(messages, "/api/conversations/\(id)/messages", gone, #"{"clientMsgId": "late", "body": "still here?"}"#).status == .notFound)
             }
             let details = json(try await get(messages, "/api/conversations/\(id)", admin))["conversation"] as? [String: Any]
             #expect(details?["name"] as? String == "Renamed")
@@ -182,11 +204,12 @@ struct MessagesTests {
             let people = try await people(auth, messages, 2)
             let (alice, bob) = (people[0], people[1])
             let id = try #require(conversationId(try await post(messages, "/api/conversations", alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)))
-            let bodies = BadInputTests.hostileBodies.map(\.1) + [
-                #"{"type": "channel"}"#, #"{"type": "group", "name": ""}"#, #"{"type": "group", "name": "x", "memberIds": "everyone"}"#,
-                #"{"clientMsgId": "", "body": "x"}"#, #"{"clientMsgId": "a", "body": "   "}"#,
-                #"{"clientMsgId": "a", "body": ""# + String(repeating: "b", count: 4001) + #""}"#,
-            ]
+            let bodies =
+                BadInputTests.hostileBodies.map(\.1) + [
+                    #"{"type": "channel"}"#, #"{"type": "group", "name": ""}"#, #"{"type": "group", "name": "x", "memberIds": "everyone"}"#,
+                    #"{"clientMsgId": "", "body": "x"}"#, #"{"clientMsgId": "a", "body": "   "}"#,
+                    #"{"clientMsgId": "a", "body": ""# + String(repeating: "b", count: 4001) + #""}"#,
+                ]
             for uri in ["/api/conversations", "/api/conversations/\(id)/messages", "/api/conversations/\(id)/members"] {
                 for body in bodies {
                     let response = try await post(messages, uri, alice, body)

@@ -42,7 +42,9 @@ struct NotificationsTests {
         return online ?? false
     }
 
-    @Test("offline members get one notification per conversation with a count, online ones none; group add/remove, contact added; read, read-all, another's id 404; live frames and presence only to those who share a conversation")
+    @Test(
+        "offline members get one notification per conversation with a count, online ones none; group add/remove, contact added; read, read-all, another's id 404; live frames and presence only to those who share a conversation"
+    )
     func storedAndLive() async throws {
         let harness = ServiceHarness()
         let socket = try await harness.socketApplication(instance: "n-chat")
@@ -50,146 +52,180 @@ struct NotificationsTests {
         let users = try await harness.usersApplication()
         // users and notifications first, so their queues are there when the users sign up.
         try await users.test(.router) { usersClient in
-        try await notificationsApp.test(.live) { notifications in
-        try await harness.runChat { auth, messages in
-            let alice = try await signUp(auth, username: TestStack.uniqueName("na"))
-            let bob = try await signUp(auth, username: TestStack.uniqueName("nb"))
-            let carol = try await signUp(auth, username: TestStack.uniqueName("nc"))
-            let mallory = try await signUp(auth, username: TestStack.uniqueName("nm"))
-            try await socket.test(.live) { chat in
-                let port = notifications.port!
-                let bobStream = ChatClient(port: port, session: bob, path: "/ws/notifications")
-                let malloryStream = ChatClient(port: port, session: mallory, path: "/ws/notifications")
-                let carolChat = ChatClient(port: chat.port!, session: carol)
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for client in [bobStream, malloryStream] { group.addTask { try? await client.run() } }
-                    #expect(await eventually { bobStream.isConnected && malloryStream.isConnected })
+            try await notificationsApp.test(.live) { notifications in
+                try await harness.runChat { auth, messages in
+                    let alice = try await signUp(auth, username: TestStack.uniqueName("na"))
+                    let bob = try await signUp(auth, username: TestStack.uniqueName("nb"))
+                    let carol = try await signUp(auth, username: TestStack.uniqueName("nc"))
+                    let mallory = try await signUp(auth, username: TestStack.uniqueName("nm"))
+                    try await socket.test(.live) { chat in
+                        let port = notifications.port!
+                        let bobStream = ChatClient(port: port, session: bob, path: "/ws/notifications")
+                        let malloryStream = ChatClient(port: port, session: mallory, path: "/ws/notifications")
+                        let carolChat = ChatClient(port: chat.port!, session: carol)
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            for client in [bobStream, malloryStream] { group.addTask { try? await client.run() } }
+                            #expect(await eventually { bobStream.isConnected && malloryStream.isConnected })
 
-                    // Bob has no chat socket: three messages are one notification with count 3, pushed live too.
-                    let direct = try await openConversation(messages, as: alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)
-                    for index in 1...3 { try await post(messages, as: alice, to: direct, "d-\(index)", "hello \(index)") }
-                    #expect(await eventually(timeout: .seconds(10)) {
-                        payload(try? await listNotifications(notifications, bob).first)["count"] as? Int == 3
-                    })
-                    let bobList = try await listNotifications(notifications, bob)
-                    #expect(bobList.count == 1)
-                    let note = try #require(bobList.first)
-                    #expect(note["kind"] as? String == "message" && note["read"] as? Bool == false)
-                    #expect(payload(note)["conversationId"] as? String == direct)
-                    #expect((payload(note)["lastMessage"] as? [String: Any])?["body"] as? String == "hello 3")
-                    #expect(await eventually { bobStream.frames("notification").contains { payload($0["notification"] as? [String: Any])["count"] as? Int == 3 } })
-                    #expect(try await listNotifications(notifications, alice).isEmpty)  // the sender gets none
+                            // Bob has no chat socket: three messages are one notification with count 3, pushed live too.
+                            let direct = try await openConversation(messages, as: alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)
+                            for index in 1...3 { try await post(messages, as: alice, to: direct, "d-\(index)", "hello \(index)") }
+                            #expect(
+                                await eventually(timeout: .seconds(10)) {
+                                    payload(try? await listNotifications(notifications, bob).first)["count"] as? Int == 3
+                                })
+                            let bobList = try await listNotifications(notifications, bob)
+                            #expect(bobList.count == 1)
+                            let note = try #require(bobList.first)
+                            #expect(note["kind"] as? String == "message" && note["read"] as? Bool == false)
+                            #expect(payload(note)["conversationId"] as? String == direct)
+                            #expect((payload(note)["lastMessage"] as? [String: Any])?["body"] as? String == "hello 3")
+                            #expect(
+                                await eventually {
+                                    bobStream.frames("notification").contains { payload($0["notification"] as? [String: Any])["count"] as? Int == 3 }
+                                })
+                            #expect(try await listNotifications(notifications, alice).isEmpty)  // the sender gets none
 
-                    // A group: Bob and Carol are told they were added.
-                    let groupId = try await openConversation(
-                        messages, as: alice, #"{"type": "group", "name": "Plans", "memberIds": ["\#(bob.userId)", "\#(carol.userId)"]}"#
-                    )
-                    #expect(await eventually(timeout: .seconds(10)) {
-                        (try? await listNotifications(notifications, carol))?.contains { $0["kind"] as? String == "group_added" } == true
-                    })
-                    let added = try #require(try await listNotifications(notifications, carol).first { $0["kind"] as? String == "group_added" })
-                    #expect(payload(added)["conversationName"] as? String == "Plans" && payload(added)["actorId"] as? String == alice.userId)
+                            // A group: Bob and Carol are told they were added.
+                            let groupId = try await openConversation(
+                                messages, as: alice, #"{"type": "group", "name": "Plans", "memberIds": ["\#(bob.userId)", "\#(carol.userId)"]}"#
+                            )
+                            #expect(
+                                await eventually(timeout: .seconds(10)) {
+                                    (try? await listNotifications(notifications, carol))?.contains { $0["kind"] as? String == "group_added" } == true
+                                })
+                            let added = try #require(try await listNotifications(notifications, carol).first { $0["kind"] as? String == "group_added" })
+                            #expect(payload(added)["conversationName"] as? String == "Plans" && payload(added)["actorId"] as? String == alice.userId)
 
-                    // Carol opens a chat socket: she is online, and Bob (who shares the group) sees it; Mallory does not.
-                    group.addTask { try? await carolChat.run() }
-                    #expect(await eventually(timeout: .seconds(10)) { await isOnline(harness, carol.userId) })
-                    #expect(await eventually(timeout: .seconds(10)) {
-                        bobStream.frames("presence").contains { $0["userId"] as? String == carol.userId && $0["online"] as? Bool == true }
-                    })
-                    let presence = try #require(bobStream.frames("presence").first { $0["userId"] as? String == carol.userId })
-                    #expect(presence["lastSeenAt"] is String)
+                            // Carol opens a chat socket: she is online, and Bob (who shares the group) sees it; Mallory does not.
+                            group.addTask { try? await carolChat.run() }
+                            #expect(await eventually(timeout: .seconds(10)) { await isOnline(harness, carol.userId) })
+                            #expect(
+                                await eventually(timeout: .seconds(10)) {
+                                    bobStream.frames("presence").contains { $0["userId"] as? String == carol.userId && $0["online"] as? Bool == true }
+                                })
+                            let presence = try #require(bobStream.frames("presence").first { $0["userId"] as? String == carol.userId })
+                            #expect(presence["lastSeenAt"] is String)
 
-                    // Two group messages: Bob (offline for chat) gets count 2; Carol (online) gets none stored.
-                    for index in 1...2 { try await post(messages, as: alice, to: groupId, "g-\(index)", "group \(index)") }
-                    #expect(await eventually(timeout: .seconds(10)) {
-                        (try? await listNotifications(notifications, bob))?.contains {
-                            $0["kind"] as? String == "message" && payload($0)["conversationId"] as? String == groupId && payload($0)["count"] as? Int == 2
-                        } == true
-                    })
-                    #expect(try await listNotifications(notifications, carol).allSatisfy { $0["kind"] as? String != "message" })
+                            // Two group messages: Bob (offline for chat) gets count 2; Carol (online) gets none stored.
+                            for index in 1...2 { try await post(messages, as: alice, to: groupId, "g-\(index)", "group \(index)") }
+                            #expect(
+                                await eventually(timeout: .seconds(10)) {
+                                    (try? await listNotifications(notifications, bob))?.contains {
+                                        $0["kind"] as? String == "message" && payload($0)["conversationId"] as? String == groupId
+                                            && payload($0)["count"] as? Int == 2
+                                    } == true
+                                })
+                            #expect(try await listNotifications(notifications, carol).allSatisfy { $0["kind"] as? String != "message" })
 
-                    // Carol is removed: group_removed replaces group_added.
-                    #expect(try await messages.execute(uri: "/api/conversations/\(groupId)/members/\(carol.userId)", method: .delete, headers: alice.bearer) { $0.status } == .noContent)
-                    #expect(await eventually(timeout: .seconds(10)) {
-                        (try? await listNotifications(notifications, carol))?.map { $0["kind"] as? String } == ["group_removed"]
-                    })
+                            // Carol is removed: group_removed replaces group_added.
+                            #expect(
+                                try await messages.execute(uri: "/api/conversations/\(groupId)/members/\(carol.userId)", method: .delete, headers: alice.bearer)
+                                { $0.status } == .noContent)
+                            #expect(
+                                await eventually(timeout: .seconds(10)) {
+                                    (try? await listNotifications(notifications, carol))?.map { $0["kind"] as? String } == ["group_removed"]
+                                })
 
-                    // Carol adds Bob as a contact: Bob is told who.
-                    // (users learns of new users from user.registered: retried until it has.)
-                    #expect(await eventually(timeout: .seconds(20)) {
-                        (try? await usersClient.execute(uri: "/api/users/me/contacts/\(bob.userId)", method: .put, headers: carol.bearer) { $0.status }) == .ok
-                    })
-                    #expect(await eventually(timeout: .seconds(10)) {
-                        (try? await listNotifications(notifications, bob))?.contains { $0["kind"] as? String == "contact_added" && payload($0)["actorId"] as? String == carol.userId } == true
-                    })
+                            // Carol adds Bob as a contact: Bob is told who.
+                            // (users learns of new users from user.registered: retried until it has.)
+                            #expect(
+                                await eventually(timeout: .seconds(20)) {
+                                    (try? await usersClient.execute(uri: "/api/users/me/contacts/\(bob.userId)", method: .put, headers: carol.bearer) {
+                                        $0.status
+                                    }) == .ok
+                                })
+                            #expect(
+                                await eventually(timeout: .seconds(10)) {
+                                    (try? await listNotifications(notifications, bob))?.contains {
+                                        $0["kind"] as? String == "contact_added" && payload($0)["actorId"] as? String == carol.userId
+                                    } == true
+                                })
 
-                    // Read one; only unread ones are listed with unread=true; a new message restarts the count unread.
-                    let directNote = try #require(try await listNotifications(notifications, bob).first { payload($0)["conversationId"] as? String == direct })
-                    let noteId = try #require(directNote["id"] as? String)
-                    try await notifications.execute(uri: "/api/notifications/\(noteId)/read", method: .post, headers: bob.bearer) { response in
-                        #expect(response.status == .ok)
-                        #expect((json(response)["notification"] as? [String: Any])?["read"] as? Bool == true)
+                            // Read one; only unread ones are listed with unread=true; a new message restarts the count unread.
+                            let directNote = try #require(
+                                try await listNotifications(notifications, bob).first { payload($0)["conversationId"] as? String == direct })
+                            let noteId = try #require(directNote["id"] as? String)
+                            try await notifications.execute(uri: "/api/notifications/\(noteId)/read", method: .post, headers: bob.bearer) { response in
+                                #expect(response.status == .ok)
+                                #expect((json(response)["notification"] as? [String: Any])?["read"] as? Bool == true)
+                            }
+                            #expect(try await listNotifications(notifications, bob, query: "?unread=true").allSatisfy { $0["id"] as? String != noteId })
+                            try await post(messages, as: alice, to: direct, "d-4", "are you there?")
+                            #expect(
+                                await eventually(timeout: .seconds(10)) {
+                                    (try? await listNotifications(notifications, bob, query: "?unread=true"))?.contains {
+                                        $0["id"] as? String == noteId && payload($0)["count"] as? Int == 1
+                                    } == true
+                                })
+                            // Paging: one at a time, newest change first, each seen once.
+                            var seen: [String] = []
+                            var cursor: String? = ""
+                            while let next = cursor {
+                                let page = try await notifications.execute(uri: "/api/notifications?limit=1&cursor=\(next)", method: .get, headers: bob.bearer)
+                                { json($0) }
+                                seen += (page["notifications"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+                                cursor = page["nextCursor"] as? String
+                            }
+                            #expect(seen.first == noteId && seen.count == 4 && Set(seen).count == 4)  // direct, group added, group messages, contact
+
+                            // Another user's notification is not there for them.
+                            try await notifications.execute(uri: "/api/notifications/\(noteId)/read", method: .post, headers: mallory.bearer) { response in
+                                #expect(response.status == .notFound && errorCode(response) == "not_found")
+                            }
+                            try await notifications.execute(uri: "/api/notifications?limit=0&unread=maybe", method: .get, headers: bob.bearer) { response in
+                                #expect(response.status == .badRequest)
+                            }
+                            try await notifications.execute(uri: "/api/notifications/read-all", method: .post, headers: bob.bearer) {
+                                #expect($0.status == .noContent)
+                            }
+                            #expect(try await listNotifications(notifications, bob, query: "?unread=true").isEmpty)
+                            #expect(try await listNotifications(notifications, bob).count == 4)
+
+                            // Reading the conversation in chat marks its notification read too.
+                            try await post(messages, as: alice, to: direct, "d-5", "one more")
+                            #expect(
+                                await eventually(timeout: .seconds(10)) {
+                                    (try? await listNotifications(notifications, bob, query: "?unread=true"))?.count == 1
+                                })
+                            let bobChat = ChatClient(port: chat.port!, session: bob)
+                            group.addTask { try? await bobChat.run() }
+                            #expect(await eventually { bobChat.isConnected })
+                            try await bobChat.send(#"{"type": "read", "conversationId": "\#(direct)", "seq": 5}"#)
+                            #expect(
+                                await eventually(timeout: .seconds(10)) {
+                                    (try? await listNotifications(notifications, bob, query: "?unread=true"))?.isEmpty == true
+                                })
+                            await bobChat.close()
+
+                            // A later sign-in to Alice's account is a security notice; the one at her signup was not.
+                            let signIn = #"{"login": "\#(alice.username)", "password": "correct horse battery"}"#
+                            try await auth.execute(uri: "/api/auth/signin", method: .post, headers: jsonHeaders, body: ByteBuffer(string: signIn)) {
+                                #expect($0.status == .ok)
+                            }
+                            #expect(
+                                await eventually(timeout: .seconds(10)) {
+                                    (try? await listNotifications(notifications, alice))?.map { $0["kind"] as? String } == ["signed_in"]
+                                })
+                            #expect(payload(try await listNotifications(notifications, alice).first)["sessionId"] is String)
+
+                            // Carol deletes her account: the notification she caused for Bob goes with her.
+                            try await auth.execute(
+                                uri: "/api/auth/account", method: .delete, headers: carol.bearer.merging(jsonHeaders),
+                                body: ByteBuffer(string: #"{"password": "correct horse battery"}"#)
+                            ) { #expect($0.status == .noContent) }
+                            #expect(
+                                await eventually(timeout: .seconds(10)) {
+                                    (try? await listNotifications(notifications, bob))?.contains { $0["kind"] as? String == "contact_added" } == false
+                                })
+                            #expect(try await listNotifications(notifications, bob).count == 3)
+
+                            #expect(malloryStream.frames("presence").isEmpty && malloryStream.frames("notification").isEmpty)
+                            for client in [bobStream, malloryStream, carolChat] { await client.close() }
+                            group.cancelAll()
+                        }
                     }
-                    #expect(try await listNotifications(notifications, bob, query: "?unread=true").allSatisfy { $0["id"] as? String != noteId })
-                    try await post(messages, as: alice, to: direct, "d-4", "are you there?")
-                    #expect(await eventually(timeout: .seconds(10)) {
-                        (try? await listNotifications(notifications, bob, query: "?unread=true"))?.contains { $0["id"] as? String == noteId && payload($0)["count"] as? Int == 1 } == true
-                    })
-                    // Paging: one at a time, newest change first, each seen once.
-                    var seen: [String] = []
-                    var cursor: String? = ""
-                    while let next = cursor {
-                        let page = try await notifications.execute(uri: "/api/notifications?limit=1&cursor=\(next)", method: .get, headers: bob.bearer) { json($0) }
-                        seen += (page["notifications"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
-                        cursor = page["nextCursor"] as? String
-                    }
-                    #expect(seen.first == noteId && seen.count == 4 && Set(seen).count == 4)  // direct, group added, group messages, contact
-
-                    // Another user's notification is not there for them.
-                    try await notifications.execute(uri: "/api/notifications/\(noteId)/read", method: .post, headers: mallory.bearer) { response in
-                        #expect(response.status == .notFound && errorCode(response) == "not_found")
-                    }
-                    try await notifications.execute(uri: "/api/notifications?limit=0&unread=maybe", method: .get, headers: bob.bearer) { response in
-                        #expect(response.status == .badRequest)
-                    }
-                    try await notifications.execute(uri: "/api/notifications/read-all", method: .post, headers: bob.bearer) { #expect($0.status == .noContent) }
-                    #expect(try await listNotifications(notifications, bob, query: "?unread=true").isEmpty)
-                    #expect(try await listNotifications(notifications, bob).count == 4)
-
-                    // Reading the conversation in chat marks its notification read too.
-                    try await post(messages, as: alice, to: direct, "d-5", "one more")
-                    #expect(await eventually(timeout: .seconds(10)) { (try? await listNotifications(notifications, bob, query: "?unread=true"))?.count == 1 })
-                    let bobChat = ChatClient(port: chat.port!, session: bob)
-                    group.addTask { try? await bobChat.run() }
-                    #expect(await eventually { bobChat.isConnected })
-                    try await bobChat.send(#"{"type": "read", "conversationId": "\#(direct)", "seq": 5}"#)
-                    #expect(await eventually(timeout: .seconds(10)) { (try? await listNotifications(notifications, bob, query: "?unread=true"))?.isEmpty == true })
-                    await bobChat.close()
-
-                    // A later sign-in to Alice's account is a security notice; the one at her signup was not.
-                    let signIn = #"{"login": "\#(alice.username)", "password": "correct horse battery"}"#
-                    try await auth.execute(uri: "/api/auth/signin", method: .post, headers: jsonHeaders, body: ByteBuffer(string: signIn)) { #expect($0.status == .ok) }
-                    #expect(await eventually(timeout: .seconds(10)) {
-                        (try? await listNotifications(notifications, alice))?.map { $0["kind"] as? String } == ["signed_in"]
-                    })
-                    #expect(payload(try await listNotifications(notifications, alice).first)["sessionId"] is String)
-
-                    // Carol deletes her account: the notification she caused for Bob goes with her.
-                    try await auth.execute(
-                        uri: "/api/auth/account", method: .delete, headers: carol.bearer.merging(jsonHeaders),
-                        body: ByteBuffer(string: #"{"password": "correct horse battery"}"#)
-                    ) { #expect($0.status == .noContent) }
-                    #expect(await eventually(timeout: .seconds(10)) {
-                        (try? await listNotifications(notifications, bob))?.contains { $0["kind"] as? String == "contact_added" } == false
-                    })
-                    #expect(try await listNotifications(notifications, bob).count == 3)
-
-                    #expect(malloryStream.frames("presence").isEmpty && malloryStream.frames("notification").isEmpty)
-                    for client in [bobStream, malloryStream, carolChat] { await client.close() }
-                    group.cancelAll()
                 }
-            }
-            }
             }
         }
     }
@@ -246,7 +282,8 @@ struct NotificationsTests {
                     group.addTask { try? await aliceChat.run() }
                     #expect(await eventually { aliceChat.isConnected })
                     for index in 1...5 {
-                        try await aliceChat.send(#"{"type": "send", "clientMsgId": "o-\#(index)", "conversationId": "\#(direct)", "body": "while down \#(index)"}"#)
+                        try await aliceChat.send(
+                            #"{"type": "send", "clientMsgId": "o-\#(index)", "conversationId": "\#(direct)", "body": "while down \#(index)"}"#)
                     }
                     #expect(await eventually(timeout: .seconds(10)) { aliceChat.frames("ack").count == 5 })
                     await aliceChat.close()
@@ -255,9 +292,10 @@ struct NotificationsTests {
             }
             // notifications returns (same queue): it stores what it missed.
             try await harness.notificationsApplication().test(.router) { notifications in
-                #expect(await eventually(timeout: .seconds(15)) {
-                    payload(try? await listNotifications(notifications, bob).first)["count"] as? Int == 5
-                })
+                #expect(
+                    await eventually(timeout: .seconds(15)) {
+                        payload(try? await listNotifications(notifications, bob).first)["count"] as? Int == 5
+                    })
             }
         }
     }

@@ -4,17 +4,20 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import RedisClient
-@testable import SocketHandlerService
 import StackTesting
 import Synchronization
 import Testing
 
+@testable import SocketHandlerService
+
 @Suite("presence: presence.changed across socket-handler instances and devices, applied by users", .serialized)
 struct PresenceTests {
-    @Test("two devices on two instances: online at the first connection, offline only after the last (lastSeenAt set); quick reconnects announce nothing; kill -9 an instance and its users go offline within the bound")
+    @Test(
+        "two devices on two instances: online at the first connection, offline only after the last (lastSeenAt set); quick reconnects announce nothing; kill -9 an instance and its users go offline within the bound"
+    )
     func presenceAcrossInstances() async throws {
         let harness = ServiceHarness()
-        let base = Int.random(in: 30_000...39_000)
+        let base = TestStack.freePorts(2)
         // TTL 3 s, heartbeat 1 s, grace 1 s: a crashed instance's users are settled within about
         // TTL + one sweep; a user whose last socket closed is announced offline after the grace.
         let sockets = ["p1", "p2"].enumerated().map { index, name in
@@ -46,11 +49,12 @@ struct PresenceTests {
                         return (online, user["lastSeenAt"] as? String)
                     }
                 }
-                #expect(await eventually(timeout: .seconds(20)) {
-                    let aliceKnown = await status(alice) != nil
-                    let bobKnown = await status(bob) != nil
-                    return aliceKnown && bobKnown
-                })
+                #expect(
+                    await eventually(timeout: .seconds(20)) {
+                        let aliceKnown = await status(alice) != nil
+                        let bobKnown = await status(bob) != nil
+                        return aliceKnown && bobKnown
+                    })
                 #expect(await status(alice)?.online == false)
 
                 // The first device: online.
@@ -110,7 +114,9 @@ struct PresenceTests {
         try? await EventBusAdmin.deleteQueues([probeQueue, "\(probeQueue).dead"], configuration: TestStack.amqp())
     }
 
-    @Test("registry transitions in Redis: a crash before the next heartbeat is settled once, dated after the user came online; a reconnect within the grace cancels the offline")
+    @Test(
+        "registry transitions in Redis: a crash before the next heartbeat is settled once, dated after the user came online; a reconnect within the grace cancels the offline"
+    )
     func registryTransitions() async throws {
         let redis = RedisClient(configuration: TestStack.redis())
         let namespace = TestStack.uniqueName("presence")

@@ -143,10 +143,11 @@ struct ServiceHarness: Sendable {
                         try await notifications.test(.live) { notificationsClient in
                             try await chat.test(.live) { chatClient in
                                 try await awaitConsumers(of: authQueues + usersQueues + messagesQueues + notificationsQueues + socketQueues)
-                                try await body(Clients(
-                                    auth: authClient, users: usersClient, messages: messagesClient, notifications: notificationsClient,
-                                    notificationsPort: notificationsClient.port!, chatPort: chatClient.port!
-                                ))
+                                try await body(
+                                    Clients(
+                                        auth: authClient, users: usersClient, messages: messagesClient, notifications: notificationsClient,
+                                        notificationsPort: notificationsClient.port!, chatPort: chatClient.port!
+                                    ))
                             }
                         }
                     }
@@ -257,7 +258,7 @@ func session(from response: TestResponse) throws -> Session {
     let cookies = setCookies(response)
     let user = json(response)["user"] as? [String: Any]
     guard let access = cookies["access_token"]?.value, let refresh = cookies["refresh_token"]?.value,
-          let id = user?["id"] as? String, let username = user?["username"] as? String
+        let id = user?["id"] as? String, let username = user?["username"] as? String
     else { throw HarnessError(message: "no session in \(String(buffer: response.body))") }
     return Session(userId: id, username: username, accessToken: access, refreshToken: refresh)
 }

@@ -6,7 +6,9 @@ import Testing
 
 @Suite("users: the RabbitMQ path from auth, the query cache, contacts", .serialized)
 struct UsersTests {
-    func list(_ client: any TestClientProtocol, _ session: Session, query: String, extra: String = "") async throws -> (names: [String], cache: String?, body: [String: Any]) {
+    func list(
+        _ client: any TestClientProtocol, _ session: Session, query: String, extra: String = ""
+    ) async throws -> (names: [String], cache: String?, body: [String: Any]) {
         try await client.execute(uri: "/api/users?query=\(query)\(extra)", method: .get, headers: session.bearer) { response in
             #expect(response.status == .ok)
             let body = json(response)
@@ -21,9 +23,10 @@ struct UsersTests {
             let name = TestStack.uniqueName("e2e")
             let signedUpAt = ContinuousClock.now
             let session = try await signUp(auth, username: name)
-            #expect(await eventually(timeout: .seconds(1), every: .milliseconds(20)) {
-                (try? await list(users, session, query: name).names) == [name]
-            })
+            #expect(
+                await eventually(timeout: .seconds(1), every: .milliseconds(20)) {
+                    (try? await list(users, session, query: name).names) == [name]
+                })
             #expect(ContinuousClock.now - signedUpAt < .seconds(1))
 
             let first = try await list(users, session, query: name)
@@ -32,7 +35,10 @@ struct UsersTests {
             #expect(second.cache == "hit")
             #expect(second.names == first.names)
 
-            try await users.execute(uri: "/api/users/me", method: .patch, headers: session.cookieHeader.merging(jsonHeaders), body: ByteBuffer(string: #"{"displayName": "Renamed \#(name)", "about": "hi"}"#)) { response in
+            try await users.execute(
+                uri: "/api/users/me", method: .patch, headers: session.cookieHeader.merging(jsonHeaders),
+                body: ByteBuffer(string: #"{"displayName": "Renamed \#(name)", "about": "hi"}"#)
+            ) { response in
                 #expect(response.status == .ok)
                 #expect((json(response)["user"] as? [String: Any])?["about"] as? String == "hi")
             }
@@ -41,11 +47,12 @@ struct UsersTests {
             #expect(after.cache == "miss")
 
             // auth follows user.updated for the display name it returns.
-            #expect(await eventually(timeout: .seconds(3)) {
-                (try? await auth.execute(uri: "/api/auth/currentuser", method: .get, headers: session.bearer) { response in
-                    (json(response)["user"] as? [String: Any])?["displayName"] as? String
-                }) == "Renamed \(name)"
-            })
+            #expect(
+                await eventually(timeout: .seconds(3)) {
+                    (try? await auth.execute(uri: "/api/auth/currentuser", method: .get, headers: session.bearer) { response in
+                        (json(response)["user"] as? [String: Any])?["displayName"] as? String
+                    }) == "Renamed \(name)"
+                })
 
             try await users.execute(uri: "/api/users/\(session.userId)", method: .get, headers: session.bearer) { response in
                 let user = json(response)["user"] as? [String: Any]
@@ -87,9 +94,10 @@ struct UsersTests {
         try await ServiceHarness().run { auth, users in
             let alice = try await signUp(auth, username: TestStack.uniqueName("ca"))
             let bob = try await signUp(auth, username: TestStack.uniqueName("cb"), password: "bob password")
-            #expect(await eventually(timeout: .seconds(5)) {
-                (try? await users.execute(uri: "/api/users/\(bob.userId)", method: .get, headers: alice.bearer) { $0.status }) == .ok
-            })
+            #expect(
+                await eventually(timeout: .seconds(5)) {
+                    (try? await users.execute(uri: "/api/users/\(bob.userId)", method: .get, headers: alice.bearer) { $0.status }) == .ok
+                })
             try await users.execute(uri: "/api/users/me/contacts/nobody-at-all", method: .put, headers: alice.bearer) { response in
                 #expect(response.status == .notFound)
             }
@@ -106,14 +114,17 @@ struct UsersTests {
             }
             #expect(listed == [bob.userId])
 
-            try await auth.execute(uri: "/api/auth/account", method: .delete, headers: bob.bearer.merging(jsonHeaders), body: ByteBuffer(string: #"{"password": "bob password"}"#)) { response in
+            try await auth.execute(
+                uri: "/api/auth/account", method: .delete, headers: bob.bearer.merging(jsonHeaders), body: ByteBuffer(string: #"{"password": "bob password"}"#)
+            ) { response in
                 #expect(response.status == .noContent)
             }
-            #expect(await eventually(timeout: .seconds(5)) {
-                (try? await users.execute(uri: "/api/users/me/contacts", method: .get, headers: alice.bearer) { response in
-                    (json(response)["contacts"] as? [[String: Any]])?.isEmpty
-                }) == true
-            })
+            #expect(
+                await eventually(timeout: .seconds(5)) {
+                    (try? await users.execute(uri: "/api/users/me/contacts", method: .get, headers: alice.bearer) { response in
+                        (json(response)["contacts"] as? [[String: Any]])?.isEmpty
+                    }) == true
+                })
             try await users.execute(uri: "/api/users/\(bob.userId)", method: .get, headers: alice.bearer) { response in
                 #expect(response.status == .notFound)
             }
@@ -146,9 +157,10 @@ struct UsersTests {
             }
             try await TestStack.start(.rabbitmq)
 
-            #expect(await eventually(timeout: .seconds(60), every: .milliseconds(250)) {
-                (try? await list(users, observer, query: "\(prefix)_", extra: "&limit=100").names.count) == 100
-            })
+            #expect(
+                await eventually(timeout: .seconds(60), every: .milliseconds(250)) {
+                    (try? await list(users, observer, query: "\(prefix)_", extra: "&limit=100").names.count) == 100
+                })
             let listed = try await list(users, observer, query: "\(prefix)_", extra: "&limit=100").names
             #expect(listed.count == 100)
             #expect(Set(listed).count == 100)
@@ -169,7 +181,10 @@ struct UsersTests {
                 let cold = try await list(users, session, query: name)
                 #expect(cold.names == [name])
                 #expect(cold.cache == "bypass")
-                try await users.execute(uri: "/api/users/me", method: .patch, headers: session.bearer.merging(jsonHeaders), body: ByteBuffer(string: #"{"displayName": "Offline \#(name)"}"#)) { response in
+                try await users.execute(
+                    uri: "/api/users/me", method: .patch, headers: session.bearer.merging(jsonHeaders),
+                    body: ByteBuffer(string: #"{"displayName": "Offline \#(name)"}"#)
+                ) { response in
                     #expect(response.status == .ok)
                 }
             } catch {

@@ -66,9 +66,10 @@ struct BrokerFaultTests {
         let total = 1_000
 
         try await TestStack.withDatabase(schema: schema) { client in
-            let migrations = try Outbox.migrations() + [
-                Migration(id: "0001_items", sql: "CREATE TABLE items (id integer PRIMARY KEY); CREATE TABLE applied (event_id text PRIMARY KEY);")
-            ]
+            let migrations =
+                try Outbox.migrations() + [
+                    Migration(id: "0001_items", sql: "CREATE TABLE items (id integer PRIMARY KEY); CREATE TABLE applied (event_id text PRIMARY KEY);")
+                ]
             try await MigrationRunner(schema: schema, migrations: migrations).run(on: client, logger: logger)
             let outbox = Outbox()
             let publisher = EventPublisher(configuration: configuration, logger: logger)
@@ -91,9 +92,10 @@ struct BrokerFaultTests {
                     #expect(try await Self.waitingCount(client, schema) == total)
 
                     try await TestStack.start(.rabbitmq)
-                    #expect(try await eventually(timeout: .seconds(60), every: .milliseconds(200)) {
-                        try await Self.waitingCount(client, schema) == 0
-                    })
+                    #expect(
+                        try await eventually(timeout: .seconds(60), every: .milliseconds(200)) {
+                            try await Self.waitingCount(client, schema) == 0
+                        })
                 }
             } catch {
                 try? await TestStack.start(.rabbitmq)
@@ -106,14 +108,16 @@ struct BrokerFaultTests {
             // The consumer sees each event twice (a redelivery) and applies it once.
             let consumer = IdempotentConsumer(client: client, consumer: "test")
             let outcomes = Recorder<IdempotentConsumer.Outcome>()
-            let eventConsumer = EventConsumer(configuration: configuration, handler: ProbeHandler(queue: queue) { event in
-                for _ in 0..<2 {
-                    let outcome = try await consumer.process(eventID: event.id, logger: logger) { connection in
-                        try await connection.query("INSERT INTO \(unescaped: schema.rawValue).applied (event_id) VALUES (\(event.id))", logger: logger)
+            let eventConsumer = EventConsumer(
+                configuration: configuration,
+                handler: ProbeHandler(queue: queue) { event in
+                    for _ in 0..<2 {
+                        let outcome = try await consumer.process(eventID: event.id, logger: logger) { connection in
+                            try await connection.query("INSERT INTO \(unescaped: schema.rawValue).applied (event_id) VALUES (\(event.id))", logger: logger)
+                        }
+                        outcomes.append(outcome)
                     }
-                    outcomes.append(outcome)
-                }
-            }, logger: logger)
+                }, logger: logger)
             try await whileRunning([eventConsumer]) {
                 #expect(await eventually(timeout: .seconds(30)) { outcomes.count >= 2 * total })
             }

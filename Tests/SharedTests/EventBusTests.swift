@@ -56,10 +56,12 @@ struct EventBusTests {
         // The first consumer takes the delivery and never finishes with it; then it is cancelled,
         // which closes its connection without an ack, as a crash would.
         let firstSaw = Recorder<String>()
-        let dying = EventConsumer(configuration: configuration, handler: ProbeHandler(queue: queue) { event in
-            firstSaw.append(event.id)
-            try await Task.sleep(for: .seconds(60))
-        }, logger: logger)
+        let dying = EventConsumer(
+            configuration: configuration,
+            handler: ProbeHandler(queue: queue) { event in
+                firstSaw.append(event.id)
+                try await Task.sleep(for: .seconds(60))
+            }, logger: logger)
         try await whileRunning([dying]) {
             #expect(await eventually { firstSaw.count == 1 })
         }
@@ -134,7 +136,8 @@ struct EventBusTests {
         let consumer = EventConsumer(configuration: configuration, handler: ProbeHandler(queue: queue) { attempts.append($0.sequence) }, logger: logger)
         let publisher = EventPublisher(configuration: configuration, logger: logger)
         var malformed = try probeMessage(0, queue: queue)
-        malformed.body = Data(#"{"id":"x","type":"test.probe","version":1,"occurredAt":"2026-01-01T00:00:00.000Z","producer":"test","payload":{"sequence":"not a number"}}"#.utf8)
+        malformed.body = Data(
+            #"{"id":"x","type":"test.probe","version":1,"occurredAt":"2026-01-01T00:00:00.000Z","producer":"test","payload":{"sequence":"not a number"}}"#.utf8)
         let message = malformed
         try await whileRunning([consumer]) {
             try await publisher.publish(message)

@@ -69,7 +69,7 @@ struct RedisClientTests {
         let channel = TestStack.uniqueName("channel")
         let received = Recorder<RedisPubSubMessage>()
         let subscriber = RedisSubscriber(configuration: TestStack.redis(), channels: [channel], logger: TestStack.logger) { received.append($0) }
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await subscriber.run() }
             defer { group.cancelAll() }
             #expect(await eventually { (try? await redis.publish(channel, "wake up")) == 1 })

@@ -92,7 +92,9 @@ struct ServiceHTTPTests {
                     #expect(response.headers[.contentType]?.hasPrefix("application/json") == true, "\(name)")
                 }
             }
-            try await client.execute(uri: "/public/notes", method: .post, headers: json, body: ByteBuffer(string: #"{"title": "ok", "stars": 5, "extra": true}"#)) { response in
+            try await client.execute(
+                uri: "/public/notes", method: .post, headers: json, body: ByteBuffer(string: #"{"title": "ok", "stars": 5, "extra": true}"#)
+            ) { response in
                 #expect(response.status == .ok)
             }
             try await client.execute(uri: "/nowhere", method: .get) { response in
@@ -155,7 +157,9 @@ struct ServiceHTTPTests {
                 #expect(response.status == .unauthorized)
                 #expect(errorCode(response) == "unauthenticated")
             }
-            for (name, token) in [("expired", expired), ("tampered", tampered), ("alg none", algNone), ("hmac", hmacConfused), ("foreign key", foreign), ("garbage", "not.a.jwt")] {
+            for (name, token) in [
+                ("expired", expired), ("tampered", tampered), ("alg none", algNone), ("hmac", hmacConfused), ("foreign key", foreign), ("garbage", "not.a.jwt"),
+            ] {
                 for headers: HTTPFields in [[.authorization: "Bearer \(token)"], [.cookie: "access_token=\(token)"]] {
                     try await client.execute(uri: "/private/me", method: .get, headers: headers) { response in
                         #expect(response.status == .unauthorized, "\(name)")

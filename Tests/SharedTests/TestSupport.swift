@@ -23,7 +23,10 @@ struct ProbeHandler: EventHandler {
     let body: @Sendable ([IncomingEvent<Event>]) async throws -> [EventOutcome]
 
     /// Reads `queue` (declared by the test with `probeTopology`), a batch at a time.
-    init(queue: String, kind: Subscription.Kind = .shared(), batchSize: Int = 64, body: @escaping @Sendable ([IncomingEvent<Event>]) async throws -> [EventOutcome]) {
+    init(
+        queue: String, kind: Subscription.Kind = .shared(), batchSize: Int = 64,
+        body: @escaping @Sendable ([IncomingEvent<Event>]) async throws -> [EventOutcome]
+    ) {
         self.subscription = Subscription(queue: queue, kind: kind, prefetch: 128, batchSize: batchSize)
         self.body = body
     }

@@ -6,6 +6,10 @@ import PostgresSupport
 import RedisClient
 import ServiceConfig
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The real servers of the local stack, as tests use them (`make test` starts them first).
 ///
 /// Tests never mock Postgres, Redis or RabbitMQ; fault-injection tests stop, kill and restart them
@@ -121,6 +125,31 @@ public enum TestStack {
         let script = try ChildProcess.spawn("/bin/bash", [root.appendingPathComponent("infra/stack.sh").path] + arguments)
         let status = await script.exitStatus()
         guard status == 0 else { throw ScriptError(arguments: arguments, status: status) }
+    }
+}
+
+extension TestStack {
+    /// The first of `count` consecutive ports that are free on 127.0.0.1, for services a test runs
+    /// as processes. Chosen below the kernel's ephemeral range (32768 and up), so an outgoing
+    /// connection cannot take one between this check and the service's own bind.
+    public static func freePorts(_ count: Int) -> Int {
+        while true {
+            let base = Int.random(in: 20_000...(32_000 - count))
+            if (base..<(base + count)).allSatisfy(isFree) { return base }
+        }
+    }
+
+    private static func isFree(_ port: Int) -> Bool {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
     }
 }
 

@@ -33,8 +33,8 @@ enum Validation {
     static func email(_ raw: String) -> String? {
         let parts = raw.split(separator: "@", omittingEmptySubsequences: false)
         guard raw.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
-              !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
-              !raw.contains(where: { $0.isWhitespace || $0.isNewline })
+            !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
+            !raw.contains(where: { $0.isWhitespace || $0.isNewline })
         else {
             return "Not a valid email address."
         }

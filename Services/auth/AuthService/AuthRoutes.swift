@@ -51,7 +51,8 @@ struct AuthRoutes: Sendable {
             try await store.insertUser(user, passwordHash: hash, on: connection)
             try await store.createSession(id: sessionId, userId: user.id, on: connection)
             try await store.storeRefreshToken(hash: refresh.hash, sessionId: sessionId, expiresAt: refreshExpiry(from: now), on: connection)
-            let registered = UserRegistered(userId: user.id, username: user.username, email: user.email, displayName: user.displayName, createdAt: user.createdAt)
+            let registered = UserRegistered(
+                userId: user.id, username: user.username, email: user.email, displayName: user.displayName, createdAt: user.createdAt)
             try await dependencies.announce(registered, on: connection, logger: context.logger)
             try await dependencies.announce(UserLoggedIn(userId: user.id, sessionId: sessionId), on: connection, logger: context.logger)
         }
@@ -133,8 +134,10 @@ struct AuthRoutes: Sendable {
             return response
         case .reused:
             context.logger.warning("refresh token reused; session revoked")
-            var response = try APIError(.unauthorized, code: "refresh_token_reused", message: "This refresh token was already used; the session has been ended. Sign in again.")
-                .response(from: request, context: context)
+            var response = try APIError(
+                .unauthorized, code: "refresh_token_reused", message: "This refresh token was already used; the session has been ended. Sign in again."
+            )
+            .response(from: request, context: context)
             clearCookies(on: &response)
             return response
         case .invalid:
@@ -183,8 +186,8 @@ struct AuthRoutes: Sendable {
             throw APIError.tooManyRequests(retryAfter: wait)
         }
         guard body.password.count <= 128,
-              let (_, hash) = try await store.credentials(forUser: identity.userId, on: dependencies.postgres),
-              try await passwords.verify(body.password, against: hash)
+            let (_, hash) = try await store.credentials(forUser: identity.userId, on: dependencies.postgres),
+            try await passwords.verify(body.password, against: hash)
         else {
             await limiter.recordFailure(account: account, address: address)
             throw Self.invalidCredentials
@@ -229,27 +232,31 @@ struct AuthRoutes: Sendable {
     }
 
     private func setSessionCookies(on response: inout Response, accessToken: String, refreshToken: String) {
-        response.setCookie(Cookie(
-            name: AuthenticationMiddleware<ServiceRequestContext>.cookieName, value: accessToken,
-            maxAge: Int(configuration.accessTokenLifetime.components.seconds), path: "/",
-            secure: configuration.secureCookies, httpOnly: true, sameSite: .lax
-        ))
+        response.setCookie(
+            Cookie(
+                name: AuthenticationMiddleware<ServiceRequestContext>.cookieName, value: accessToken,
+                maxAge: Int(configuration.accessTokenLifetime.components.seconds), path: "/",
+                secure: configuration.secureCookies, httpOnly: true, sameSite: .lax
+            ))
         // The refresh token only ever travels to auth.
-        response.setCookie(Cookie(
-            name: Self.refreshCookie, value: refreshToken,
-            maxAge: Int(configuration.refreshTokenLifetime.components.seconds), path: "/api/auth",
-            secure: configuration.secureCookies, httpOnly: true, sameSite: .strict
-        ))
+        response.setCookie(
+            Cookie(
+                name: Self.refreshCookie, value: refreshToken,
+                maxAge: Int(configuration.refreshTokenLifetime.components.seconds), path: "/api/auth",
+                secure: configuration.secureCookies, httpOnly: true, sameSite: .strict
+            ))
     }
 
     private func clearCookies(on response: inout Response) {
-        response.setCookie(Cookie(
-            name: AuthenticationMiddleware<ServiceRequestContext>.cookieName, value: "", expires: Date(timeIntervalSince1970: 0),
-            maxAge: 0, path: "/", secure: configuration.secureCookies, httpOnly: true, sameSite: .lax
-        ))
-        response.setCookie(Cookie(
-            name: Self.refreshCookie, value: "", expires: Date(timeIntervalSince1970: 0),
-            maxAge: 0, path: "/api/auth", secure: configuration.secureCookies, httpOnly: true, sameSite: .strict
-        ))
+        response.setCookie(
+            Cookie(
+                name: AuthenticationMiddleware<ServiceRequestContext>.cookieName, value: "", expires: Date(timeIntervalSince1970: 0),
+                maxAge: 0, path: "/", secure: configuration.secureCookies, httpOnly: true, sameSite: .lax
+            ))
+        response.setCookie(
+            Cookie(
+                name: Self.refreshCookie, value: "", expires: Date(timeIntervalSince1970: 0),
+                maxAge: 0, path: "/api/auth", secure: configuration.secureCookies, httpOnly: true, sameSite: .strict
+            ))
     }
 }

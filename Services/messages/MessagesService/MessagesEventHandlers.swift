@@ -132,7 +132,7 @@ struct UserEventsHandler: EventHandler {
                     for group in try await store.markDeleted(id: deleted.userId, on: connection) {
                         _ = try await store.lock(group, on: connection)
                         guard let successor = try await store.promoteSuccessor(in: group, on: connection),
-                              let details = try await store.details(of: group, on: connection)
+                            let details = try await store.details(of: group, on: connection)
                         else { continue }
                         let changed = ConversationRoleChanged(conversation: details.snapshot, userId: successor, role: "admin", actorId: nil)
                         try await dependencies.announce(changed, on: connection, logger: dependencies.logger)

@@ -26,7 +26,6 @@ struct SendMessageRequest: APIRequestBody {
     let body: String
 }
 
-
 struct ChangeRoleRequest: APIRequestBody {
     static let fields: Set<String> = ["role"]
     let role: String

@@ -38,7 +38,8 @@ struct MessagesRoutes: Sendable {
                 guard try await store.knownUsers([other], on: connection).contains(other) else { throw APIError.notFound("No such user.") }
                 let (conversation, created) = try await store.directConversation(between: me, and: other, on: connection)
                 if created {
-                    try await dependencies.announce(ConversationCreated(conversation: conversation.snapshot, actorId: me), on: connection, logger: context.logger)
+                    try await dependencies.announce(
+                        ConversationCreated(conversation: conversation.snapshot, actorId: me), on: connection, logger: context.logger)
                 }
                 return (conversation, created)
             }
@@ -56,8 +57,9 @@ struct MessagesRoutes: Sendable {
             let wanted = Array(Set(memberIds).subtracting([me]))
             let unknown = try await awaitUsers(wanted)
             guard unknown.isEmpty else {
-                throw APIError(.notFound, code: "unknown_user", message: "Some members do not exist.",
-                               fields: Dictionary(uniqueKeysWithValues: unknown.sorted().map { ($0, "no such user") }))
+                throw APIError(
+                    .notFound, code: "unknown_user", message: "Some members do not exist.",
+                    fields: Dictionary(uniqueKeysWithValues: unknown.sorted().map { ($0, "no such user") }))
             }
             let conversation = try await dependencies.transaction { connection in
                 let unknown = Set(wanted).subtracting(try await store.knownUsers(wanted, on: connection))
@@ -130,7 +132,8 @@ struct MessagesRoutes: Sendable {
             guard try await store.addMember(body.userId, to: id, on: connection), let updated = try await store.details(of: id, on: connection) else {
                 return current  // already a member
             }
-            try await dependencies.announce(ConversationMemberAdded(conversation: updated.snapshot, userId: body.userId, actorId: me), on: connection, logger: context.logger)
+            try await dependencies.announce(
+                ConversationMemberAdded(conversation: updated.snapshot, userId: body.userId, actorId: me), on: connection, logger: context.logger)
             return updated
         }
         return try Response.json(["conversation": conversation])
@@ -179,10 +182,12 @@ struct MessagesRoutes: Sendable {
             }
             let successor = try await store.promoteSuccessor(in: id, on: connection)
             guard let updated = try await store.details(of: id, on: connection) else { throw Self.notFound }
-            try await dependencies.announce(ConversationMemberRemoved(conversation: updated.snapshot, userId: target, actorId: me), on: connection, logger: context.logger)
+            try await dependencies.announce(
+                ConversationMemberRemoved(conversation: updated.snapshot, userId: target, actorId: me), on: connection, logger: context.logger)
             if let successor {
                 try await dependencies.announce(
-                    ConversationRoleChanged(conversation: updated.snapshot, userId: successor, role: "admin", actorId: nil), on: connection, logger: context.logger
+                    ConversationRoleChanged(conversation: updated.snapshot, userId: successor, role: "admin", actorId: nil), on: connection,
+                    logger: context.logger
                 )
             }
         }
@@ -274,7 +279,7 @@ struct MessagesRoutes: Sendable {
     ) async throws -> ConversationDetails {
         if locking { guard try await store.lock(conversationId, on: connection) != nil else { throw Self.notFound } }
         guard let role = try await store.role(of: userId, in: conversationId, on: connection),
-              let details = try await store.details(of: conversationId, on: connection)
+            let details = try await store.details(of: conversationId, on: connection)
         else { throw Self.notFound }
         guard details.type == "group" else { throw APIError.badRequest("not_a_group", "Only groups have names and changing members.") }
         guard role == "admin" else { throw APIError.forbidden("not_admin", "Only an admin can do this.") }

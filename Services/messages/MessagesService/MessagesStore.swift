@@ -198,15 +198,17 @@ struct MessagesStore: Sendable {
         )
         var summaries: [ConversationSummary] = []
         for try await (id, type, name, lastSeq, readSeq, messageId, seq, sender, clientId, body, sentAt)
-            in rows.decode((String, String, String?, Int64, Int64, String?, Int64?, String?, String?, String?, Date?).self) {
+            in rows.decode((String, String, String?, Int64, Int64, String?, Int64?, String?, String?, String?, Date?).self)
+        {
             var lastMessage: MessageRecord?
             if let messageId, let seq, let sender, let clientId, let body, let sentAt {
                 lastMessage = MessageRecord(id: messageId, conversationId: id, seq: seq, senderId: sender, clientMsgId: clientId, body: body, sentAt: sentAt)
             }
-            summaries.append(ConversationSummary(
-                id: id, type: type, name: name, members: [], lastMessage: lastMessage,
-                lastSeq: lastSeq, unreadCount: max(0, lastSeq - readSeq), myReadSeq: readSeq
-            ))
+            summaries.append(
+                ConversationSummary(
+                    id: id, type: type, name: name, members: [], lastMessage: lastMessage,
+                    lastSeq: lastSeq, unreadCount: max(0, lastSeq - readSeq), myReadSeq: readSeq
+                ))
         }
         // Members in one query for all conversations.
         var members: [String: [ConversationMember]] = [:]
@@ -317,7 +319,9 @@ struct MessagesStore: Sendable {
                 """
         }
         var records: [MessageRecord] = []
-        for try await (id, conversation, seq, sender, clientId, body, sentAt) in try await connection.query(query, logger: logger).decode((String, String, Int64, String, String, String, Date).self) {
+        for try await (id, conversation, seq, sender, clientId, body, sentAt) in try await connection.query(query, logger: logger).decode(
+            (String, String, Int64, String, String, String, Date).self)
+        {
             records.append(MessageRecord(id: id, conversationId: conversation, seq: seq, senderId: sender, clientMsgId: clientId, body: body, sentAt: sentAt))
         }
         return records

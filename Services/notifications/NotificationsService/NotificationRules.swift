@@ -9,7 +9,9 @@ struct NotificationRules: Sendable {
     /// Applies one event other than a stored message (those go in batches, `recordMessages`),
     /// inside the consumer's transaction; returns the notifications it stored or changed, to push
     /// live after the commit.
-    func apply(_ event: NotificationEventsHandler.Event, at time: Date, on connection: PostgresConnection) async throws -> [(userId: String, NotificationRecord)] {
+    func apply(
+        _ event: NotificationEventsHandler.Event, at time: Date, on connection: PostgresConnection
+    ) async throws -> [(userId: String, NotificationRecord)] {
         switch event {
         case .stored(let stored):
             return try await store.recordMessages([stored], on: connection)
@@ -34,7 +36,8 @@ struct NotificationRules: Sendable {
                 try await store.deleteNotifications(of: removed.userId, groupKey: "group:\(removed.conversation.id)", on: connection)
                 return []
             }
-            return try await groupNotifications("group_removed", removed.conversation, for: [removed.userId], actorId: removed.actorId, at: time, on: connection)
+            return try await groupNotifications(
+                "group_removed", removed.conversation, for: [removed.userId], actorId: removed.actorId, at: time, on: connection)
         case .renamed(let renamed):
             try await store.applySnapshot(renamed.conversation, on: connection)
         case .roleChanged(let changed):
@@ -70,7 +73,8 @@ struct NotificationRules: Sendable {
         on connection: PostgresConnection
     ) async throws -> [(userId: String, NotificationRecord)] {
         var changed: [(String, NotificationRecord)] = []
-        let payload = NotificationPayload(conversationId: conversation.id, conversationType: conversation.type, conversationName: conversation.name, actorId: actorId)
+        let payload = NotificationPayload(
+            conversationId: conversation.id, conversationType: conversation.type, conversationName: conversation.name, actorId: actorId)
         for userId in userIds {
             if let record = try await store.record(
                 kind: kind, groupKey: "group:\(conversation.id)", for: userId, conversationId: conversation.id, actorId: actorId,

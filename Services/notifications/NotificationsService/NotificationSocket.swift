@@ -32,7 +32,9 @@ struct NotificationSocket: Sendable {
         let connection = LiveConnection(userId: identity.userId, sessionId: identity.sessionId, bufferLimit: outboundBuffer, channel: socket.channel)
         connections.add(connection)
         await quota.opened(connection)
-        let ended = await connection.serve(inbound: socket.inbound, outbound: socket.outbound, maxMessageBytes: 4096, framesPerSecond: 5, burst: 10, logger: logger) { _ in
+        let ended = await connection.serve(
+            inbound: socket.inbound, outbound: socket.outbound, maxMessageBytes: 4096, framesPerSecond: 5, burst: 10, logger: logger
+        ) { _ in
             connection.send(LiveFrame.error("unknown_type", "This stream only sends; fetch with GET /api/notifications."))
         }
         connections.remove(connection)

@@ -28,7 +28,8 @@ struct NotificationEventsHandler: EventHandler {
             EventCase(MessageStored.self, Event.stored), EventCase(ReceiptUpdated.self, Event.receipt),
             EventCase(ConversationCreated.self, Event.created), EventCase(ConversationMemberAdded.self, Event.memberAdded),
             EventCase(ConversationMemberRemoved.self, Event.memberRemoved), EventCase(ConversationRenamed.self, Event.renamed),
-            EventCase(ConversationRoleChanged.self, Event.roleChanged), EventCase(PresenceChanged.self, Event.presence), EventCase(ContactAdded.self, Event.contactAdded),
+            EventCase(ConversationRoleChanged.self, Event.roleChanged), EventCase(PresenceChanged.self, Event.presence),
+            EventCase(ContactAdded.self, Event.contactAdded),
             EventCase(ContactRemoved.self, Event.contactRemoved), EventCase(UserLoggedIn.self, Event.loggedIn),
             EventCase(UserDeleted.self, Event.deleted),
         ]

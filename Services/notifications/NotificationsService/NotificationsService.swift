@@ -22,7 +22,8 @@ public enum NotificationsService {
 
         /// `INSTANCE_ID`, by default host name and process id.
         public init(environment: EnvironmentReader) {
-            self.init(instanceId: environment.string("INSTANCE_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"))
+            self.init(
+                instanceId: environment.string("INSTANCE_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"))
         }
     }
 

@@ -75,7 +75,10 @@ struct NotificationsStore: Sendable {
     /// (or restarted once it was read). One statement for the conversations' names, one for the lot.
     func recordMessages(_ batch: [MessageStored], on connection: PostgresConnection) async throws -> [(userId: String, NotificationRecord)] {
         // Per (member, conversation): how many messages, and the newest.
-        struct Entry { var count: Int; var newest: MessageRecord }
+        struct Entry {
+            var count: Int
+            var newest: MessageRecord
+        }
         var entries: [String: [String: Entry]] = [:]  // conversation → member → entry
         for stored in batch {
             let message = stored.message
@@ -100,10 +103,13 @@ struct NotificationsStore: Sendable {
         for (conversationId, members) in entries {
             for (userId, entry) in members {
                 let key = "\(conversationId)/\(entry.newest.id)"
-                let payload = try payloadOf[key] ?? Self.encode(NotificationPayload(
-                    conversationId: conversationId, conversationType: names[conversationId]?.type, conversationName: names[conversationId]?.name,
-                    lastMessage: MessagePreview(entry.newest)
-                ))
+                let payload =
+                    try payloadOf[key]
+                    ?? Self.encode(
+                        NotificationPayload(
+                            conversationId: conversationId, conversationType: names[conversationId]?.type, conversationName: names[conversationId]?.name,
+                            lastMessage: MessagePreview(entry.newest)
+                        ))
                 payloadOf[key] = payload
                 ids.append(EventID.make())
                 users.append(userId)
@@ -139,7 +145,9 @@ struct NotificationsStore: Sendable {
 
     /// A member read up to `readSeq`: their message notification for the conversation is read too.
     /// Returns the notification it marked read (to push to the user's other devices), if any.
-    func markConversationRead(_ conversationId: String, by userId: String, upTo readSeq: Int64, on connection: PostgresConnection) async throws -> [(userId: String, NotificationRecord)] {
+    func markConversationRead(
+        _ conversationId: String, by userId: String, upTo readSeq: Int64, on connection: PostgresConnection
+    ) async throws -> [(userId: String, NotificationRecord)] {
         let rows = try await connection.query(
             """
             UPDATE notifications n SET read = true

@@ -54,7 +54,8 @@ enum ClientFrame: Sendable {
         let data = Data(text.utf8)
         guard let fields = try? EventCoding.decoder.decode(Fields.self, from: data) else {
             let clientMsgId = (try? EventCoding.decoder.decode(Head.self, from: data))?.clientMsgId
-            throw Invalid(code: "invalid_frame", message: "A frame is one JSON object with a string \"type\" and fields of the right types.", clientMsgId: clientMsgId)
+            throw Invalid(
+                code: "invalid_frame", message: "A frame is one JSON object with a string \"type\" and fields of the right types.", clientMsgId: clientMsgId)
         }
         guard let kind = Kind(rawValue: fields.type) else {
             throw Invalid(code: "unknown_type", message: "Unknown frame type.", clientMsgId: fields.clientMsgId)
@@ -71,11 +72,12 @@ enum ClientFrame: Sendable {
             guard let conversationId = fields.conversationId, let typing = fields.typing else { break }
             return .typing(Typing(conversationId: conversationId, typing: typing))
         }
-        let needs = switch kind {
-        case .send: "send needs clientMsgId, conversationId and body."
-        case .delivered, .read: "\(kind.rawValue) needs conversationId and a seq of 0 or more."
-        case .typing: "typing needs conversationId and a boolean typing."
-        }
+        let needs =
+            switch kind {
+            case .send: "send needs clientMsgId, conversationId and body."
+            case .delivered, .read: "\(kind.rawValue) needs conversationId and a seq of 0 or more."
+            case .typing: "typing needs conversationId and a boolean typing."
+            }
         throw Invalid(code: "invalid_frame", message: needs, clientMsgId: fields.clientMsgId)
     }
 }

@@ -1,13 +1,13 @@
 import EventBus
 import EventContracts
 import Foundation
-import Synchronization
 import Hummingbird
 import HummingbirdWebSocket
 import LiveSockets
 import Logging
 import NIOWebSocket
 import ServiceHTTP
+import Synchronization
 
 /// Limits that keep one client from hurting the others.
 public struct ChatSocketLimits: Sendable {
@@ -110,7 +110,8 @@ struct ChatSocket: Sendable {
             return
         }
         connection.awaitAck(send.clientMsgId)
-        let sent = MessageSent(senderId: identity.userId, clientMsgId: send.clientMsgId, conversationId: send.conversationId, body: send.body, instanceId: instanceId)
+        let sent = MessageSent(
+            senderId: identity.userId, clientMsgId: send.clientMsgId, conversationId: send.conversationId, body: send.body, instanceId: instanceId)
         guard sends.submit(sent) else {
             _ = connection.takeAck(send.clientMsgId)
             connection.send(LiveFrame.error("send_failed", "The server is busy; send it again.", clientMsgId: send.clientMsgId))
@@ -141,7 +142,9 @@ extension ConnectionRegistry {
     /// Sends whose batch the broker did not take: each waiting connection is told to send again.
     func refuse(_ sends: [MessageSent]) {
         for sent in sends {
-            answer(sent.senderId, clientMsgId: sent.clientMsgId, with: LiveFrame.error("send_failed", "The message was not accepted; send it again.", clientMsgId: sent.clientMsgId))
+            answer(
+                sent.senderId, clientMsgId: sent.clientMsgId,
+                with: LiveFrame.error("send_failed", "The message was not accepted; send it again.", clientMsgId: sent.clientMsgId))
         }
     }
 }

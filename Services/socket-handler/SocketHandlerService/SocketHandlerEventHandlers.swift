@@ -112,7 +112,9 @@ struct InstanceHandler: EventHandler {
     let instanceId: String
     let connections: ConnectionRegistry
 
-    var subscription: Subscription { Subscription(queue: "\(namespace).instance.\(instanceId)", kind: .instance(id: instanceId), prefetch: 1024, batchSize: 256) }
+    var subscription: Subscription {
+        Subscription(queue: "\(namespace).instance.\(instanceId)", kind: .instance(id: instanceId), prefetch: 1024, batchSize: 256)
+    }
 
     func handle(_ batch: [IncomingEvent<Event>]) async throws -> [EventOutcome] {
         for item in batch {
@@ -120,7 +122,8 @@ struct InstanceHandler: EventHandler {
             case .live(let delivery):
                 connections.deliver(delivery)
             case .answered(let answer):
-                let frame = answer.message.map { LiveFrame.encode(OutboundFrame.Ack(clientMsgId: answer.clientMsgId, message: $0)) }
+                let frame =
+                    answer.message.map { LiveFrame.encode(OutboundFrame.Ack(clientMsgId: answer.clientMsgId, message: $0)) }
                     ?? LiveFrame.error(answer.error ?? "send_failed", Self.explanation(of: answer.error), clientMsgId: answer.clientMsgId)
                 connections.answer(answer.senderId, clientMsgId: answer.clientMsgId, with: frame, orEveryConnection: answer.error != nil)
             case .signedOut(let signedOut):

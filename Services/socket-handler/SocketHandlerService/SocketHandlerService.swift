@@ -29,7 +29,8 @@ public enum SocketHandlerService {
         /// `INSTANCE_ID` (host name and process id by default), `PRESENCE_TTL_SECONDS`,
         /// `PRESENCE_HEARTBEAT_SECONDS`, `PRESENCE_GRACE_SECONDS`.
         public init(environment: EnvironmentReader) throws {
-            self.init(instanceId: environment.string("INSTANCE_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"))
+            self.init(
+                instanceId: environment.string("INSTANCE_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"))
             presenceTTL = .seconds(try environment.int("PRESENCE_TTL_SECONDS", default: 30))
             heartbeat = .seconds(try environment.int("PRESENCE_HEARTBEAT_SECONDS", default: 10))
             presenceGrace = .seconds(try environment.int("PRESENCE_GRACE_SECONDS", default: 5))

@@ -1,4 +1,4 @@
-import UsersService
 import ServiceRuntime
+import UsersService
 
 await UsersService.definition.main()

@@ -16,7 +16,6 @@ struct UsersRoutes: Sendable {
     let store: UsersStore
     let cache: UserQueryCache
 
-
     func add(to router: Router<ServiceRequestContext>) {
         let group = router.group("/api/users").add(middleware: AuthenticationMiddleware(verifier: dependencies.tokenVerifier))
         group.get(use: search)

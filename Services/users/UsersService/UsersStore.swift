@@ -202,7 +202,7 @@ struct UserCursor: Codable, Sendable, Equatable {
 
     init(encoded: String) throws(APIError) {
         guard encoded.count <= 512, let data = Data(base64URLEncoded: encoded),
-              let cursor = try? JSONDecoder().decode(UserCursor.self, from: data)
+            let cursor = try? JSONDecoder().decode(UserCursor.self, from: data)
         else {
             throw APIError.invalidCursor
         }
