@@ -60,8 +60,8 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 # Render from a copy with throwaway dev secrets, so the check neither needs nor reads the
 # operator's own (infra/k8s/overlays/dev/secrets/ is git-ignored).
-tar -C infra --exclude=k8s/overlays/dev/secrets -cf - k8s | tar -C "$work" -xf -
-bash "$work/k8s/dev-secrets.sh" >>"$LOG" 2>&1
+tar -C infra --exclude=k8s/overlays/dev/secrets -cf - k8s rabbitmq-definitions.py | tar -C "$work" -xf -
+bash "$work/k8s/dev-secrets.sh" >>"$LOG" 2>&1 || { echo "[k8s-check] making throwaway dev secrets failed:" >&2; tail -n 5 "$LOG" >&2; exit 1; }
 
 render() { kubectl kustomize "$work/k8s/overlays/$1" >"$work/$1.yaml"; }
 check "render dev overlay" render dev
