@@ -128,6 +128,18 @@ actor AMQPConnection {
         return Int(ok?.pointee.consumer_count ?? 0)
     }
 
+    /// Tells the broker this connection is alive. librabbitmq sends heartbeats only from inside its
+    /// own calls, so a consumer that holds a batch for long (a slow handler, an outage) calls this
+    /// meanwhile; otherwise the broker drops the connection and hands the batch to another.
+    func sendHeartbeat() throws(EventBusError) {
+        let connection = try requireOpen()
+        var frame = amqp_frame_t()
+        frame.frame_type = UInt8(AMQP_FRAME_HEARTBEAT)
+        frame.channel = 0
+        let status = amqp_send_frame(connection, &frame)
+        guard status == AMQP_STATUS_OK.rawValue else { throw EventBusError(.connectionLost, "heartbeat: \(Self.statusText(status))") }
+    }
+
     /// Deletes a queue (tests and tooling); returns the number of messages it held.
     func deleteQueue(_ name: String) throws(EventBusError) -> Int {
         let connection = try requireOpen()

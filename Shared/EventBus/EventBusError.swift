@@ -1,7 +1,7 @@
 /// Errors of the event bus: a code to branch on and a description fit for logs.
 public struct EventBusError: Error, Sendable, Equatable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: String { case connectionFailed, connectionLost, channelClosed, confirmTimeout, publishTimeout, protocolError, poisonMessage }
+        private enum Base: String { case connectionFailed, connectionLost, channelClosed, confirmTimeout, publishTimeout, nacked, protocolError, poisonMessage }
         private let base: Base
         private init(_ base: Base) { self.base = base }
 
@@ -15,6 +15,8 @@ public struct EventBusError: Error, Sendable, Equatable, CustomStringConvertible
         public static let confirmTimeout = Code(.confirmTimeout)
         /// A publish could not be confirmed before its deadline, across reconnects.
         public static let publishTimeout = Code(.publishTimeout)
+        /// The broker refused (nacked) a publish, an internal error of its own: retrying may succeed.
+        public static let nacked = Code(.nacked)
         /// Something the broker sent that this client cannot handle.
         public static let protocolError = Code(.protocolError)
         /// A delivery that can never be processed; it goes to the dead-letter queue at once.

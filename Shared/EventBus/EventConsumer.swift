@@ -79,11 +79,29 @@ public final class EventConsumer<Handler: EventHandler>: Service {
             let deliveries = try await connection.nextDeliveries(limit: handler.subscription.batchSize, timeout: .milliseconds(200))
             guard !deliveries.isEmpty else { continue }
             metrics.batchSize.record(deliveries.count)
-            let verdicts = await handle(deliveries)
+            let verdicts = await keepingAlive(connection) { await handle(deliveries) }
             // Cancelled, or shutting down while an outage holds the batch: leave the deliveries
             // unacknowledged, as a crash would; the broker redelivers them when the connection closes.
             guard let verdicts, !Task.isCancelled else { return }
             try await settle(deliveries, verdicts, on: connection)
+        }
+    }
+
+    /// Runs `body` while a heartbeat goes out every half interval: the broker would otherwise take
+    /// a consumer that holds a batch past two intervals for dead, and redeliver the batch (counting
+    /// towards its delivery limit) while it is still being handled.
+    private func keepingAlive<Result>(_ connection: AMQPConnection, _ body: () async -> Result) async -> Result {
+        guard configuration.heartbeatSeconds > 0 else { return await body() }
+        let interval = Duration.seconds(configuration.heartbeatSeconds) / 2
+        return await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while (try? await Task.sleep(for: interval)) != nil {
+                    try? await connection.sendHeartbeat()
+                }
+            }
+            let result = await body()
+            group.cancelAll()
+            return result
         }
     }
 
@@ -117,7 +135,14 @@ public final class EventConsumer<Handler: EventHandler>: Service {
         }
         guard !items.isEmpty else { return verdicts }
         let started = ContinuousClock.now
-        guard let outcomes = await process(items[...]) else { return nil }
+        var outcomes: [EventOutcome] = []
+        let most = handler.subscription.maxEvents
+        for start in stride(from: 0, to: items.count, by: most) {
+            // Nil (shutting down in an outage): nothing is acked, and what earlier parts applied
+            // is skipped when the deliveries come back (handlers are idempotent).
+            guard let part = await process(items[start..<min(start + most, items.count)]) else { return nil }
+            outcomes += part
+        }
         let elapsed = ContinuousClock.now - started
         metrics.handlerTime.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         var failed: [Int: [Int]] = [:]
@@ -180,7 +205,9 @@ public final class EventConsumer<Handler: EventHandler>: Service {
                 try await connection.nack(delivery.deliveryTag, requeue: false)
                 metrics.deadLettered.increment()
             case .partial(let failed):
-                await deadLetterCopy(of: delivery, failed: failed)
+                // No copy, no ack: the connection is dropped, the delivery comes back and its good
+                // items are skipped as already processed (handlers are idempotent).
+                try await deadLetterCopy(of: delivery, failed: failed)
                 try await connection.ack(delivery.deliveryTag)
                 metrics.deadLettered.increment()
             }
@@ -189,14 +216,15 @@ public final class EventConsumer<Handler: EventHandler>: Service {
 
     /// A delivery with good and bad items: the good ones took effect, so it is acked; a copy goes
     /// to `<queue>.dead` with the bad items' indices in its message id, for whoever inspects it.
-    private func deadLetterCopy(of delivery: Delivery, failed: [Int]) async {
+    private func deadLetterCopy(of delivery: Delivery, failed: [Int]) async throws {
         let copy = OutgoingMessage(
             exchange: EventExchange.deadLetters.rawValue, routingKey: "\(queue).dead",
             messageId: "\(delivery.messageId ?? "unknown")#failed=\(failed.map(String.init).joined(separator: ","))",
             type: delivery.type ?? "unknown", body: delivery.body
         )
         do { try await deadLetters.publish(copy) } catch {
-            logger.error("could not dead-letter the failed items of a batch", metadata: ["queue": "\(queue)", "error": "\(error)"])
+            logger.error("could not dead-letter the failed items of a batch; taking it again", metadata: ["queue": "\(queue)", "error": "\(error)"])
+            throw error
         }
     }
 }

@@ -58,14 +58,18 @@ public struct Subscription: Sendable {
     public var kind: Kind
     /// Deliveries the broker may have in flight to this consumer.
     public var prefetch: Int
-    /// The most deliveries handed to the handler at once.
+    /// The most deliveries taken from the queue at once.
     public var batchSize: Int
+    /// The most events handed to the handler at once (a delivery may carry a batch envelope of
+    /// many): bigger takes are handled in turn, so one transaction never grows without bound.
+    public var maxEvents: Int
 
-    public init(queue: String, kind: Kind, prefetch: Int = 256, batchSize: Int? = nil) {
+    public init(queue: String, kind: Kind, prefetch: Int = 256, batchSize: Int? = nil, maxEvents: Int = 1024) {
         self.queue = queue
         self.kind = kind
         self.prefetch = max(1, prefetch)
         self.batchSize = max(1, min(batchSize ?? prefetch, prefetch))
+        self.maxEvents = max(1, maxEvents)
     }
 
     /// The queue, its dead-letter queue and the bindings for `types`.

@@ -120,7 +120,7 @@ public actor EventPublisher {
         switch outcome {
         case .confirmed: return
         case .unroutable: throw EventBusError(.protocolError, "unroutable: no queue is bound for \(message.exchange)/\(message.routingKey)")
-        case .nacked, nil: throw EventBusError(.protocolError, "the broker refused \(message.messageId)")
+        case .nacked, nil: throw EventBusError(.nacked, "the broker refused \(message.messageId)")
         }
     }
 

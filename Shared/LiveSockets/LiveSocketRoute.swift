@@ -59,24 +59,38 @@ public struct LiveSocket: Sendable {
 
 /// Looks after this instance's sockets: cuts off those whose client stopped reading (a write that
 /// has not finished within `deadline`: the client's receive window and the kernel's send buffer
-/// are full) at once, freeing what they held; and on graceful shutdown closes every socket with
-/// 1001 (going away), so clients reconnect to another instance at once.
+/// are full) at once, freeing what they held; every `revocationSweep`, closes the sockets of
+/// sessions that ended, in case their sign-out event never reached this instance (its queue was
+/// being re-declared, say); and on graceful shutdown closes every socket with 1001 (going away),
+/// so clients reconnect to another instance at once.
 public struct LiveSocketKeeper: DrainsBeforeServer {
     let connections: ConnectionRegistry
     let deadline: Duration
+    let revocations: (any SessionRevocations)?
+    let revocationSweep: Duration
     let logger: Logger
 
-    public init(connections: ConnectionRegistry, deadline: Duration = .seconds(10), logger: Logger) {
+    public init(
+        connections: ConnectionRegistry, deadline: Duration = .seconds(10), revocations: (any SessionRevocations)?,
+        revocationSweep: Duration = .seconds(10), logger: Logger
+    ) {
         self.connections = connections
         self.deadline = deadline
+        self.revocations = revocations
+        self.revocationSweep = revocationSweep
         self.logger = logger
     }
 
     public func run() async throws {
+        var nextSweep = ContinuousClock.now + revocationSweep
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
             let cut = connections.cutOffStuck(longerThan: deadline)
             if cut > 0 { logger.info("cut off sockets whose clients stopped reading", metadata: ["count": "\(cut)"]) }
+            if let revocations, ContinuousClock.now >= nextSweep {
+                nextSweep = .now + revocationSweep
+                await closeEndedSessions(revocations)
+            }
         }
         // Going away, and wait (a little) for the close frames to leave before the server stops.
         connections.closeAllGoingAway()
@@ -84,6 +98,19 @@ public struct LiveSocketKeeper: DrainsBeforeServer {
         while !connections.all.isEmpty, ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(20))
         }
+    }
+}
+
+extension LiveSocketKeeper {
+    private func closeEndedSessions(_ revocations: any SessionRevocations) async {
+        let open = connections.all
+        guard !open.isEmpty else { return }
+        var seen = Set<String>()
+        let sessions = open.compactMap { seen.insert($0.sessionId).inserted ? ($0.sessionId, $0.userId) : nil }
+        let ended = await revocations.ended(among: sessions)
+        guard !ended.isEmpty else { return }
+        for connection in open where ended.contains(connection.sessionId) { connection.close(reason: "session ended") }
+        logger.info("closed the sockets of sessions that ended", metadata: ["sessions": "\(ended.count)"])
     }
 }
 

@@ -7,11 +7,15 @@ import ServiceConfig
 ///
 /// hiredis blocks and is not thread-safe: every method of this actor runs on its `DedicatedThread`.
 /// A broken connection is freed and reopened on the next command, so a Redis restart costs the
-/// callers at most the commands in flight at that moment.
+/// callers at most the commands in flight at that moment. After a failure, commands fail at once
+/// for `failFastFor` instead of each waiting out a connect or command timeout: callers queued on
+/// this connection while Redis hangs or is unreachable learn so quickly (and fall back).
 actor RedisConnection {
     private let thread: DedicatedThread
     private let configuration: RedisConfiguration
     private var context: UnsafeMutablePointer<redisContext>?
+    private var failedAt: ContinuousClock.Instant?
+    static let failFastFor: Duration = .milliseconds(500)
 
     nonisolated var unownedExecutor: UnownedSerialExecutor { thread.unownedExecutor }
 
@@ -52,6 +56,9 @@ actor RedisConnection {
             if !Self.peerClosed(context) { return context }
             disconnect()  // the server went away while we were idle: reconnect before sending
         }
+        if let failedAt, ContinuousClock.now - failedAt < Self.failFastFor {
+            throw RedisError(.connectionFailed, "\(configuration.host):\(configuration.port) failed moments ago; not retrying yet")
+        }
         let timeout = swiftchat_redis_timeval_ms(Int64(configuration.connectTimeout.milliseconds))
         guard let fresh = redisConnectWithTimeout(configuration.host, Int32(configuration.port), timeout) else {
             throw RedisError(.connectionFailed, "could not allocate a context")
@@ -59,11 +66,13 @@ actor RedisConnection {
         guard fresh.pointee.err == 0 else {
             let message = Self.errorText(fresh)
             redisFree(fresh)
+            failedAt = .now
             throw RedisError(.connectionFailed, "connect to \(configuration.host):\(configuration.port): \(message)")
         }
         _ = redisSetTimeout(fresh, swiftchat_redis_timeval_ms(Int64(configuration.commandTimeout.milliseconds)))
         _ = redisEnableKeepAlive(fresh)
         context = fresh
+        failedAt = nil
         if let password = configuration.password {
             // A managed Redis with a password (and an ACL user, optionally): authenticate first.
             let auth = configuration.username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
@@ -84,6 +93,7 @@ actor RedisConnection {
     private func fail(_ operation: String) -> RedisError {
         let message = context.map(Self.errorText) ?? "no connection"
         disconnect()
+        failedAt = .now
         return RedisError(.connectionLost, "\(operation): \(message)")
     }
 

@@ -65,4 +65,7 @@ public struct AccessTokenVerifier: Sendable {
 /// authenticated request and websocket upgrade (DESIGN.md §3: a session ends everywhere at once).
 public protocol SessionRevocations: Sendable {
     func isRevoked(sessionId: String, userId: String, issuedAt: Date) async -> Bool
+    /// Of these open sessions (each a live socket, opened while its session was live), the ones
+    /// that have ended since: the session signed out, or its account was deleted. One round trip.
+    func ended(among sessions: [(sessionId: String, userId: String)]) async -> Set<String>
 }

@@ -142,11 +142,17 @@ public struct ServiceDependencies: Sendable {
         try await outbox.enqueue(EventEnvelope(producer: name, payload: payload), on: connection, logger: logger)
     }
 
-    /// Several events of one type as one batch envelope: one outbox row, one broker message.
+    /// Several events of one type as batch envelopes of at most `eventsPerEnvelope` each: one
+    /// outbox row and one broker message per envelope, all in one statement. The cap keeps a broker
+    /// message far below the broker's size limit (a stored message names up to 1,024 members).
     public func announce<Payload: EventPayload>(batch payloads: [Payload], on connection: PostgresConnection, logger: Logger) async throws {
-        guard !payloads.isEmpty else { return }
-        try await outbox.enqueue(OutgoingMessage(EventBatchEnvelope(producer: name, payloads: payloads)), on: connection, logger: logger)
+        let envelopes = try stride(from: 0, to: payloads.count, by: Self.eventsPerEnvelope).map { start in
+            try OutgoingMessage(EventBatchEnvelope(producer: name, payloads: Array(payloads[start..<min(start + Self.eventsPerEnvelope, payloads.count)])))
+        }
+        try await outbox.enqueue(envelopes, on: connection, logger: logger)
     }
+
+    public static let eventsPerEnvelope = 256
 
     /// Runs `work` in a transaction, then wakes the relay so the events it wrote go out at once.
     public func transaction<Result: Sendable>(

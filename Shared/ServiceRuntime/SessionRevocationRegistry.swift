@@ -45,6 +45,25 @@ public struct SessionRevocationRegistry: SessionRevocations {
         }
     }
 
+    public func ended(among sessions: [(sessionId: String, userId: String)]) async -> Set<String> {
+        guard !sessions.isEmpty else { return [] }
+        do {
+            let replies = try await redis.pipeline(sessions.flatMap { [["EXISTS", Self.sessionKey($0.sessionId)], ["EXISTS", Self.userKey($0.userId)]] })
+            var ended: Set<String> = []
+            for (index, session) in sessions.enumerated() {
+                // A deleted account's sockets were all opened before the deletion: all end.
+                if (try? replies[2 * index].get().integer) == 1 || (try? replies[2 * index + 1].get().integer) == 1 {
+                    ended.insert(session.sessionId)
+                }
+            }
+            return ended
+        } catch {
+            unchecked.increment()
+            logger.warning("revocations unreadable; open sockets not checked this time", metadata: ["error": "\(error)"])
+            return []
+        }
+    }
+
     /// Ends a session everywhere for `lifetime` (the access token's lifetime).
     public func revoke(sessionId: String, lifetime: Duration) async throws {
         try await redis.set(Self.sessionKey(sessionId), "1", expiry: lifetime)

@@ -3,8 +3,11 @@ import EventContracts
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import RedisClient
 import ServiceConfig
 import ServiceHTTP
+import ServiceRuntime
+import SocketHandlerService
 import StackTesting
 import Synchronization
 import Testing
@@ -83,6 +86,30 @@ struct HardeningTests {
         }
     }
 
+    @Test("a session that ended without its event reaching the instance: the sweep of open sockets closes both streams' sockets")
+    func sweepClosesEndedSessions() async throws {
+        var limits = ChatSocketLimits()
+        limits.revocationSweep = .seconds(1)
+        let harness = ServiceHarness()
+        try await harness.runAll(chatLimits: limits) { services in
+            let user = try await signUp(services.auth, username: TestStack.uniqueName("sw"))
+            let chat = ChatClient(port: services.chatPort, session: user)
+            let stream = ChatClient(port: services.notificationsPort, session: user, path: "/ws/notifications")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await chat.run() }
+                group.addTask { try await stream.run() }
+                #expect(await eventually { chat.isConnected && stream.isConnected })
+                // Ended in the revocation view only, as if the instance missed user.signed_out.
+                let claims = try #require(await harness.verifier().verify(user.accessToken))
+                let redis = RedisClient(configuration: TestStack.redis())
+                try await SessionRevocationRegistry(redis: redis, logger: TestStack.logger).revoke(sessionId: claims.sid, lifetime: .seconds(60))
+                await redis.shutdown()
+                #expect(await eventually(timeout: .seconds(5)) { chat.hasEnded && stream.hasEnded }, "a socket of an ended session stayed open")
+                group.cancelAll()
+            }
+        }
+    }
+
     @Test("passwords: every byte counts past bcrypt's 72; a different password sharing the first 72 bytes does not sign in")
     func longPasswords() async throws {
         try await ServiceHarness().run { (auth: any TestClientProtocol, _: any TestClientProtocol) async throws in
@@ -117,6 +144,18 @@ struct HardeningTests {
             let locked = try await call(
                 auth, .post, "/api/auth/signin", nil, #"{"login": "\#(user.username)@EXAMPLE.com", "password": "correct horse battery"}"#)
             #expect(locked.status == 429 && code(locked) == "rate_limited")
+            // Twenty guesses at once: each is counted before its password is checked, so exactly
+            // five are checked, whatever the timing.
+            let target = try await signUp(auth, username: TestStack.uniqueName("th"))
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<20 {
+                    group.addTask {
+                        try await call(auth, .post, "/api/auth/signin", nil, #"{"login": "\#(target.username)", "password": "a guess"}"#).status
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == 401 }.count == 5 && statuses.filter { $0 == 429 }.count == 15, "\(statuses.sorted())")
         }
         // The client address: believed from X-Forwarded-For only when the peer is a trusted proxy.
         let proxies = try TrustedProxies(["127.0.0.0/8", "10.0.0.0/8"])

@@ -89,12 +89,13 @@ struct ServiceHarness: Sendable {
         try await application(MessagesService.definition, schema: messagesSchema)
     }
 
-    /// Its instance id is fixed, so `cleanUp` can name its queue.
+    /// Its instance id is fixed, so `cleanUp` can name its queue. Open sockets are checked against
+    /// ended sessions every second (every ten by default).
     func notificationsApplication() async throws -> some ApplicationProtocol {
-        try await application(NotificationsService.definition, schema: notificationsSchema, webSockets: .liveSockets()) { dependencies, router in
-            NotificationsService.build(
-                dependencies: dependencies, configuration: NotificationsService.Configuration(instanceId: "\(namespace)-n1"), router: router
-            )
+        var configuration = NotificationsService.Configuration(instanceId: "\(namespace)-n1")
+        configuration.revocationSweep = .seconds(1)
+        return try await application(NotificationsService.definition, schema: notificationsSchema, webSockets: .liveSockets()) { dependencies, router in
+            NotificationsService.build(dependencies: dependencies, configuration: configuration, router: router)
         }
     }
 

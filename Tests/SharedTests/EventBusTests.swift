@@ -127,6 +127,35 @@ struct EventBusTests {
         try await EventBusAdmin.deleteQueues([queue, "\(queue).dead"], configuration: configuration)
     }
 
+    @Test("a batch held past two heartbeat intervals keeps its connection: handled once, never redelivered; big takes are handled in parts")
+    func longHoldKeepsTheConnection() async throws {
+        var configuration = configuration
+        configuration.heartbeatSeconds = 1
+        let queue = TestStack.uniqueName("hold")
+        try await EventBusAdmin.declare(probeTopology(queue: queue), configuration: configuration)
+        let attempts = Recorder<Int>()
+        let applied = Recorder<Int>()
+        // A handler that takes 4 s (four heartbeat intervals) over its first part, and never
+        // gets more than 8 events at once.
+        let handler = ProbeHandler(queue: queue, maxEvents: 8) { batch in
+            attempts.append(batch.count)
+            if attempts.count == 1 { try await Task.sleep(for: .seconds(4)) }
+            for item in batch { applied.append(item.sequence) }
+            return EventOutcome.done(batch.count)
+        }
+        let publisher = EventPublisher(configuration: configuration, logger: logger)
+        _ = try await publisher.publish([try probeBatch(Array(0..<20), queue: queue)])
+        try await whileRunning([EventConsumer(configuration: configuration, handler: handler, logger: logger)]) {
+            #expect(await eventually(timeout: .seconds(20)) { applied.count >= 20 })
+            // Long enough for a dropped connection's redelivery to have shown.
+            try await Task.sleep(for: .seconds(2))
+        }
+        #expect(attempts.all == [8, 8, 4], "the take was redelivered or not split into parts: \(attempts.all)")
+        #expect(applied.all.sorted() == Array(0..<20))
+        await publisher.shutdown()
+        try await EventBusAdmin.deleteQueues([queue, "\(queue).dead"], configuration: configuration)
+    }
+
     @Test("an undecodable message is dead-lettered at once, without retries")
     func malformedMessageIsDeadLetteredAtOnce() async throws {
         let queue = TestStack.uniqueName("malformed")

@@ -24,10 +24,10 @@ struct ProbeHandler: EventHandler {
 
     /// Reads `queue` (declared by the test with `probeTopology`), a batch at a time.
     init(
-        queue: String, kind: Subscription.Kind = .shared(), batchSize: Int = 64,
+        queue: String, kind: Subscription.Kind = .shared(), batchSize: Int = 64, maxEvents: Int = 1024,
         body: @escaping @Sendable ([IncomingEvent<Event>]) async throws -> [EventOutcome]
     ) {
-        self.subscription = Subscription(queue: queue, kind: kind, prefetch: 128, batchSize: batchSize)
+        self.subscription = Subscription(queue: queue, kind: kind, prefetch: 128, batchSize: batchSize, maxEvents: maxEvents)
         self.body = body
     }
 

@@ -73,15 +73,12 @@ struct AuthRoutes: Sendable {
         // Failures count per account, whichever login string (username or email) names it.
         let found = try await store.credentials(forLogin: body.login, on: dependencies.postgres)
         let account = found.map { "user:\($0.0.id)" } ?? "login:\(body.login.lowercased())"
-        if let wait = await limiter.retryAfter(account: account, address: address) {
+        if let wait = await limiter.begin(account: account, address: address) {
             throw APIError.tooManyRequests(retryAfter: wait)
         }
         let matches = try await passwords.verify(body.password, against: found?.1 ?? dummyHash)
-        guard let (user, storedHash) = found, matches else {
-            await limiter.recordFailure(account: account, address: address)
-            throw Self.invalidCredentials
-        }
-        await limiter.recordSuccess(account: account)
+        guard let (user, storedHash) = found, matches else { throw Self.invalidCredentials }
+        await limiter.succeeded(account: account, address: address)
         if !PasswordHasher.isCurrent(storedHash) {
             try await store.updatePasswordHash(userId: user.id, hash: try await passwords.hash(body.password), on: dependencies.postgres)
         }
@@ -182,16 +179,14 @@ struct AuthRoutes: Sendable {
         let address = dependencies.http.trustedProxies.clientAddress(
             peer: context.remoteAddress?.ipAddress, forwardedFor: request.headers[.init("X-Forwarded-For")!]
         )
-        if let wait = await limiter.retryAfter(account: account, address: address) {
+        if let wait = await limiter.begin(account: account, address: address) {
             throw APIError.tooManyRequests(retryAfter: wait)
         }
         guard body.password.count <= 128,
             let (_, hash) = try await store.credentials(forUser: identity.userId, on: dependencies.postgres),
             try await passwords.verify(body.password, against: hash)
-        else {
-            await limiter.recordFailure(account: account, address: address)
-            throw Self.invalidCredentials
-        }
+        else { throw Self.invalidCredentials }
+        await limiter.succeeded(account: account, address: address)
         let deletedAt = Date()
         try await dependencies.transaction { connection in
             try await store.deleteUser(id: identity.userId, on: connection)

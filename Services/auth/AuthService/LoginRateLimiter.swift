@@ -1,8 +1,10 @@
 import Logging
 import RedisClient
 
-/// Counts failed sign-ins per account (its user id, or the login string when no account has it)
-/// and per client address in Redis, each in a fixed window.
+/// Counts sign-in attempts per account (its user id, or the login string when no account has it)
+/// and per client address in Redis, each in a fixed window. An attempt is counted before its
+/// password is checked, so guesses sent all at once cannot slip past the limit while the first
+/// ones are still being checked; a successful attempt is given back.
 /// When Redis is unreachable it lets attempts through (and logs): an outage of the cache must not
 /// lock everyone out, and bcrypt still makes each guess slow.
 struct LoginRateLimiter: Sendable {
@@ -16,18 +18,19 @@ struct LoginRateLimiter: Sendable {
     private func accountKey(_ account: String) -> String { "\(namespace):signin:fail:account:\(account)" }
     private func addressKey(_ address: String) -> String { "\(namespace):signin:fail:address:\(address)" }
 
-    /// Seconds to wait when either limit is reached; nil when the attempt may go ahead.
-    func retryAfter(account: String, address: String) async -> Int? {
+    /// Counts an attempt. Seconds to wait when it is over either limit; nil when it may go ahead.
+    func begin(account: String, address: String) async -> Int? {
+        let window = String(Int(window.components.seconds) * 1000)
         do {
+            // SET NX starts a window without extending a running one; INCR counts in one step,
+            // so of many attempts at once exactly the first `max` go ahead.
             let replies = try await redis.pipeline([
-                ["GET", accountKey(account)], ["PTTL", accountKey(account)],
-                ["GET", addressKey(address)], ["PTTL", addressKey(address)],
+                ["SET", accountKey(account), "0", "PX", window, "NX"], ["INCR", accountKey(account)], ["PTTL", accountKey(account)],
+                ["SET", addressKey(address), "0", "PX", window, "NX"], ["INCR", addressKey(address)], ["PTTL", addressKey(address)],
             ])
-            let accountFailures = (try? replies[0].get().integer) ?? 0
-            let addressFailures = (try? replies[2].get().integer) ?? 0
             var wait: Int?
-            if accountFailures >= maxPerAccount { wait = Self.seconds(replies[1]) }
-            if addressFailures >= maxPerAddress { wait = max(wait ?? 0, Self.seconds(replies[3])) }
+            if ((try? replies[1].get().integer) ?? 0) > maxPerAccount { wait = Self.seconds(replies[2]) }
+            if ((try? replies[4].get().integer) ?? 0) > maxPerAddress { wait = max(wait ?? 0, Self.seconds(replies[5])) }
             return wait
         } catch {
             logger.warning("rate limiter unavailable, allowing the attempt", metadata: ["error": "\(error)"])
@@ -35,21 +38,9 @@ struct LoginRateLimiter: Sendable {
         }
     }
 
-    func recordFailure(account: String, address: String) async {
-        let window = String(Int(window.components.seconds) * 1000)
-        do {
-            // SET NX starts a window without extending a running one.
-            _ = try await redis.pipeline([
-                ["SET", accountKey(account), "0", "PX", window, "NX"], ["INCR", accountKey(account)],
-                ["SET", addressKey(address), "0", "PX", window, "NX"], ["INCR", addressKey(address)],
-            ])
-        } catch {
-            logger.warning("rate limiter unavailable, failure not counted", metadata: ["error": "\(error)"])
-        }
-    }
-
-    func recordSuccess(account: String) async {
-        _ = try? await redis.delete([accountKey(account)])
+    /// The attempt succeeded: the account's count starts again, and the address gets its attempt back.
+    func succeeded(account: String, address: String) async {
+        _ = try? await redis.pipeline([["DEL", accountKey(account)], ["DECR", addressKey(address)]])
     }
 
     private static func seconds(_ reply: Result<RedisValue, RedisError>) -> Int {

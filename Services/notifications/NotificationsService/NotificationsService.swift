@@ -15,6 +15,9 @@ public enum NotificationsService {
         /// This instance's id: its own queue (live pushes) carries it.
         public var instanceId: String
         public var outboundBuffer = 1024
+        /// How often open sockets are checked against ended sessions (a sign-out event this
+        /// instance missed; the event itself closes them within a second).
+        public var revocationSweep: Duration = .seconds(10)
 
         public init(instanceId: String) {
             self.instanceId = instanceId
@@ -59,7 +62,11 @@ public enum NotificationsService {
             admission: dependencies.socketAdmission, quota: quota, outboundBuffer: configuration.outboundBuffer, logger: dependencies.logger
         ).add(to: router)
         return [
-            quota, LiveSocketKeeper(connections: connections, logger: dependencies.logger),
+            quota,
+            LiveSocketKeeper(
+                connections: connections, revocations: dependencies.tokenVerifier.revocations, revocationSweep: configuration.revocationSweep,
+                logger: dependencies.logger
+            ),
             dependencies.consumer(NotificationEventsHandler(dependencies: dependencies, store: store, publisher: publisher)),
             dependencies.consumer(
                 NotificationsInstanceHandler(dependencies: dependencies, instanceId: configuration.instanceId, store: store, connections: connections),

@@ -24,6 +24,9 @@ public struct ChatSocketLimits: Sendable {
     public var socketsPerUser: Int = 20
     /// A write the client does not let finish within this (it stopped reading) cuts it off.
     public var writeDeadline: Duration = .seconds(10)
+    /// How often open sockets are checked against ended sessions, for a sign-out whose event this
+    /// instance missed (it normally closes them within a second of the event).
+    public var revocationSweep: Duration = .seconds(10)
 
     public init() {}
 }

@@ -90,7 +90,11 @@ public enum SocketHandlerService {
             quota: quota, logger: logger
         ).add(to: router)
         return [
-            quota, LiveSocketKeeper(connections: connections, deadline: configuration.limits.writeDeadline, logger: logger),
+            quota,
+            LiveSocketKeeper(
+                connections: connections, deadline: configuration.limits.writeDeadline, revocations: dependencies.tokenVerifier.revocations,
+                revocationSweep: configuration.limits.revocationSweep, logger: logger
+            ),
             dependencies.consumer(
                 InstanceHandler(namespace: namespace, instanceId: configuration.instanceId, connections: connections),
                 onConsuming: { readiness.markConsuming("instance") }
