@@ -7,15 +7,19 @@ import ServiceConfig
 ///
 /// hiredis blocks and is not thread-safe: every method of this actor runs on its `DedicatedThread`.
 /// A broken connection is freed and reopened on the next command, so a Redis restart costs the
-/// callers at most the commands in flight at that moment. After a failure, commands fail at once
-/// for `failFastFor` instead of each waiting out a connect or command timeout: callers queued on
-/// this connection while Redis hangs or is unreachable learn so quickly (and fall back).
+/// callers at most the commands in flight at that moment. After a failure that waited out a
+/// timeout (Redis hangs, or its packets vanish), commands fail at once for `failFastFor` instead of
+/// each waiting out another: callers queued on this connection learn so quickly (and fall back).
+/// A quick failure (connection refused: Redis is down or restarting) does not, so a restarted
+/// Redis is used again at once.
 actor RedisConnection {
     private let thread: DedicatedThread
     private let configuration: RedisConfiguration
     private var context: UnsafeMutablePointer<redisContext>?
     private var failedAt: ContinuousClock.Instant?
+    private var callStarted = ContinuousClock.now
     static let failFastFor: Duration = .milliseconds(500)
+    static let slowFailure: Duration = .milliseconds(250)
 
     nonisolated var unownedExecutor: UnownedSerialExecutor { thread.unownedExecutor }
 
@@ -27,6 +31,7 @@ actor RedisConnection {
     /// Runs commands as one pipeline: all are written, then all replies read.
     /// An error reply of one command is returned in its place, not thrown.
     func pipeline(_ commands: [[String]]) throws(RedisError) -> [Result<RedisValue, RedisError>] {
+        callStarted = .now
         let context = try connected()
         for command in commands {
             let status = withArgv(command) { argc, argv, lengths in
@@ -66,7 +71,7 @@ actor RedisConnection {
         guard fresh.pointee.err == 0 else {
             let message = Self.errorText(fresh)
             redisFree(fresh)
-            failedAt = .now
+            noteFailure()
             throw RedisError(.connectionFailed, "connect to \(configuration.host):\(configuration.port): \(message)")
         }
         _ = redisSetTimeout(fresh, swiftchat_redis_timeval_ms(Int64(configuration.commandTimeout.milliseconds)))
@@ -89,11 +94,15 @@ actor RedisConnection {
         context = nil
     }
 
+    private func noteFailure() {
+        if ContinuousClock.now - callStarted >= Self.slowFailure { failedAt = .now }
+    }
+
     /// Records the failure, frees the context (hiredis contexts are unusable after an error).
     private func fail(_ operation: String) -> RedisError {
         let message = context.map(Self.errorText) ?? "no connection"
         disconnect()
-        failedAt = .now
+        noteFailure()
         return RedisError(.connectionLost, "\(operation): \(message)")
     }
 

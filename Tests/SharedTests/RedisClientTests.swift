@@ -78,6 +78,27 @@ struct RedisClientTests {
         #expect(received.all.first == RedisPubSubMessage(channel: channel, payload: "wake up"))
     }
 
+    @Test("a Redis that stops answering costs a caller one timeout; the next fail at once, until it answers again")
+    func hungRedisFailsFast() async throws {
+        var configuration = TestStack.redis()
+        configuration.poolSize = 1
+        configuration.commandTimeout = .milliseconds(500)
+        let client = RedisClient(configuration: configuration)
+        #expect(try await client.ping())
+        try TestStack.freeze(.redis)
+        do {
+            defer { try? TestStack.thaw(.redis) }
+            let first = ContinuousClock.now
+            await #expect(throws: RedisError.self) { try await client.ping() }
+            #expect(ContinuousClock.now - first >= .milliseconds(400), "the first call did not wait for its timeout")
+            let next = ContinuousClock.now
+            await #expect(throws: RedisError.self) { try await client.ping() }
+            #expect(ContinuousClock.now - next < .milliseconds(250), "the next call waited out another timeout")
+        }
+        #expect(await eventually { (try? await client.ping()) == true })
+        await client.shutdown()
+    }
+
     @Test("after a Redis restart the client and the subscriber reconnect by themselves")
     func reconnectAfterRestart() async throws {
         let key = TestStack.uniqueName("restart")
@@ -94,8 +115,8 @@ struct RedisClientTests {
             await #expect(throws: RedisError.self) { try await redis.get(key) }
             try await TestStack.start(.redis)
 
-            // The connection that failed fails fast for a moment, then reconnects; the others
-            // notice their old sockets are dead before they send on them. A round of the pool:
+            // Every pooled connection is usable again: the ones that were idle notice their old
+            // sockets are dead before they send on them. A round of the pool:
             let poolSize = TestStack.redis().poolSize
             #expect(
                 await eventually {

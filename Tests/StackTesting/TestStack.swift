@@ -115,6 +115,24 @@ public enum TestStack {
         try await stackScript(["start", component.rawValue])
     }
 
+    /// SIGSTOP: the server keeps its connections but stops answering, as a hung one would.
+    public static func freeze(_ component: Component) throws {
+        try signal(SIGSTOP, to: component)
+    }
+
+    /// SIGCONT after `freeze`.
+    public static func thaw(_ component: Component) throws {
+        try signal(SIGCONT, to: component)
+    }
+
+    private static func signal(_ signal: Int32, to component: Component) throws {
+        let file = stackDirectory.appendingPathComponent("run/\(component.rawValue).pid")
+        let text = try String(contentsOf: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let pid = pid_t(text), Glibc.kill(pid, signal) == 0 else {
+            throw ScriptError(arguments: ["signal \(signal)", component.rawValue], status: errno)
+        }
+    }
+
     public struct ScriptError: Error, CustomStringConvertible {
         public let arguments: [String]
         public let status: Int32
