@@ -132,6 +132,8 @@ struct Bench {
         let state = LatencyState(total: total, rate: options.rate)
         print("connecting \(options.users) websockets…")
         try await fleet.run(count: options.users, token: { users[$0].token }, received: { _, text in state.received(text) }) { outboxes in
+            let settled = await ProcessStats.settle(options.watched)
+            print("the stack settled after the setup in \(settled)")
             print("sending \(total) messages at \(Int(options.rate))/s for \(Int(options.duration)) s…")
             let start = ContinuousClock.now
             let cpu = CPUWindow(options.watched)

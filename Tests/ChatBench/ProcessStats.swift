@@ -48,6 +48,22 @@ enum ProcessStats {
     }
 }
 
+extension ProcessStats {
+    /// Waits until the watched processes (the load generator aside) use under a quarter of a core
+    /// together over a second, at most `limit`; returns how long that took. The setup's own work
+    /// (a thousand sign-ups, a thousand sockets coming online) must not be measured as the load's.
+    static func settle(_ processes: [WatchedProcess], limit: Duration = .seconds(60)) async -> Duration {
+        let services = processes.filter { $0.pid != getpid() }
+        let started = ContinuousClock.now
+        while ContinuousClock.now - started < limit {
+            let before = services.reduce(0) { $0 + cpuSeconds(of: $1) }
+            try? await Task.sleep(for: .seconds(1))
+            if services.reduce(0, { $0 + cpuSeconds(of: $1) }) - before < 0.25 { break }
+        }
+        return ContinuousClock.now - started
+    }
+}
+
 /// CPU used by each watched process over one phase.
 struct CPUWindow {
     let processes: [WatchedProcess]
