@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The local broker's users and permissions (DESIGN.md §2: least privilege on the bus), as a
+"""The local broker's users and permissions (least privilege on the bus), as a
 RabbitMQ definitions file loaded at boot. Each service has its own user that may write only the
 exchanges (and, on the topic exchanges, only the routing keys) it produces, read only the
 exchanges it binds from and its own queues, and declare only the standard exchanges and its own

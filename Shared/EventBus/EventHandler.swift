@@ -8,7 +8,7 @@ import EventContracts
 ///
 /// A batch that throws is retried whole while the error says a server is away (the batch waits,
 /// nothing is dead-lettered for an outage), and otherwise split in halves down to single items, so
-/// that one bad item is dead-lettered alone and every other item goes through (DESIGN.md §5.8).
+/// that one bad item is dead-lettered alone and every other item goes through (the public contract).
 public protocol EventHandler: Sendable {
     associatedtype Event: EventSet
 

@@ -7,7 +7,7 @@ import Metrics
 /// `publish` returns only when the broker has confirmed (or returned, or nacked) every message:
 /// a `.confirmed` outcome means the message is durably the broker's. When the connection breaks,
 /// the unconfirmed messages are sent again on a new connection until `publishTimeout`, so a
-/// message may reach a queue twice; consumers deduplicate by event id (DESIGN.md §5.4).
+/// message may reach a queue twice; consumers deduplicate by event id (the public contract).
 public actor EventPublisher {
     private let configuration: AMQPConfiguration
     private let topology: Topology

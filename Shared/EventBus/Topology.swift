@@ -76,7 +76,7 @@ public struct Topology: Sendable {
         self.queues = queues
     }
 
-    /// The exchanges of DESIGN.md §4, declared by every publisher and consumer.
+    /// The exchanges of the public contract, declared by every publisher and consumer.
     public static let standardExchanges: [ExchangeSpec] = EventExchange.allCases.map(ExchangeSpec.init)
 
     /// The default number of deliveries before a message is dead-lettered.

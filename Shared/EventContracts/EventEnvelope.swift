@@ -1,6 +1,6 @@
 import Foundation
 
-/// The exchanges of DESIGN.md §4.
+/// The exchanges of the public contract
 public enum EventExchange: String, Sendable, Codable, CaseIterable {
     /// Topic exchange for everything about users: registration, sessions, profiles, presence.
     case userEvents = "UserEvents"

@@ -1,6 +1,6 @@
 import Foundation
 
-// Payloads published on the `MessageEvents` exchange (DESIGN.md §4).
+// Payloads published on the `MessageEvents` exchange (the public contract).
 
 /// A stored chat message, as the public API shows it.
 public struct MessageRecord: Codable, Sendable, Equatable {
@@ -183,7 +183,7 @@ public struct ConversationRenamed: EventPayload, Equatable {
 }
 
 /// Live frames for the users one socket-handler instance holds, on the `InstanceDelivery` direct
-/// exchange with the instance id as routing key (DESIGN.md §5.6: delivery goes only where the
+/// exchange with the instance id as routing key (the public contract: delivery goes only where the
 /// recipients are connected). Transient: a lost one is recovered by catch-up.
 public struct LiveDelivery: EventPayload, Equatable {
     public static let eventType = "live.deliver"

@@ -64,7 +64,7 @@ public struct MessagePreview: Codable, Sendable, Equatable {
     }
 }
 
-/// notifications → its own instances (beyond DESIGN.md §4): a user's notification was stored or
+/// notifications → its own instances (beyond the public contract): a user's notification was stored or
 /// updated; every instance pushes it to that user's `/ws/notifications` sockets it holds.
 /// Published after the commit, best effort: a client that misses it fetches `GET /api/notifications`.
 public struct NotificationChanged: EventPayload, Equatable {

@@ -1,4 +1,4 @@
-/// What user text may contain (DESIGN.md §3): no U+0000 and no other control characters (newline
+/// What user text may contain (the public contract): no U+0000 and no other control characters (newline
 /// and tab only in message bodies), and no name that renders as nothing. Checked at the edge, so
 /// nothing a store or a client would choke on gets in.
 public enum TextRules {

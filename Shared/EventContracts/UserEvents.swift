@@ -1,6 +1,6 @@
 import Foundation
 
-// Payloads published on the `UserEvents` exchange (DESIGN.md §4).
+// Payloads published on the `UserEvents` exchange (the public contract).
 
 public struct UserRegistered: EventPayload, Equatable {
     public static let eventType = "user.registered"
@@ -84,7 +84,7 @@ public struct PresenceChanged: EventPayload, Equatable {
     }
 }
 
-/// users: `ownerId` added `contactId` to their contacts (beyond DESIGN.md §4: notifications tells
+/// users: `ownerId` added `contactId` to their contacts (beyond the public contract: notifications tells
 /// the added user, and shows presence between contacts).
 public struct ContactAdded: EventPayload, Equatable {
     public static let eventType = "contact.added"

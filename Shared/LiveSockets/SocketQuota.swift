@@ -5,7 +5,7 @@ import ServiceConfig
 import ServiceHTTP
 import ServiceLifecycle
 
-/// At most `limit` sockets per user on one stream, across every instance (DESIGN.md §3: the next
+/// At most `limit` sockets per user on one stream, across every instance (the public contract: the next
 /// upgrade is refused with 429). Redis holds a sorted set per user and stream of socket ids scored
 /// by expiry; each instance refreshes its own sockets' entries on a heartbeat (`run`), so the
 /// sockets of an instance that died lapse by themselves. When Redis is away the quota is not

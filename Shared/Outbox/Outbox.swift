@@ -6,7 +6,7 @@ import PostgresNIO
 import PostgresSupport
 
 /// Writes events into the service's outbox table inside the caller's transaction, so that the
-/// business change and the announcement of it commit together or not at all (DESIGN.md §5.4).
+/// business change and the announcement of it commit together or not at all (the public contract).
 public struct Outbox: Sendable {
     public init() {}
 

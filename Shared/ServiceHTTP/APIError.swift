@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 
 /// An error as the public API shows it: `{"error": {"code", "message", "fields"?}}` with its status
-/// (DESIGN.md §3). Routes throw these; `ErrorMiddleware` turns every other error into one.
+/// (the public contract). Routes throw these; `ErrorMiddleware` turns every other error into one.
 public struct APIError: HTTPResponseError, Sendable, Equatable {
     public let status: HTTPResponse.Status
     public let code: String
@@ -28,7 +28,7 @@ public struct APIError: HTTPResponseError, Sendable, Equatable {
     }
 }
 
-/// The wire form of an error (DESIGN.md §3).
+/// The wire form of an error (the public contract).
 struct ErrorBody: Codable, Equatable {
     struct Detail: Codable, Equatable {
         let code: String

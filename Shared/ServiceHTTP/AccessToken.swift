@@ -62,7 +62,7 @@ public struct AccessTokenVerifier: Sendable {
 }
 
 /// Which sessions have ended before their access tokens expire. Every service checks it on each
-/// authenticated request and websocket upgrade (DESIGN.md §3: a session ends everywhere at once).
+/// authenticated request and websocket upgrade (the public contract: a session ends everywhere at once).
 public protocol SessionRevocations: Sendable {
     func isRevoked(sessionId: String, userId: String, issuedAt: Date) async -> Bool
     /// Of these open sessions (each a live socket, opened while its session was live), the ones

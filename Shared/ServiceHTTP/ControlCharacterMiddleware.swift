@@ -4,7 +4,7 @@ import Hummingbird
 
 /// Refuses a request whose path or query parameters hold a control character (U+0000 and the
 /// like, percent-encoded or not) with 400 `validation_failed` naming the parameter, before any
-/// route or store sees it (DESIGN.md §3). JSON bodies are checked where they are decoded.
+/// route or store sees it (the public contract). JSON bodies are checked where they are decoded.
 public struct ControlCharacterMiddleware<Context: RequestContext>: RouterMiddleware {
     public init() {}
 

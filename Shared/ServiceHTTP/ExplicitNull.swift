@@ -1,4 +1,4 @@
-/// An optional that the API writes as `null` when absent (DESIGN.md shows every field of a shape,
+/// An optional that the API writes as `null` when absent (the public contract shows every field of a shape,
 /// e.g. `lastSeenAt`, `nextCursor`, `lastMessage`), where synthesized Codable would omit the key.
 @propertyWrapper
 public struct ExplicitNull<Value: Codable & Sendable & Equatable>: Codable, Sendable, Equatable {

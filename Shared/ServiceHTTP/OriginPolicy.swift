@@ -1,6 +1,6 @@
 import Hummingbird
 
-/// The Origin allowlist (DESIGN.md §3): browsers send `Origin`, so a cookie-authenticated unsafe
+/// The Origin allowlist (the public contract): browsers send `Origin`, so a cookie-authenticated unsafe
 /// request or websocket upgrade from another site is refused. Bearer-token clients are not
 /// browsers and carry their credential explicitly, so they need no Origin.
 public struct OriginPolicy: Sendable {

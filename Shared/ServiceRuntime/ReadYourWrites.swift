@@ -1,4 +1,4 @@
-/// Read your own writes across services (DESIGN.md §3): an id another service has just returned
+/// Read your own writes across services (the public contract): an id another service has just returned
 /// (a new user, say) reaches this service with an event that may still be on its way. A request
 /// naming it waits for it, bounded, before answering 404.
 public enum ReadYourWrites {

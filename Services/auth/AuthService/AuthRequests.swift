@@ -19,7 +19,7 @@ struct DeleteAccountRequest: APIRequestBody {
     let password: String
 }
 
-/// The validation rules of DESIGN.md §3, as one function per field.
+/// The validation rules of the public contract, as one function per field.
 enum Validation {
     static func username(_ raw: String) -> String? {
         let length = raw.count

@@ -4,7 +4,7 @@ import PostgresNIO
 import PostgresSupport
 import ServiceHTTP
 
-/// The public `user` of auth (DESIGN.md §3).
+/// The public `user` of auth (the public contract).
 public struct AuthUser: Codable, Sendable, Equatable {
     public let id: String
     public let username: String

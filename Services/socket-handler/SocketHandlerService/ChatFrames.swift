@@ -1,7 +1,7 @@
 import EventContracts
 import Foundation
 
-/// A client → server frame (DESIGN.md §3), decoded by its `type`. Fields a type does not use are
+/// A client → server frame (the public contract), decoded by its `type`. Fields a type does not use are
 /// ignored; a missing field, or one of the wrong JSON type, makes the frame invalid.
 enum ClientFrame: Sendable {
     case send(Send)

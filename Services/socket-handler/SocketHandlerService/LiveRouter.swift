@@ -13,7 +13,7 @@ struct LiveRoute: Sendable {
 
 /// Sends frames to the instances where their recipients are connected, and nowhere else: a batch
 /// of routes costs one presence-registry round trip and one broker message per destination
-/// instance (DESIGN.md §5.6).
+/// instance (the public contract).
 struct LiveRouter: Sendable {
     let presence: PresenceRegistry
     let publisher: EventPublisher

@@ -1,4 +1,4 @@
-// The HTTP side of the public contract (DESIGN.md §3). Every call goes through `request`, which
+// The HTTP side of the public contract. Every call goes through `request`, which
 // turns the error shape {"error":{"code","message","fields"?}} into an ApiError and, when the
 // access token has expired (401), refreshes the session once and retries.
 

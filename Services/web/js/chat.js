@@ -213,7 +213,7 @@ function onError(frame) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// catch-up by cursor (DESIGN.md §5.5)
+// catch-up by cursor (the public contract)
 
 async function catchUp() {
   const body = await api.conversations.list();

@@ -25,7 +25,7 @@ export const state = {
   notifications: new Map(),
   notificationsUnreadMore: false,
   streams: { chat: 'closed', notifications: 'closed' },
-  // What the server supports, learned from what it answers (see DESIGN.md "planned").
+  // What the server supports, learned from what it answers (features the API marks as planned).
   features: { replies: false, roles: true },
 };
 
