@@ -64,21 +64,29 @@ public struct IdempotentConsumer: Sendable {
     ) async throws -> Result {
         let consumer = consumer
         return try await client.transaction(logger: logger) { connection -> Result in
-            let rows = try await connection.query(
-                """
-                INSERT INTO processed_events (consumer, event_id)
-                SELECT \(consumer), id FROM unnest(\(eventIDs)) AS batch(id)
-                ON CONFLICT DO NOTHING
-                RETURNING event_id
-                """,
-                logger: logger
-            )
+            let rows = try await connection.execute(RecordProcessed(consumer: consumer, eventIDs: eventIDs), logger: logger)
             var inserted = Set<String>()
-            for try await id in rows.decode(String.self) { inserted.insert(id) }
+            for try await id in rows { inserted.insert(id) }
             // The same id twice in one batch (a redelivered copy): the first one is fresh.
             var seen = Set<String>()
             let fresh = eventIDs.map { inserted.contains($0) && seen.insert($0).inserted }
             return try await apply(connection, fresh)
         }
     }
+}
+
+/// Records a batch's event ids; returns those not seen before. Prepared: every batch runs it.
+struct RecordProcessed: PostgresPreparedStatement {
+    static let sql = """
+        INSERT INTO processed_events (consumer, event_id)
+        SELECT $1, id FROM unnest($2::text[]) AS batch(id)
+        ON CONFLICT DO NOTHING
+        RETURNING event_id
+        """
+    typealias Row = String
+    let consumer: String
+    let eventIDs: [String]
+
+    func makeBindings() -> PostgresBindings { PostgresBindings(consumer, eventIDs) }
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(String.self) }
 }

@@ -22,30 +22,11 @@ public struct Outbox: Sendable {
 
     /// Several events in one statement (a batch of stored messages, say).
     public func enqueue(_ messages: [OutgoingMessage], on connection: PostgresConnection, logger: Logger) async throws {
-        guard messages.count > 1 else {
-            if let message = messages.first { try await enqueue(message, on: connection, logger: logger) }
-            return
-        }
-        // Event bodies are UTF-8 JSON: sent as text, stored as bytes.
-        try await connection.query(
-            """
-            INSERT INTO outbox (event_id, exchange, routing_key, event_type, body)
-            SELECT id, exchange, routing_key, event_type, convert_to(body, 'UTF8')
-            FROM unnest(\(messages.map(\.messageId)), \(messages.map(\.exchange)), \(messages.map(\.routingKey)),
-                        \(messages.map(\.type)), \(messages.map { String(decoding: $0.body, as: UTF8.self) }))
-                 AS batch(id, exchange, routing_key, event_type, body)
-            """,
-            logger: logger
-        )
+        guard !messages.isEmpty else { return }
+        try await connection.run(OutboxStatements.Enqueue(messages: messages), logger: logger)
     }
 
     public func enqueue(_ message: OutgoingMessage, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query(
-            """
-            INSERT INTO outbox (event_id, exchange, routing_key, event_type, body)
-            VALUES (\(message.messageId), \(message.exchange), \(message.routingKey), \(message.type), \(ByteBuffer(bytes: message.body)))
-            """,
-            logger: logger
-        )
+        try await enqueue([message], on: connection, logger: logger)
     }
 }

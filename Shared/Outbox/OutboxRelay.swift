@@ -125,18 +125,8 @@ public final class OutboxRelay: Service {
             try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
             var positions: [Int64] = []
             var messages: [OutgoingMessage] = []
-            let rows = try await connection.query(
-                """
-                SELECT position, event_id, exchange, routing_key, event_type, body
-                FROM outbox
-                WHERE published_at IS NULL AND next_attempt_at <= now()
-                ORDER BY position
-                LIMIT \(batchSize)
-                FOR UPDATE SKIP LOCKED
-                """,
-                logger: logger
-            )
-            for try await (position, eventID, exchange, routingKey, type, body) in rows.decode((Int64, String, String, String, String, ByteBuffer).self) {
+            let rows = try await connection.execute(OutboxStatements.TakeReady(limit: batchSize), logger: logger)
+            for try await (position, eventID, exchange, routingKey, type, body) in rows {
                 positions.append(position)
                 messages.append(OutgoingMessage(exchange: exchange, routingKey: routingKey, messageId: eventID, type: type, body: Data(body.readableBytesView)))
             }
@@ -148,8 +138,7 @@ public final class OutboxRelay: Service {
                 if outcome == .confirmed { confirmed.append(position) } else { failed.append(position) }
             }
             if !confirmed.isEmpty {
-                // Published rows are gone at once: the table holds only what still waits.
-                try await connection.query("DELETE FROM outbox WHERE position = ANY(\(confirmed))", logger: logger)
+                try await connection.run(OutboxStatements.Delete(positions: confirmed), logger: logger)
             }
             if !failed.isEmpty {
                 try await connection.query(

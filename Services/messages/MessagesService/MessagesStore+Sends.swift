@@ -56,11 +56,8 @@ extension MessagesStore {
             let conversationIds = Array(Set(fresh.map { sends[$0].conversationId })).sorted()
             var lastSeq: [String: Int64] = [:]
             var isDirect: Set<String> = []
-            let locked = try await connection.query(
-                "SELECT id, last_seq, type FROM conversations WHERE id = ANY(\(conversationIds)) ORDER BY id FOR UPDATE",
-                logger: logger
-            )
-            for try await (id, seq, type) in locked.decode((String, Int64, String).self) {
+            let locked = try await connection.execute(SendStatements.LockConversations(ids: conversationIds), logger: logger)
+            for try await (id, seq, type) in locked {
                 lastSeq[id] = seq
                 if type == "direct" { isDirect.insert(id) }
             }
@@ -91,32 +88,12 @@ extension MessagesStore {
             }
             if !rows.ids.isEmpty {
                 let advanced = Set(rows.conversationIds)
-                let conversations = lastSeq.filter { advanced.contains($0.key) }
-                try await connection.query(
-                    """
-                    WITH inserted AS (
-                        INSERT INTO messages (id, conversation_id, seq, sender_id, client_msg_id, body, sent_at)
-                        SELECT id, conversation_id, seq, sender_id, client_msg_id, body, \(sentAt)
-                        FROM unnest(\(rows.ids), \(rows.conversationIds), \(rows.seqs), \(rows.senderIds), \(rows.clientMsgIds), \(rows.bodies))
-                             AS new(id, conversation_id, seq, sender_id, client_msg_id, body)
-                        RETURNING 1
-                    ), advanced AS (
-                        UPDATE conversations c SET last_seq = v.last_seq, last_activity = \(sentAt)
-                        FROM unnest(\(Array(conversations.keys)), \(Array(conversations.values))) AS v(id, last_seq)
-                        WHERE c.id = v.id
-                        RETURNING 1
-                    ), marked AS (
-                        UPDATE members m
-                        SET delivered_seq = GREATEST(m.delivered_seq, v.seq), read_seq = GREATEST(m.read_seq, v.seq)
-                        FROM unnest(\(senderMarks.keys.map(\.conversationId)), \(senderMarks.keys.map(\.userId)), \(Array(senderMarks.values)))
-                             AS v(conversation_id, user_id, seq)
-                        WHERE m.conversation_id = v.conversation_id AND m.user_id = v.user_id
-                        RETURNING 1
-                    )
-                    SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM advanced), (SELECT count(*) FROM marked)
-                    """,
-                    logger: logger
+                let statement = SendStatements.InsertMessages(
+                    rows: rows, sentAt: sentAt,
+                    lastSeqs: lastSeq.filter { advanced.contains($0.key) }.map { ($0.key, $0.value) },
+                    senderMarks: senderMarks.map { ($0.key.conversationId, $0.key.userId, $0.value) }
                 )
+                for try await _ in try await connection.execute(statement, logger: logger) {}
             }
         }
 
@@ -134,16 +111,11 @@ extension MessagesStore {
     /// Messages already stored for these (sender, clientMsgId) pairs, in one statement.
     private func storedMessages(for sends: [MessageSent], on connection: PostgresConnection) async throws -> [SendKey: MessageRecord] {
         guard !sends.isEmpty else { return [:] }
-        let rows = try await connection.query(
-            """
-            SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.sent_at
-            FROM unnest(\(sends.map(\.senderId)), \(sends.map(\.clientMsgId))) AS s(sender_id, client_msg_id)
-            JOIN messages m ON m.sender_id = s.sender_id AND m.client_msg_id = s.client_msg_id
-            """,
-            logger: logger
+        let rows = try await connection.execute(
+            SendStatements.StoredSends(senderIds: sends.map(\.senderId), clientMsgIds: sends.map(\.clientMsgId)), logger: logger
         )
         var found: [SendKey: MessageRecord] = [:]
-        for try await (id, conversation, seq, sender, clientId, body, sentAt) in rows.decode((String, String, Int64, String, String, String, Date).self) {
+        for try await (id, conversation, seq, sender, clientId, body, sentAt) in rows {
             found[SendKey(senderId: sender, clientMsgId: clientId)] = MessageRecord(
                 id: id, conversationId: conversation, seq: seq, senderId: sender, clientMsgId: clientId, body: body, sentAt: sentAt
             )
@@ -157,15 +129,8 @@ extension MessagesStore {
         guard !conversationIds.isEmpty else { return [:] }
         var members: [String: (live: [String], deleted: [String])] = [:]
         for id in conversationIds { members[id] = ([], []) }
-        let rows = try await connection.query(
-            """
-            SELECT m.conversation_id, m.user_id, k.deleted_at IS NOT NULL
-            FROM members m LEFT JOIN known_users k ON k.id = m.user_id
-            WHERE m.conversation_id = ANY(\(conversationIds)) ORDER BY m.conversation_id, m.user_id
-            """,
-            logger: logger
-        )
-        for try await (conversationId, userId, deleted) in rows.decode((String, String, Bool).self) {
+        let rows = try await connection.execute(SendStatements.Members(conversationIds: conversationIds), logger: logger)
+        for try await (conversationId, userId, deleted) in rows {
             if deleted { members[conversationId]?.deleted.append(userId) } else { members[conversationId]?.live.append(userId) }
         }
         return members
@@ -220,23 +185,4 @@ private struct SendKey: Hashable {
 private struct MemberKey: Hashable {
     let conversationId: String
     let userId: String
-}
-
-/// Columns of the messages a batch inserts, as arrays for `unnest`.
-private struct MessageRows {
-    var ids: [String] = []
-    var conversationIds: [String] = []
-    var seqs: [Int64] = []
-    var senderIds: [String] = []
-    var clientMsgIds: [String] = []
-    var bodies: [String] = []
-
-    mutating func append(_ message: MessageRecord) {
-        ids.append(message.id)
-        conversationIds.append(message.conversationId)
-        seqs.append(message.seq)
-        senderIds.append(message.senderId)
-        clientMsgIds.append(message.clientMsgId)
-        bodies.append(message.body)
-    }
 }

@@ -94,8 +94,8 @@ struct NotificationsStore: Sendable {
         }
         guard !entries.isEmpty else { return [] }
         var names: [String: (type: String, name: String?)] = [:]
-        let rows = try await connection.query("SELECT id, type, name FROM conversations WHERE id = ANY(\(Array(entries.keys)))", logger: logger)
-        for try await (id, type, name) in rows.decode((String, String, String?).self) { names[id] = (type, name) }
+        let rows = try await connection.execute(NotificationStatements.ConversationNames(ids: Array(entries.keys)), logger: logger)
+        for try await (id, type, name) in rows { names[id] = (type, name) }
 
         var ids: [String] = [], users: [String] = [], conversations: [String] = [], payloads: [String] = []
         var counts: [Int] = [], seqs: [Int64] = [], times: [Date] = []
@@ -120,24 +120,10 @@ struct NotificationsStore: Sendable {
                 times.append(entry.newest.sentAt)
             }
         }
-        let upserted = try await connection.query(
-            """
-            INSERT INTO notifications AS n
-                (id, user_id, kind, group_key, conversation_id, actor_id, payload, count, last_seq, created_at)
-            SELECT r.id, r.user_id, 'message', 'message:' || r.conversation_id, r.conversation_id, NULL, r.payload::jsonb, r.count, r.last_seq, r.created_at
-            FROM unnest(\(ids), \(users), \(conversations), \(payloads), \(counts), \(seqs), \(times))
-                 AS r(id, user_id, conversation_id, payload, count, last_seq, created_at)
-            WHERE NOT EXISTS (SELECT 1 FROM presence p WHERE p.user_id = r.user_id AND p.online)
-            ON CONFLICT (user_id, group_key) DO UPDATE SET
-                count = CASE WHEN n.read THEN EXCLUDED.count ELSE n.count + EXCLUDED.count END,
-                created_at = CASE WHEN n.read THEN EXCLUDED.created_at ELSE n.created_at END,
-                payload = EXCLUDED.payload,
-                last_seq = GREATEST(n.last_seq, EXCLUDED.last_seq),
-                read = false,
-                position = nextval('notification_positions')
-            WHERE n.last_seq IS NULL OR n.last_seq < EXCLUDED.last_seq
-            RETURNING n.user_id, n.id, n.kind, n.payload::text, n.count, n.created_at, n.read
-            """,
+        let upserted = try await connection.execute(
+            NotificationStatements.RecordMessages(
+                ids: ids, userIds: users, conversationIds: conversations, payloads: payloads, counts: counts, lastSeqs: seqs, times: times
+            ),
             logger: logger
         )
         return try await Self.recordsWithUser(upserted)
@@ -301,8 +287,14 @@ struct NotificationsStore: Sendable {
     }
 
     private static func recordsWithUser(_ rows: PostgresRowSequence) async throws -> [(userId: String, NotificationRecord)] {
+        try await recordsWithUser(rows.decode(NotificationStatements.RowWithUser.self))
+    }
+
+    private static func recordsWithUser(
+        _ rows: some AsyncSequence<NotificationStatements.RowWithUser, any Error>
+    ) async throws -> [(userId: String, NotificationRecord)] {
         var records: [(String, NotificationRecord)] = []
-        for try await (userId, id, kind, payload, count, createdAt, read) in rows.decode((String, String, String, String, Int, Date, Bool).self) {
+        for try await (userId, id, kind, payload, count, createdAt, read) in rows {
             records.append((userId, try record(id: id, kind: kind, payload: payload, count: count, createdAt: createdAt, read: read)))
         }
         return records

@@ -1,0 +1,53 @@
+import Foundation
+import PostgresNIO
+import PostgresSupport
+
+/// The statements every batch of stored messages runs, prepared once per connection: Postgres
+/// takes longer to plan them than to run them, and at low rates every batch is a batch of one.
+enum NotificationStatements {
+    /// A notification with its user: user id, id, kind, payload, count, created at, read.
+    typealias RowWithUser = (String, String, String, String, Int, Date, Bool)
+
+    /// The conversations' types and names, for the notifications' payloads.
+    struct ConversationNames: PostgresPreparedStatement {
+        static let sql = "SELECT id, type, name FROM conversations WHERE id = ANY($1::text[])"
+        typealias Row = (String, String, String?)
+        let ids: [String]
+
+        func makeBindings() -> PostgresBindings { PostgresBindings(ids) }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
+
+    /// One message notification per (member, conversation) for members with no chat connection
+    /// open: new, or raised by the messages' count (restarted once it was read).
+    struct RecordMessages: PostgresPreparedStatement {
+        static let sql = """
+            INSERT INTO notifications AS n
+                (id, user_id, kind, group_key, conversation_id, actor_id, payload, count, last_seq, created_at)
+            SELECT r.id, r.user_id, 'message', 'message:' || r.conversation_id, r.conversation_id, NULL, r.payload::jsonb, r.count, r.last_seq, r.created_at
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::timestamptz[])
+                 AS r(id, user_id, conversation_id, payload, count, last_seq, created_at)
+            WHERE NOT EXISTS (SELECT 1 FROM presence p WHERE p.user_id = r.user_id AND p.online)
+            ON CONFLICT (user_id, group_key) DO UPDATE SET
+                count = CASE WHEN n.read THEN EXCLUDED.count ELSE n.count + EXCLUDED.count END,
+                created_at = CASE WHEN n.read THEN EXCLUDED.created_at ELSE n.created_at END,
+                payload = EXCLUDED.payload,
+                last_seq = GREATEST(n.last_seq, EXCLUDED.last_seq),
+                read = false,
+                position = nextval('notification_positions')
+            WHERE n.last_seq IS NULL OR n.last_seq < EXCLUDED.last_seq
+            RETURNING n.user_id, n.id, n.kind, n.payload::text, n.count, n.created_at, n.read
+            """
+        typealias Row = RowWithUser
+        let ids: [String]
+        let userIds: [String]
+        let conversationIds: [String]
+        let payloads: [String]
+        let counts: [Int]
+        let lastSeqs: [Int64]
+        let times: [Date]
+
+        func makeBindings() -> PostgresBindings { PostgresBindings(ids, userIds, conversationIds, payloads, counts, lastSeqs, times) }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
+}

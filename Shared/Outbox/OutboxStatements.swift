@@ -1,0 +1,54 @@
+import EventBus
+import Foundation
+import PostgresNIO
+import PostgresSupport
+
+/// The statements every batch writes and relays, prepared once per connection: Postgres plans
+/// them in more time than it runs them, and at low rates every batch is a batch of one.
+enum OutboxStatements {
+    /// Adds events; bodies are UTF-8 JSON, sent as text and stored as bytes.
+    struct Enqueue: PostgresPreparedStatement {
+        static let sql = """
+            INSERT INTO outbox (event_id, exchange, routing_key, event_type, body)
+            SELECT id, exchange, routing_key, event_type, convert_to(body, 'UTF8')
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS batch(id, exchange, routing_key, event_type, body)
+            """
+        typealias Row = ()
+        let messages: [OutgoingMessage]
+
+        func makeBindings() -> PostgresBindings {
+            PostgresBindings(
+                messages.map(\.messageId), messages.map(\.exchange), messages.map(\.routingKey), messages.map(\.type),
+                messages.map { String(decoding: $0.body, as: UTF8.self) }
+            )
+        }
+        func decodeRow(_ row: PostgresRow) throws -> Row {}
+    }
+
+    /// The oldest rows ready to publish, locked; rows another relay holds are skipped.
+    struct TakeReady: PostgresPreparedStatement {
+        static let sql = """
+            SELECT position, event_id, exchange, routing_key, event_type, body
+            FROM outbox
+            WHERE published_at IS NULL AND next_attempt_at <= now()
+            ORDER BY position
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+            """
+        typealias Row = (Int64, String, String, String, String, ByteBuffer)
+        let limit: Int
+
+        func makeBindings() -> PostgresBindings { PostgresBindings(limit) }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
+
+    /// Published rows are gone at once: the table holds only what still waits.
+    struct Delete: PostgresPreparedStatement {
+        static let sql = "DELETE FROM outbox WHERE position = ANY($1::int8[])"
+        typealias Row = ()
+        let positions: [Int64]
+
+        func makeBindings() -> PostgresBindings { PostgresBindings(positions) }
+        func decodeRow(_ row: PostgresRow) throws -> Row {}
+    }
+}

@@ -1,0 +1,22 @@
+import Logging
+import PostgresNIO
+
+// Statements that every batch of a consumer runs are prepared once per connection
+// (`PostgresPreparedStatement`): Postgres takes longer to plan such a statement than to run it,
+// and at low rates every batch is a batch of one. Other statements stay plain queries.
+
+extension PostgresBindings {
+    /// The values of a prepared statement's `$1`, `$2`, … in that order.
+    public init(_ values: any PostgresDynamicTypeEncodable...) {
+        self.init(capacity: values.count)
+        for value in values { append(value) }
+    }
+}
+
+extension PostgresConnection {
+    /// Runs a prepared statement that returns no rows. (PostgresNIO's `execute` overload that
+    /// returns the command tag can trap on a stream it has not drained; this one drains it.)
+    public func run<Statement: PostgresPreparedStatement>(_ statement: Statement, logger: Logger) async throws where Statement.Row == () {
+        for try await _ in try await execute(statement, logger: logger) {}
+    }
+}
