@@ -12,6 +12,8 @@ import ServiceConfig
 actor AMQPConnection {
     private let thread: DedicatedThread
     private let configuration: AMQPConfiguration
+    /// The heartbeat interval asked for at login; 0 asks for none.
+    private let heartbeatSeconds: Int
     private var state: amqp_connection_state_t?
     private let channel: amqp_channel_t = 1
     /// Publisher-confirm delivery tags count from 1 per channel.
@@ -19,9 +21,15 @@ actor AMQPConnection {
 
     nonisolated var unownedExecutor: UnownedSerialExecutor { thread.unownedExecutor }
 
-    init(configuration: AMQPConfiguration) {
+    /// `heartbeats: false` for a publisher's connection. librabbitmq sends heartbeats only from
+    /// inside its own calls, so the broker would drop a publisher that has been idle for two
+    /// intervals, and the next publish after a quiet spell would pay a reconnect. A publisher
+    /// needs none: every publish waits for its confirm with a deadline, so a dead connection shows
+    /// itself there and the publish goes out again on a new one.
+    init(configuration: AMQPConfiguration, heartbeats: Bool = true) {
         self.thread = DedicatedThread()
         self.configuration = configuration
+        self.heartbeatSeconds = heartbeats ? configuration.heartbeatSeconds : 0
     }
 
     var isOpen: Bool { state != nil }
@@ -45,7 +53,7 @@ actor AMQPConnection {
             throw EventBusError(.connectionFailed, "connect to \(configuration.host):\(configuration.port): \(Self.statusText(status))")
         }
         let login = swiftchat_amqp_login_plain(
-            connection, configuration.virtualHost, 0, 131_072, Int32(configuration.heartbeatSeconds),
+            connection, configuration.virtualHost, 0, 131_072, Int32(heartbeatSeconds),
             configuration.username, configuration.password
         )
         guard login.reply_type == AMQP_RESPONSE_NORMAL else {

@@ -139,7 +139,7 @@ public actor EventPublisher {
 
     private func connected() async throws(EventBusError) -> AMQPConnection {
         if let connection, await connection.isOpen { return connection }
-        let fresh = connection ?? AMQPConnection(configuration: configuration)
+        let fresh = connection ?? AMQPConnection(configuration: configuration, heartbeats: false)
         do {
             try await fresh.open()
             try await fresh.declare(topology)

@@ -170,35 +170,43 @@ public enum EventCoding {
 /// the rest of the message's encoding.
 public enum RFC3339 {
     public static func string(from date: Date) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(24)
+        append(date, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the 24 bytes of `string(from:)` (JSON written by hand uses this).
+    public static func append(_ date: Date, to out: inout [UInt8]) {
         // To the microsecond first (Postgres's precision), so a time that is a whole millisecond
         // but stored a hair below it in binary still writes that millisecond; then truncated.
         let microseconds = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
         let milliseconds = floorDivide(microseconds, 1000).0
         let (days, ofDay) = floorDivide(milliseconds, 86_400_000)
         let (year, month, day) = civil(fromDays: days)
-        var bytes = [UInt8](repeating: 0, count: 24)
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: 24))
         func put(_ value: Int64, _ width: Int, at offset: Int) {
             var value = value
-            for index in stride(from: offset + width - 1, through: offset, by: -1) {
-                bytes[index] = UInt8(truncatingIfNeeded: 48 + value % 10)
+            for index in stride(from: start + offset + width - 1, through: start + offset, by: -1) {
+                out[index] = UInt8(truncatingIfNeeded: 48 + value % 10)
                 value /= 10
             }
         }
         put(year, 4, at: 0)
-        bytes[4] = 45  // -
+        out[start + 4] = 45  // -
         put(month, 2, at: 5)
-        bytes[7] = 45
+        out[start + 7] = 45
         put(day, 2, at: 8)
-        bytes[10] = 84  // T
+        out[start + 10] = 84  // T
         put(ofDay / 3_600_000, 2, at: 11)
-        bytes[13] = 58  // :
+        out[start + 13] = 58  // :
         put(ofDay / 60_000 % 60, 2, at: 14)
-        bytes[16] = 58
+        out[start + 16] = 58
         put(ofDay / 1000 % 60, 2, at: 17)
-        bytes[19] = 46  // .
+        out[start + 19] = 46  // .
         put(ofDay % 1000, 3, at: 20)
-        bytes[23] = 90  // Z
-        return String(decoding: bytes, as: UTF8.self)
+        out[start + 23] = 90  // Z
     }
 
     public static func date(from string: String) -> Date? {

@@ -11,4 +11,13 @@ extension Response {
             body: .init(byteBuffer: ByteBuffer(bytes: data))
         )
     }
+
+    /// A JSON response whose text the caller wrote (a history page, written by hand for speed).
+    public static func json(encoded bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes))
+        )
+    }
 }

@@ -15,6 +15,12 @@ let session: URLSession = {
 
 /// One request; the status and the JSON object of the answer (empty when it is not one).
 func http(_ method: String, _ url: String, token: String? = nil, body: String? = nil) async -> (Int, [String: Any]) {
+    let (status, data) = await httpData(method, url, token: token, body: body)
+    return (status, (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:])
+}
+
+/// One request; the status and the answer's bytes.
+func httpData(_ method: String, _ url: String, token: String? = nil, body: String? = nil) async -> (Int, Data) {
     var request = URLRequest(url: URL(string: url)!)
     request.httpMethod = method
     if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
@@ -24,8 +30,7 @@ func http(_ method: String, _ url: String, token: String? = nil, body: String? =
     }
     return await withCheckedContinuation { continuation in
         session.dataTask(with: request) { data, response, _ in
-            let object = data.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
-            continuation.resume(returning: ((response as? HTTPURLResponse)?.statusCode ?? 0, object))
+            continuation.resume(returning: ((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data()))
         }.resume()
     }
 }

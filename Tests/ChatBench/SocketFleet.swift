@@ -41,6 +41,7 @@ struct SocketFleet {
                                 for try await message in inbound.messages(maxSize: 1 << 16) {
                                     if case .text(let text) = message { received(socket, text) }
                                 }
+                                counts.closed.add(1, ordering: .relaxed)
                                 connection.cancelAll()
                             }
                         }
@@ -60,6 +61,8 @@ struct SocketFleet {
                 try await Task.sleep(for: .milliseconds(50))
             }
             let result = try await body(outboxes)
+            let closed = counts.closed.load(ordering: .relaxed)
+            if closed > 0 { print("\(closed) of \(count) sockets were closed by the server before the phase ended") }
             for outbox in outboxes { outbox.finish() }
             group.cancelAll()
             return result
@@ -71,6 +74,7 @@ struct SocketFleet {
 final class ConnectionCounts: Sendable {
     let connected = Atomic<Int>(0)
     let failed = Atomic<Int>(0)
+    let closed = Atomic<Int>(0)
 }
 
 /// The number in `"clientMsgId":"<prefix><n>"` of a frame, found in its bytes without parsing the

@@ -1,8 +1,9 @@
 import EventContracts
 import Foundation
+import ServiceHTTP
 import Testing
 
-@Suite("event contracts: times, envelopes, text rules")
+@Suite("event contracts: times, envelopes, text rules, history pages")
 struct EventContractsTests {
     @Test("RFC 3339 times written and read by hand agree with Foundation's, to the millisecond, and survive a round trip")
     func rfc3339() throws {
@@ -53,5 +54,24 @@ struct EventContractsTests {
             #expect(TextRules.rendersAsNothing(invisible), "\(invisible.unicodeScalars.map(\.value))")
         }
         for visible in ["a", "✨", "\u{3164}A", "日本"] { #expect(!TextRules.rendersAsNothing(visible)) }
+    }
+
+    @Test("a history page written by hand is the JSON the API encoder writes: byte for byte for plain text, the same values for any text")
+    func historyPageJSON() throws {
+        func record(_ k: Int, body: String) -> MessageRecord {
+            MessageRecord(
+                id: "01a2\(k)", conversationId: "c/\(k)", seq: Int64(k) * 7_000_000_001, senderId: "u\"\(k)", clientMsgId: "m\\\(k)",
+                body: body, sentAt: Date(timeIntervalSince1970: Double(1_796_167_985_123 + k * 1_001) / 1000))
+        }
+        let plain = (0..<50).map { record($0, body: "message number \($0): a few words, \"quoted\", C:\\path, 日本 ✨ </script>") }
+        #expect(MessageRecord.json(plain, under: "messages") == Array(try APIJSON.encoder.encode(["messages": plain])))
+        #expect(MessageRecord.json([], under: "messages") == Array(try APIJSON.encoder.encode(["messages": [MessageRecord]()])))
+
+        let awkward = ["two\nlines\tand\r", "\u{0}\u{1}\u{8}\u{C}\u{1F}\u{7F}", "\u{2028}\u{2029}", "\\\"\\", "", "é\u{301}🇳🇱"]
+        let records = awkward.enumerated().map { record($0.offset, body: $0.element) }
+        let written = Data(MessageRecord.json(records, under: "messages"))
+        #expect(try APIJSON.decoder.decode([String: [MessageRecord]].self, from: written) == ["messages": records])
+        let reference = try JSONSerialization.jsonObject(with: try APIJSON.encoder.encode(["messages": records])) as? NSDictionary
+        #expect(try JSONSerialization.jsonObject(with: written) as? NSDictionary == reference)
     }
 }

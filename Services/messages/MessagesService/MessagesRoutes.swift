@@ -213,7 +213,7 @@ struct MessagesRoutes: Sendable {
             guard try await store.role(of: me, in: id, on: connection) != nil else { throw Self.notFound }
             return try await store.messages(in: id, after: after, before: before, limit: limit, on: connection)
         }
-        return try Response.json(["messages": page])
+        return Response.json(encoded: MessageRecord.json(page, under: "messages"))
     }
 
     /// The HTTP send path (bots, tests): the same store and idempotency as the websocket path.

@@ -1,6 +1,7 @@
 import EventContracts
 import Foundation
 import PostgresNIO
+import PostgresSupport
 
 /// What became of one send.
 enum SendResult: Sendable, Equatable {
@@ -56,7 +57,7 @@ extension MessagesStore {
             let conversationIds = Array(Set(fresh.map { sends[$0].conversationId })).sorted()
             var lastSeq: [String: Int64] = [:]
             var isDirect: Set<String> = []
-            let locked = try await connection.execute(SendStatements.LockConversations(ids: conversationIds), logger: logger)
+            let locked = try await connection.execute(MessagesStatements.LockConversations(ids: conversationIds), logger: logger)
             for try await (id, seq, type) in locked {
                 lastSeq[id] = seq
                 if type == "direct" { isDirect.insert(id) }
@@ -87,13 +88,8 @@ extension MessagesStore {
                 results[index] = .stored(message, memberIds: members.live)
             }
             if !rows.ids.isEmpty {
-                let advanced = Set(rows.conversationIds)
-                let statement = SendStatements.InsertMessages(
-                    rows: rows, sentAt: sentAt,
-                    lastSeqs: lastSeq.filter { advanced.contains($0.key) }.map { ($0.key, $0.value) },
-                    senderMarks: senderMarks.map { ($0.key.conversationId, $0.key.userId, $0.value) }
-                )
-                for try await _ in try await connection.execute(statement, logger: logger) {}
+                try await connection.run(
+                    MessagesStatements.InsertMessages(rows: rows, sentAt: sentAt, lastSeq: lastSeq, senderMarks: senderMarks), logger: logger)
             }
         }
 
@@ -112,7 +108,7 @@ extension MessagesStore {
     private func storedMessages(for sends: [MessageSent], on connection: PostgresConnection) async throws -> [SendKey: MessageRecord] {
         guard !sends.isEmpty else { return [:] }
         let rows = try await connection.execute(
-            SendStatements.StoredSends(senderIds: sends.map(\.senderId), clientMsgIds: sends.map(\.clientMsgId)), logger: logger
+            MessagesStatements.StoredSends(senderIds: sends.map(\.senderId), clientMsgIds: sends.map(\.clientMsgId)), logger: logger
         )
         var found: [SendKey: MessageRecord] = [:]
         for try await (id, conversation, seq, sender, clientId, body, sentAt) in rows {
@@ -129,7 +125,7 @@ extension MessagesStore {
         guard !conversationIds.isEmpty else { return [:] }
         var members: [String: (live: [String], deleted: [String])] = [:]
         for id in conversationIds { members[id] = ([], []) }
-        let rows = try await connection.execute(SendStatements.Members(conversationIds: conversationIds), logger: logger)
+        let rows = try await connection.execute(MessagesStatements.Members(conversationIds: conversationIds), logger: logger)
         for try await (conversationId, userId, deleted) in rows {
             if deleted { members[conversationId]?.deleted.append(userId) } else { members[conversationId]?.live.append(userId) }
         }
@@ -182,7 +178,7 @@ private struct SendKey: Hashable {
 }
 
 /// One member of one conversation.
-private struct MemberKey: Hashable {
+struct MemberKey: Hashable {
     let conversationId: String
     let userId: String
 }

@@ -3,11 +3,11 @@ import Foundation
 import PostgresNIO
 import PostgresSupport
 
-/// The statements every batch of sends runs, prepared once per connection. Postgres takes longer
-/// to plan them than to run them, and at a few messages a second every batch is a batch of one:
-/// in `pgbench` here, a send's transaction took 3.4 ms with each statement planned and 1.2 ms
-/// prepared.
-enum SendStatements {
+/// The statements every batch of sends runs (the member read serves receipts and membership
+/// changes too), prepared once per connection. Postgres takes longer to plan them than to run
+/// them, and at a few messages a second every batch is a batch of one: in `pgbench` here, a send's
+/// transaction took 3.4 ms with each statement planned and 1.2 ms prepared.
+enum MessagesStatements {
     /// Messages already stored for these (sender, clientMsgId) pairs.
     struct StoredSends: PostgresPreparedStatement {
         static let sql = """
@@ -47,7 +47,8 @@ enum SendStatements {
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    /// Inserts the messages, advances the conversations' `last_seq` and the senders' markers.
+    /// Inserts the messages, advances the conversations' `last_seq` and the senders' markers. (The
+    /// statements in `WITH` run to completion whether or not anything reads them.)
     struct InsertMessages: PostgresPreparedStatement {
         static let sql = """
             WITH inserted AS (
@@ -55,37 +56,48 @@ enum SendStatements {
                 SELECT id, conversation_id, seq, sender_id, client_msg_id, body, $7
                 FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[])
                      AS new(id, conversation_id, seq, sender_id, client_msg_id, body)
-                RETURNING 1
             ), advanced AS (
                 UPDATE conversations c SET last_seq = v.last_seq, last_activity = $7
                 FROM unnest($8::text[], $9::int8[]) AS v(id, last_seq)
                 WHERE c.id = v.id
-                RETURNING 1
-            ), marked AS (
-                UPDATE members m
-                SET delivered_seq = GREATEST(m.delivered_seq, v.seq), read_seq = GREATEST(m.read_seq, v.seq)
-                FROM unnest($10::text[], $11::text[], $12::int8[]) AS v(conversation_id, user_id, seq)
-                WHERE m.conversation_id = v.conversation_id AND m.user_id = v.user_id
-                RETURNING 1
             )
-            SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM advanced), (SELECT count(*) FROM marked)
+            UPDATE members m
+            SET delivered_seq = GREATEST(m.delivered_seq, v.seq), read_seq = GREATEST(m.read_seq, v.seq)
+            FROM unnest($10::text[], $11::text[], $12::int8[]) AS v(conversation_id, user_id, seq)
+            WHERE m.conversation_id = v.conversation_id AND m.user_id = v.user_id
             """
-        typealias Row = (Int64, Int64, Int64)
+        typealias Row = ()
         let rows: MessageRows
         let sentAt: Date
-        /// Each advanced conversation's new `last_seq`.
-        let lastSeqs: [(conversationId: String, seq: Int64)]
+        /// The conversations these rows advance, and each one's new `last_seq`.
+        let advancedIds: [String]
+        let lastSeqs: [Int64]
         /// Each sender's highest new seq per conversation.
-        let senderMarks: [(conversationId: String, userId: String, seq: Int64)]
+        let markedConversationIds: [String]
+        let markedUserIds: [String]
+        let markedSeqs: [Int64]
+
+        /// `lastSeq`: every locked conversation's last seq after the batch (those with no new row
+        /// are left alone); `senderMarks`: each sender's highest new seq per conversation.
+        init(rows: MessageRows, sentAt: Date, lastSeq: [String: Int64], senderMarks: [MemberKey: Int64]) {
+            self.rows = rows
+            self.sentAt = sentAt
+            let advanced = Set(rows.conversationIds)
+            let newLastSeqs = lastSeq.filter { advanced.contains($0.key) }
+            advancedIds = Array(newLastSeqs.keys)
+            lastSeqs = Array(newLastSeqs.values)
+            markedConversationIds = senderMarks.keys.map(\.conversationId)
+            markedUserIds = senderMarks.keys.map(\.userId)
+            markedSeqs = Array(senderMarks.values)
+        }
 
         func makeBindings() -> PostgresBindings {
             PostgresBindings(
                 rows.ids, rows.conversationIds, rows.seqs, rows.senderIds, rows.clientMsgIds, rows.bodies, sentAt,
-                lastSeqs.map(\.conversationId), lastSeqs.map(\.seq),
-                senderMarks.map(\.conversationId), senderMarks.map(\.userId), senderMarks.map(\.seq)
+                advancedIds, lastSeqs, markedConversationIds, markedUserIds, markedSeqs
             )
         }
-        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+        func decodeRow(_ row: PostgresRow) throws -> Row {}
     }
 }
 

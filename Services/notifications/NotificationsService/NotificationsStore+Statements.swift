@@ -19,13 +19,15 @@ enum NotificationStatements {
     }
 
     /// One message notification per (member, conversation) for members with no chat connection
-    /// open: new, or raised by the messages' count (restarted once it was read).
+    /// open: new, or raised by the messages' count (restarted once it was read). Members online
+    /// are left out here, in Postgres, where presence is.
     struct RecordMessages: PostgresPreparedStatement {
         static let sql = """
             INSERT INTO notifications AS n
                 (id, user_id, kind, group_key, conversation_id, actor_id, payload, count, last_seq, created_at)
-            SELECT r.id, r.user_id, 'message', 'message:' || r.conversation_id, r.conversation_id, NULL, r.payload::jsonb, r.count, r.last_seq, r.created_at
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::timestamptz[])
+            SELECT r.id, r.user_id, 'message', 'message:' || r.conversation_id, r.conversation_id, NULL, ($4::text[])[r.payload::int4]::jsonb,
+                   r.count, r.last_seq, r.created_at
+            FROM unnest($1::text[], $2::text[], $3::text[], $5::int8[], $6::int8[], $7::int8[], $8::timestamptz[])
                  AS r(id, user_id, conversation_id, payload, count, last_seq, created_at)
             WHERE NOT EXISTS (SELECT 1 FROM presence p WHERE p.user_id = r.user_id AND p.online)
             ON CONFLICT (user_id, group_key) DO UPDATE SET
@@ -42,12 +44,14 @@ enum NotificationStatements {
         let ids: [String]
         let userIds: [String]
         let conversationIds: [String]
+        /// The distinct payloads; each row names its own by place (`payloadIndices`, from 1).
         let payloads: [String]
+        let payloadIndices: [Int]
         let counts: [Int]
         let lastSeqs: [Int64]
         let times: [Date]
 
-        func makeBindings() -> PostgresBindings { PostgresBindings(ids, userIds, conversationIds, payloads, counts, lastSeqs, times) }
+        func makeBindings() -> PostgresBindings { PostgresBindings(ids, userIds, conversationIds, payloads, payloadIndices, counts, lastSeqs, times) }
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 }

@@ -97,24 +97,30 @@ struct NotificationsStore: Sendable {
         let rows = try await connection.execute(NotificationStatements.ConversationNames(ids: Array(entries.keys)), logger: logger)
         for try await (id, type, name) in rows { names[id] = (type, name) }
 
+        // A payload is written once per conversation's newest message and sent once: every member's
+        // row names it by its place in `payloads` (a group of 1,024 would otherwise send it 1,023 times).
         var ids: [String] = [], users: [String] = [], conversations: [String] = [], payloads: [String] = []
-        var counts: [Int] = [], seqs: [Int64] = [], times: [Date] = []
-        var payloadOf: [String: String] = [:]  // one payload per conversation's newest message
+        var payloadIndices: [Int] = [], counts: [Int] = [], seqs: [Int64] = [], times: [Date] = []
+        var payloadIndex: [String: Int] = [:]  // message id → its payload's place in `payloads`, from 1
         for (conversationId, members) in entries {
             for (userId, entry) in members {
-                let key = "\(conversationId)/\(entry.newest.id)"
-                let payload =
-                    try payloadOf[key]
-                    ?? Self.encode(
-                        NotificationPayload(
-                            conversationId: conversationId, conversationType: names[conversationId]?.type, conversationName: names[conversationId]?.name,
-                            lastMessage: MessagePreview(entry.newest)
-                        ))
-                payloadOf[key] = payload
+                let index: Int
+                if let known = payloadIndex[entry.newest.id] {
+                    index = known
+                } else {
+                    payloads.append(
+                        try Self.encode(
+                            NotificationPayload(
+                                conversationId: conversationId, conversationType: names[conversationId]?.type,
+                                conversationName: names[conversationId]?.name, lastMessage: MessagePreview(entry.newest)
+                            )))
+                    index = payloads.count
+                    payloadIndex[entry.newest.id] = index
+                }
                 ids.append(EventID.make())
                 users.append(userId)
                 conversations.append(conversationId)
-                payloads.append(payload)
+                payloadIndices.append(index)
                 counts.append(entry.count)
                 seqs.append(entry.newest.seq)
                 times.append(entry.newest.sentAt)
@@ -122,7 +128,8 @@ struct NotificationsStore: Sendable {
         }
         let upserted = try await connection.execute(
             NotificationStatements.RecordMessages(
-                ids: ids, userIds: users, conversationIds: conversations, payloads: payloads, counts: counts, lastSeqs: seqs, times: times
+                ids: ids, userIds: users, conversationIds: conversations, payloads: payloads, payloadIndices: payloadIndices, counts: counts,
+                lastSeqs: seqs, times: times
             ),
             logger: logger
         )
