@@ -113,3 +113,10 @@ for phase in $PHASES; do
         *) echo "unknown phase $phase (rate idle catchup fanout)" >&2; exit 2 ;;
     esac
 done
+
+# The services' own metrics at the end (handler times per queue, batch sizes, outbox, send → ack),
+# for reading where a phase's time went.
+for port in 18081 18082 18083 18084 18085 18086; do
+    curl -sf "http://127.0.0.1:$port/metrics" >"$LOG_DIR/bench-metrics-$port.txt" 2>/dev/null || true
+done
+echo "[bench] the services' metrics: $LOG_DIR/bench-metrics-<port>.txt"

@@ -249,9 +249,14 @@ struct Bench {
             var ack, first, last: [ContinuousClock.Instant?]
             var senderErrors: [String] = []
             var warmUpCopies: [Int: Int] = [:]
+            /// The stored time in each ack (when messages began storing it), and when the ack came.
+            var storedAt, ackedAt: [Date?]
         }
         let none = [ContinuousClock.Instant?](repeating: nil, count: rounds)
-        let arrivals = Mutex(Arrivals(copies: Array(repeating: 0, count: rounds), ack: none, first: none, last: none))
+        let arrivals = Mutex(
+            Arrivals(
+                copies: Array(repeating: 0, count: rounds), ack: none, first: none, last: none,
+                storedAt: Array(repeating: nil, count: rounds), ackedAt: Array(repeating: nil, count: rounds)))
         print("connecting \(size) members…")
         try await fleet.run(
             count: size, token: { users[$0].token },
@@ -266,7 +271,11 @@ struct Bench {
                 let now = ContinuousClock.now
                 arrivals.withLock { arrivals in
                     if socket == 0 {
-                        if kind == .ack { arrivals.ack[k] = now }
+                        if kind == .ack {
+                            arrivals.ack[k] = now
+                            arrivals.ackedAt[k] = Date()
+                            arrivals.storedAt[k] = storedTime(in: text)
+                        }
                         return
                     }
                     guard kind == .message else { return }
@@ -290,8 +299,10 @@ struct Bench {
             if !warmed { print("no warm-up message reached all \(size - 1) members within 10 s") }
             let cpu = CPUWindow(options.watched)
             var sentAt: [ContinuousClock.Instant] = []
+            var sentAtWall: [Date] = []
             for k in 0..<rounds {
                 sentAt.append(.now)
+                sentAtWall.append(Date())
                 outboxes[0].yield(#"{"type":"send","clientMsgId":"f\#(k)","conversationId":"\#(group)","body":"to all \#(size) of us, number \#(k)"}"#)
                 try await Task.sleep(for: .milliseconds(250))
             }
@@ -311,6 +322,21 @@ struct Bench {
             let short = arrived.last.indices.filter { arrived.last[$0] == nil }
             if !short.isEmpty {
                 print("not everyone got message(s) \(short): \(short.map { size - 1 - arrived.copies[$0] }) copies missing")
+            }
+            // The path split at the stored time messages wrote into the message (the same clock):
+            // before it, socket-handler, the broker and messages' consumer; after it, the store,
+            // the outbox relay, the broker, the router and the sender's instance.
+            var toStored: [Double] = [], storedToAck: [Double] = []
+            for k in 0..<rounds {
+                guard let stored = arrived.storedAt[k], let acked = arrived.ackedAt[k] else { continue }
+                toStored.append(stored.timeIntervalSince(sentAtWall[k]) * 1000)
+                storedToAck.append(acked.timeIntervalSince(stored) * 1000)
+            }
+            if !toStored.isEmpty {
+                print(
+                    String(
+                        format: "the sender's path, p50: send → stored %.1f ms, stored → ack %.1f ms", toStored.sorted()[toStored.count / 2],
+                        storedToAck.sorted()[storedToAck.count / 2]))
             }
             if let error = arrived.senderErrors.first { print("the sender got \(arrived.senderErrors.count) error frames, the first: \(error)") }
             cpu.report(delivered: arrivals.withLock { $0.copies.reduce(0, +) })
@@ -386,4 +412,12 @@ final class LatencyState: Sendable {
                 "ack ms (from scheduled send):                p50 \(percentile(acked, 0.5))  p99 \(percentile(acked, 0.99))  p999 \(percentile(acked, 0.999))")
         }
     }
+}
+
+/// The `sentAt` of the message in an ack frame.
+func storedTime(in text: String) -> Date? {
+    guard let range = text.range(of: #""sentAt":""#) else { return nil }
+    let start = range.upperBound
+    guard let end = text[start...].firstIndex(of: "\"") else { return nil }
+    return try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(String(text[start..<end]))
 }
