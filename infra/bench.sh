@@ -42,6 +42,7 @@ BIN="${SERVICES_BIN:-$BENCH_BIN}"
 echo "[bench] services from $BIN"
 
 pids=()
+ports=()
 stop_all() {
     for pid in "${pids[@]:-}"; do [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]:-}"; do [[ -n $pid ]] && { wait_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true; }; done
@@ -57,6 +58,7 @@ start() {  # start NAME PORT [VAR=VALUE…]
         nohup "$BIN/$name" >>"$LOG_DIR/bench-$name-$port.log" 2>&1 </dev/null &
     local pid=$!
     pids+=("$pid")
+    ports+=("$port")
     echo "$pid" >"$RUN_DIR/$name-$port.pid"
     local deadline=$((SECONDS + 60))
     until curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; do
@@ -116,7 +118,7 @@ done
 
 # The services' own metrics at the end (handler times per queue, batch sizes, outbox, send → ack),
 # for reading where a phase's time went.
-for port in 18081 18082 18083 18084 18085 18086; do
+for port in "${ports[@]}"; do
     curl -sf "http://127.0.0.1:$port/metrics" >"$LOG_DIR/bench-metrics-$port.txt" 2>/dev/null || true
 done
 echo "[bench] the services' metrics: $LOG_DIR/bench-metrics-<port>.txt"

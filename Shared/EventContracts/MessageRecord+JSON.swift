@@ -65,7 +65,6 @@ enum JSONText {
                 case 0x08: out.append(UInt8(ascii: "b"))
                 case 0x0C: out.append(UInt8(ascii: "f"))
                 default:
-                    let hex = Array("0123456789abcdef".utf8)
                     out.append(contentsOf: "u00".utf8)
                     out.append(hex[Int(byte >> 4)])
                     out.append(hex[Int(byte & 0x0F)])
@@ -74,6 +73,8 @@ enum JSONText {
         }
         out.append(UInt8(ascii: "\""))
     }
+
+    private static let hex = Array("0123456789abcdef".utf8)
 
     private static func needsEscape(_ byte: UInt8) -> Bool {
         byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")

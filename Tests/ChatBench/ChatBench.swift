@@ -309,16 +309,17 @@ struct Bench {
             let deadline = ContinuousClock.now + .seconds(10)
             while arrivals.withLock({ $0.last.contains(nil) }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             let arrived = arrivals.withLock { $0 }
-            func median(_ times: [ContinuousClock.Instant?]) -> Double {
-                let latencies = zip(sentAt, times).compactMap { sent, at in at.map { ($0 - sent).milliseconds } }.sorted()
-                return latencies.isEmpty ? -1 : latencies[latencies.count / 2]
+            /// Milliseconds from each send to `times`, sorted; and their median (-1 for none).
+            func latencies(_ times: [ContinuousClock.Instant?]) -> [Double] {
+                zip(sentAt, times).compactMap { sent, at in at.map { ($0 - sent).milliseconds } }.sorted()
             }
-            let lasts = zip(sentAt, arrived.last).compactMap { sent, last in last.map { ($0 - sent).milliseconds } }.sorted()
+            func median(_ sorted: [Double]) -> Double { sorted.isEmpty ? -1 : sorted[sorted.count / 2] }
+            let lasts = latencies(arrived.last)
             print(
                 String(
                     format: "fan-out to %d members: %d of %d messages reached everyone; last copy p50 %.1f ms, max %.1f ms (goal ≤ 100 ms); "
                         + "p50 ack %.1f ms, first copy %.1f ms",
-                    size, lasts.count, rounds, median(arrived.last), lasts.last ?? -1, median(arrived.ack), median(arrived.first)))
+                    size, lasts.count, rounds, median(lasts), lasts.last ?? -1, median(latencies(arrived.ack)), median(latencies(arrived.first))))
             let short = arrived.last.indices.filter { arrived.last[$0] == nil }
             if !short.isEmpty {
                 print("not everyone got message(s) \(short): \(short.map { size - 1 - arrived.copies[$0] }) copies missing")
@@ -335,8 +336,8 @@ struct Bench {
             if !toStored.isEmpty {
                 print(
                     String(
-                        format: "the sender's path, p50: send → stored %.1f ms, stored → ack %.1f ms", toStored.sorted()[toStored.count / 2],
-                        storedToAck.sorted()[storedToAck.count / 2]))
+                        format: "the sender's path, p50: send → stored %.1f ms, stored → ack %.1f ms", median(toStored.sorted()),
+                        median(storedToAck.sorted())))
             }
             if let error = arrived.senderErrors.first { print("the sender got \(arrived.senderErrors.count) error frames, the first: \(error)") }
             cpu.report(delivered: arrivals.withLock { $0.copies.reduce(0, +) })
