@@ -172,6 +172,7 @@ let package = Package(
         .target(
             name: "ServiceRuntime",
             dependencies: [
+                "BlockingExecutor",
                 "EventBus",
                 "EventContracts",
                 "Observability",
@@ -183,6 +184,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -328,6 +330,7 @@ let package = Package(
             name: "SharedTests",
             dependencies: [
                 "StackTesting",
+                "BlockingExecutor",
                 "EventBus",
                 "EventContracts",
                 "RedisClient",
@@ -339,6 +342,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             path: "Tests/SharedTests",

@@ -75,33 +75,33 @@ public final class EventConsumer<Handler: EventHandler>: Service {
     }
 
     private func consume(on connection: AMQPConnection) async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let deliveries = try await connection.nextDeliveries(limit: handler.subscription.batchSize, timeout: .milliseconds(200))
-            guard !deliveries.isEmpty else { continue }
-            metrics.batchSize.record(deliveries.count)
-            let verdicts = await keepingAlive(connection) { await handle(deliveries) }
-            // Cancelled, or shutting down while an outage holds the batch: leave the deliveries
-            // unacknowledged, as a crash would; the broker redelivers them when the connection closes.
-            guard let verdicts, !Task.isCancelled else { return }
-            try await settle(deliveries, verdicts, on: connection)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            if configuration.heartbeatSeconds > 0 {
+                let interval = Duration.seconds(configuration.heartbeatSeconds) / 2
+                group.addTask { await Self.sendHeartbeats(on: connection, every: interval) }
+            }
+            defer { group.cancelAll() }
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                let deliveries = try await connection.nextDeliveries(limit: handler.subscription.batchSize, timeout: .milliseconds(200))
+                guard !deliveries.isEmpty else { continue }
+                metrics.batchSize.record(deliveries.count)
+                let verdicts = await handle(deliveries)
+                // Cancelled, or shutting down while an outage holds the batch: leave the deliveries
+                // unacknowledged, as a crash would; the broker redelivers them when the connection closes.
+                guard let verdicts, !Task.isCancelled else { return }
+                try await settle(deliveries, verdicts, on: connection)
+            }
         }
     }
 
-    /// Runs `body` while a heartbeat goes out every half interval: the broker would otherwise take
-    /// a consumer that holds a batch past two intervals for dead, and redeliver the batch (counting
-    /// towards its delivery limit) while it is still being handled.
-    private func keepingAlive<Result>(_ connection: AMQPConnection, _ body: () async -> Result) async -> Result {
-        guard configuration.heartbeatSeconds > 0 else { return await body() }
-        let interval = Duration.seconds(configuration.heartbeatSeconds) / 2
-        return await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                while (try? await Task.sleep(for: interval)) != nil {
-                    try? await connection.sendHeartbeat()
-                }
-            }
-            let result = await body()
-            group.cancelAll()
-            return result
+    /// A heartbeat every half interval for as long as the connection consumes: librabbitmq sends
+    /// them only inside its own calls, and the broker would take a consumer that holds a batch past
+    /// two intervals for dead and redeliver the batch (counting towards its delivery limit) while
+    /// it is still being handled. One task per connection, not one per batch. While the consumer
+    /// waits for deliveries, the beat waits its turn on the connection (at most the 200 ms wait).
+    private static func sendHeartbeats(on connection: AMQPConnection, every interval: Duration) async {
+        while (try? await Task.sleep(for: interval)) != nil {
+            try? await connection.sendHeartbeat()
         }
     }
 

@@ -122,7 +122,6 @@ public final class OutboxRelay: Service {
         let publisher = publisher
         let logger = logger
         let (confirmed, failed) = try await client.transaction(logger: logger) { connection -> ([Int64], [Int64]) in
-            try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
             var positions: [Int64] = []
             var messages: [OutgoingMessage] = []
             let rows = try await connection.execute(OutboxStatements.TakeReady(limit: batchSize), logger: logger)

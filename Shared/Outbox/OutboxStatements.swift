@@ -42,9 +42,14 @@ enum OutboxStatements {
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    /// Published rows are gone at once: the table holds only what still waits.
+    /// Published rows are gone at once: the table holds only what still waits. The transaction's
+    /// commit need not wait for the disk (see `OutboxRelay`); the setting rides on this statement
+    /// (a one-row CTE, evaluated once) rather than costing a round trip of its own.
     struct Delete: PostgresPreparedStatement {
-        static let sql = "DELETE FROM outbox WHERE position = ANY($1::int8[])"
+        static let sql = """
+            WITH commit_without_flush AS (SELECT set_config('synchronous_commit', 'off', true))
+            DELETE FROM outbox USING commit_without_flush WHERE position = ANY($1::int8[])
+            """
         typealias Row = ()
         let positions: [Int64]
 

@@ -75,8 +75,9 @@ public struct DatabaseConfiguration: Sendable {
         )
     }
 
-    /// A pooled client; it is a `Service`: run it in the service group before using it.
-    public func makeClient(logger: Logger) -> PostgresClient {
+    /// A pooled client; it is a `Service`: run it in the service group before using it. A service
+    /// passes its own event loop (`ServiceDependencies.executor`) so its connections live there.
+    public func makeClient(logger: Logger, eventLoopGroup: any EventLoopGroup = PostgresClient.defaultEventLoopGroup) -> PostgresClient {
         let clientTLS: PostgresClient.Configuration.TLS
         switch tls {
         case .disable:
@@ -98,7 +99,7 @@ public struct DatabaseConfiguration: Sendable {
         // Every statement's unqualified names are the service's own schema's, set once per connection.
         configuration.options.additionalStartupParameters = [("search_path", schema.rawValue)]
         configuration.options.keepAliveBehavior = .init(frequency: .seconds(30))
-        return PostgresClient(configuration: configuration, backgroundLogger: logger)
+        return PostgresClient(configuration: configuration, eventLoopGroup: eventLoopGroup, backgroundLogger: logger)
     }
 }
 

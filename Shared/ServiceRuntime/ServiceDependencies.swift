@@ -1,8 +1,10 @@
+import BlockingExecutor
 import EventBus
 import EventContracts
 import Foundation
 import Hummingbird
 import Logging
+import NIOPosix
 import Observability
 import Outbox
 import PostgresNIO
@@ -32,6 +34,11 @@ public struct ServiceDependencies: Sendable {
     /// The checks of this service's websocket paths, asked before an upgrade (so a refused one is
     /// an answer in the error shape).
     public let socketAdmission = UpgradeAdmission()
+    /// One event loop for the service's own work and its Postgres connections: `main` runs the
+    /// service group with it as the preferred task executor, so a query's reply resumes the task
+    /// that waits for it on the thread that read it, instead of waking a pool thread (measured: half
+    /// the context switches of messages and notifications at 100 msg/s).
+    public let executor: EventLoopTaskExecutor
 
     /// A service's own schema, its pool, and the outbox that announces what it commits.
     public struct Database: Sendable {
@@ -52,6 +59,8 @@ public struct ServiceDependencies: Sendable {
         logger: Logger
     ) {
         self.name = name
+        let executor = EventLoopTaskExecutor(MultiThreadedEventLoopGroup.singleton.any())
+        self.executor = executor
         self.namespace = namespace ?? name
         self.logger = logger
         let redis = RedisClient(configuration: redis)
@@ -60,7 +69,7 @@ public struct ServiceDependencies: Sendable {
         self.http = http
         self.tokenVerifier = tokenVerifier.checkingRevocations(SessionRevocationRegistry(redis: redis, logger: logger))
         self.database = database.map { configuration in
-            let client = configuration.makeClient(logger: logger)
+            let client = configuration.makeClient(logger: logger, eventLoopGroup: executor.eventLoop)
             return Database(
                 schema: configuration.schema,
                 client: client,

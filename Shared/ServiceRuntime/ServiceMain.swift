@@ -105,7 +105,9 @@ public struct ServiceDefinition: Sendable {
         )
         group.maximumGracefulShutdownDuration = .seconds(try environment.int("SHUTDOWN_GRACE_SECONDS", default: 20))
         group.maximumCancellationDuration = .seconds(5)
-        try await ServiceGroup(configuration: group).run()
+        // Every task of the group (and its child tasks) prefers the service's event loop; blocking C
+        // calls still run on their own threads (`DedicatedThread`, the bcrypt thread pool).
+        try await withTaskExecutorPreference(dependencies.executor) { try await ServiceGroup(configuration: group).run() }
         await dependencies.redis.shutdown()
     }
 
