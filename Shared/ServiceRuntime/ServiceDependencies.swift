@@ -34,10 +34,11 @@ public struct ServiceDependencies: Sendable {
     /// The checks of this service's websocket paths, asked before an upgrade (so a refused one is
     /// an answer in the error shape).
     public let socketAdmission = UpgradeAdmission()
-    /// One event loop for the service's own work and its Postgres connections: `main` runs the
-    /// service group with it as the preferred task executor, so a query's reply resumes the task
-    /// that waits for it on the thread that read it, instead of waking a pool thread (measured: half
-    /// the context switches of messages and notifications at 100 msg/s).
+    /// One event loop for the service's own work and its Postgres connections: a service with a
+    /// database runs its service group with it as the preferred task executor (`main`), so a
+    /// query's reply resumes the task that waits for it on the thread that read it, instead of
+    /// waking a pool thread (measured: half the context switches of messages and notifications at
+    /// 100 msg/s).
     public let executor: EventLoopTaskExecutor
 
     /// A service's own schema, its pool, and the outbox that announces what it commits.

@@ -105,9 +105,12 @@ public struct ServiceDefinition: Sendable {
         )
         group.maximumGracefulShutdownDuration = .seconds(try environment.int("SHUTDOWN_GRACE_SECONDS", default: 20))
         group.maximumCancellationDuration = .seconds(5)
-        // Every task of the group (and its child tasks) prefers the service's event loop; blocking C
-        // calls still run on their own threads (`DedicatedThread`, the bcrypt thread pool).
-        try await withTaskExecutorPreference(dependencies.executor) { try await ServiceGroup(configuration: group).run() }
+        // With a database, every task of the group (and its child tasks) prefers the event loop its
+        // Postgres connections live on; blocking C calls still run on their own threads
+        // (`DedicatedThread`, the bcrypt thread pool). Without one there is no round trip to save,
+        // and the pool's threads share the work (socket-handler's fan-out was slower on one loop).
+        let executor = dependencies.database == nil ? nil : dependencies.executor
+        try await withTaskExecutorPreference(executor) { try await ServiceGroup(configuration: group).run() }
         await dependencies.redis.shutdown()
     }
 
