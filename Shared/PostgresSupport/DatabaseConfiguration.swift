@@ -76,7 +76,7 @@ public struct DatabaseConfiguration: Sendable {
     }
 
     /// A pooled client; it is a `Service`: run it in the service group before using it. A service
-    /// passes its own event loop (`ServiceDependencies.executor`) so its connections live there.
+    /// passes its own event loop (`ServiceDependencies.Database.executor`) so its connections live there.
     public func makeClient(logger: Logger, eventLoopGroup: any EventLoopGroup = PostgresClient.defaultEventLoopGroup) -> PostgresClient {
         let clientTLS: PostgresClient.Configuration.TLS
         switch tls {

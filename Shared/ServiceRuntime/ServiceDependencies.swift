@@ -34,17 +34,15 @@ public struct ServiceDependencies: Sendable {
     /// The checks of this service's websocket paths, asked before an upgrade (so a refused one is
     /// an answer in the error shape).
     public let socketAdmission = UpgradeAdmission()
-    /// One event loop for the service's own work and its Postgres connections: a service with a
-    /// database runs its service group with it as the preferred task executor (`main`), so a
-    /// query's reply resumes the task that waits for it on the thread that read it, instead of
-    /// waking a pool thread (measured: half the context switches of messages and notifications at
-    /// 100 msg/s).
-    public let executor: EventLoopTaskExecutor
-
     /// A service's own schema, its pool, and the outbox that announces what it commits.
     public struct Database: Sendable {
         public let schema: SchemaName
         public let client: PostgresClient
+        /// The event loop the pool's connections live on, for the service's own work too: `main`
+        /// runs the service group with it as the preferred task executor, so a query's reply
+        /// resumes the task that waits for it on the thread that read it, instead of waking a pool
+        /// thread (measured: half the context switches of messages and notifications at 100 msg/s).
+        public let executor: EventLoopTaskExecutor
         public let outbox: Outbox
         public let relay: OutboxRelay
     }
@@ -60,8 +58,6 @@ public struct ServiceDependencies: Sendable {
         logger: Logger
     ) {
         self.name = name
-        let executor = EventLoopTaskExecutor(MultiThreadedEventLoopGroup.singleton.any())
-        self.executor = executor
         self.namespace = namespace ?? name
         self.logger = logger
         let redis = RedisClient(configuration: redis)
@@ -70,10 +66,12 @@ public struct ServiceDependencies: Sendable {
         self.http = http
         self.tokenVerifier = tokenVerifier.checkingRevocations(SessionRevocationRegistry(redis: redis, logger: logger))
         self.database = database.map { configuration in
+            let executor = EventLoopTaskExecutor(MultiThreadedEventLoopGroup.singleton.any())
             let client = configuration.makeClient(logger: logger, eventLoopGroup: executor.eventLoop)
             return Database(
                 schema: configuration.schema,
                 client: client,
+                executor: executor,
                 outbox: Outbox(),
                 relay: OutboxRelay(
                     client: client, schema: configuration.schema, publisher: EventPublisher(configuration: amqp, logger: logger), logger: logger

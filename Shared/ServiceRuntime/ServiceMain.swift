@@ -109,8 +109,7 @@ public struct ServiceDefinition: Sendable {
         // Postgres connections live on; blocking C calls still run on their own threads
         // (`DedicatedThread`, the bcrypt thread pool). Without one there is no round trip to save,
         // and the pool's threads share the work (socket-handler's fan-out was slower on one loop).
-        let executor = dependencies.database == nil ? nil : dependencies.executor
-        try await withTaskExecutorPreference(executor) { try await ServiceGroup(configuration: group).run() }
+        try await withTaskExecutorPreference(dependencies.database?.executor) { try await ServiceGroup(configuration: group).run() }
         await dependencies.redis.shutdown()
     }
 
