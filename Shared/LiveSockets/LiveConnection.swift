@@ -2,10 +2,13 @@ import Foundation
 import Metrics
 import NIOCore
 import NIOWebSocket
+import ServiceConfig
 import Synchronization
 
 /// One open live socket (`/ws/chat`, `/ws/notifications`): who it is, its bounded outbound queue,
-/// and (chat) the sends it is waiting to see acknowledged.
+/// and (chat) the sends it is waiting to see acknowledged. Frames are queued from any thread and
+/// written by the socket's handler on its event loop (`LiveSocketHandler`), so a socket holds no
+/// task of its own.
 public final class LiveConnection: Sendable {
     public enum Outbound: Sendable {
         case text(String)
@@ -13,43 +16,102 @@ public final class LiveConnection: Sendable {
         case close(WebSocketErrorCode, String)
     }
 
+    /// Sent through the socket's pipeline to have its handler write what is queued.
+    struct Wake: Sendable {}
+
+    private struct Queue {
+        var items: [Outbound] = []
+        /// A wake is on its way, or the handler waits for the socket to take writes again.
+        var draining = false
+        /// Closing or closed: nothing more is queued.
+        var ended = false
+    }
+
     public let id = UUID()
     public let userId: String
     public let sessionId: String
-    public let outbound: AsyncStream<Outbound>
-    private let continuation: AsyncStream<Outbound>.Continuation
+    private let bufferLimit: Int
+    private let queue = Mutex(Queue())
     /// Sends waiting for their ack: how many times each was sent (a retry of a send still waiting
     /// gets its own answer), and when first (for the send-to-ack latency).
     private let pending = Mutex<[String: (count: Int, sent: ContinuousClock.Instant)]>([:])
     private let overflowed = Atomic<Bool>(false)
-    /// The socket's channel, to cut it off without going through a writer that may be blocked.
+    /// The socket's channel; nil for a connection that only queues (tests).
     private let channel: (any Channel)?
-    /// When the write under way started (ms since boot of the clock), 0 when none is.
-    private let writeStarted = Atomic<Int64>(0)
+    /// Since when (ms on the uptime clock) queued frames wait for the client to read; 0 when none do.
+    private let blockedSince = Atomic<Int64>(0)
 
     /// `bufferLimit` frames may wait for a slow reader; one more and the connection is cut off.
     public init(userId: String, sessionId: String, bufferLimit: Int, channel: (any Channel)? = nil) {
         self.userId = userId
         self.sessionId = sessionId
+        self.bufferLimit = bufferLimit
         self.channel = channel
-        (outbound, continuation) = AsyncStream.makeStream(of: Outbound.self, bufferingPolicy: .bufferingOldest(bufferLimit))
     }
 
-    /// Queues a frame; false when the reader is too slow (the connection is then cut off).
+    /// Queues a frame; false when the socket is closing or the reader is too slow (the connection
+    /// is then cut off).
     @discardableResult
     public func send(_ text: String) -> Bool {
-        if case .dropped = continuation.yield(.text(text)) {
-            if !overflowed.exchange(true, ordering: .relaxed) { cutOff() }
-            return false
-        }
-        return true
+        enqueue(.text(text))
     }
 
-    /// Cuts the connection off at once, whatever its writer is waiting for: a close frame (1013,
-    /// try again later) goes out if it can, the socket closes, and what was queued is dropped.
-    /// The client catches up by seq when it reconnects.
+    /// Queues a close frame: what was queued before it still goes out, nothing after it does.
+    public func close(reason: String, code: WebSocketErrorCode = .normalClosure) {
+        enqueue(.close(code, reason))
+    }
+
+    private func enqueue(_ item: Outbound) -> Bool {
+        enum Outcome { case queued(wake: Bool), overflowed, ended }
+        let outcome = queue.withLock { queue -> Outcome in
+            guard !queue.ended else { return .ended }
+            if case .text = item, queue.items.count >= bufferLimit {
+                queue.items = []
+                queue.ended = true
+                return .overflowed
+            }
+            queue.items.append(item)
+            if case .close = item { queue.ended = true }
+            let wake = !queue.draining
+            queue.draining = true
+            return .queued(wake: wake)
+        }
+        switch outcome {
+        case .queued(let wake):
+            if wake { channel?.pipeline.fireUserInboundEventTriggered(Wake()) }
+            return true
+        case .overflowed:
+            overflowed.store(true, ordering: .relaxed)
+            cutOff()
+            return false
+        case .ended:
+            return false
+        }
+    }
+
+    /// What is queued, for the handler to write; an empty answer ends the draining.
+    func takeQueued() -> [Outbound] {
+        queue.withLock { queue in
+            let items = queue.items
+            queue.items = []
+            if items.isEmpty { queue.draining = false }
+            return items
+        }
+    }
+
+    /// The socket closed: nothing more is queued, and what was is dropped.
+    func ended() {
+        queue.withLock { queue in
+            queue.items = []
+            queue.ended = true
+        }
+    }
+
+    /// Cuts the connection off at once: a close frame (1013, try again later) goes out if it can,
+    /// the socket closes, and what was queued is dropped. The client catches up by seq when it
+    /// reconnects.
     public func cutOff() {
-        continuation.finish()
+        ended()
         guard let channel else { return }
         var reason = channel.allocator.buffer(capacity: 2)
         reason.write(webSocketErrorCode: .unknown(1013))
@@ -58,30 +120,24 @@ public final class LiveConnection: Sendable {
         channel.close(promise: nil)
     }
 
-    /// The pump marks each write it starts and finishes, for `isStuck`.
-    func writing(_ started: Bool) {
-        writeStarted.store(started ? Self.nowMilliseconds : 0, ordering: .relaxed)
+    /// The handler marks when the socket stops and starts taking writes again, for `isStuck`.
+    func blocked(_ blocked: Bool) {
+        if !blocked {
+            blockedSince.store(0, ordering: .relaxed)
+        } else if blockedSince.load(ordering: .relaxed) == 0 {
+            blockedSince.store(Self.nowMilliseconds, ordering: .relaxed)
+        }
     }
 
-    /// Whether a write has been waiting on the client for longer than `limit`.
+    /// Whether queued frames have waited on the client for longer than `limit`.
     public func isStuck(longerThan limit: Duration) -> Bool {
-        let started = writeStarted.load(ordering: .relaxed)
-        return started != 0 && Self.nowMilliseconds - started > Int64(limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000)
+        let since = blockedSince.load(ordering: .relaxed)
+        return since != 0 && Self.nowMilliseconds - since > Int64(limit.milliseconds)
     }
 
     private static var nowMilliseconds: Int64 { Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
 
     public var isOverflowed: Bool { overflowed.load(ordering: .relaxed) }
-
-    /// Ends the outbound queue; the writer then closes the socket.
-    public func finish() {
-        continuation.finish()
-    }
-
-    public func close(reason: String, code: WebSocketErrorCode = .normalClosure) {
-        continuation.yield(.close(code, reason))
-        continuation.finish()
-    }
 
     /// Remembers a send until its ack; bounded so a client cannot grow it without limit.
     public func awaitAck(_ clientMsgId: String) {
@@ -116,10 +172,30 @@ public final class LiveConnection: Sendable {
 public final class ConnectionRegistry: Sendable {
     private let connections = Mutex<(byUser: [String: [UUID: LiveConnection]], count: Int)>(([:], 0))
     private let open: Gauge
+    /// Sockets that closed, and whether each was its user's last here: the clean-up that waits on
+    /// other servers (presence, quota) runs from `LiveSocketKeeper`, not on the socket's loop.
+    let closings: AsyncStream<Closing>
+    private let closingsContinuation: AsyncStream<Closing>.Continuation
+
+    struct Closing: Sendable {
+        let connection: LiveConnection
+        let last: Bool
+    }
 
     /// `stream` names the metric's series (`chat`, `notifications`).
     public init(stream: String = "live") {
         open = Gauge(label: "swiftchat_sockets_open", dimensions: [("stream", stream)])
+        (closings, closingsContinuation) = AsyncStream.makeStream(of: Closing.self)
+    }
+
+    /// A socket closed: out of the registry, and its clean-up queued.
+    func closed(_ connection: LiveConnection) {
+        closingsContinuation.yield(Closing(connection: connection, last: remove(connection)))
+    }
+
+    /// No socket closes any more (the instance is stopping): the clean-up queue ends.
+    func endClosings() {
+        closingsContinuation.finish()
     }
 
     /// Adds a connection; true when it is the user's first on this instance.

@@ -1,18 +1,50 @@
 import HTTPTypes
 import Hummingbird
-import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOWebSocket
+import ServiceConfig
 import ServiceHTTP
 import ServiceLifecycle
+
+/// How one live-socket path treats its sockets.
+public struct LiveSocketSettings: Sendable {
+    /// Frames queued for a slow reader before it is cut off.
+    public var outboundBuffer: Int
+    /// The largest message a client may send (fragments included); a larger one closes the socket
+    /// with 1009.
+    public var maxMessageBytes: Int
+    /// Sustained frames per second, and the burst above it, per connection (past that the client
+    /// gets a `rate_limited` error frame, and the socket stays open).
+    public var framesPerSecond: Double
+    public var burst: Double
+    /// A ping every `pingPeriod`; a peer that has not answered the previous one when the next is
+    /// due is sent a close (1001, "Ping timeout") and dropped after `closeTimeout`.
+    public var pingPeriod: Duration
+    /// How long a close frame the server sent waits for the client's before the socket is closed.
+    public var closeTimeout: Duration = .seconds(5)
+
+    public init(outboundBuffer: Int, maxMessageBytes: Int, framesPerSecond: Double, burst: Double, pingPeriod: Duration = .seconds(20)) {
+        self.outboundBuffer = outboundBuffer
+        self.maxMessageBytes = maxMessageBytes
+        self.framesPerSecond = framesPerSecond
+        self.burst = burst
+        self.pingPeriod = pingPeriod
+    }
+
+    /// `WS_PING_SECONDS`, 20 by default.
+    public static func pingPeriod(_ environment: EnvironmentReader) throws -> Duration {
+        .seconds(try environment.int("WS_PING_SECONDS", default: 20))
+    }
+}
 
 extension Router where Context == ServiceRequestContext {
     /// A live socket at `path`: refused until the instance is ready (503), from an Origin not on
     /// the list (403), without a valid access token of a live session (401), or past the user's
-    /// socket quota (429): every refusal an HTTP answer in the error shape (`admission` lets the
-    /// server ask before upgrading). `serve` runs for the life of the socket with the caller's
-    /// identity.
+    /// socket quota (429): every refusal an HTTP answer in the error shape (`admission` asks before
+    /// the upgrade). An accepted socket joins `connections`; `opened` runs before its first frame
+    /// is read, and each text message goes to `received` on the socket's event loop (queue the
+    /// work, never wait there). Its clean-up on close is `LiveSocketKeeper`'s.
     public func addLiveSocket(
         _ path: String,
         verifier: AccessTokenVerifier,
@@ -20,7 +52,11 @@ extension Router where Context == ServiceRequestContext {
         ready: InstanceReadiness,
         admission: UpgradeAdmission,
         quota: (@Sendable (Identity) async throws -> Void)? = nil,
-        serve: @escaping @Sendable (LiveSocket) async throws -> Void
+        connections: ConnectionRegistry,
+        settings: LiveSocketSettings,
+        logger: Logger,
+        opened: @escaping @Sendable (LiveConnection, _ first: Bool) async -> Void,
+        received: @escaping @Sendable (String, LiveConnection) -> Void
     ) {
         let check: @Sendable (HTTPFields) async throws -> Identity = { headers in
             guard ready.isReady else { throw APIError.unavailable }
@@ -29,32 +65,24 @@ extension Router where Context == ServiceRequestContext {
             try await quota?(identity)
             return identity
         }
-        admission.register(path) { headers in _ = try await check(headers) }
-        ws(
-            RouterPath(path),
-            shouldUpgrade: { request, _ in
-                _ = try await check(request.headers)
-                // Reached without an upgrade only when the checks failed a moment ago and pass now.
-                guard request.headers[.upgrade]?.lowercased() == "websocket" else { throw APIError.upgradeRequired }
-                return .upgrade([:])
-            },
-            onUpgrade: { inbound, outbound, context in
-                guard let identity = try? await check(context.request.headers) else {
-                    try await outbound.close(.policyViolation, reason: "unauthenticated")
-                    return
-                }
-                try await serve(LiveSocket(identity: identity, inbound: inbound, outbound: outbound, channel: context.requestContext.channel))
-            })
+        admission.register(path) { headers in
+            let identity = try await check(headers)
+            return { channel in
+                LiveSocketHandler.install(
+                    on: channel, identity: identity, connections: connections, settings: settings, logger: logger, opened: opened, received: received)
+            }
+        }
+        get(RouterPath(path)) { request, _ -> Response in
+            _ = try await check(request.headers)
+            // An upgrade the gate admitted but no upgrader saw came on a connection that already
+            // carried a request (the upgrader only reads a connection's first): ask for it again
+            // on a new connection.
+            if request.headers[.upgrade]?.lowercased() == "websocket" {
+                return Response(status: .temporaryRedirect, headers: [.location: request.uri.description, .connection: "close"])
+            }
+            throw APIError.upgradeRequired
+        }
     }
-}
-
-/// One accepted live socket: who it is and its streams.
-public struct LiveSocket: Sendable {
-    public let identity: Identity
-    public let inbound: WebSocketInboundStream
-    public let outbound: WebSocketOutboundWriter
-    /// The underlying channel, to cut a stuck socket off.
-    public let channel: any Channel
 }
 
 /// Looks after this instance's sockets: cuts off those whose client stopped reading (a write that
@@ -68,20 +96,34 @@ public struct LiveSocketKeeper: DrainsBeforeServer {
     let deadline: Duration
     let revocations: (any SessionRevocations)?
     let revocationSweep: Duration
+    let closed: @Sendable (LiveConnection, _ last: Bool) async -> Void
     let logger: Logger
 
+    /// `closed` is the clean-up of each socket that closed (`last`: its user's last here), in the
+    /// order they closed.
     public init(
         connections: ConnectionRegistry, deadline: Duration = .seconds(10), revocations: (any SessionRevocations)?,
-        revocationSweep: Duration = .seconds(10), logger: Logger
+        revocationSweep: Duration = .seconds(10), logger: Logger, closed: @escaping @Sendable (LiveConnection, _ last: Bool) async -> Void = { _, _ in }
     ) {
         self.connections = connections
         self.deadline = deadline
         self.revocations = revocations
         self.revocationSweep = revocationSweep
+        self.closed = closed
         self.logger = logger
     }
 
     public func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await closing in connections.closings { await closed(closing.connection, closing.last) }
+            }
+            await look()
+            connections.endClosings()
+        }
+    }
+
+    private func look() async {
         var nextSweep = ContinuousClock.now + revocationSweep
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
@@ -111,77 +153,5 @@ extension LiveSocketKeeper {
         guard !ended.isEmpty else { return }
         for connection in open where ended.contains(connection.sessionId) { connection.close(reason: "session ended") }
         logger.info("closed the sockets of sessions that ended", metadata: ["sessions": "\(ended.count)"])
-    }
-}
-
-extension LiveConnection {
-    /// The life of one socket: the queue drains into `outbound` while each inbound text message
-    /// goes to `onText`, at most `framesPerSecond` (bursts of `burst`; past that the client gets
-    /// a `rate_limited` error frame). A message over `maxMessageBytes`, fragmented or not, ends the
-    /// socket. Returns once the client is gone, or the connection was closed or fell behind.
-    ///
-    /// Returns the error that ended the reading (an oversize message, a protocol error), if any:
-    /// rethrown by the socket's handler after its clean-up, the library closes with its code
-    /// (1009 for an oversize message) instead of a normal closure.
-    public func serve(
-        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, maxMessageBytes: Int, framesPerSecond: Double, burst: Double,
-        logger: Logger, onText: (String) async -> Void
-    ) async -> (any Error)? {
-        await withTaskGroup(of: Void.self) { group -> (any Error)? in
-            group.addTask { await self.pump(into: outbound, logger: logger) }
-            var bucket = TokenBucket(rate: framesPerSecond, burst: burst)
-            var ended: (any Error)?
-            do {
-                for try await message in inbound.messages(maxSize: maxMessageBytes) {
-                    if isOverflowed { break }
-                    guard bucket.take() else {
-                        send(LiveFrame.error("rate_limited", "Too many frames; slow down.", retryAfterMs: bucket.millisecondsToNext))
-                        continue
-                    }
-                    guard case .text(let text) = message else {
-                        send(LiveFrame.error("unsupported_frame", "Send JSON text frames."))
-                        continue
-                    }
-                    await onText(text)
-                }
-            } catch {
-                logger.debug("websocket read ended", metadata: ["error": "\(error)"])
-                ended = error
-            }
-            finish()
-            await group.waitForAll()
-            return ended
-        }
-    }
-
-    /// Drains the queue into the socket; closes it when asked or when the reader fell behind. Each
-    /// write is marked, so a write the client never lets finish is noticed (`LiveSocketKeeper`).
-    private func pump(into outbound: WebSocketOutboundWriter, logger: Logger) async {
-        do {
-            for await item in self.outbound {
-                switch item {
-                case .text(let text):
-                    writing(true)
-                    try await outbound.writeTextMessage(text)
-                    writing(false)
-                case .close(let code, let reason):
-                    try await outbound.close(code, reason: reason)
-                    return
-                }
-            }
-            if isOverflowed {
-                try await outbound.close(.policyViolation, reason: "too slow: outbound buffer full")
-            }
-        } catch {
-            logger.debug("websocket write ended", metadata: ["error": "\(error)"])
-        }
-    }
-}
-
-extension WebSocketServerConfiguration {
-    /// The live sockets' server settings: a ping every `pingPeriod`; a peer that has not answered
-    /// the previous ping when the next is due is sent a close, and dropped after the close timeout.
-    public static func liveSockets(pingPeriod: Duration = .seconds(20)) -> WebSocketServerConfiguration {
-        WebSocketServerConfiguration(maxFrameSize: 64 * 1024, autoPing: .enabled(timePeriod: pingPeriod), closeTimeout: .seconds(5))
     }
 }

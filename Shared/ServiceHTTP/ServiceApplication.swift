@@ -1,5 +1,4 @@
 import Hummingbird
-import HummingbirdWebSocket
 import Logging
 import Observability
 import ServiceConfig
@@ -65,13 +64,12 @@ public func makeServiceApplication(
     configuration: HTTPConfiguration,
     router: Router<ServiceRequestContext>,
     services: [any Service],
-    webSockets: WebSocketServerConfiguration? = nil,
     admission: UpgradeAdmission = UpgradeAdmission(),
     logger: Logger
 ) -> some ApplicationProtocol {
     Application(
         router: router,
-        server: webSockets.map { .gatedWebSockets(router: router, configuration: $0, admission: admission) } ?? .http1(),
+        server: admission.isEmpty ? .http1() : .liveSockets(admission: admission),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: name),
         services: services,
         logger: logger

@@ -1,5 +1,4 @@
 import Hummingbird
-import HummingbirdWebSocket
 import NIOCore
 
 /// Who made a request, once the access token is verified.
@@ -37,21 +36,15 @@ extension AuthenticatedRequestContext {
 
 /// The request context of every SwiftChat service: a value type with the caller's identity and a
 /// body limit fit for chat payloads.
-public struct ServiceRequestContext: AuthenticatedRequestContext, RemoteAddressRequestContext, WebSocketRequestContext {
+public struct ServiceRequestContext: AuthenticatedRequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public var identity: Identity?
     public let remoteAddress: SocketAddress?
-    /// Lets routes upgrade to a websocket (socket-handler, notifications).
-    public let webSocket: WebSocketHandlerReference<ServiceRequestContext>
-    /// The connection's channel (a live socket closes it directly when its client stops reading).
-    public let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.identity = nil
         self.remoteAddress = source.channel.remoteAddress
-        self.webSocket = .init()
-        self.channel = source.channel
     }
 
     /// JSON bodies larger than this are refused with 413 before they are decoded.

@@ -1,44 +1,49 @@
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
-import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import NIOWebSocket
 import Synchronization
 
-/// The checks of each live-socket path, shared by the route (which throws their error) and the
-/// server's `UpgradeGate` (which asks them before the upgrader does).
+/// The live-socket paths and how each admits an upgrade: its checks, and what to put on the
+/// channel once it is a websocket.
 public final class UpgradeAdmission: Sendable {
-    public typealias Check = @Sendable (HTTPFields) async throws -> Void
-    private let checks = Mutex<[String: Check]>([:])
+    /// Puts an admitted socket's handlers on its channel (the websocket codec is already there).
+    /// Data the client sent meanwhile waits until the future completes.
+    public typealias Install = @Sendable (any Channel) -> EventLoopFuture<Void>
+    /// Runs the path's checks (throwing their error) and returns how to install the socket.
+    public typealias Admit = @Sendable (HTTPFields) async throws -> Install
+    private let paths = Mutex<[String: Admit]>([:])
 
     public init() {}
 
-    /// Registers the checks of the upgrades to `path`.
-    public func register(_ path: String, _ check: @escaping Check) {
-        checks.withLock { $0[path] = check }
+    /// Registers the upgrades to `path`.
+    public func register(_ path: String, _ admit: @escaping Admit) {
+        paths.withLock { $0[path] = admit }
     }
 
-    /// Whether an upgrade to `uri` with these headers passes its path's checks.
-    func admits(_ headers: HTTPFields, uri: String) async -> Bool {
+    var isEmpty: Bool { paths.withLock { $0.isEmpty } }
+
+    /// How to install the socket when an upgrade to `uri` with these headers passes its path's
+    /// checks; nil when it does not, or nothing upgrades there.
+    func admit(_ headers: HTTPFields, uri: String) async -> Install? {
         let path = String(uri.prefix { $0 != "?" })
-        guard let check = checks.withLock({ $0[path] }) else { return true }
-        do {
-            try await check(headers)
-            return true
-        } catch {
-            return false
-        }
+        guard let admit = paths.withLock({ $0[path] }) else { return nil }
+        return try? await admit(headers)
     }
 }
 
-/// Decides, before the websocket upgrader sees a request, whether its upgrade would be accepted.
+/// Decides, before the websocket upgrader sees a request, whether its upgrade is admitted.
 ///
 /// A refused upgrade must be an HTTP answer in the API's error shape (401, 403, 429…), but an
-/// upgrade the websocket upgrader declines ends as a bare 400. So an upgrade request that would be
+/// upgrade the websocket upgrader declines ends as a bare 400. So an upgrade request that is
 /// refused loses its `Upgrade` header here and goes on to the router as a plain request: its route
-/// runs the same checks and answers with the error they throw.
+/// runs the same checks and answers with the error they throw. An admitted one leaves what to
+/// install in `admitted`, for the upgrader.
 final class UpgradeGate: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     // @unchecked: a channel handler lives on its channel's event loop; its state is only touched
     // there (the async check hops back before using it).
@@ -46,11 +51,13 @@ final class UpgradeGate: ChannelInboundHandler, RemovableChannelHandler, @unchec
     typealias InboundOut = HTTPServerRequestPart
 
     private let admission: UpgradeAdmission
+    private let admitted: NIOLoopBoundBox<UpgradeAdmission.Install?>
     private var held: [HTTPServerRequestPart] = []
     private var deciding = false
 
-    init(admission: UpgradeAdmission) {
+    init(admission: UpgradeAdmission, admitted: NIOLoopBoundBox<UpgradeAdmission.Install?>) {
         self.admission = admission
+        self.admitted = admitted
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -74,19 +81,20 @@ final class UpgradeGate: ChannelInboundHandler, RemovableChannelHandler, @unchec
         let loop = context.eventLoop
         let contextBox = NIOLoopBound(context, eventLoop: loop)
         let selfBox = NIOLoopBound(self, eventLoop: loop)
-        loop.makeFutureWithTask { await admission.admits(fields, uri: uri) }.whenSuccess { admitted in
-            selfBox.value.release(context: contextBox.value, admitted: admitted)
+        loop.makeFutureWithTask { await admission.admit(fields, uri: uri) }.whenSuccess { install in
+            selfBox.value.release(context: contextBox.value, install: install)
         }
     }
 
     /// Passes the held parts on: untouched when admitted (and then steps aside: the upgrader
     /// replaces the HTTP handlers), as a plain request when not.
-    private func release(context: ChannelHandlerContext, admitted: Bool) {
+    private func release(context: ChannelHandlerContext, install: UpgradeAdmission.Install?) {
         deciding = false
+        admitted.value = install
         let parts = held
         held = []
         for part in parts {
-            if !admitted, case .head(var head) = part {
+            if install == nil, case .head(var head) = part {
                 head.headers.remove(name: "upgrade")
                 head.headers.replaceOrAdd(name: "connection", value: "close")
                 context.fireChannelRead(wrapInboundOut(.head(head)))
@@ -95,47 +103,92 @@ final class UpgradeGate: ChannelInboundHandler, RemovableChannelHandler, @unchec
             }
         }
         context.fireChannelReadComplete()
-        if admitted { context.pipeline.syncOperations.removeHandler(context: context, promise: nil) }
+        if install != nil { context.pipeline.syncOperations.removeHandler(context: context, promise: nil) }
     }
 }
 
-/// The HTTP/1 server with websocket upgrades whose refused upgrades answer in the error shape
-/// (see `UpgradeGate`).
-struct GatedWebSocketChannel: ServerChildChannel {
-    typealias Value = HTTP1WebSocketUpgradeChannel.Value
+/// HTTP/1 with websocket upgrades that hold no task once upgraded: the installed handlers own
+/// the socket, so an idle one costs its channel and its state, not a suspended task's frames.
+/// Refused upgrades answer in the error shape (see `UpgradeGate`).
+struct LiveSocketServerChannel: ServerChildChannel, HTTPChannelHandler {
+    enum Upgrade: Sendable {
+        case upgraded
+        case notUpgraded(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        case failed(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+    }
 
-    let inner: HTTP1WebSocketUpgradeChannel
+    struct Value: ServerChildChannelValue {
+        let upgrade: EventLoopFuture<Upgrade>
+        let channel: any Channel
+    }
+
+    /// The largest frame the decoder reads; each path's own message limit is its handlers'.
+    static let maxFrameSize = 64 * 1024
+
+    let responder: HTTPChannelHandler.Responder
     let admission: UpgradeAdmission
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        inner.setup(channel: channel, logger: logger).flatMap { value in
-            channel.eventLoop.makeCompletedFuture {
-                let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-                try channel.pipeline.syncOperations.addHandler(UpgradeGate(admission: admission), position: .after(decoder))
-                return value
-            }
+        channel.eventLoop.makeCompletedFuture {
+            let admitted = NIOLoopBoundBox<UpgradeAdmission.Install?>(nil, eventLoop: channel.eventLoop)
+            let attempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
+            let upgrader = NIOTypedWebSocketServerUpgrader<Upgrade>(
+                maxFrameSize: Self.maxFrameSize,
+                shouldUpgrade: { channel, _ in
+                    attempted.value = true
+                    return channel.eventLoop.makeSucceededFuture(admitted.value == nil ? nil : HTTPHeaders())
+                },
+                upgradePipelineHandler: { channel, _ in
+                    guard let install = admitted.value else { return channel.eventLoop.makeFailedFuture(ChannelError.inappropriateOperationForState) }
+                    admitted.value = nil
+                    return install(channel).map { .upgraded }
+                }
+            )
+            let upgrading = NIOTypedHTTPServerUpgradeConfiguration(
+                upgraders: [upgrader],
+                notUpgradingCompletionHandler: { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
+                        let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                            wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+                        return attempted.value ? .failed(http) : .notUpgraded(http)
+                    }
+                }
+            )
+            var configuration = NIOUpgradableHTTPServerPipelineConfiguration<Upgrade>(upgradeConfiguration: upgrading)
+            configuration.enablePipelining = false  // HTTP is pipelined by NIOAsyncChannel
+            configuration.enableErrorHandling = false  // Hummingbird answers errors
+            configuration.enableResponseHeaderValidation = false  // HTTPTypes validates
+            let upgrade = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
+            let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try channel.pipeline.syncOperations.addHandler(UpgradeGate(admission: admission, admitted: admitted), position: .after(decoder))
+            return Value(upgrade: upgrade, channel: channel)
         }
     }
 
     func handle(value: Value, logger: Logger) async {
-        await inner.handle(value: value, logger: logger)
+        do {
+            switch try await value.upgrade.get() {
+            case .upgraded:
+                return  // the socket's handlers own the channel from here
+            case .notUpgraded(let http):
+                await handleHTTP(asyncChannel: http, logger: logger)
+            case .failed(let http):
+                try await http.executeThenClose { _, outbound in
+                    let head = HTTPResponse(status: .badRequest, headerFields: [.connection: "close", .contentLength: "0"])
+                    try await outbound.write(contentsOf: [.head(head), .end(nil)])
+                }
+            }
+        } catch {
+            logger.debug("connection ended during its upgrade", metadata: ["error": "\(error)"])
+        }
     }
 }
 
 extension HTTPServerBuilder {
-    /// HTTP/1 with websocket upgrades through `router`, refused upgrades answering in the error
-    /// shape: the routes registered their checks with `admission`.
-    public static func gatedWebSockets(
-        router: Router<ServiceRequestContext>, configuration: WebSocketServerConfiguration, admission: UpgradeAdmission
-    ) -> HTTPServerBuilder {
-        let responder = router.buildResponder()
-        return HTTPServerBuilder { httpResponder in
-            GatedWebSocketChannel(
-                inner: HTTP1WebSocketUpgradeChannel(
-                    responder: httpResponder, webSocketResponder: responder, configuration: .init(http1: .init(), ws: configuration)
-                ),
-                admission: admission
-            )
-        }
+    /// HTTP/1 with the live-socket upgrades registered with `admission`.
+    public static func liveSockets(admission: UpgradeAdmission) -> HTTPServerBuilder {
+        HTTPServerBuilder { responder in LiveSocketServerChannel(responder: responder, admission: admission) }
     }
 }

@@ -1,7 +1,6 @@
 import EventBus
 import Foundation
 import Hummingbird
-import HummingbirdWebSocket
 import Logging
 import Observability
 import Outbox
@@ -19,8 +18,6 @@ public struct ServiceDefinition: Sendable {
     /// The schema it owns by default; nil for a service without tables (no database at all).
     public let defaultSchema: String?
     public let defaultPort: Int
-    /// Set for services that accept websocket upgrades.
-    public let webSockets: WebSocketServerConfiguration?
     /// The service's own migrations; the outbox's run first.
     public let migrations: @Sendable () throws -> [Migration]
     /// Adds the service's routes and returns its long-running work (consumers).
@@ -30,14 +27,12 @@ public struct ServiceDefinition: Sendable {
         name: String,
         defaultSchema: String?,
         defaultPort: Int,
-        webSockets: WebSocketServerConfiguration? = nil,
         migrations: @escaping @Sendable () throws -> [Migration] = { [] },
         build: @escaping @Sendable (ServiceDependencies, Router<ServiceRequestContext>) async throws -> [any Service]
     ) {
         self.name = name
         self.defaultSchema = defaultSchema
         self.defaultPort = defaultPort
-        self.webSockets = webSockets
         self.migrations = migrations
         self.build = build
     }
@@ -90,7 +85,6 @@ public struct ServiceDefinition: Sendable {
             configuration: dependencies.http,
             router: router,
             services: dependencies.immediateServices + [afterMigrations],
-            webSockets: webSockets,
             admission: dependencies.socketAdmission,
             logger: logger
         )

@@ -1,50 +1,121 @@
 import EventContracts
-import LiveSockets
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOWebSocket
+import ServiceHTTP
 import Testing
 
+@testable import LiveSockets
 @testable import SocketHandlerService
 
-@Suite("a slow reader is cut off with bounded memory")
+/// A live socket's handler on a testing channel: what it writes is read back as frames.
+private struct TestSocket {
+    let channel: NIOAsyncTestingChannel
+    let connection: LiveConnection
+
+    static func open(_ userId: String, session: String, registry: ConnectionRegistry, bufferLimit: Int = 8) async throws -> TestSocket {
+        let channel = NIOAsyncTestingChannel()
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).get()
+        let settings = LiveSocketSettings(outboundBuffer: bufferLimit, maxMessageBytes: 1024, framesPerSecond: 50, burst: 50)
+        let identity = Identity(userId: userId, sessionId: session, credential: .bearer)
+        try await channel.eventLoop.flatSubmit {
+            LiveSocketHandler.install(
+                on: channel, identity: identity, connections: registry, settings: settings, logger: Logger(label: "test"), opened: { _, _ in },
+                received: { _, _ in })
+        }.get()
+        let connection = try #require(registry.connections(of: userId).first { $0.sessionId == session })
+        return TestSocket(channel: channel, connection: connection)
+    }
+
+    private init(channel: NIOAsyncTestingChannel, connection: LiveConnection) {
+        self.channel = channel
+        self.connection = connection
+    }
+
+    /// Every frame written so far (the loop runs what was handed to it first).
+    func written() async throws -> [WebSocketFrame] {
+        await channel.testingEventLoop.run()
+        var frames: [WebSocketFrame] = []
+        while let frame = try await channel.readOutbound(as: WebSocketFrame.self) { frames.append(frame) }
+        return frames
+    }
+
+    func texts() async throws -> [String] {
+        try await written().filter { $0.opcode == .text }.map { String(buffer: $0.data) }
+    }
+}
+
+@Suite("a live socket's queue: bounded for a slow reader, written by its handler in order")
 struct ChatConnectionTests {
-    @Test("frames beyond the outbound buffer mark the connection overflowed and end its queue")
-    func boundedOutboundBuffer() async {
-        let connection = LiveConnection(userId: "u", sessionId: "s", bufferLimit: 3)
-        #expect(connection.send("1") && connection.send("2") && connection.send("3"))
-        #expect(!connection.send("4"))
-        #expect(connection.isOverflowed)
-        var drained: [String] = []
-        for await item in connection.outbound {
-            if case .text(let text) = item { drained.append(text) }
-        }
-        // The queue ended (the writer then closes the socket); nothing past the limit was kept.
-        #expect(drained == ["1", "2", "3"])
+    @Test("frames beyond the outbound buffer cut a reader that stopped reading off, dropping what it held")
+    func boundedOutboundBuffer() async throws {
+        let registry = ConnectionRegistry()
+        let socket = try await TestSocket.open("u", session: "s", registry: registry, bufferLimit: 3)
+        socket.channel.isWritable = false
+        #expect(socket.connection.send("1") && socket.connection.send("2") && socket.connection.send("3"))
+        #expect(try await socket.written().isEmpty)  // the socket takes no writes: they wait
+        #expect(!socket.connection.send("4"))
+        #expect(socket.connection.isOverflowed)
+        // Cut off: only a close frame (1013, try again later) went out, and the socket closed.
+        let frames = try await socket.written()
+        #expect(frames.map(\.opcode) == [.connectionClose])
+        var data = try #require(frames.first?.data)
+        #expect(data.readWebSocketErrorCode() == .unknown(1013))
+        #expect(!socket.channel.isActive)
+        #expect(registry.connections(of: "u").isEmpty)
+        #expect(!socket.connection.send("5"))
+    }
+
+    @Test("frames held while the socket takes no writes go out in order once it does")
+    func resumesInOrder() async throws {
+        let registry = ConnectionRegistry()
+        let socket = try await TestSocket.open("u", session: "s", registry: registry)
+        socket.channel.isWritable = false
+        for text in ["a", "b", "c"] { #expect(socket.connection.send(text)) }
+        #expect(try await socket.texts().isEmpty)
+        socket.channel.isWritable = true
+        socket.channel.pipeline.fireChannelWritabilityChanged()
+        #expect(try await socket.texts() == ["a", "b", "c"])
+        #expect(socket.connection.send("d"))
+        #expect(try await socket.texts() == ["d"])
+        // A close goes after what was queued before it; nothing queued after it goes out.
+        socket.connection.send("e")
+        socket.connection.close(reason: "signed out")
+        #expect(!socket.connection.send("f"))
+        let frames = try await socket.written()
+        #expect(frames.map(\.opcode) == [.text, .connectionClose])
+        var close = try #require(frames.last?.data)
+        #expect(close.readWebSocketErrorCode() == .normalClosure)
+        #expect(close.readString(length: close.readableBytes) == "signed out")
+    }
+
+    @Test("a client that closes its side without a close frame is gone: the socket closes and leaves the registry")
+    func halfClosedIsGone() async throws {
+        let registry = ConnectionRegistry()
+        let socket = try await TestSocket.open("u", session: "s", registry: registry)
+        socket.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        await socket.channel.testingEventLoop.run()
+        #expect(!socket.channel.isActive)
+        #expect(registry.connections(of: "u").isEmpty)
+        #expect(!socket.connection.send("late"))
     }
 
     @Test("an ack goes to the connection that sent, once; other devices get the message")
-    func ackRouting() async {
+    func ackRouting() async throws {
         let registry = ConnectionRegistry()
-        let sender = LiveConnection(userId: "alice", sessionId: "s1", bufferLimit: 8)
-        let otherDevice = LiveConnection(userId: "alice", sessionId: "s2", bufferLimit: 8)
-        #expect(registry.add(sender))
-        #expect(!registry.add(otherDevice))
-        sender.awaitAck("c-1")
+        let sender = try await TestSocket.open("alice", session: "s1", registry: registry)
+        let otherDevice = try await TestSocket.open("alice", session: "s2", registry: registry)
+        #expect(registry.connections(of: "alice").count == 2)
+        sender.connection.awaitAck("c-1")
         let delivery = LiveDelivery(recipients: ["alice"], frame: "message", ack: LiveAck(senderId: "alice", clientMsgId: "c-1", frame: "ack"))
         registry.deliver(delivery)
         registry.deliver(delivery)
-        sender.finish()
-        otherDevice.finish()
-        #expect(!registry.remove(sender))
-        #expect(registry.remove(otherDevice))
-        #expect(await texts(sender) == ["ack", "message"])
-        #expect(await texts(otherDevice) == ["message", "message"])
-    }
-
-    /// Everything queued on a finished connection.
-    private func texts(_ connection: LiveConnection) async -> [String] {
-        var result: [String] = []
-        for await item in connection.outbound {
-            if case .text(let text) = item { result.append(text) }
-        }
-        return result
+        #expect(try await sender.texts() == ["ack", "message"])
+        #expect(try await otherDevice.texts() == ["message", "message"])
+        // Closing one socket leaves the user's other here.
+        try await sender.channel.close()
+        await sender.channel.testingEventLoop.run()
+        #expect(registry.connections(of: "alice").map(\.sessionId) == ["s2"])
     }
 }

@@ -113,11 +113,12 @@ extension ServiceHarness {
         )
         var configuration = SocketHandlerService.Configuration(instanceId: "\(namespace)-\(instance)")
         configuration.limits = limits
+        configuration.limits.pingPeriod = pingPeriod
         let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readiness, liveness: dependencies.livenessChecks)
         let work = SocketHandlerService.build(dependencies: dependencies, configuration: configuration, router: router)
         return makeServiceApplication(
             name: dependencies.name, configuration: dependencies.http, router: router, services: dependencies.coreServices + work,
-            webSockets: .liveSockets(pingPeriod: pingPeriod), admission: dependencies.socketAdmission, logger: logger
+            admission: dependencies.socketAdmission, logger: logger
         )
     }
 }

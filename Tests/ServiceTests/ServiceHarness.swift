@@ -62,16 +62,16 @@ struct ServiceHarness: Sendable {
     /// A service wired as its `main` wires it, on this harness's fresh schema (migrated first)
     /// and namespace. `build` adds its routes and returns its work (the definition's by default).
     private func application(
-        _ definition: ServiceDefinition, schema: SchemaName, webSockets: WebSocketServerConfiguration? = nil,
+        _ definition: ServiceDefinition, schema: SchemaName, liveSockets: Bool = false,
         build: ((ServiceDependencies, Router<ServiceRequestContext>) async throws -> [any Service])? = nil
     ) async throws -> some ApplicationProtocol {
         try await definition.migrate(TestStack.database(schema: schema), logger: logger)
-        let dependencies = try await dependencies(name: definition.name, schema: schema, allowTestClientOrigin: webSockets != nil)
+        let dependencies = try await dependencies(name: definition.name, schema: schema, allowTestClientOrigin: liveSockets)
         let router = makeServiceRouter(configuration: dependencies.http, readiness: dependencies.readiness, liveness: dependencies.livenessChecks)
         let work = try await (build ?? definition.build)(dependencies, router)
         return makeServiceApplication(
             name: definition.name, configuration: dependencies.http, router: router, services: dependencies.coreServices + work,
-            webSockets: webSockets, admission: dependencies.socketAdmission, logger: logger
+            admission: dependencies.socketAdmission, logger: logger
         )
     }
 
@@ -94,7 +94,7 @@ struct ServiceHarness: Sendable {
     func notificationsApplication() async throws -> some ApplicationProtocol {
         var configuration = NotificationsService.Configuration(instanceId: "\(namespace)-n1")
         configuration.revocationSweep = .seconds(1)
-        return try await application(NotificationsService.definition, schema: notificationsSchema, webSockets: .liveSockets()) { dependencies, router in
+        return try await application(NotificationsService.definition, schema: notificationsSchema, liveSockets: true) { dependencies, router in
             NotificationsService.build(dependencies: dependencies, configuration: configuration, router: router)
         }
     }

@@ -1,7 +1,6 @@
 import EventContracts
 import Foundation
 import Hummingbird
-import HummingbirdWebSocket
 import LiveSockets
 import Logging
 import ServiceHTTP
@@ -17,29 +16,26 @@ struct NotificationSocket: Sendable {
     let admission: UpgradeAdmission
     let quota: SocketQuota
     let outboundBuffer: Int
+
+    let pingPeriod: Duration
     let logger: Logger
 
     func add(to router: Router<ServiceRequestContext>) {
         router.addLiveSocket(
-            "/ws/notifications", verifier: verifier, originPolicy: originPolicy, ready: ready, admission: admission, quota: quota.check
-        ) { socket in
-            try await serve(socket)
-        }
+            "/ws/notifications", verifier: verifier, originPolicy: originPolicy, ready: ready, admission: admission, quota: quota.check,
+            connections: connections,
+            settings: LiveSocketSettings(outboundBuffer: outboundBuffer, maxMessageBytes: 4096, framesPerSecond: 5, burst: 10, pingPeriod: pingPeriod),
+            logger: logger,
+            opened: { connection, _ in await quota.opened(connection) },
+            received: { _, connection in
+                connection.send(LiveFrame.error("unknown_type", "This stream only sends; fetch with GET /api/notifications."))
+            }
+        )
     }
 
-    private func serve(_ socket: LiveSocket) async throws {
-        let identity = socket.identity
-        let connection = LiveConnection(userId: identity.userId, sessionId: identity.sessionId, bufferLimit: outboundBuffer, channel: socket.channel)
-        connections.add(connection)
-        await quota.opened(connection)
-        let ended = await connection.serve(
-            inbound: socket.inbound, outbound: socket.outbound, maxMessageBytes: 4096, framesPerSecond: 5, burst: 10, logger: logger
-        ) { _ in
-            connection.send(LiveFrame.error("unknown_type", "This stream only sends; fetch with GET /api/notifications."))
-        }
-        connections.remove(connection)
+    /// The clean-up of a socket that closed (`LiveSocketKeeper` runs it).
+    func closed(_ connection: LiveConnection, last: Bool) async {
         await quota.closed(connection)
-        if let ended { throw ended }
     }
 }
 

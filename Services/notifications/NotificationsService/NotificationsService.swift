@@ -18,15 +18,18 @@ public enum NotificationsService {
         /// How often open sockets are checked against ended sessions (a sign-out event this
         /// instance missed; the event itself closes them within a second).
         public var revocationSweep: Duration = .seconds(10)
+        /// A ping every period; a peer that has not answered the previous one is closed.
+        public var pingPeriod: Duration = .seconds(20)
 
         public init(instanceId: String) {
             self.instanceId = instanceId
         }
 
-        /// `INSTANCE_ID`, by default host name and process id.
-        public init(environment: EnvironmentReader) {
+        /// `INSTANCE_ID`, by default host name and process id; `WS_PING_SECONDS`.
+        public init(environment: EnvironmentReader) throws {
             self.init(
                 instanceId: environment.string("INSTANCE_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"))
+            pingPeriod = try LiveSocketSettings.pingPeriod(environment)
         }
     }
 
@@ -34,11 +37,10 @@ public enum NotificationsService {
         name: "notifications",
         defaultSchema: "notifications",
         defaultPort: 8085,
-        webSockets: .liveSockets(pingPeriod: .seconds((try? EnvironmentReader().int("WS_PING_SECONDS", default: 20)) ?? 20)),
         migrations: migrations,
         build: { dependencies, router in
             try router.addOpenAPIDocument(at: "/api/notifications/openapi.yaml", bundle: .module)
-            return build(dependencies: dependencies, configuration: Configuration(environment: EnvironmentReader()), router: router)
+            return build(dependencies: dependencies, configuration: try Configuration(environment: EnvironmentReader()), router: router)
         }
     )
 
@@ -57,15 +59,17 @@ public enum NotificationsService {
         let quota = SocketQuota(
             redis: dependencies.redis, namespace: dependencies.namespace, stream: "notifications", connections: connections, logger: dependencies.logger
         )
-        NotificationSocket(
+        let socket = NotificationSocket(
             verifier: dependencies.tokenVerifier, originPolicy: dependencies.http.originPolicy, connections: connections, ready: readiness,
-            admission: dependencies.socketAdmission, quota: quota, outboundBuffer: configuration.outboundBuffer, logger: dependencies.logger
-        ).add(to: router)
+            admission: dependencies.socketAdmission, quota: quota, outboundBuffer: configuration.outboundBuffer, pingPeriod: configuration.pingPeriod,
+            logger: dependencies.logger
+        )
+        socket.add(to: router)
         return [
             quota,
             LiveSocketKeeper(
                 connections: connections, revocations: dependencies.tokenVerifier.revocations, revocationSweep: configuration.revocationSweep,
-                logger: dependencies.logger
+                logger: dependencies.logger, closed: socket.closed
             ),
             dependencies.consumer(NotificationEventsHandler(dependencies: dependencies, store: store, publisher: publisher)),
             dependencies.consumer(

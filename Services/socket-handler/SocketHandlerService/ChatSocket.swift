@@ -2,7 +2,6 @@ import EventBus
 import EventContracts
 import Foundation
 import Hummingbird
-import HummingbirdWebSocket
 import LiveSockets
 import Logging
 import NIOWebSocket
@@ -27,6 +26,13 @@ public struct ChatSocketLimits: Sendable {
     /// How often open sockets are checked against ended sessions, for a sign-out whose event this
     /// instance missed (it normally closes them within a second of the event).
     public var revocationSweep: Duration = .seconds(10)
+    /// A ping every period; a peer that has not answered the previous one is closed.
+    public var pingPeriod: Duration = .seconds(20)
+
+    var settings: LiveSocketSettings {
+        LiveSocketSettings(
+            outboundBuffer: outboundBuffer, maxMessageBytes: maxMessageBytes, framesPerSecond: framesPerSecond, burst: burst, pingPeriod: pingPeriod)
+    }
 
     public init() {}
 }
@@ -53,33 +59,25 @@ struct ChatSocket: Sendable {
 
     func add(to router: Router<ServiceRequestContext>) {
         router.addLiveSocket(
-            "/ws/chat", verifier: verifier, originPolicy: originPolicy, ready: ready, admission: admission, quota: quota.check
-        ) { socket in
-            try await serve(socket)
-        }
+            "/ws/chat", verifier: verifier, originPolicy: originPolicy, ready: ready, admission: admission, quota: quota.check,
+            connections: connections, settings: limits.settings, logger: logger,
+            opened: { connection, first in
+                if first { await presence.connected(connection.userId) }
+                await quota.opened(connection)
+            },
+            received: { text, connection in
+                handle(text, from: connection)
+            }
+        )
     }
 
-    private func serve(_ socket: LiveSocket) async throws {
-        let identity = socket.identity
-        let connection = LiveConnection(userId: identity.userId, sessionId: identity.sessionId, bufferLimit: limits.outboundBuffer, channel: socket.channel)
-        if connections.add(connection) {
-            await presence.connected(identity.userId)
-        }
-        await quota.opened(connection)
-        let ended = await connection.serve(
-            inbound: socket.inbound, outbound: socket.outbound, maxMessageBytes: limits.maxMessageBytes, framesPerSecond: limits.framesPerSecond,
-            burst: limits.burst, logger: logger
-        ) { text in
-            handle(text, from: connection, identity: identity)
-        }
-        if connections.remove(connection) {
-            await presence.disconnected(identity.userId)
-        }
+    /// The clean-up of a socket that closed (`LiveSocketKeeper` runs it).
+    func closed(_ connection: LiveConnection, last: Bool) async {
+        if last { await presence.disconnected(connection.userId) }
         await quota.closed(connection)
-        if let ended { throw ended }
     }
 
-    private func handle(_ text: String, from connection: LiveConnection, identity: Identity) {
+    private func handle(_ text: String, from connection: LiveConnection) {
         let frame: ClientFrame
         do {
             frame = try ClientFrame.decode(text)
@@ -89,22 +87,22 @@ struct ChatSocket: Sendable {
         }
         switch frame {
         case .send(let send):
-            self.send(send, from: connection, identity: identity)
+            self.send(send, from: connection)
         case .delivered(let marker):
-            mark(marker, delivered: true, from: connection, identity: identity)
+            mark(marker, delivered: true, from: connection)
         case .read(let marker):
-            mark(marker, delivered: false, from: connection, identity: identity)
+            mark(marker, delivered: false, from: connection)
         case .typing(let signal):
             guard Self.isConversationId(signal.conversationId) else {
                 connection.send(LiveFrame.error("invalid_frame", "typing needs a conversationId."))
                 return
             }
-            typing.submit(TypingRelay.Signal(userId: identity.userId, conversationId: signal.conversationId, typing: signal.typing, connection: connection))
+            typing.submit(TypingRelay.Signal(userId: connection.userId, conversationId: signal.conversationId, typing: signal.typing, connection: connection))
         }
     }
 
     /// Queues `message.sent`; the ack comes back only once messages has stored it.
-    private func send(_ send: ClientFrame.Send, from connection: LiveConnection, identity: Identity) {
+    private func send(_ send: ClientFrame.Send, from connection: LiveConnection) {
         var problems = MessageLimits.problems(clientMsgId: send.clientMsgId, body: send.body)
         if !Self.isConversationId(send.conversationId) { problems["conversationId"] = "A conversation id." }
         guard problems.isEmpty else {
@@ -114,7 +112,7 @@ struct ChatSocket: Sendable {
         }
         connection.awaitAck(send.clientMsgId)
         let sent = MessageSent(
-            senderId: identity.userId, clientMsgId: send.clientMsgId, conversationId: send.conversationId, body: send.body, instanceId: instanceId)
+            senderId: connection.userId, clientMsgId: send.clientMsgId, conversationId: send.conversationId, body: send.body, instanceId: instanceId)
         guard sends.submit(sent) else {
             _ = connection.takeAck(send.clientMsgId)
             connection.send(LiveFrame.error("send_failed", "The server is busy; send it again.", clientMsgId: send.clientMsgId))
@@ -124,13 +122,13 @@ struct ChatSocket: Sendable {
 
     /// `delivered` / `read` up-to markers, recorded by messages (which checks membership and keeps
     /// them moving forward only).
-    private func mark(_ marker: ClientFrame.Marker, delivered: Bool, from connection: LiveConnection, identity: Identity) {
+    private func mark(_ marker: ClientFrame.Marker, delivered: Bool, from connection: LiveConnection) {
         guard Self.isConversationId(marker.conversationId) else {
             connection.send(LiveFrame.error("invalid_frame", "\(delivered ? "delivered" : "read") needs a conversationId."))
             return
         }
         let marked = ReceiptMarked(
-            conversationId: marker.conversationId, userId: identity.userId,
+            conversationId: marker.conversationId, userId: connection.userId,
             deliveredSeq: delivered ? marker.seq : nil, readSeq: delivered ? nil : marker.seq
         )
         if !receipts.submit(marked) {

@@ -28,12 +28,14 @@ public enum SocketHandlerService {
 
         /// `INSTANCE_ID` (host name and process id by default), `PRESENCE_TTL_SECONDS`,
         /// `PRESENCE_HEARTBEAT_SECONDS`, `PRESENCE_GRACE_SECONDS`.
+        /// `WS_PING_SECONDS`.
         public init(environment: EnvironmentReader) throws {
             self.init(
                 instanceId: environment.string("INSTANCE_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"))
             presenceTTL = .seconds(try environment.int("PRESENCE_TTL_SECONDS", default: 30))
             heartbeat = .seconds(try environment.int("PRESENCE_HEARTBEAT_SECONDS", default: 10))
             presenceGrace = .seconds(try environment.int("PRESENCE_GRACE_SECONDS", default: 5))
+            limits.pingPeriod = try LiveSocketSettings.pingPeriod(environment)
         }
     }
 
@@ -41,7 +43,6 @@ public enum SocketHandlerService {
         name: "socket-handler",
         defaultSchema: nil,
         defaultPort: 8084,
-        webSockets: .liveSockets(pingPeriod: .seconds((try? EnvironmentReader().int("WS_PING_SECONDS", default: 20)) ?? 20)),
         build: { dependencies, router in
             try router.addOpenAPIDocument(at: "/ws/chat/openapi.yaml", bundle: .module)
             return build(dependencies: dependencies, configuration: try Configuration(environment: EnvironmentReader()), router: router)
@@ -83,17 +84,18 @@ public enum SocketHandlerService {
             redis: dependencies.redis, namespace: namespace, stream: "chat", limit: configuration.limits.socketsPerUser, connections: connections,
             logger: logger
         )
-        ChatSocket(
+        let socket = ChatSocket(
             verifier: dependencies.tokenVerifier, originPolicy: dependencies.http.originPolicy, connections: connections,
             presence: announcer, sends: sends, receipts: receipts, typing: typing,
             instanceId: configuration.instanceId, limits: configuration.limits, ready: readiness, admission: dependencies.socketAdmission,
             quota: quota, logger: logger
-        ).add(to: router)
+        )
+        socket.add(to: router)
         return [
             quota,
             LiveSocketKeeper(
                 connections: connections, deadline: configuration.limits.writeDeadline, revocations: dependencies.tokenVerifier.revocations,
-                revocationSweep: configuration.limits.revocationSweep, logger: logger
+                revocationSweep: configuration.limits.revocationSweep, logger: logger, closed: socket.closed
             ),
             dependencies.consumer(
                 InstanceHandler(namespace: namespace, instanceId: configuration.instanceId, connections: connections),

@@ -1,0 +1,235 @@
+import Logging
+import NIOCore
+import NIOWebSocket
+import ServiceConfig
+import ServiceHTTP
+
+/// The whole life of one live socket, in its channel's pipeline: frames in (rate-limited, each text
+/// message handed on), the connection's queue out, pings, and the close handshake. Nothing waits:
+/// an idle socket is its channel and this state, with no task of its own.
+final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: a channel handler lives on its channel's event loop; its state is only touched
+    // there (the timers run on that loop too).
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let connection: LiveConnection
+    private let connections: ConnectionRegistry
+    private let settings: LiveSocketSettings
+    private let received: @Sendable (String, LiveConnection) -> Void
+    private let logger: Logger
+    private var bucket: TokenBucket
+    /// Whether the connection joined the registry (the channel was open when this was added), and
+    /// whether it was its user's first here.
+    private var registered = false
+    private(set) var first = false
+    /// `opened` is still running; a close meanwhile waits for it.
+    private var opening = true
+    private var closedWhileOpening = false
+    private var pinger: RepeatedTask?
+    private var awaitingPong = false
+    /// A close frame went out: the socket reads no more messages and ends at the client's close
+    /// frame or after `closeTimeout`.
+    private var closing = false
+
+    private init(
+        connection: LiveConnection, connections: ConnectionRegistry, settings: LiveSocketSettings, logger: Logger,
+        received: @escaping @Sendable (String, LiveConnection) -> Void
+    ) {
+        self.connection = connection
+        self.connections = connections
+        self.settings = settings
+        self.received = received
+        self.logger = logger
+        self.bucket = TokenBucket(rate: settings.framesPerSecond, burst: settings.burst)
+    }
+
+    /// Puts an upgraded socket's handlers on `channel` (on its loop, the websocket codec already
+    /// there) and runs `opened` before the first frame is read.
+    static func install(
+        on channel: any Channel, identity: Identity, connections: ConnectionRegistry, settings: LiveSocketSettings, logger: Logger,
+        opened: @escaping @Sendable (LiveConnection, _ first: Bool) async -> Void, received: @escaping @Sendable (String, LiveConnection) -> Void
+    ) -> EventLoopFuture<Void> {
+        let connection = LiveConnection(userId: identity.userId, sessionId: identity.sessionId, bufferLimit: settings.outboundBuffer, channel: channel)
+        let handler = LiveSocketHandler(connection: connection, connections: connections, settings: settings, logger: logger, received: received)
+        do {
+            // Fragments are joined up to the message limit; a longer message is an error (1009).
+            try channel.pipeline.syncOperations.addHandlers(
+                NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 256, maxAccumulatedFrameSize: settings.maxMessageBytes),
+                handler
+            )
+        } catch {
+            return channel.eventLoop.makeFailedFuture(error)
+        }
+        guard handler.registered else { return channel.eventLoop.makeSucceededVoidFuture() }
+        let first = handler.first
+        return channel.eventLoop.makeFutureWithTask { await opened(connection, first) }.map { handler.openedDone() }
+    }
+
+    /// `opened` finished: a close that came meanwhile is cleaned up now, after it (the quota entry
+    /// it wrote is removed, not left behind).
+    private func openedDone() {
+        opening = false
+        if closedWhileOpening { connections.closed(connection) }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        registered = true
+        first = connections.add(connection)
+        let contextBox = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let selfBox = NIOLoopBound(self, eventLoop: context.eventLoop)
+        pinger = context.eventLoop.scheduleRepeatedTask(initialDelay: settings.pingPeriod.timeAmount, delay: settings.pingPeriod.timeAmount) { _ in
+            selfBox.value.ping(context: contextBox.value)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        pinger?.cancel()
+        pinger = nil
+        connection.ended()
+        if registered {
+            registered = false
+            if opening { closedWhileOpening = true } else { connections.closed(connection) }
+        }
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text, .binary:
+            guard !closing else { return }
+            guard frame.length <= settings.maxMessageBytes else {
+                fail(context: context, code: .messageTooLarge)
+                return
+            }
+            guard bucket.take() else {
+                connection.send(LiveFrame.error("rate_limited", "Too many frames; slow down.", retryAfterMs: bucket.millisecondsToNext))
+                return
+            }
+            guard frame.opcode == .text else {
+                connection.send(LiveFrame.error("unsupported_frame", "Send JSON text frames."))
+                return
+            }
+            received(String(buffer: frame.unmaskedData), connection)
+        case .ping:
+            guard !closing else { return }
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
+        case .pong:
+            awaitingPong = false
+        case .connectionClose:
+            if closing {
+                context.close(promise: nil)
+            } else {
+                // The client's close: answered with its code, then the socket ends.
+                closing = true
+                var data = frame.unmaskedData
+                let code = data.readWebSocketErrorCode() ?? .normalClosure
+                let channel = context.channel
+                write(close: code, reason: nil, context: context).whenComplete { _ in channel.close(promise: nil) }
+            }
+        default:
+            fail(context: context, code: .protocolError)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error {
+        case NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge, NIOWebSocketFrameAggregator.Error.tooManyFragments:
+            fail(context: context, code: .messageTooLarge)
+        case is NIOWebSocketFrameAggregator.Error:
+            fail(context: context, code: .protocolError)
+        default:
+            // The codec's own errors were answered by its error handler; anything else ends the socket.
+            logger.debug("live socket failed", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { drain(context: context) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case is LiveConnection.Wake:
+            drain(context: context)
+        case ChannelEvent.inputClosed as ChannelEvent:
+            // The client closed its side without a close frame (the server allows half-closed
+            // connections for HTTP): it is gone, so is the socket.
+            context.close(promise: nil)
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// Writes what the connection queued while the socket takes writes; when it stops, the rest
+    /// waits (and the connection counts as blocked) until it takes them again.
+    private func drain(context: ChannelHandlerContext) {
+        while context.channel.isWritable {
+            let items = connection.takeQueued()
+            guard !items.isEmpty else {
+                connection.blocked(false)
+                return
+            }
+            for item in items {
+                switch item {
+                case .text(let text):
+                    let frame = WebSocketFrame(fin: true, opcode: .text, data: context.channel.allocator.buffer(string: text))
+                    context.write(wrapOutboundOut(frame), promise: nil)
+                case .close(let code, let reason):
+                    startClosing(code: code, reason: reason, context: context)
+                    return
+                }
+            }
+            context.flush()
+        }
+        connection.blocked(true)
+    }
+
+    /// A ping each period; one still unanswered when the next is due closes the socket.
+    private func ping(context: ChannelHandlerContext) {
+        guard !closing else { return }
+        if awaitingPong {
+            startClosing(code: .goingAway, reason: "Ping timeout", context: context)
+            return
+        }
+        awaitingPong = true
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer())), promise: nil)
+    }
+
+    /// Sends a close frame and waits `closeTimeout` for the client's before closing the socket.
+    private func startClosing(code: WebSocketErrorCode, reason: String, context: ChannelHandlerContext) {
+        guard !closing else { return }
+        closing = true
+        connection.ended()
+        _ = write(close: code, reason: reason, context: context)
+        let channel = context.channel
+        channel.eventLoop.scheduleTask(in: settings.closeTimeout.timeAmount) { channel.close(promise: nil) }
+    }
+
+    /// A broken message (too large, malformed): a close frame with its code, and the socket ends.
+    private func fail(context: ChannelHandlerContext, code: WebSocketErrorCode) {
+        guard !closing else { return }
+        closing = true
+        connection.ended()
+        let channel = context.channel
+        write(close: code, reason: nil, context: context).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    @discardableResult
+    private func write(close code: WebSocketErrorCode, reason: String?, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        var data = context.channel.allocator.buffer(capacity: 2 + (reason?.utf8.count ?? 0))
+        data.write(webSocketErrorCode: code)
+        if let reason { data.writeString(reason) }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)), promise: promise)
+        return promise.futureResult
+    }
+}
+
+extension Duration {
+    fileprivate var timeAmount: TimeAmount { .milliseconds(Int64(milliseconds)) }
+}
