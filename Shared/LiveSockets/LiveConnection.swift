@@ -82,7 +82,7 @@ public final class LiveConnection: Sendable {
             return true
         case .overflowed:
             overflowed.store(true, ordering: .relaxed)
-            cutOff()
+            cutOff(code: .policyViolation)
             return false
         case .ended:
             return false
@@ -107,14 +107,14 @@ public final class LiveConnection: Sendable {
         }
     }
 
-    /// Cuts the connection off at once: a close frame (1013, try again later) goes out if it can,
-    /// the socket closes, and what was queued is dropped. The client catches up by seq when it
-    /// reconnects.
-    public func cutOff() {
+    /// Cuts the connection off at once: a close frame goes out if it can (1013, try again later:
+    /// the client stopped reading; 1008 when its queue overflowed), the socket closes, and what
+    /// was queued is dropped. The client catches up by seq when it reconnects.
+    public func cutOff(code: WebSocketErrorCode = .unknown(1013)) {
         ended()
         guard let channel else { return }
         var reason = channel.allocator.buffer(capacity: 2)
-        reason.write(webSocketErrorCode: .unknown(1013))
+        reason.write(webSocketErrorCode: code)
         let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: reason)
         channel.writeAndFlush(frame, promise: nil)
         channel.close(promise: nil)

@@ -57,11 +57,11 @@ struct ChatConnectionTests {
         #expect(try await socket.written().isEmpty)  // the socket takes no writes: they wait
         #expect(!socket.connection.send("4"))
         #expect(socket.connection.isOverflowed)
-        // Cut off: only a close frame (1013, try again later) went out, and the socket closed.
+        // Cut off: only a close frame (1008, policy) went out, and the socket closed.
         let frames = try await socket.written()
         #expect(frames.map(\.opcode) == [.connectionClose])
         var data = try #require(frames.first?.data)
-        #expect(data.readWebSocketErrorCode() == .unknown(1013))
+        #expect(data.readWebSocketErrorCode() == .policyViolation)
         #expect(!socket.channel.isActive)
         #expect(registry.connections(of: "u").isEmpty)
         #expect(!socket.connection.send("5"))
