@@ -18,6 +18,8 @@ public final class LiveConnection: Sendable {
 
     /// Sent through the socket's pipeline to have its handler write what is queued.
     struct Wake: Sendable {}
+    /// Sent through the socket's pipeline to have its handler ping the client.
+    struct Ping: Sendable {}
 
     private struct Queue {
         var items: [Outbound] = []
@@ -87,6 +89,11 @@ public final class LiveConnection: Sendable {
         case .ended:
             return false
         }
+    }
+
+    /// Has the socket's handler ping the client (closing it if the last ping went unanswered).
+    func ping() {
+        channel?.pipeline.fireUserInboundEventTriggered(Ping())
     }
 
     /// What is queued, for the handler to write; an empty answer ends the draining.

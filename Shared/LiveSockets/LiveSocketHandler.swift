@@ -6,7 +6,7 @@ import ServiceHTTP
 
 /// The whole life of one live socket, in its channel's pipeline: frames in (rate-limited, each text
 /// message handed on), the connection's queue out, pings, and the close handshake. Nothing waits:
-/// an idle socket is its channel and this state, with no task of its own.
+/// an idle socket is its channel and this state, with no task or timer of its own.
 final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
     // @unchecked: a channel handler lives on its channel's event loop; its state is only touched
     // there (the timers run on that loop too).
@@ -26,7 +26,6 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
     /// `opened` is still running; a close meanwhile waits for it.
     private var opening = true
     private var closedWhileOpening = false
-    private var pinger: RepeatedTask?
     private var awaitingPong = false
     /// A close frame went out: the socket reads no more messages and ends at the client's close
     /// frame or after `closeTimeout`.
@@ -77,16 +76,9 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
         guard context.channel.isActive else { return }
         registered = true
         first = connections.add(connection)
-        let contextBox = NIOLoopBound(context, eventLoop: context.eventLoop)
-        let selfBox = NIOLoopBound(self, eventLoop: context.eventLoop)
-        pinger = context.eventLoop.scheduleRepeatedTask(initialDelay: settings.pingPeriod.timeAmount, delay: settings.pingPeriod.timeAmount) { _ in
-            selfBox.value.ping(context: contextBox.value)
-        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        pinger?.cancel()
-        pinger = nil
         connection.ended()
         if registered {
             registered = false
@@ -156,6 +148,8 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
         switch event {
         case is LiveConnection.Wake:
             drain(context: context)
+        case is LiveConnection.Ping:
+            ping(context: context)
         case ChannelEvent.inputClosed as ChannelEvent:
             // The client closed its side without a close frame (the server allows half-closed
             // connections for HTTP): it is gone, so is the socket.
@@ -189,7 +183,8 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
         connection.blocked(true)
     }
 
-    /// A ping each period; one still unanswered when the next is due closes the socket.
+    /// A ping each period (`LiveSocketKeeper` asks for them, one sweep for every socket, so a
+    /// socket holds no timer); one still unanswered when the next is due closes the socket.
     private func ping(context: ChannelHandlerContext) {
         guard !closing else { return }
         if awaitingPong {

@@ -18,23 +18,14 @@ public struct LiveSocketSettings: Sendable {
     /// gets a `rate_limited` error frame, and the socket stays open).
     public var framesPerSecond: Double
     public var burst: Double
-    /// A ping every `pingPeriod`; a peer that has not answered the previous one when the next is
-    /// due is sent a close (1001, "Ping timeout") and dropped after `closeTimeout`.
-    public var pingPeriod: Duration
     /// How long a close frame the server sent waits for the client's before the socket is closed.
     public var closeTimeout: Duration = .seconds(5)
 
-    public init(outboundBuffer: Int, maxMessageBytes: Int, framesPerSecond: Double, burst: Double, pingPeriod: Duration = .seconds(20)) {
+    public init(outboundBuffer: Int, maxMessageBytes: Int, framesPerSecond: Double, burst: Double) {
         self.outboundBuffer = outboundBuffer
         self.maxMessageBytes = maxMessageBytes
         self.framesPerSecond = framesPerSecond
         self.burst = burst
-        self.pingPeriod = pingPeriod
-    }
-
-    /// `WS_PING_SECONDS`, 20 by default.
-    public static func pingPeriod(_ environment: EnvironmentReader) throws -> Duration {
-        .seconds(try environment.int("WS_PING_SECONDS", default: 20))
     }
 }
 
@@ -96,21 +87,31 @@ public struct LiveSocketKeeper: DrainsBeforeServer {
     let deadline: Duration
     let revocations: (any SessionRevocations)?
     let revocationSweep: Duration
+    let pingPeriod: Duration
     let closed: @Sendable (LiveConnection, _ last: Bool) async -> Void
     let logger: Logger
 
-    /// `closed` is the clean-up of each socket that closed (`last`: its user's last here), in the
-    /// order they closed.
+    /// Every socket is pinged each `pingPeriod`, in one sweep; a peer that has not answered the
+    /// previous ping when the next is due is sent a close (1001, "Ping timeout") and dropped after
+    /// the close timeout. `closed` is the clean-up of each socket that closed (`last`: its user's
+    /// last here), in the order they closed.
     public init(
         connections: ConnectionRegistry, deadline: Duration = .seconds(10), revocations: (any SessionRevocations)?,
-        revocationSweep: Duration = .seconds(10), logger: Logger, closed: @escaping @Sendable (LiveConnection, _ last: Bool) async -> Void = { _, _ in }
+        revocationSweep: Duration = .seconds(10), pingPeriod: Duration = .seconds(20), logger: Logger,
+        closed: @escaping @Sendable (LiveConnection, _ last: Bool) async -> Void = { _, _ in }
     ) {
         self.connections = connections
         self.deadline = deadline
         self.revocations = revocations
         self.revocationSweep = revocationSweep
+        self.pingPeriod = pingPeriod
         self.closed = closed
         self.logger = logger
+    }
+
+    /// `WS_PING_SECONDS`, 20 by default.
+    public static func pingPeriod(_ environment: EnvironmentReader) throws -> Duration {
+        .seconds(try environment.int("WS_PING_SECONDS", default: 20))
     }
 
     public func run() async throws {
@@ -125,8 +126,13 @@ public struct LiveSocketKeeper: DrainsBeforeServer {
 
     private func look() async {
         var nextSweep = ContinuousClock.now + revocationSweep
+        var nextPing = ContinuousClock.now + pingPeriod
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            if ContinuousClock.now >= nextPing {
+                nextPing = .now + pingPeriod
+                for connection in connections.all { connection.ping() }
+            }
             let cut = connections.cutOffStuck(longerThan: deadline)
             if cut > 0 { logger.info("cut off sockets whose clients stopped reading", metadata: ["count": "\(cut)"]) }
             if let revocations, ContinuousClock.now >= nextSweep {

@@ -124,12 +124,17 @@ struct LiveSocketServerChannel: ServerChildChannel, HTTPChannelHandler {
 
     /// The largest frame the decoder reads; each path's own message limit is its handlers'.
     static let maxFrameSize = 64 * 1024
+    /// NIO's default starts at 2 KiB.
+    static let readBuffer = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 64 * 1024)
 
     let responder: HTTPChannelHandler.Responder
     let admission: UpgradeAdmission
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
+            // A connection keeps its read buffer while it waits (an idle live socket for hours):
+            // start it small; it grows as soon as reads fill it.
+            try channel.syncOptions?.setOption(ChannelOptions.recvAllocator, value: Self.readBuffer)
             let admitted = NIOLoopBoundBox<UpgradeAdmission.Install?>(nil, eventLoop: channel.eventLoop)
             let attempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<Upgrade>(

@@ -101,6 +101,23 @@ struct ChatConnectionTests {
         #expect(!socket.connection.send("late"))
     }
 
+    @Test("each sweep pings; an answered ping keeps the socket, an unanswered one closes it with 1001 at the next sweep")
+    func pings() async throws {
+        let registry = ConnectionRegistry()
+        let socket = try await TestSocket.open("u", session: "s", registry: registry)
+        socket.connection.ping()
+        #expect(try await socket.written().map(\.opcode) == [.ping])
+        try await socket.channel.writeInbound(WebSocketFrame(fin: true, opcode: .pong, data: ByteBuffer()))
+        socket.connection.ping()
+        #expect(try await socket.written().map(\.opcode) == [.ping])
+        socket.connection.ping()  // the last one went unanswered
+        let frames = try await socket.written()
+        #expect(frames.map(\.opcode) == [.connectionClose])
+        var close = try #require(frames.first?.data)
+        #expect(close.readWebSocketErrorCode() == .goingAway)
+        #expect(close.readString(length: close.readableBytes) == "Ping timeout")
+    }
+
     @Test("an ack goes to the connection that sent, once; other devices get the message")
     func ackRouting() async throws {
         let registry = ConnectionRegistry()

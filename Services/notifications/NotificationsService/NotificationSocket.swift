@@ -17,14 +17,13 @@ struct NotificationSocket: Sendable {
     let quota: SocketQuota
     let outboundBuffer: Int
 
-    let pingPeriod: Duration
     let logger: Logger
 
     func add(to router: Router<ServiceRequestContext>) {
         router.addLiveSocket(
             "/ws/notifications", verifier: verifier, originPolicy: originPolicy, ready: ready, admission: admission, quota: quota.check,
             connections: connections,
-            settings: LiveSocketSettings(outboundBuffer: outboundBuffer, maxMessageBytes: 4096, framesPerSecond: 5, burst: 10, pingPeriod: pingPeriod),
+            settings: LiveSocketSettings(outboundBuffer: outboundBuffer, maxMessageBytes: 4096, framesPerSecond: 5, burst: 10),
             logger: logger,
             opened: { connection, _ in await quota.opened(connection) },
             received: { _, connection in

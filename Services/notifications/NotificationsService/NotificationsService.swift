@@ -29,7 +29,7 @@ public enum NotificationsService {
         public init(environment: EnvironmentReader) throws {
             self.init(
                 instanceId: environment.string("INSTANCE_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"))
-            pingPeriod = try LiveSocketSettings.pingPeriod(environment)
+            pingPeriod = try LiveSocketKeeper.pingPeriod(environment)
         }
     }
 
@@ -61,15 +61,14 @@ public enum NotificationsService {
         )
         let socket = NotificationSocket(
             verifier: dependencies.tokenVerifier, originPolicy: dependencies.http.originPolicy, connections: connections, ready: readiness,
-            admission: dependencies.socketAdmission, quota: quota, outboundBuffer: configuration.outboundBuffer, pingPeriod: configuration.pingPeriod,
-            logger: dependencies.logger
+            admission: dependencies.socketAdmission, quota: quota, outboundBuffer: configuration.outboundBuffer, logger: dependencies.logger
         )
         socket.add(to: router)
         return [
             quota,
             LiveSocketKeeper(
                 connections: connections, revocations: dependencies.tokenVerifier.revocations, revocationSweep: configuration.revocationSweep,
-                logger: dependencies.logger, closed: socket.closed
+                pingPeriod: configuration.pingPeriod, logger: dependencies.logger, closed: socket.closed
             ),
             dependencies.consumer(NotificationEventsHandler(dependencies: dependencies, store: store, publisher: publisher)),
             dependencies.consumer(

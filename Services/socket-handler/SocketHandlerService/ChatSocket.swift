@@ -31,7 +31,7 @@ public struct ChatSocketLimits: Sendable {
 
     var settings: LiveSocketSettings {
         LiveSocketSettings(
-            outboundBuffer: outboundBuffer, maxMessageBytes: maxMessageBytes, framesPerSecond: framesPerSecond, burst: burst, pingPeriod: pingPeriod)
+            outboundBuffer: outboundBuffer, maxMessageBytes: maxMessageBytes, framesPerSecond: framesPerSecond, burst: burst)
     }
 
     public init() {}

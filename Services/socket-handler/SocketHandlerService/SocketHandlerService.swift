@@ -35,7 +35,7 @@ public enum SocketHandlerService {
             presenceTTL = .seconds(try environment.int("PRESENCE_TTL_SECONDS", default: 30))
             heartbeat = .seconds(try environment.int("PRESENCE_HEARTBEAT_SECONDS", default: 10))
             presenceGrace = .seconds(try environment.int("PRESENCE_GRACE_SECONDS", default: 5))
-            limits.pingPeriod = try LiveSocketSettings.pingPeriod(environment)
+            limits.pingPeriod = try LiveSocketKeeper.pingPeriod(environment)
         }
     }
 
@@ -95,7 +95,7 @@ public enum SocketHandlerService {
             quota,
             LiveSocketKeeper(
                 connections: connections, deadline: configuration.limits.writeDeadline, revocations: dependencies.tokenVerifier.revocations,
-                revocationSweep: configuration.limits.revocationSweep, logger: logger, closed: socket.closed
+                revocationSweep: configuration.limits.revocationSweep, pingPeriod: configuration.limits.pingPeriod, logger: logger, closed: socket.closed
             ),
             dependencies.consumer(
                 InstanceHandler(namespace: namespace, instanceId: configuration.instanceId, connections: connections),
