@@ -43,6 +43,10 @@ let package = Package(
             providers: [.apt(["librabbitmq-dev"])]
         ),
         .systemLibrary(
+            name: "CMalloc",
+            path: "Shared/CMalloc"
+        ),
+        .systemLibrary(
             name: "CHiredis",
             path: "Shared/CHiredis",
             pkgConfig: "hiredis",
@@ -156,6 +160,7 @@ let package = Package(
         .target(
             name: "LiveSockets",
             dependencies: [
+                "CMalloc",
                 "EventContracts",
                 "RedisClient",
                 "ServiceConfig",
@@ -163,6 +168,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -177,7 +177,7 @@ public final class LiveConnection: Sendable {
 
 /// The connections this instance holds, by user.
 public final class ConnectionRegistry: Sendable {
-    private let connections = Mutex<(byUser: [String: [UUID: LiveConnection]], count: Int)>(([:], 0))
+    private let connections = Mutex<(byUser: [String: [UUID: LiveConnection]], count: Int, changes: Int)>(([:], 0, 0))
     private let open: Gauge
     /// Sockets that closed, and whether each was its user's last here: the clean-up that waits on
     /// other servers (presence, quota) runs from `LiveSocketKeeper`, not on the socket's loop.
@@ -210,7 +210,10 @@ public final class ConnectionRegistry: Sendable {
     public func add(_ connection: LiveConnection) -> Bool {
         let (first, count) = connections.withLock { state in
             let first = state.byUser[connection.userId]?.isEmpty ?? true
-            if state.byUser[connection.userId, default: [:]].updateValue(connection, forKey: connection.id) == nil { state.count += 1 }
+            if state.byUser[connection.userId, default: [:]].updateValue(connection, forKey: connection.id) == nil {
+                state.count += 1
+                state.changes += 1
+            }
             return (first, state.count)
         }
         open.record(count)
@@ -221,7 +224,10 @@ public final class ConnectionRegistry: Sendable {
     @discardableResult
     public func remove(_ connection: LiveConnection) -> Bool {
         let (last, count) = connections.withLock { state in
-            if state.byUser[connection.userId]?.removeValue(forKey: connection.id) != nil { state.count -= 1 }
+            if state.byUser[connection.userId]?.removeValue(forKey: connection.id) != nil {
+                state.count -= 1
+                state.changes += 1
+            }
             if state.byUser[connection.userId]?.isEmpty == true {
                 state.byUser[connection.userId] = nil
                 return (true, state.count)
@@ -231,6 +237,9 @@ public final class ConnectionRegistry: Sendable {
         open.record(count)
         return last
     }
+
+    /// How many times a socket joined or left, ever: churn, for `LiveSocketKeeper`'s memory trim.
+    var changes: Int { connections.withLock { $0.changes } }
 
     public func connections(of userId: String) -> [LiveConnection] {
         connections.withLock { Array(($0.byUser[userId] ?? [:]).values) }

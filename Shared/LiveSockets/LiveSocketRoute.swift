@@ -127,8 +127,10 @@ public struct LiveSocketKeeper: DrainsBeforeServer {
     private func look() async {
         var nextSweep = ContinuousClock.now + revocationSweep
         var nextPing = ContinuousClock.now + pingPeriod
+        var churn = MemoryTrim.Churn()
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            if churn.settled(at: connections.changes) { await MemoryTrim.run() }
             if ContinuousClock.now >= nextPing {
                 nextPing = .now + pingPeriod
                 for connection in connections.all { connection.ping() }

@@ -118,6 +118,15 @@ struct ChatConnectionTests {
         #expect(close.readString(length: close.readableBytes) == "Ping timeout")
     }
 
+    @Test("memory is trimmed once after a burst of sockets settles: not during it, not after a few")
+    func trimAfterBursts() {
+        var churn = MemoryTrim.Churn()
+        // Read once a second: opening, still opening, a quiet second after 1,400 changes (trim),
+        // quiet again (no second trim), a few more, quiet but only 100 since the trim.
+        let trims = [600, 1_400, 1_400, 1_400, 1_500, 1_500].map { churn.settled(at: $0) }
+        #expect(trims == [false, false, true, false, false, false])
+    }
+
     @Test("an ack goes to the connection that sent, once; other devices get the message")
     func ackRouting() async throws {
         let registry = ConnectionRegistry()
