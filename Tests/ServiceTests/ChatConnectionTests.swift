@@ -41,9 +41,21 @@ private struct TestSocket {
         return frames
     }
 
+    /// Closed, out of the registry, and taking no more frames.
+    func isGone(from registry: ConnectionRegistry) -> Bool {
+        !channel.isActive && registry.connections(of: connection.userId).isEmpty && !connection.send("late")
+    }
+
     func texts() async throws -> [String] {
         try await written().filter { $0.opcode == .text }.map { String(buffer: $0.data) }
     }
+}
+
+/// A close frame's code and reason.
+private func closing(_ frame: WebSocketFrame?) -> (code: WebSocketErrorCode?, reason: String) {
+    var data = frame?.data ?? ByteBuffer()
+    let code = data.readWebSocketErrorCode()
+    return (code, data.readString(length: data.readableBytes) ?? "")
 }
 
 @Suite("a live socket's queue: bounded for a slow reader, written by its handler in order")
@@ -60,11 +72,8 @@ struct ChatConnectionTests {
         // Cut off: only a close frame (1008, policy) went out, and the socket closed.
         let frames = try await socket.written()
         #expect(frames.map(\.opcode) == [.connectionClose])
-        var data = try #require(frames.first?.data)
-        #expect(data.readWebSocketErrorCode() == .policyViolation)
-        #expect(!socket.channel.isActive)
-        #expect(registry.connections(of: "u").isEmpty)
-        #expect(!socket.connection.send("5"))
+        #expect(closing(frames.first).code == .policyViolation)
+        #expect(socket.isGone(from: registry))
     }
 
     @Test("frames held while the socket takes no writes go out in order once it does")
@@ -85,9 +94,7 @@ struct ChatConnectionTests {
         #expect(!socket.connection.send("f"))
         let frames = try await socket.written()
         #expect(frames.map(\.opcode) == [.text, .connectionClose])
-        var close = try #require(frames.last?.data)
-        #expect(close.readWebSocketErrorCode() == .normalClosure)
-        #expect(close.readString(length: close.readableBytes) == "signed out")
+        #expect(closing(frames.last) == (.normalClosure, "signed out"))
     }
 
     @Test("a client that closes its side without a close frame is gone: the socket closes and leaves the registry")
@@ -96,9 +103,7 @@ struct ChatConnectionTests {
         let socket = try await TestSocket.open("u", session: "s", registry: registry)
         socket.channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         await socket.channel.testingEventLoop.run()
-        #expect(!socket.channel.isActive)
-        #expect(registry.connections(of: "u").isEmpty)
-        #expect(!socket.connection.send("late"))
+        #expect(socket.isGone(from: registry))
     }
 
     @Test("each sweep pings; an answered ping keeps the socket, an unanswered one closes it with 1001 at the next sweep")
@@ -113,9 +118,7 @@ struct ChatConnectionTests {
         socket.connection.ping()  // the last one went unanswered
         let frames = try await socket.written()
         #expect(frames.map(\.opcode) == [.connectionClose])
-        var close = try #require(frames.first?.data)
-        #expect(close.readWebSocketErrorCode() == .goingAway)
-        #expect(close.readString(length: close.readableBytes) == "Ping timeout")
+        #expect(closing(frames.first) == (.goingAway, "Ping timeout"))
     }
 
     @Test("memory is trimmed once after a burst of sockets settles: not during it, not after a few")
