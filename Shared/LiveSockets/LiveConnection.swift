@@ -114,16 +114,18 @@ public final class LiveConnection: Sendable {
         }
     }
 
-    /// Cuts the connection off at once: a close frame goes out if it can (1013, try again later:
-    /// the client stopped reading; 1008 when its queue overflowed), the socket closes, and what
-    /// was queued is dropped. The client catches up by seq when it reconnects.
-    public func cutOff(code: WebSocketErrorCode = .unknown(1013)) {
+    /// Cuts the connection off at once: a close frame with `code` goes out if it can (1013, try
+    /// again later: the client stopped reading; 1008 when its queue overflowed; none when one was
+    /// sent already), the socket closes, and what was queued is dropped. The client catches up by
+    /// seq when it reconnects.
+    public func cutOff(code: WebSocketErrorCode? = .unknown(1013)) {
         ended()
         guard let channel else { return }
-        var reason = channel.allocator.buffer(capacity: 2)
-        reason.write(webSocketErrorCode: code)
-        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: reason)
-        channel.writeAndFlush(frame, promise: nil)
+        if let code {
+            var reason = channel.allocator.buffer(capacity: 2)
+            reason.write(webSocketErrorCode: code)
+            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: reason), promise: nil)
+        }
         channel.close(promise: nil)
     }
 
@@ -278,10 +280,16 @@ public final class ConnectionRegistry: Sendable {
         return cut
     }
 
-    /// Closes every socket here: the server is going away (1001), so clients reconnect elsewhere.
+    /// Closes every socket here and takes no more: the server is going away (1001), so clients
+    /// reconnect elsewhere.
     public func closeAllGoingAway() {
+        closing.store(true, ordering: .relaxed)
         for connection in all { connection.close(reason: "server shutting down", code: .goingAway) }
     }
+
+    /// The server is going away: upgrades are refused (503), so clients reconnect elsewhere.
+    public var isClosing: Bool { closing.load(ordering: .relaxed) }
+    private let closing = Atomic<Bool>(false)
 
     /// Closes every socket of a user (the account was deleted).
     public func closeAll(of userId: String, reason: String) {

@@ -58,6 +58,8 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
                 handler
             )
         } catch {
+            // Upgraded but with nothing to serve it: the socket ends.
+            channel.close(promise: nil)
             return channel.eventLoop.makeFailedFuture(error)
         }
         guard handler.registered else { return channel.eventLoop.makeSucceededVoidFuture() }
@@ -114,10 +116,12 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
             if closing {
                 context.close(promise: nil)
             } else {
-                // The client's close: answered with its code, then the socket ends.
+                // The client's close: answered with its code (when one may be sent back), then
+                // the socket ends; nothing queued after it goes out.
                 closing = true
+                connection.ended()
                 var data = frame.unmaskedData
-                let code = data.readWebSocketErrorCode() ?? .normalClosure
+                let code = data.readWebSocketErrorCode().flatMap(Self.echoable) ?? .normalClosure
                 let channel = context.channel
                 write(close: code, reason: nil, context: context).whenComplete { _ in channel.close(promise: nil) }
             }
@@ -140,7 +144,11 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { drain(context: context) }
+        if context.channel.isWritable {
+            // The client read: progress, whatever is still queued.
+            connection.blocked(false)
+            drain(context: context)
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -154,6 +162,9 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
             // The client closed its side without a close frame (the server allows half-closed
             // connections for HTTP): it is gone, so is the socket.
             context.close(promise: nil)
+        case is ChannelShouldQuiesceEvent:
+            // The server is stopping (a socket the keeper's sweep did not see yet).
+            startClosing(code: .goingAway, reason: "server shutting down", context: context)
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -212,6 +223,13 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
         connection.ended()
         let channel = context.channel
         write(close: code, reason: nil, context: context).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// A client's close code that may be sent back (1005, 1006 and 1015 only describe a close,
+    /// and codes outside the ranges in use are invalid).
+    private static func echoable(_ code: WebSocketErrorCode) -> WebSocketErrorCode? {
+        let value = UInt16(webSocketErrorCode: code)
+        return (1000...1003).contains(value) || (1007...1014).contains(value) || (3000...4999).contains(value) ? code : nil
     }
 
     @discardableResult

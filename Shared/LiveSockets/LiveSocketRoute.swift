@@ -50,7 +50,7 @@ extension Router where Context == ServiceRequestContext {
         received: @escaping @Sendable (String, LiveConnection) -> Void
     ) {
         let check: @Sendable (HTTPFields) async throws -> Identity = { headers in
-            guard ready.isReady else { throw APIError.unavailable }
+            guard ready.isReady, !connections.isClosing else { throw APIError.unavailable }
             guard originPolicy.allows(headers) else { throw APIError.originNotAllowed }
             let identity = try await AuthenticationMiddleware<ServiceRequestContext>.authenticate(headers, verifier: verifier)
             try await quota?(identity)
@@ -116,11 +116,25 @@ public struct LiveSocketKeeper: DrainsBeforeServer {
 
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await closing in connections.closings { await closed(closing.connection, closing.last) }
-            }
+            group.addTask { await cleanUpClosed() }
             await look()
             connections.endClosings()
+        }
+    }
+
+    /// Runs the clean-up of closed sockets, a few at a time (a storm of closes must not queue
+    /// behind one slow Redis answer after another).
+    private func cleanUpClosed() async {
+        await withTaskGroup(of: Void.self) { cleanUps in
+            var running = 0
+            for await closing in connections.closings {
+                if running == 32 {
+                    await cleanUps.next()
+                    running -= 1
+                }
+                cleanUps.addTask { await closed(closing.connection, closing.last) }
+                running += 1
+            }
         }
     }
 
@@ -142,9 +156,17 @@ public struct LiveSocketKeeper: DrainsBeforeServer {
                 await closeEndedSessions(revocations)
             }
         }
-        // Going away, and wait (a little) for the close frames to leave before the server stops.
+        // Going away: no more upgrades, close frames to every socket, and wait (a little) for
+        // the clients' answers; a socket that has not answered by then is closed, so every
+        // socket's clean-up runs before this returns.
         connections.closeAllGoingAway()
-        let deadline = ContinuousClock.now + .seconds(3)
+        await waitForNoSockets(upTo: .seconds(3))
+        for connection in connections.all { connection.cutOff(code: nil) }
+        await waitForNoSockets(upTo: .seconds(1))
+    }
+
+    private func waitForNoSockets(upTo limit: Duration) async {
+        let deadline = ContinuousClock.now + limit
         while !connections.all.isEmpty, ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(20))
         }

@@ -157,7 +157,9 @@ struct LiveSocketServerChannel: ServerChildChannel, HTTPChannelHandler {
                         try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(logger: logger))
                         let http = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                             wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
-                        return attempted.value ? .failed(http) : .notUpgraded(http)
+                        // Admitted but not upgraded: the request was no valid websocket
+                        // handshake (its head is consumed), so it is answered with 400.
+                        return attempted.value || admitted.value != nil ? .failed(http) : .notUpgraded(http)
                     }
                 }
             )

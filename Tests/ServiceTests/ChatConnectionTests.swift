@@ -106,6 +106,21 @@ struct ChatConnectionTests {
         #expect(socket.isGone(from: registry))
     }
 
+    @Test("a client's close is answered with its code (1000 for one that may not be sent back) and ends the socket")
+    func clientClose() async throws {
+        for (sent, answered) in [(WebSocketErrorCode.goingAway, WebSocketErrorCode.goingAway), (.unknown(1006), .normalClosure)] {
+            let registry = ConnectionRegistry()
+            let socket = try await TestSocket.open("u", session: "s", registry: registry)
+            var data = ByteBuffer()
+            data.write(webSocketErrorCode: sent)
+            try await socket.channel.writeInbound(WebSocketFrame(fin: true, opcode: .connectionClose, data: data))
+            let frames = try await socket.written()
+            #expect(frames.map(\.opcode) == [.connectionClose])
+            #expect(closing(frames.first).code == answered)
+            #expect(socket.isGone(from: registry))
+        }
+    }
+
     @Test("each sweep pings; an answered ping keeps the socket, an unanswered one closes it with 1001 at the next sweep")
     func pings() async throws {
         let registry = ConnectionRegistry()

@@ -73,7 +73,9 @@ struct ChatSocket: Sendable {
 
     /// The clean-up of a socket that closed (`LiveSocketKeeper` runs it).
     func closed(_ connection: LiveConnection, last: Bool) async {
-        if last { await presence.disconnected(connection.userId) }
+        // Checked again: the user may have reconnected here since (a quick reconnect's
+        // `connected` can run before this clean-up), and is then still online.
+        if last && connections.connections(of: connection.userId).isEmpty { await presence.disconnected(connection.userId) }
         await quota.closed(connection)
     }
 
