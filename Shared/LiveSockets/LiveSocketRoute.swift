@@ -33,34 +33,39 @@ extension Router where Context == ServiceRequestContext {
     /// A live socket at `path`: refused until the instance is ready (503), from an Origin not on
     /// the list (403), without a valid access token of a live session (401), or past the user's
     /// socket quota (429): every refusal an HTTP answer in the error shape (`admission` asks before
-    /// the upgrade). An accepted socket joins `connections`; `opened` runs before its first frame
-    /// is read, and each text message goes to `received` on the socket's event loop (queue the
-    /// work, never wait there). Its clean-up on close is `LiveSocketKeeper`'s.
+    /// the upgrade). An accepted socket joins `connections` and `quota`; `opened` runs before its
+    /// first frame is read, and each text message goes to `received` on the socket's event loop
+    /// (queue the work, never wait there). Its clean-up on close is `LiveSocketKeeper`'s.
     public func addLiveSocket(
         _ path: String,
         verifier: AccessTokenVerifier,
         originPolicy: OriginPolicy,
         ready: InstanceReadiness,
         admission: UpgradeAdmission,
-        quota: (@Sendable (Identity) async throws -> Void)? = nil,
+        quota: SocketQuota? = nil,
         connections: ConnectionRegistry,
         settings: LiveSocketSettings,
         logger: Logger,
-        opened: @escaping @Sendable (LiveConnection, _ first: Bool) async -> Void,
+        opened: @escaping @Sendable (LiveConnection, _ first: Bool) async -> Void = { _, _ in },
         received: @escaping @Sendable (String, LiveConnection) -> Void
     ) {
         let check: @Sendable (HTTPFields) async throws -> Identity = { headers in
             guard ready.isReady, !connections.isClosing else { throw APIError.unavailable }
             guard originPolicy.allows(headers) else { throw APIError.originNotAllowed }
             let identity = try await AuthenticationMiddleware<ServiceRequestContext>.authenticate(headers, verifier: verifier)
-            try await quota?(identity)
+            try await quota?.check(identity)
             return identity
         }
         admission.register(path) { headers in
             let identity = try await check(headers)
             return { channel in
                 LiveSocketHandler.install(
-                    on: channel, identity: identity, connections: connections, settings: settings, logger: logger, opened: opened, received: received)
+                    on: channel, identity: identity, connections: connections, settings: settings, logger: logger,
+                    opened: { connection, first in
+                        await opened(connection, first)
+                        await quota?.opened(connection)
+                    },
+                    received: received)
             }
         }
         get(RouterPath(path)) { request, _ -> Response in
@@ -88,16 +93,17 @@ public struct LiveSocketKeeper: DrainsBeforeServer {
     let revocations: (any SessionRevocations)?
     let revocationSweep: Duration
     let pingPeriod: Duration
+    let quota: SocketQuota?
     let closed: @Sendable (LiveConnection, _ last: Bool) async -> Void
     let logger: Logger
 
     /// Every socket is pinged each `pingPeriod`, in one sweep; a peer that has not answered the
     /// previous ping when the next is due is sent a close (1001, "Ping timeout") and dropped after
-    /// the close timeout. `closed` is the clean-up of each socket that closed (`last`: its user's
-    /// last here), in the order they closed.
+    /// the close timeout. `closed` is the service's clean-up of each socket that closed (`last`:
+    /// its user's last here); then the socket leaves `quota`.
     public init(
         connections: ConnectionRegistry, deadline: Duration = .seconds(10), revocations: (any SessionRevocations)?,
-        revocationSweep: Duration = .seconds(10), pingPeriod: Duration = .seconds(20), logger: Logger,
+        revocationSweep: Duration = .seconds(10), pingPeriod: Duration = .seconds(20), quota: SocketQuota?, logger: Logger,
         closed: @escaping @Sendable (LiveConnection, _ last: Bool) async -> Void = { _, _ in }
     ) {
         self.connections = connections
@@ -105,6 +111,7 @@ public struct LiveSocketKeeper: DrainsBeforeServer {
         self.revocations = revocations
         self.revocationSweep = revocationSweep
         self.pingPeriod = pingPeriod
+        self.quota = quota
         self.closed = closed
         self.logger = logger
     }
@@ -132,7 +139,10 @@ public struct LiveSocketKeeper: DrainsBeforeServer {
                     await cleanUps.next()
                     running -= 1
                 }
-                cleanUps.addTask { await closed(closing.connection, closing.last) }
+                cleanUps.addTask {
+                    await closed(closing.connection, closing.last)
+                    await quota?.closed(closing.connection)
+                }
                 running += 1
             }
         }

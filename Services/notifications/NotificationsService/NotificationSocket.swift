@@ -21,20 +21,14 @@ struct NotificationSocket: Sendable {
 
     func add(to router: Router<ServiceRequestContext>) {
         router.addLiveSocket(
-            "/ws/notifications", verifier: verifier, originPolicy: originPolicy, ready: ready, admission: admission, quota: quota.check,
+            "/ws/notifications", verifier: verifier, originPolicy: originPolicy, ready: ready, admission: admission, quota: quota,
             connections: connections,
             settings: LiveSocketSettings(outboundBuffer: outboundBuffer, maxMessageBytes: 4096, framesPerSecond: 5, burst: 10),
             logger: logger,
-            opened: { connection, _ in await quota.opened(connection) },
             received: { _, connection in
                 connection.send(LiveFrame.error("unknown_type", "This stream only sends; fetch with GET /api/notifications."))
             }
         )
-    }
-
-    /// The clean-up of a socket that closed (`LiveSocketKeeper` runs it).
-    func closed(_ connection: LiveConnection, last: Bool) async {
-        await quota.closed(connection)
     }
 }
 

@@ -59,16 +59,15 @@ public enum NotificationsService {
         let quota = SocketQuota(
             redis: dependencies.redis, namespace: dependencies.namespace, stream: "notifications", connections: connections, logger: dependencies.logger
         )
-        let socket = NotificationSocket(
+        NotificationSocket(
             verifier: dependencies.tokenVerifier, originPolicy: dependencies.http.originPolicy, connections: connections, ready: readiness,
             admission: dependencies.socketAdmission, quota: quota, outboundBuffer: configuration.outboundBuffer, logger: dependencies.logger
-        )
-        socket.add(to: router)
+        ).add(to: router)
         return [
             quota,
             LiveSocketKeeper(
                 connections: connections, revocations: dependencies.tokenVerifier.revocations, revocationSweep: configuration.revocationSweep,
-                pingPeriod: configuration.pingPeriod, logger: dependencies.logger, closed: socket.closed
+                pingPeriod: configuration.pingPeriod, quota: quota, logger: dependencies.logger
             ),
             dependencies.consumer(NotificationEventsHandler(dependencies: dependencies, store: store, publisher: publisher)),
             dependencies.consumer(

@@ -59,11 +59,10 @@ struct ChatSocket: Sendable {
 
     func add(to router: Router<ServiceRequestContext>) {
         router.addLiveSocket(
-            "/ws/chat", verifier: verifier, originPolicy: originPolicy, ready: ready, admission: admission, quota: quota.check,
+            "/ws/chat", verifier: verifier, originPolicy: originPolicy, ready: ready, admission: admission, quota: quota,
             connections: connections, settings: limits.settings, logger: logger,
             opened: { connection, first in
                 if first { await presence.connected(connection.userId) }
-                await quota.opened(connection)
             },
             received: { text, connection in
                 handle(text, from: connection)
@@ -76,7 +75,6 @@ struct ChatSocket: Sendable {
         // Checked again: the user may have reconnected here since (a quick reconnect's
         // `connected` can run before this clean-up), and is then still online.
         if last && connections.connections(of: connection.userId).isEmpty { await presence.disconnected(connection.userId) }
-        await quota.closed(connection)
     }
 
     private func handle(_ text: String, from connection: LiveConnection) {

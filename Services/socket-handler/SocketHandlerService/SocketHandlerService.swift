@@ -95,7 +95,8 @@ public enum SocketHandlerService {
             quota,
             LiveSocketKeeper(
                 connections: connections, deadline: configuration.limits.writeDeadline, revocations: dependencies.tokenVerifier.revocations,
-                revocationSweep: configuration.limits.revocationSweep, pingPeriod: configuration.limits.pingPeriod, logger: logger, closed: socket.closed
+                revocationSweep: configuration.limits.revocationSweep, pingPeriod: configuration.limits.pingPeriod, quota: quota, logger: logger,
+                closed: socket.closed
             ),
             dependencies.consumer(
                 InstanceHandler(namespace: namespace, instanceId: configuration.instanceId, connections: connections),
