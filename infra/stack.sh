@@ -96,6 +96,28 @@ alive_pid() {  # prints the pid of component $1 if its recorded process is alive
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# The sockets a live process holds on local TCP port $1, as /proc/net/tcp rows. Sockets no process
+# owns (inode 0: a killed server's closing connections, TIME_WAIT) do not stop the next bind.
+port_holders() {
+    local hex
+    hex="$(printf '%04X' "$1")"
+    awk -v port=":$hex" 'FNR > 1 && substr($2, length($2) - 4) == port && $10 != "0"' \
+        /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# A server that cannot bind its port exits at once: wait a little for a holder to let go, then say
+# who holds it instead of starting a server that cannot listen.
+wait_port_free() {  # wait_port_free NAME PORT SECONDS
+    local deadline=$((SECONDS + $3)) holders
+    while holders="$(port_holders "$2")" && [[ -n $holders ]]; do
+        ((SECONDS < deadline)) || die "$1 cannot start: 127.0.0.1:$2 is held by another process's socket (/proc/net/tcp: $(echo "$holders" | head -n1 | tr -s ' '))"
+        sleep 0.2
+    done
+}
+
+# The last lines of a log, for an error message that should explain itself.
+log_tail() { [[ -s $1 ]] && { printf '[stack] last lines of %s:\n' "$1" >&2; tail -n "${2:-15}" "$1" | sed 's/^/    /' >&2; }; true; }
+
 wait_for() {  # wait_for NAME SECONDS COMMAND...
     local name=$1 seconds=$2; shift 2
     local deadline=$((SECONDS + seconds))
@@ -177,6 +199,7 @@ SQL
 }
 
 start_postgres() {
+    wait_port_free postgres "$SWIFTCHAT_PG_PORT" 10
     postgres_init
     local data=$STACK_DIR/postgres
     touch "$LOG_DIR/postgres.log"
@@ -184,7 +207,7 @@ start_postgres() {
     # Sockets off: everything talks TCP on loopback, so nothing is written outside the data folder.
     as_pg_user "$(pg_bin)/pg_ctl" -D "$data" -l "$LOG_DIR/postgres.log" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -p $SWIFTCHAT_PG_PORT -c unix_socket_directories='' -c max_connections=300 -c shared_buffers=256MB" \
-        start >/dev/null || die "postgres did not start: $LOG_DIR/postgres.log"
+        start >/dev/null || { log_tail "$LOG_DIR/postgres.log"; die "postgres did not start: $LOG_DIR/postgres.log"; }
     head -n1 "$data/postmaster.pid" >"$(pidfile postgres)"
     wait_for postgres 30 postgres_ready
     postgres_provision
@@ -204,6 +227,7 @@ stop_postgres() {
 redis_ready() { [[ "$(redis-cli -h 127.0.0.1 -p "$SWIFTCHAT_REDIS_PORT" ping 2>/dev/null)" == PONG ]]; }
 
 start_redis() {
+    wait_port_free redis "$SWIFTCHAT_REDIS_PORT" 10
     mkdir -p "$STACK_DIR/redis"
     nohup redis-server --bind 127.0.0.1 --port "$SWIFTCHAT_REDIS_PORT" --dir "$STACK_DIR/redis" \
         --save "" --appendonly no --daemonize no --maxclients 4000 \
@@ -255,6 +279,8 @@ CONF
     : >"$base/rabbitmq-env.conf"
     local attempt deadline
     for attempt in 1 2 3; do
+        wait_port_free rabbitmq "$SWIFTCHAT_AMQP_PORT" 10
+        wait_port_free "rabbitmq (distribution)" "$SWIFTCHAT_AMQP_DIST_PORT" 10
         launch_rabbitmq
         deadline=$((SECONDS + 90))
         until rabbitmq_ready || ! alive_pid rabbitmq >/dev/null; do
@@ -267,6 +293,7 @@ CONF
         log "rabbitmq exited while starting (attempt $attempt of 3); retrying"
         sleep 3
     done
+    log_tail "$LOG_DIR/rabbitmq.log" 25
     die "rabbitmq could not start (logs: $LOG_DIR/rabbitmq.log)"
 }
 

@@ -15,7 +15,7 @@ public struct AMQPConfiguration: Sendable {
 
     public init(
         host: String = "127.0.0.1",
-        port: Int = 55672,
+        port: Int = 26672,
         username: String = "swiftchat",
         password: String = "swiftchat",
         virtualHost: String = "/",
@@ -38,7 +38,7 @@ public struct AMQPConfiguration: Sendable {
     public init(environment: EnvironmentReader) throws {
         self.init(
             host: environment.string("AMQP_HOST", default: "127.0.0.1"),
-            port: try environment.int("AMQP_PORT", default: 55672),
+            port: try environment.int("AMQP_PORT", default: 26672),
             username: environment.string("AMQP_USER", default: "swiftchat"),
             password: try environment.secret("AMQP_PASSWORD") ?? "swiftchat",
             virtualHost: environment.string("AMQP_VHOST", default: "/"),

@@ -63,6 +63,7 @@ public final class LiveConnection: Sendable {
         enqueue(.close(code, reason))
     }
 
+    @discardableResult
     private func enqueue(_ item: Outbound) -> Bool {
         enum Outcome { case queued(wake: Bool), overflowed, ended }
         let outcome = queue.withLock { queue -> Outcome in

@@ -27,7 +27,7 @@ public struct DatabaseConfiguration: Sendable {
 
     public init(
         host: String = "127.0.0.1",
-        port: Int = 54329,
+        port: Int = 25432,
         database: String = "swiftchat",
         username: String,
         password: String,
@@ -65,7 +65,7 @@ public struct DatabaseConfiguration: Sendable {
         }
         self.init(
             host: environment.string("DATABASE_HOST", default: "127.0.0.1"),
-            port: try environment.int("DATABASE_PORT", default: 54329),
+            port: try environment.int("DATABASE_PORT", default: 25432),
             database: environment.string("DATABASE_NAME", default: "swiftchat"),
             username: environment.string("DATABASE_USER", default: "swiftchat_\(schema)"),
             password: try environment.secret("DATABASE_PASSWORD") ?? "swiftchat_\(schema)",

@@ -14,7 +14,7 @@ public struct RedisConfiguration: Sendable {
 
     public init(
         host: String = "127.0.0.1",
-        port: Int = 56379,
+        port: Int = 26379,
         poolSize: Int = 4,
         connectTimeout: Duration = .seconds(1),
         commandTimeout: Duration = .seconds(2),
@@ -35,7 +35,7 @@ public struct RedisConfiguration: Sendable {
     public init(environment: EnvironmentReader) throws {
         self.init(
             host: environment.string("REDIS_HOST", default: "127.0.0.1"),
-            port: try environment.int("REDIS_PORT", default: 56379),
+            port: try environment.int("REDIS_PORT", default: 26379),
             poolSize: try environment.int("REDIS_POOL_SIZE", default: 4),
             commandTimeout: .milliseconds(try environment.int("REDIS_TIMEOUT_MS", default: 2000)),
             username: environment.string("REDIS_USERNAME"),

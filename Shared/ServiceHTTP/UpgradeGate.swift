@@ -72,10 +72,8 @@ final class UpgradeGate: ChannelInboundHandler, RemovableChannelHandler, @unchec
         }
         deciding = true
         held.append(part)
-        var fields = HTTPFields()
-        for (name, value) in head.headers {
-            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
-        }
+        let fields = HTTPFields(
+            head.headers.compactMap { name, value in HTTPField.Name(name).map { HTTPField(name: $0, value: value) } })
         let admission = admission
         let uri = head.uri
         let loop = context.eventLoop
