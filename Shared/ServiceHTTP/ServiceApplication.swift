@@ -67,11 +67,26 @@ public func makeServiceApplication(
     admission: UpgradeAdmission = UpgradeAdmission(),
     logger: Logger
 ) -> some ApplicationProtocol {
-    Application(
+    let address = BindAddress.hostname(configuration.host, port: configuration.port)
+    if admission.isEmpty {
+        return Application(
+            router: router, server: .http1(), configuration: .init(address: address, serverName: name), services: services, logger: logger)
+    }
+    // Live sockets open at most `admission.openings.limit` at a time; the rest of a burst waits
+    // in the listen backlog (Linux caps it at net.core.somaxconn, 4096 by default).
+    let openings = admission.openings
+    return Application(
         router: router,
-        server: admission.isEmpty ? .http1() : .liveSockets(admission: admission),
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: name),
+        server: .liveSockets(admission: admission),
+        configuration: .init(address: address, serverName: name, backlog: 4096),
         services: services,
+        onServerRunning: { channel in
+            do {
+                try await channel.pipeline.addHandler(OpeningGate(limit: openings), position: .first)
+            } catch {
+                logger.error("the server accepts without its opening limit", metadata: ["error": "\(error)"])
+            }
+        },
         logger: logger
     )
 }

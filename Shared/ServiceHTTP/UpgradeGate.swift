@@ -18,8 +18,12 @@ public final class UpgradeAdmission: Sendable {
     /// Runs the path's checks (throwing their error) and returns how to install the socket.
     public typealias Admit = @Sendable (HTTPFields) async throws -> Install
     private let paths = Mutex<[String: Admit]>([:])
+    /// How many connections the server lets open at once.
+    public let openings: OpeningLimit
 
-    public init() {}
+    public init(openings: OpeningLimit = OpeningLimit()) {
+        self.openings = openings
+    }
 
     /// Registers the upgrades to `path`.
     public func register(_ path: String, _ admit: @escaping Admit) {
@@ -166,6 +170,8 @@ struct LiveSocketServerChannel: ServerChildChannel, HTTPChannelHandler {
             configuration.enableErrorHandling = false  // Hummingbird answers errors
             configuration.enableResponseHeaderValidation = false  // HTTPTypes validates
             let upgrade = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
+            let openings = admission.openings
+            upgrade.whenComplete { _ in openings.decided(channel) }
             let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
             try channel.pipeline.syncOperations.addHandler(UpgradeGate(admission: admission, admitted: admitted), position: .after(decoder))
             return Value(upgrade: upgrade, channel: channel)

@@ -169,7 +169,9 @@ struct Bench {
         let before = ProcessStats.residentMiB(of: instance)
         let single = SocketFleet(ports: [options.socketPorts[0]], logger: logger)
         print("opening \(count) idle sockets on one instance…")
+        let opening = ContinuousClock.now
         try await single.run(count: count, token: { users[$0 / perUser].token }, received: { _, _ in }) { _ in
+            print(String(format: "all %d open after %.1f s", count, (ContinuousClock.now - opening).seconds))
             // Let the instance settle (presence registration, buffers) before reading its memory.
             try await Task.sleep(for: .seconds(5))
             let after = ProcessStats.residentMiB(of: instance)
