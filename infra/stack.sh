@@ -96,13 +96,15 @@ alive_pid() {  # prints the pid of component $1 if its recorded process is alive
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# The sockets a live process holds on local TCP port $1, as /proc/net/tcp rows. Sockets no process
-# owns (inode 0: a killed server's closing connections, TIME_WAIT) do not stop the next bind.
+# The sockets a live process holds on local TCP port $1 of 127.0.0.1 or any address, as
+# /proc/net/tcp rows (and /proc/net/tcp6's, where there is one). Sockets no process owns (inode
+# 0: a killed server's closing connections, TIME_WAIT) do not stop the next bind.
 port_holders() {
-    local hex
+    local hex tables=(/proc/net/tcp)
     hex="$(printf '%04X' "$1")"
-    awk -v port=":$hex" 'FNR > 1 && substr($2, length($2) - 4) == port && $10 != "0"' \
-        /proc/net/tcp /proc/net/tcp6 2>/dev/null
+    [[ -r /proc/net/tcp6 ]] && tables+=(/proc/net/tcp6)
+    awk -v port=":$hex" 'FNR > 1 && substr($2, length($2) - 4) == port && $10 != "0" &&
+        (FILENAME ~ /tcp6$/ || $2 ~ /^(0100007F|00000000):/)' "${tables[@]}" 2>/dev/null || true
 }
 
 # A server that cannot bind its port exits at once: wait a little for a holder to let go, then say
@@ -110,7 +112,7 @@ port_holders() {
 wait_port_free() {  # wait_port_free NAME PORT SECONDS
     local deadline=$((SECONDS + $3)) holders
     while holders="$(port_holders "$2")" && [[ -n $holders ]]; do
-        ((SECONDS < deadline)) || die "$1 cannot start: 127.0.0.1:$2 is held by another process's socket (/proc/net/tcp: $(echo "$holders" | head -n1 | tr -s ' '))"
+        ((SECONDS < deadline)) || die "$1 cannot start: port $2 is held by another process's socket (/proc/net/tcp: $(echo "$holders" | head -n1 | tr -s ' '))"
         sleep 0.2
     done
 }
@@ -245,6 +247,10 @@ rabbitmq_env() {
     export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
     export RABBITMQ_NODE_PORT="$SWIFTCHAT_AMQP_PORT"
     export RABBITMQ_DIST_PORT="$SWIFTCHAT_AMQP_DIST_PORT"
+    # rabbitmqctl's own node listens on one of these (Debian's default, 35672-35682, is inside the
+    # ephemeral range: see infra/ports.env).
+    export RABBITMQ_CTL_DIST_PORT_MIN=$((SWIFTCHAT_AMQP_DIST_PORT + 1))
+    export RABBITMQ_CTL_DIST_PORT_MAX=$((SWIFTCHAT_AMQP_DIST_PORT + 9))
     export ERL_EPMD_PORT="$SWIFTCHAT_EPMD_PORT"
     export ERL_EPMD_ADDRESS=127.0.0.1
     export RABBITMQ_MNESIA_BASE="$base/mnesia"

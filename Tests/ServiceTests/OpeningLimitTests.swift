@@ -17,10 +17,11 @@ struct OpeningLimitTests {
             let second = try await RawConnection.open(port: port)
             #expect(await eventually { openings.opening == 2 })
 
-            // A third gets through the kernel's handshake (the backlog) but is not accepted yet.
+            // A third gets through the kernel's handshake and waits in its accept queue, not
+            // accepted by the server.
             let third = try await RawConnection.open(port: port)
             try await third.send(RawConnection.plainRequest(port: port))
-            #expect(await eventually { openings.isHolding })
+            #expect(await eventually { openings.isHolding && RawConnection.acceptQueue(port: port) == 1 })
             #expect(third.received.isEmpty)
 
             // The first upgrades: decided, so the third is accepted and answered.
@@ -34,10 +35,11 @@ struct OpeningLimitTests {
             #expect(await eventually { openings.opening == 2 })
             let fifth = try await RawConnection.open(port: port)
             try await fifth.send(RawConnection.plainRequest(port: port))
-            #expect(await eventually { openings.isHolding })
+            #expect(await eventually { openings.isHolding && RawConnection.acceptQueue(port: port) == 1 })
             #expect(fifth.received.isEmpty)
             await fourth.close()
             #expect(await eventually { fifth.received.hasPrefix("HTTP/1.1 200") })
+            #expect(RawConnection.acceptQueue(port: port) == 0)
             #expect(second.isOpen, "a connection still opening is not closed by the limit")
 
             for connection in [first, second, third, fifth] { await connection.close() }
@@ -50,12 +52,13 @@ struct OpeningLimitTests {
         let openings = OpeningLimit(limit: 2, deadline: .seconds(1))
         try await Self.withServer(openings) { port in
             let silent = [try await RawConnection.open(port: port), try await RawConnection.open(port: port)]
+            #expect(await eventually { openings.opening == 2 })
             let waiting = try await RawConnection.open(port: port)
             try await waiting.send(RawConnection.plainRequest(port: port))
-            #expect(await eventually { openings.isHolding })
+            #expect(await eventually { openings.isHolding && RawConnection.acceptQueue(port: port) == 1 })
             #expect(await eventually(timeout: .seconds(10)) { waiting.received.hasPrefix("HTTP/1.1 200") })
             #expect(silent.allSatisfy { $0.isOpen })
-            #expect(openings.opening == 0)
+            #expect(await eventually { openings.opening == 0 })
             for connection in silent + [waiting] { await connection.close() }
         }
     }

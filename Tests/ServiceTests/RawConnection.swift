@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -24,6 +25,19 @@ struct RawConnection: Sendable {
     static func upgradeRequest(port: Int, path: String, headers: [String] = []) -> String {
         "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + headers.map { "\($0)\r\n" }.joined() + "\r\n"
+    }
+
+    /// How many connections wait in the kernel's accept queue of the IPv4 listener on `port`
+    /// (for a listening socket, /proc/net/tcp's rx_queue is that count); nil without a listener.
+    static func acceptQueue(port: Int) -> Int? {
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return nil }
+        let localPort = ":" + String(format: "%04X", port)
+        for row in table.split(separator: "\n").dropFirst() {
+            let fields = row.split(separator: " ")
+            guard fields.count > 4, fields[1].hasSuffix(localPort), fields[3] == "0A" else { continue }
+            return fields[4].split(separator: ":").last.flatMap { Int($0, radix: 16) }
+        }
+        return nil
     }
 
     func send(_ text: String) async throws {
