@@ -67,20 +67,18 @@ public func makeServiceApplication(
     admission: UpgradeAdmission = UpgradeAdmission(),
     logger: Logger
 ) -> some ApplicationProtocol {
-    let address = BindAddress.hostname(configuration.host, port: configuration.port)
-    if admission.isEmpty {
-        return Application(
-            router: router, server: .http1(), configuration: .init(address: address, serverName: name), services: services, logger: logger)
-    }
     // Live sockets open at most `admission.openings.limit` at a time; the rest of a burst waits
     // in the listen backlog (Linux caps it at net.core.somaxconn, 4096 by default).
+    let liveSockets = !admission.isEmpty
     let openings = admission.openings
     return Application(
         router: router,
-        server: .liveSockets(admission: admission),
-        configuration: .init(address: address, serverName: name, backlog: 4096),
+        server: liveSockets ? .liveSockets(admission: admission) : .http1(),
+        configuration: .init(
+            address: .hostname(configuration.host, port: configuration.port), serverName: name, backlog: liveSockets ? 4096 : 256),
         services: services,
         onServerRunning: { channel in
+            guard liveSockets else { return }
             do {
                 try await channel.pipeline.addHandler(OpeningGate(limit: openings), position: .first)
             } catch {
