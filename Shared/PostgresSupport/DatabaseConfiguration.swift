@@ -97,7 +97,12 @@ public struct DatabaseConfiguration: Sendable {
         )
         configuration.options.maximumConnections = maximumConnections
         // Every statement's unqualified names are the service's own schema's, set once per connection.
-        configuration.options.additionalStartupParameters = [("search_path", schema.rawValue)]
+        // Custom plans for every statement: the batch statements take arrays of 1 to hundreds of
+        // items, and a cached generic plan is made once, when the tables may still be empty (a
+        // new deployment; every bench run). One such plan (a hash join over all messages to find
+        // a batch's retries) cost 8.5 ms a batch after 150,000 messages, against 0.3 ms planned
+        // for the batch at hand.
+        configuration.options.additionalStartupParameters = [("search_path", schema.rawValue), ("plan_cache_mode", "force_custom_plan")]
         configuration.options.keepAliveBehavior = .init(frequency: .seconds(30))
         return PostgresClient(configuration: configuration, eventLoopGroup: eventLoopGroup, backgroundLogger: logger)
     }
