@@ -89,8 +89,36 @@ public struct EventBatchEnvelope<Payload: EventPayload>: Codable, Sendable {
     public var exchange: EventExchange { Payload.exchange }
     public var routingKey: String { type }
 
+    /// The wire form; written by hand when the payloads write their own JSON (`JSONAppendable`).
     public func encoded() throws -> Data {
-        try EventCoding.encoder.encode(self)
+        if let written = writtenByHand() { return Data(written) }
+        return try EventCoding.encoder.encode(self)
+    }
+
+    private func writtenByHand() -> [UInt8]? {
+        guard Payload.self is any JSONAppendable.Type else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(192 + payloads.count * 384)
+        out.append(contentsOf: #"{"count":"#.utf8)
+        JSONText.append(count, to: &out)
+        out.append(contentsOf: #","id":"#.utf8)
+        JSONText.append(id, to: &out)
+        out.append(contentsOf: #","occurredAt":"#.utf8)
+        JSONText.append(occurredAt, to: &out)
+        out.append(contentsOf: #","payloads":["#.utf8)
+        for (index, payload) in payloads.enumerated() {
+            guard let payload = payload as? any JSONAppendable else { return nil }
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            payload.appendJSON(to: &out)
+        }
+        out.append(contentsOf: #"],"producer":"#.utf8)
+        JSONText.append(producer, to: &out)
+        out.append(contentsOf: #","type":"#.utf8)
+        JSONText.append(type, to: &out)
+        out.append(contentsOf: #","version":"#.utf8)
+        JSONText.append(version, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
     }
 }
 

@@ -5,7 +5,7 @@ import Foundation
 // it in the date strategy's closure; written by hand it is a small fraction of that. The text is
 // the JSON `APIJSON.encoder` writes for the same value: keys sorted, `/` not escaped, RFC 3339 times.
 
-extension MessageRecord {
+extension MessageRecord: JSONAppendable {
     /// `{"<key>":[…messages…]}`, as `APIJSON.encoder` would write `[key: messages]`.
     public static func json(_ messages: [MessageRecord], under key: String) -> [UInt8] {
         var out: [UInt8] = []
@@ -38,45 +38,5 @@ extension MessageRecord {
         out.append(contentsOf: #"","seq":"#.utf8)
         out.append(contentsOf: String(seq).utf8)
         out.append(UInt8(ascii: "}"))
-    }
-}
-
-/// JSON string literals written by hand.
-enum JSONText {
-    /// `text` as a quoted JSON string: `"` and `\` escaped, control characters as `\n`, `\t`,
-    /// `\r`, `\b`, `\f` or `\u00XX`; everything else (UTF-8, `/`) as it is.
-    static func append(_ text: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        let utf8 = text.utf8
-        if !utf8.contains(where: needsEscape) {
-            out.append(contentsOf: utf8)
-        } else {
-            for byte in utf8 {
-                guard needsEscape(byte) else {
-                    out.append(byte)
-                    continue
-                }
-                out.append(UInt8(ascii: "\\"))
-                switch byte {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(byte)
-                case 0x0A: out.append(UInt8(ascii: "n"))
-                case 0x09: out.append(UInt8(ascii: "t"))
-                case 0x0D: out.append(UInt8(ascii: "r"))
-                case 0x08: out.append(UInt8(ascii: "b"))
-                case 0x0C: out.append(UInt8(ascii: "f"))
-                default:
-                    out.append(contentsOf: "u00".utf8)
-                    out.append(hex[Int(byte >> 4)])
-                    out.append(hex[Int(byte & 0x0F)])
-                }
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
-
-    private static let hex = Array("0123456789abcdef".utf8)
-
-    private static func needsEscape(_ byte: UInt8) -> Bool {
-        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
     }
 }

@@ -15,8 +15,9 @@ public enum LiveFrame {
     }
 
     public static func encode(_ frame: some Encodable) -> String {
+        if let frame = frame as? any JSONAppendable { return String(decoding: frame.jsonBytes, as: UTF8.self) }
         // Encoding these plain value types cannot fail.
-        (try? String(decoding: EventCoding.encoder.encode(frame), as: UTF8.self)) ?? "{}"
+        return (try? String(decoding: EventCoding.encoder.encode(frame), as: UTF8.self)) ?? "{}"
     }
 
     public static func error(_ code: String, _ message: String, clientMsgId: String? = nil, retryAfterMs: Int? = nil) -> String {

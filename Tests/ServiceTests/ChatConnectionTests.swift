@@ -1,4 +1,5 @@
 import EventContracts
+import Foundation
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -161,5 +162,18 @@ struct ChatConnectionTests {
         try await sender.channel.close()
         await sender.channel.testingEventLoop.run()
         #expect(registry.connections(of: "alice").map(\.sessionId) == ["s2"])
+    }
+
+    @Test("the message and ack frames written by hand are the encoder's JSON, byte for byte")
+    func framesWrittenByHand() throws {
+        let reference = EventCoding.makeEncoder()
+        reference.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let message = MessageRecord(
+            id: "01/x", conversationId: "c-1", seq: 42, senderId: "u\"1", clientMsgId: "m\\1", body: "hi </b> ✨ \"quoted\"",
+            sentAt: Date(timeIntervalSince1970: 1_796_167_985.123))
+        let frame = OutboundFrame.Message(message: message)
+        #expect(LiveFrame.encode(frame) == String(decoding: try reference.encode(frame), as: UTF8.self))
+        let ack = OutboundFrame.Ack(clientMsgId: message.clientMsgId, message: message)
+        #expect(LiveFrame.encode(ack) == String(decoding: try reference.encode(ack), as: UTF8.self))
     }
 }

@@ -74,4 +74,47 @@ struct EventContractsTests {
         let reference = try JSONSerialization.jsonObject(with: try APIJSON.encoder.encode(["messages": records])) as? NSDictionary
         #expect(try JSONSerialization.jsonObject(with: written) as? NSDictionary == reference)
     }
+
+    @Test("the hot path's payloads and batch envelopes written by hand are the encoder's JSON: byte for byte for plain text, the same values for any text")
+    func payloadsWrittenByHand() throws {
+        // The events' encoder, except that `/` is not escaped (the only difference of the hand-written form).
+        let reference = EventCoding.makeEncoder()
+        reference.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        func expectSame<Value: JSONAppendable & Equatable & Decodable>(_ value: Value, plain: Bool, _ note: String = "") throws {
+            let written = value.jsonBytes
+            if plain { #expect(written == Array(try reference.encode(value)), "\(Value.self) \(note)") }
+            #expect(try EventCoding.decoder.decode(Value.self, from: Data(written)) == value, "\(Value.self) \(note)")
+        }
+        func record(_ k: Int, body: String) -> MessageRecord {
+            MessageRecord(
+                id: "01a2\(k)", conversationId: "c/\(k)", seq: Int64(k) * 7_000_000_001, senderId: "u\"\(k)", clientMsgId: "m\\\(k)",
+                body: body, sentAt: Date(timeIntervalSince1970: Double(1_796_167_985_123 + k * 1_001) / 1000))
+        }
+        let plain = ["a few words, \"quoted\", C:\\path, 日本 ✨ </script>", "", "{\"type\":\"message\"}"]
+        let awkward = ["two\nlines\tand\r", "\u{0}\u{1}\u{8}\u{C}\u{1F}\u{7F}", "\u{2028}\u{2029}", "é\u{301}🇳🇱"]
+        for (texts, isPlain) in [(plain, true), (awkward, false)] {
+            for (k, text) in texts.enumerated() {
+                let message = record(k, body: text)
+                try expectSame(MessageSent(senderId: "u\(k)", clientMsgId: text, conversationId: "c/\(k)", body: text, instanceId: "i-\(k)"), plain: isPlain)
+                try expectSame(MessageStored(message: message, memberIds: ["u\(k)", text], senderInstance: "i/\(k)"), plain: isPlain)
+                try expectSame(MessageStored(message: message, memberIds: [], senderInstance: nil), plain: isPlain)
+                let ack = LiveAck(senderId: "u\(k)", clientMsgId: text, frame: #"{"type":"ack","text":"\#(text)"}"#)
+                try expectSame(LiveDelivery(recipients: ["a", text], frame: #"{"body":"\#(text)"}"#, ack: ack), plain: isPlain)
+                try expectSame(LiveDelivery(recipients: [], frame: text, ack: nil), plain: isPlain)
+                let preview = MessagePreview(message)
+                try expectSame(preview, plain: isPlain)
+                try expectSame(
+                    NotificationPayload(conversationId: "c", conversationType: "group", conversationName: text, count: 3, lastMessage: preview), plain: isPlain)
+                try expectSame(NotificationPayload(actorId: text, sessionId: "s\(k)"), plain: isPlain)
+            }
+        }
+        try expectSame(NotificationPayload(), plain: true, "with no members")
+
+        // A batch envelope of payloads that write themselves is written by hand too.
+        let stored = (0..<3).map { MessageStored(message: record($0, body: plain[$0]), memberIds: ["a", "b/\($0)"], senderInstance: $0 == 1 ? nil : "i") }
+        let envelope = EventBatchEnvelope(id: "01ENV/1", occurredAt: Date(timeIntervalSince1970: 1_796_167_985.5), producer: "messages", payloads: stored)
+        #expect(Array(try envelope.encoded()) == Array(try reference.encode(envelope)))
+        let decoded = try EventCoding.decoder.decode(EventBatchEnvelope<MessageStored>.self, from: try envelope.encoded())
+        #expect(decoded.payloads == stored && decoded.count == 3 && decoded.id == envelope.id)
+    }
 }

@@ -108,12 +108,11 @@ struct NotificationsStore: Sendable {
                 if let known = payloadIndex[entry.newest.id] {
                     index = known
                 } else {
-                    payloads.append(
-                        try Self.encode(
-                            NotificationPayload(
-                                conversationId: conversationId, conversationType: names[conversationId]?.type,
-                                conversationName: names[conversationId]?.name, lastMessage: MessagePreview(entry.newest)
-                            )))
+                    let payload = NotificationPayload(
+                        conversationId: conversationId, conversationType: names[conversationId]?.type,
+                        conversationName: names[conversationId]?.name, lastMessage: MessagePreview(entry.newest)
+                    )
+                    payloads.append(Self.encode(payload))
                     index = payloads.count
                     payloadIndex[entry.newest.id] = index
                 }
@@ -160,7 +159,7 @@ struct NotificationsStore: Sendable {
         let rows = try await connection.query(
             """
             INSERT INTO notifications AS n (id, user_id, kind, group_key, conversation_id, actor_id, payload, created_at)
-            VALUES (\(EventID.make()), \(userId), \(kind), \(groupKey), \(conversationId), \(actorId), \(try Self.encode(payload))::jsonb, \(time))
+            VALUES (\(EventID.make()), \(userId), \(kind), \(groupKey), \(conversationId), \(actorId), \(Self.encode(payload))::jsonb, \(time))
             ON CONFLICT (user_id, group_key) DO UPDATE SET
                 kind = EXCLUDED.kind, actor_id = EXCLUDED.actor_id, payload = EXCLUDED.payload, count = 1, read = false,
                 created_at = EXCLUDED.created_at, position = nextval('notification_positions')
@@ -275,8 +274,8 @@ struct NotificationsStore: Sendable {
 
     // MARK: Rows
 
-    private static func encode(_ payload: NotificationPayload) throws -> String {
-        String(decoding: try EventCoding.encoder.encode(payload), as: UTF8.self)
+    private static func encode(_ payload: NotificationPayload) -> String {
+        String(decoding: payload.jsonBytes, as: UTF8.self)
     }
 
     private static func record(id: String, kind: String, payload: String, count: Int, createdAt: Date, read: Bool) throws -> NotificationRecord {

@@ -1,0 +1,22 @@
+import EventContracts
+
+// The frames every chat message becomes, written by hand (see `JSONAppendable`): one per message
+// for its recipients, one per send for its sender.
+
+extension OutboundFrame.Message: JSONAppendable {
+    func appendJSON(to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"message":"#.utf8)
+        message.appendJSON(to: &out)
+        out.append(contentsOf: #","type":"message"}"#.utf8)
+    }
+}
+
+extension OutboundFrame.Ack: JSONAppendable {
+    func appendJSON(to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"clientMsgId":"#.utf8)
+        JSONText.append(clientMsgId, to: &out)
+        out.append(contentsOf: #","message":"#.utf8)
+        message.appendJSON(to: &out)
+        out.append(contentsOf: #","type":"ack"}"#.utf8)
+    }
+}
