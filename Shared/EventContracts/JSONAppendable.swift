@@ -85,7 +85,7 @@ public enum JSONText {
         if !first { out.append(UInt8(ascii: ",")) }
         first = false
         out.append(UInt8(ascii: "\""))
-        out.append(contentsOf: UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
+        key.withUTF8Buffer { out.append(contentsOf: $0) }
         out.append(contentsOf: #"":"#.utf8)
     }
 }

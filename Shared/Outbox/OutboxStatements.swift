@@ -3,8 +3,8 @@ import Foundation
 import PostgresNIO
 import PostgresSupport
 
-/// The statements every batch writes and relays, prepared once per connection: Postgres plans
-/// them in more time than it runs them, and at low rates every batch is a batch of one.
+/// The statements every batch writes and relays, prepared once per connection (parsed once,
+/// planned for each batch: see `DatabaseConfiguration`).
 enum OutboxStatements {
     /// Adds events; bodies are UTF-8 JSON, sent as text and stored as bytes.
     struct Enqueue: PostgresPreparedStatement {

@@ -2,8 +2,9 @@ import Logging
 import PostgresNIO
 
 // Statements that every batch of a consumer runs are prepared once per connection
-// (`PostgresPreparedStatement`): Postgres takes longer to plan such a statement than to run it,
-// and at low rates every batch is a batch of one. Other statements stay plain queries.
+// (`PostgresPreparedStatement`), so each is parsed and described once; at low rates every batch
+// is a batch of one. Each execution is still planned for its own arrays and the tables as they
+// are (`plan_cache_mode` in `DatabaseConfiguration`). Other statements stay plain queries.
 
 extension PostgresBindings {
     /// The values of a prepared statement's `$1`, `$2`, … in that order.

@@ -175,5 +175,10 @@ struct ChatConnectionTests {
         #expect(LiveFrame.encode(frame) == String(decoding: try reference.encode(frame), as: UTF8.self))
         let ack = OutboundFrame.Ack(clientMsgId: message.clientMsgId, message: message)
         #expect(LiveFrame.encode(ack) == String(decoding: try reference.encode(ack), as: UTF8.self))
+        // Every property is written (one added later without its hand-written member fails here).
+        for (frame, value) in [(LiveFrame.encode(frame), frame as Any), (LiveFrame.encode(ack), ack as Any)] {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(frame.utf8)) as? [String: Any])
+            #expect(Set(object.keys) == Set(Mirror(reflecting: value).children.compactMap(\.label)))
+        }
     }
 }

@@ -110,11 +110,31 @@ struct EventContractsTests {
         }
         try expectSame(NotificationPayload(), plain: true, "with no members")
 
+        // Every property is written: one added to a type later without its hand-written member fails here.
+        func expectEveryProperty<Value: JSONAppendable>(_ value: Value) throws {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(value.jsonBytes)) as? [String: Any])
+            #expect(Set(object.keys) == Set(Mirror(reflecting: value).children.compactMap(\.label)), "\(Value.self)")
+        }
+        let message = record(1, body: "hello")
+        let ack = LiveAck(senderId: "u", clientMsgId: "m", frame: "{}")
+        try expectEveryProperty(message)
+        try expectEveryProperty(MessageSent(senderId: "u", clientMsgId: "m", conversationId: "c", body: "b", instanceId: "i"))
+        try expectEveryProperty(MessageStored(message: message, memberIds: ["u"], senderInstance: "i"))
+        try expectEveryProperty(LiveDelivery(recipients: ["u"], frame: "{}", ack: ack))
+        try expectEveryProperty(ack)
+        try expectEveryProperty(MessagePreview(message))
+        try expectEveryProperty(
+            NotificationPayload(
+                conversationId: "c", conversationType: "group", conversationName: "n", count: 1, lastMessage: MessagePreview(message), actorId: "a",
+                sessionId: "s"))
+
         // A batch envelope of payloads that write themselves is written by hand too.
         let stored = (0..<3).map { MessageStored(message: record($0, body: plain[$0]), memberIds: ["a", "b/\($0)"], senderInstance: $0 == 1 ? nil : "i") }
         let envelope = EventBatchEnvelope(id: "01ENV/1", occurredAt: Date(timeIntervalSince1970: 1_796_167_985.5), producer: "messages", payloads: stored)
         #expect(Array(try envelope.encoded()) == Array(try reference.encode(envelope)))
         let decoded = try EventCoding.decoder.decode(EventBatchEnvelope<MessageStored>.self, from: try envelope.encoded())
         #expect(decoded.payloads == stored && decoded.count == 3 && decoded.id == envelope.id)
+        let envelopeObject = try #require(try JSONSerialization.jsonObject(with: try envelope.encoded()) as? [String: Any])
+        #expect(Set(envelopeObject.keys) == Set(Mirror(reflecting: envelope).children.compactMap(\.label)))
     }
 }

@@ -2,8 +2,8 @@ import Foundation
 import PostgresNIO
 import PostgresSupport
 
-/// The statements every batch of stored messages runs, prepared once per connection: Postgres
-/// takes longer to plan them than to run them, and at low rates every batch is a batch of one.
+/// The statements every batch of stored messages runs, prepared once per connection (parsed
+/// once, planned for each batch: see `DatabaseConfiguration`).
 enum NotificationStatements {
     /// A notification with its user: user id, id, kind, payload, count, created at, read.
     typealias RowWithUser = (String, String, String, String, Int, Date, Bool)
