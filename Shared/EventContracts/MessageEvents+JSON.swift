@@ -1,5 +1,6 @@
 // The hot path's payloads, written by hand (see `JSONAppendable`): a send, a stored message, a
-// live delivery. Keys in sorted order; optional members left out when nil, as the encoder does.
+// live delivery, and the receipts a client sends for every message it gets. Keys in sorted order;
+// optional members left out when nil, as the encoder does.
 
 extension MessageSent: JSONAppendable {
     public func appendJSON(to out: inout [UInt8]) {
@@ -55,6 +56,40 @@ extension LiveAck: JSONAppendable {
         JSONText.append(frame, to: &out)
         out.append(contentsOf: #","senderId":"#.utf8)
         JSONText.append(senderId, to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+}
+
+extension ReceiptMarked: JSONAppendable {
+    public func appendJSON(to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"conversationId":"#.utf8)
+        JSONText.append(conversationId, to: &out)
+        if let deliveredSeq {
+            out.append(contentsOf: #","deliveredSeq":"#.utf8)
+            JSONText.append(deliveredSeq, to: &out)
+        }
+        if let readSeq {
+            out.append(contentsOf: #","readSeq":"#.utf8)
+            JSONText.append(readSeq, to: &out)
+        }
+        out.append(contentsOf: #","userId":"#.utf8)
+        JSONText.append(userId, to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+}
+
+extension ReceiptUpdated: JSONAppendable {
+    public func appendJSON(to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"conversationId":"#.utf8)
+        JSONText.append(conversationId, to: &out)
+        out.append(contentsOf: #","deliveredSeq":"#.utf8)
+        JSONText.append(deliveredSeq, to: &out)
+        out.append(contentsOf: #","memberIds":"#.utf8)
+        JSONText.append(memberIds, to: &out)
+        out.append(contentsOf: #","readSeq":"#.utf8)
+        JSONText.append(readSeq, to: &out)
+        out.append(contentsOf: #","userId":"#.utf8)
+        JSONText.append(userId, to: &out)
         out.append(UInt8(ascii: "}"))
     }
 }

@@ -164,7 +164,7 @@ struct ChatConnectionTests {
         #expect(registry.connections(of: "alice").map(\.sessionId) == ["s2"])
     }
 
-    @Test("the message and ack frames written by hand are the encoder's JSON, byte for byte")
+    @Test("the message, ack and receipt frames written by hand are the encoder's JSON, byte for byte")
     func framesWrittenByHand() throws {
         let reference = EventCoding.makeEncoder()
         reference.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -176,7 +176,9 @@ struct ChatConnectionTests {
         let ack = OutboundFrame.Ack(clientMsgId: message.clientMsgId, message: message)
         #expect(LiveFrame.encode(ack) == String(decoding: try reference.encode(ack), as: UTF8.self))
         // Every property is written (one added later without its hand-written member fails here).
-        for (frame, value) in [(LiveFrame.encode(frame), frame as Any), (LiveFrame.encode(ack), ack as Any)] {
+        let receipt = OutboundFrame.Receipt(conversationId: "c/1", userId: "u\"2", deliveredSeq: 7, readSeq: 5)
+        #expect(LiveFrame.encode(receipt) == String(decoding: try reference.encode(receipt), as: UTF8.self))
+        for (frame, value) in [(LiveFrame.encode(frame), frame as Any), (LiveFrame.encode(ack), ack as Any), (LiveFrame.encode(receipt), receipt as Any)] {
             let object = try #require(try JSONSerialization.jsonObject(with: Data(frame.utf8)) as? [String: Any])
             #expect(Set(object.keys) == Set(Mirror(reflecting: value).children.compactMap(\.label)))
         }

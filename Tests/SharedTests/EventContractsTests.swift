@@ -106,6 +106,10 @@ struct EventContractsTests {
                 try expectSame(
                     NotificationPayload(conversationId: "c", conversationType: "group", conversationName: text, count: 3, lastMessage: preview), plain: isPlain)
                 try expectSame(NotificationPayload(actorId: text, sessionId: "s\(k)"), plain: isPlain)
+                try expectSame(ReceiptMarked(conversationId: text, userId: "u/\(k)", deliveredSeq: Int64(k) << 40, readSeq: nil), plain: isPlain)
+                try expectSame(ReceiptMarked(conversationId: "c", userId: text, deliveredSeq: nil, readSeq: Int64(k)), plain: isPlain)
+                try expectSame(
+                    ReceiptUpdated(conversationId: text, userId: "u", deliveredSeq: Int64(k) * 9, readSeq: Int64(k), memberIds: [text, "v"]), plain: isPlain)
             }
         }
         try expectSame(NotificationPayload(), plain: true, "with no members")
@@ -123,6 +127,8 @@ struct EventContractsTests {
         try expectEveryProperty(LiveDelivery(recipients: ["u"], frame: "{}", ack: ack))
         try expectEveryProperty(ack)
         try expectEveryProperty(MessagePreview(message))
+        try expectEveryProperty(ReceiptMarked(conversationId: "c", userId: "u", deliveredSeq: 1, readSeq: 2))
+        try expectEveryProperty(ReceiptUpdated(conversationId: "c", userId: "u", deliveredSeq: 1, readSeq: 2, memberIds: ["u"]))
         try expectEveryProperty(
             NotificationPayload(
                 conversationId: "c", conversationType: "group", conversationName: "n", count: 1, lastMessage: MessagePreview(message), actorId: "a",
