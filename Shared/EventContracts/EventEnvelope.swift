@@ -99,25 +99,22 @@ public struct EventBatchEnvelope<Payload: EventPayload>: Codable, Sendable {
         guard Payload.self is any JSONAppendable.Type else { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(192 + payloads.count * 384)
-        out.append(contentsOf: #"{"count":"#.utf8)
-        JSONText.append(count, to: &out)
-        out.append(contentsOf: #","id":"#.utf8)
-        JSONText.append(id, to: &out)
-        out.append(contentsOf: #","occurredAt":"#.utf8)
-        JSONText.append(occurredAt, to: &out)
-        out.append(contentsOf: #","payloads":["#.utf8)
+        var object = JSONObjectText()
+        object.add("count", count, to: &out)
+        object.add("id", id, to: &out)
+        object.add("occurredAt", occurredAt, to: &out)
+        object.key("payloads", to: &out)
+        out.append(UInt8(ascii: "["))
         for (index, payload) in payloads.enumerated() {
             guard let payload = payload as? any JSONAppendable else { return nil }
             if index > 0 { out.append(UInt8(ascii: ",")) }
             payload.appendJSON(to: &out)
         }
-        out.append(contentsOf: #"],"producer":"#.utf8)
-        JSONText.append(producer, to: &out)
-        out.append(contentsOf: #","type":"#.utf8)
-        JSONText.append(type, to: &out)
-        out.append(contentsOf: #","version":"#.utf8)
-        JSONText.append(version, to: &out)
-        out.append(UInt8(ascii: "}"))
+        out.append(UInt8(ascii: "]"))
+        object.add("producer", producer, to: &out)
+        object.add("type", type, to: &out)
+        object.add("version", version, to: &out)
+        object.end(to: &out)
         return out
     }
 }

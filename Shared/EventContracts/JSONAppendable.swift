@@ -19,7 +19,7 @@ extension JSONAppendable {
     }
 }
 
-/// The pieces of JSON written by hand: strings, arrays of strings, integers, times, object keys.
+/// The pieces of JSON written by hand: strings, arrays of strings, integers, times.
 public enum JSONText {
     /// `text` as a quoted JSON string: `"` and `\` escaped, control characters as `\n`, `\t`,
     /// `\r`, `\b`, `\f` or `\u00XX`; everything else (UTF-8, `/`) as it is.
@@ -79,13 +79,57 @@ public enum JSONText {
         RFC3339.append(date, to: &out)
         out.append(UInt8(ascii: "\""))
     }
+}
 
-    /// An object member's key: `"key":`, after a comma unless it is the object's first member.
-    public static func appendKey(_ key: StaticString, first: inout Bool, to out: inout [UInt8]) {
-        if !first { out.append(UInt8(ascii: ",")) }
-        first = false
+/// One JSON object, written member by member: members in sorted key order (as the encoder writes
+/// them), a nil value left out (as the encoder does), then `end`.
+public struct JSONObjectText {
+    private var opened = false
+
+    public init() {}
+
+    public mutating func add(_ key: StaticString, _ value: String?, to out: inout [UInt8]) {
+        guard let value else { return }
+        self.key(key, to: &out)
+        JSONText.append(value, to: &out)
+    }
+
+    public mutating func add(_ key: StaticString, _ values: [String]?, to out: inout [UInt8]) {
+        guard let values else { return }
+        self.key(key, to: &out)
+        JSONText.append(values, to: &out)
+    }
+
+    public mutating func add(_ key: StaticString, _ number: (some BinaryInteger)?, to out: inout [UInt8]) {
+        guard let number else { return }
+        self.key(key, to: &out)
+        JSONText.append(number, to: &out)
+    }
+
+    public mutating func add(_ key: StaticString, _ date: Date?, to out: inout [UInt8]) {
+        guard let date else { return }
+        self.key(key, to: &out)
+        JSONText.append(date, to: &out)
+    }
+
+    public mutating func add(_ key: StaticString, _ value: (some JSONAppendable)?, to out: inout [UInt8]) {
+        guard let value else { return }
+        self.key(key, to: &out)
+        value.appendJSON(to: &out)
+    }
+
+    /// A member's key, `"key":`; the caller writes its value (one the `add`s do not cover).
+    public mutating func key(_ key: StaticString, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: opened ? "," : "{"))
+        opened = true
         out.append(UInt8(ascii: "\""))
         key.withUTF8Buffer { out.append(contentsOf: $0) }
         out.append(contentsOf: #"":"#.utf8)
+    }
+
+    public mutating func end(to out: inout [UInt8]) {
+        if !opened { out.append(UInt8(ascii: "{")) }
+        opened = true
+        out.append(UInt8(ascii: "}"))
     }
 }

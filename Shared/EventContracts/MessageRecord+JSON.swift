@@ -23,20 +23,14 @@ extension MessageRecord: JSONAppendable {
 
     /// This message as a JSON object, keys in sorted order.
     public func appendJSON(to out: inout [UInt8]) {
-        out.append(contentsOf: #"{"body":"#.utf8)
-        JSONText.append(body, to: &out)
-        out.append(contentsOf: #","clientMsgId":"#.utf8)
-        JSONText.append(clientMsgId, to: &out)
-        out.append(contentsOf: #","conversationId":"#.utf8)
-        JSONText.append(conversationId, to: &out)
-        out.append(contentsOf: #","id":"#.utf8)
-        JSONText.append(id, to: &out)
-        out.append(contentsOf: #","senderId":"#.utf8)
-        JSONText.append(senderId, to: &out)
-        out.append(contentsOf: #","sentAt":""#.utf8)
-        RFC3339.append(sentAt, to: &out)
-        out.append(contentsOf: #"","seq":"#.utf8)
-        out.append(contentsOf: String(seq).utf8)
-        out.append(UInt8(ascii: "}"))
+        var object = JSONObjectText()
+        object.add("body", body, to: &out)
+        object.add("clientMsgId", clientMsgId, to: &out)
+        object.add("conversationId", conversationId, to: &out)
+        object.add("id", id, to: &out)
+        object.add("senderId", senderId, to: &out)
+        object.add("sentAt", sentAt, to: &out)
+        object.add("seq", seq, to: &out)
+        object.end(to: &out)
     }
 }

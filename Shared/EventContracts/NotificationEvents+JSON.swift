@@ -3,52 +3,26 @@
 
 extension NotificationPayload: JSONAppendable {
     public func appendJSON(to out: inout [UInt8]) {
-        var first = true
-        out.append(UInt8(ascii: "{"))
-        if let actorId {
-            JSONText.appendKey("actorId", first: &first, to: &out)
-            JSONText.append(actorId, to: &out)
-        }
-        if let conversationId {
-            JSONText.appendKey("conversationId", first: &first, to: &out)
-            JSONText.append(conversationId, to: &out)
-        }
-        if let conversationName {
-            JSONText.appendKey("conversationName", first: &first, to: &out)
-            JSONText.append(conversationName, to: &out)
-        }
-        if let conversationType {
-            JSONText.appendKey("conversationType", first: &first, to: &out)
-            JSONText.append(conversationType, to: &out)
-        }
-        if let count {
-            JSONText.appendKey("count", first: &first, to: &out)
-            JSONText.append(count, to: &out)
-        }
-        if let lastMessage {
-            JSONText.appendKey("lastMessage", first: &first, to: &out)
-            lastMessage.appendJSON(to: &out)
-        }
-        if let sessionId {
-            JSONText.appendKey("sessionId", first: &first, to: &out)
-            JSONText.append(sessionId, to: &out)
-        }
-        out.append(UInt8(ascii: "}"))
+        var object = JSONObjectText()
+        object.add("actorId", actorId, to: &out)
+        object.add("conversationId", conversationId, to: &out)
+        object.add("conversationName", conversationName, to: &out)
+        object.add("conversationType", conversationType, to: &out)
+        object.add("count", count, to: &out)
+        object.add("lastMessage", lastMessage, to: &out)
+        object.add("sessionId", sessionId, to: &out)
+        object.end(to: &out)
     }
 }
 
 extension MessagePreview: JSONAppendable {
     public func appendJSON(to out: inout [UInt8]) {
-        out.append(contentsOf: #"{"body":"#.utf8)
-        JSONText.append(body, to: &out)
-        out.append(contentsOf: #","id":"#.utf8)
-        JSONText.append(id, to: &out)
-        out.append(contentsOf: #","senderId":"#.utf8)
-        JSONText.append(senderId, to: &out)
-        out.append(contentsOf: #","sentAt":"#.utf8)
-        JSONText.append(sentAt, to: &out)
-        out.append(contentsOf: #","seq":"#.utf8)
-        JSONText.append(seq, to: &out)
-        out.append(UInt8(ascii: "}"))
+        var object = JSONObjectText()
+        object.add("body", body, to: &out)
+        object.add("id", id, to: &out)
+        object.add("senderId", senderId, to: &out)
+        object.add("sentAt", sentAt, to: &out)
+        object.add("seq", seq, to: &out)
+        object.end(to: &out)
     }
 }

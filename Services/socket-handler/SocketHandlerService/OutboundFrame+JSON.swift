@@ -5,32 +5,31 @@ import EventContracts
 
 extension OutboundFrame.Message: JSONAppendable {
     func appendJSON(to out: inout [UInt8]) {
-        out.append(contentsOf: #"{"message":"#.utf8)
-        message.appendJSON(to: &out)
-        out.append(contentsOf: #","type":"message"}"#.utf8)
+        var object = JSONObjectText()
+        object.add("message", message, to: &out)
+        object.add("type", type, to: &out)
+        object.end(to: &out)
     }
 }
 
 extension OutboundFrame.Ack: JSONAppendable {
     func appendJSON(to out: inout [UInt8]) {
-        out.append(contentsOf: #"{"clientMsgId":"#.utf8)
-        JSONText.append(clientMsgId, to: &out)
-        out.append(contentsOf: #","message":"#.utf8)
-        message.appendJSON(to: &out)
-        out.append(contentsOf: #","type":"ack"}"#.utf8)
+        var object = JSONObjectText()
+        object.add("clientMsgId", clientMsgId, to: &out)
+        object.add("message", message, to: &out)
+        object.add("type", type, to: &out)
+        object.end(to: &out)
     }
 }
 
 extension OutboundFrame.Receipt: JSONAppendable {
     func appendJSON(to out: inout [UInt8]) {
-        out.append(contentsOf: #"{"conversationId":"#.utf8)
-        JSONText.append(conversationId, to: &out)
-        out.append(contentsOf: #","deliveredSeq":"#.utf8)
-        JSONText.append(deliveredSeq, to: &out)
-        out.append(contentsOf: #","readSeq":"#.utf8)
-        JSONText.append(readSeq, to: &out)
-        out.append(contentsOf: #","type":"receipt","userId":"#.utf8)
-        JSONText.append(userId, to: &out)
-        out.append(UInt8(ascii: "}"))
+        var object = JSONObjectText()
+        object.add("conversationId", conversationId, to: &out)
+        object.add("deliveredSeq", deliveredSeq, to: &out)
+        object.add("readSeq", readSeq, to: &out)
+        object.add("type", type, to: &out)
+        object.add("userId", userId, to: &out)
+        object.end(to: &out)
     }
 }
