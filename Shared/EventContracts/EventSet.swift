@@ -30,10 +30,19 @@ public struct EventCase<Set: EventSet>: Sendable {
     fileprivate let decode: @Sendable (Data) throws -> [IncomingEvent<Set>]
 
     public init<Payload: EventPayload>(_: Payload.Type, _ wrap: @escaping @Sendable (Payload) -> Set) {
+        self.init(wrap) { body in try EventCoding.decoder.decode(WireEnvelope<Payload>.self, from: body) }
+    }
+
+    /// A payload that reads its own JSON: its envelope is read by hand too.
+    public init<Payload: EventPayload & JSONReadable>(_: Payload.Type, _ wrap: @escaping @Sendable (Payload) -> Set) {
+        self.init(wrap) { body in try WireEnvelope<Payload>(json: body) }
+    }
+
+    private init<Payload: EventPayload>(_ wrap: @escaping @Sendable (Payload) -> Set, read: @escaping @Sendable (Data) throws -> WireEnvelope<Payload>) {
         self.type = Payload.eventType
         self.exchange = Payload.exchange
         self.decode = { body in
-            let wire = try EventCoding.decoder.decode(WireEnvelope<Payload>.self, from: body)
+            let wire = try read(body)
             if let payloads = wire.payloads {
                 guard wire.count == nil || wire.count == payloads.count else {
                     throw EventDecodingError("the envelope says \(wire.count ?? 0) events but carries \(payloads.count)")
@@ -84,4 +93,33 @@ private struct WireEnvelope<Payload: EventPayload>: Decodable {
     let count: Int?
     let payload: Payload?
     let payloads: [Payload]?
+}
+
+extension WireEnvelope where Payload: JSONReadable {
+    /// The envelope read by hand, members as the decoder takes them (`type` and `version` are the
+    /// broker message's business, not read here either).
+    init(json body: Data) throws {
+        (id, occurredAt, producer, count, payload, payloads) = try JSONReader.read(body) { reader in
+            var id, producer: String?
+            var occurredAt: Date?
+            var count: Int?
+            var payload: Payload?
+            var payloads: [Payload]?
+            try reader.readObject { reader, key in
+                switch key {
+                case "count": count = try reader.readOptional { try $0.readInt() }
+                case "id": id = try reader.readString()
+                case "occurredAt": occurredAt = try reader.readDate()
+                case "payload": payload = try reader.readOptional { try Payload(json: &$0) }
+                case "payloads": payloads = try reader.readOptional { try $0.readArray { try Payload(json: &$0) } }
+                case "producer": producer = try reader.readString()
+                default: try reader.skipValue()
+                }
+            }
+            return (
+                try reader.required(id, "id"), try reader.required(occurredAt, "occurredAt"), try reader.required(producer, "producer"), count, payload,
+                payloads
+            )
+        }
+    }
 }

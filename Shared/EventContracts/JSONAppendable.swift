@@ -25,31 +25,34 @@ public enum JSONText {
     /// `\r`, `\b`, `\f` or `\u00XX`; everything else (UTF-8, `/`) as it is.
     public static func append(_ text: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        let utf8 = text.utf8
-        if !utf8.contains(where: needsEscape) {
-            out.append(contentsOf: utf8)
-        } else {
-            for byte in utf8 {
-                guard needsEscape(byte) else {
-                    out.append(byte)
-                    continue
-                }
-                out.append(UInt8(ascii: "\\"))
-                switch byte {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(byte)
-                case 0x0A: out.append(UInt8(ascii: "n"))
-                case 0x09: out.append(UInt8(ascii: "t"))
-                case 0x0D: out.append(UInt8(ascii: "r"))
-                case 0x08: out.append(UInt8(ascii: "b"))
-                case 0x0C: out.append(UInt8(ascii: "f"))
-                default:
-                    out.append(contentsOf: "u00".utf8)
-                    out.append(hex[Int(byte >> 4)])
-                    out.append(hex[Int(byte & 0x0F)])
-                }
+        var text = text
+        text.withUTF8 { utf8 in
+            // Runs of plain bytes are copied whole; a frame carried as a string has a quote every few bytes.
+            var runStart = 0
+            for index in utf8.indices where needsEscape(utf8[index]) {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
+                appendEscaped(utf8[index], to: &out)
+                runStart = index + 1
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...]))
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    private static func appendEscaped(_ byte: UInt8, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\\"))
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(byte)
+        case 0x0A: out.append(UInt8(ascii: "n"))
+        case 0x09: out.append(UInt8(ascii: "t"))
+        case 0x0D: out.append(UInt8(ascii: "r"))
+        case 0x08: out.append(UInt8(ascii: "b"))
+        case 0x0C: out.append(UInt8(ascii: "f"))
+        default:
+            out.append(contentsOf: "u00".utf8)
+            out.append(hex[Int(byte >> 4)])
+            out.append(hex[Int(byte & 0x0F)])
+        }
     }
 
     private static let hex = Array("0123456789abcdef".utf8)

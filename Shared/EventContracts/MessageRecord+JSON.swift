@@ -34,3 +34,27 @@ extension MessageRecord: JSONAppendable {
         object.end(to: &out)
     }
 }
+
+extension MessageRecord: JSONReadable {
+    public init(json reader: inout JSONReader) throws {
+        var body, clientMsgId, conversationId, id, senderId: String?
+        var sentAt: Date?
+        var seq: Int64?
+        try reader.readObject { reader, key in
+            switch key {
+            case "body": body = try reader.readString()
+            case "clientMsgId": clientMsgId = try reader.readString()
+            case "conversationId": conversationId = try reader.readString()
+            case "id": id = try reader.readString()
+            case "senderId": senderId = try reader.readString()
+            case "sentAt": sentAt = try reader.readDate()
+            case "seq": seq = try reader.readInt64()
+            default: try reader.skipValue()
+            }
+        }
+        self.init(
+            id: try reader.required(id, "id"), conversationId: try reader.required(conversationId, "conversationId"), seq: try reader.required(seq, "seq"),
+            senderId: try reader.required(senderId, "senderId"), clientMsgId: try reader.required(clientMsgId, "clientMsgId"),
+            body: try reader.required(body, "body"), sentAt: try reader.required(sentAt, "sentAt"))
+    }
+}

@@ -30,3 +30,27 @@ public struct Outbox: Sendable {
         try await enqueue([message], on: connection, logger: logger)
     }
 }
+
+extension Outbox {
+    /// The `INSERT` that adds events to the outbox, its five arrays bound from `$first` on (by
+    /// `bind`): the outbox's own statement, and a `WITH` member of a statement that writes its
+    /// events together with its change, in one round trip (a stored batch of messages does).
+    public static func insertion(firstParameter first: Int) -> String {
+        let arrays = (first..<first + 5).map { "$\($0)::text[]" }.joined(separator: ", ")
+        return """
+            INSERT INTO outbox (event_id, exchange, routing_key, event_type, body)
+            SELECT id, exchange, routing_key, event_type, convert_to(body, 'UTF8')
+            FROM unnest(\(arrays)) AS batch(id, exchange, routing_key, event_type, body)
+            """
+    }
+
+    /// The values of `insertion`'s five parameters; bodies are UTF-8 JSON, sent as text and stored
+    /// as bytes.
+    public static func bind(_ messages: [OutgoingMessage], to bindings: inout PostgresBindings) {
+        bindings.append(messages.map(\.messageId))
+        bindings.append(messages.map(\.exchange))
+        bindings.append(messages.map(\.routingKey))
+        bindings.append(messages.map(\.type))
+        bindings.append(messages.map { String(decoding: $0.body, as: UTF8.self) })
+    }
+}

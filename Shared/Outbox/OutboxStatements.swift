@@ -8,43 +8,60 @@ import PostgresSupport
 enum OutboxStatements {
     /// Adds events; bodies are UTF-8 JSON, sent as text and stored as bytes.
     struct Enqueue: PostgresPreparedStatement {
-        static let sql = """
-            INSERT INTO outbox (event_id, exchange, routing_key, event_type, body)
-            SELECT id, exchange, routing_key, event_type, convert_to(body, 'UTF8')
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS batch(id, exchange, routing_key, event_type, body)
-            """
+        static let sql = Outbox.insertion(firstParameter: 1)
         typealias Row = ()
         let messages: [OutgoingMessage]
 
         func makeBindings() -> PostgresBindings {
-            PostgresBindings(
-                messages.map(\.messageId), messages.map(\.exchange), messages.map(\.routingKey), messages.map(\.type),
-                messages.map { String(decoding: $0.body, as: UTF8.self) }
-            )
+            var bindings = PostgresBindings(capacity: 5)
+            Outbox.bind(messages, to: &bindings)
+            return bindings
         }
         func decodeRow(_ row: PostgresRow) throws -> Row {}
     }
 
-    /// The oldest rows ready to publish, locked; rows another relay holds are skipped.
-    struct TakeReady: PostgresPreparedStatement {
+    /// Claims the oldest rows ready to publish for `seconds` (pushing their `next_attempt_at` past
+    /// the round), in one statement outside any transaction: another relay skips them, and a relay
+    /// that dies mid-round leaves them to be taken again when the claim runs out. Rows another
+    /// relay is claiming at this moment are skipped. A claim lost in a crash costs a republish at
+    /// most, so its commit need not wait for the disk. The rows come back in no order.
+    struct Claim: PostgresPreparedStatement {
         static let sql = """
-            SELECT position, event_id, exchange, routing_key, event_type, body
-            FROM outbox
-            WHERE published_at IS NULL AND next_attempt_at <= now()
-            ORDER BY position
-            LIMIT $1
-            FOR UPDATE SKIP LOCKED
+            WITH commit_without_flush AS (SELECT set_config('synchronous_commit', 'off', true)),
+            ready AS (
+                SELECT position FROM outbox
+                WHERE published_at IS NULL AND next_attempt_at <= now()
+                ORDER BY position
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE outbox o SET next_attempt_at = now() + make_interval(secs => $2)
+            FROM ready, commit_without_flush
+            WHERE o.position = ready.position
+            RETURNING o.position, o.event_id, o.exchange, o.routing_key, o.event_type, o.body
             """
         typealias Row = (Int64, String, String, String, String, ByteBuffer)
         let limit: Int
+        let seconds: Double
 
-        func makeBindings() -> PostgresBindings { PostgresBindings(limit) }
+        func makeBindings() -> PostgresBindings { PostgresBindings(limit, seconds) }
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    /// Published rows are gone at once: the table holds only what still waits. The transaction's
-    /// commit need not wait for the disk (see `OutboxRelay`); the setting rides on this statement
-    /// (a one-row CTE, evaluated once) rather than costing a round trip of its own.
+    /// Gives claimed rows back at once (their publish failed): the next round takes them first.
+    struct Release: PostgresPreparedStatement {
+        static let sql = "UPDATE outbox SET next_attempt_at = now() WHERE position = ANY($1::int8[])"
+        typealias Row = ()
+        let positions: [Int64]
+
+        func makeBindings() -> PostgresBindings { PostgresBindings(positions) }
+        func decodeRow(_ row: PostgresRow) throws -> Row {}
+    }
+
+    /// Published rows are gone at once: the table holds only what still waits. The commit need not
+    /// wait for the disk (a delete lost in a crash costs a republish, which idempotent consumers
+    /// absorb); the setting rides on this statement (a one-row CTE, evaluated once) rather than
+    /// costing a round trip of its own.
     struct Delete: PostgresPreparedStatement {
         static let sql = """
             WITH commit_without_flush AS (SELECT set_config('synchronous_commit', 'off', true))

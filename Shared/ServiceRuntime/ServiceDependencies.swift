@@ -154,10 +154,15 @@ public struct ServiceDependencies: Sendable {
     /// outbox row and one broker message per envelope, all in one statement. The cap keeps a broker
     /// message far below the broker's size limit (a stored message names up to 1,024 members).
     public func announce<Payload: EventPayload>(batch payloads: [Payload], on connection: PostgresConnection, logger: Logger) async throws {
-        let envelopes = try stride(from: 0, to: payloads.count, by: Self.eventsPerEnvelope).map { start in
+        try await outbox.enqueue(try announcements(batch: payloads), on: connection, logger: logger)
+    }
+
+    /// The outbox rows `announce(batch:)` writes, for a statement that writes them itself along
+    /// with its change (see `Outbox.insertion`).
+    public func announcements<Payload: EventPayload>(batch payloads: [Payload]) throws -> [OutgoingMessage] {
+        try stride(from: 0, to: payloads.count, by: Self.eventsPerEnvelope).map { start in
             try OutgoingMessage(EventBatchEnvelope(producer: name, payloads: Array(payloads[start..<min(start + Self.eventsPerEnvelope, payloads.count)])))
         }
-        try await outbox.enqueue(envelopes, on: connection, logger: logger)
     }
 
     public static let eventsPerEnvelope = 256

@@ -139,6 +139,35 @@ struct MessagesTests {
         }
     }
 
+    @Test("a batch that holds a retry among new sends stores each new one once, in order, and the retry not again")
+    func retryInsideABatch() async throws {
+        let harness = ServiceHarness()
+        try await harness.runChat { auth, messages in
+            let people = try await people(auth, messages, 2)
+            let (alice, bob) = (people[0], people[1])
+            let id = try #require(conversationId(try await post(messages, "/api/conversations", alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)))
+            let publisher = EventPublisher(configuration: TestStack.amqp(), logger: TestStack.logger)
+            func send(_ names: [String]) async throws {
+                let sends = names.map { MessageSent(senderId: alice.userId, clientMsgId: $0, conversationId: id, body: "body of \($0)", instanceId: "test") }
+                #expect(try await publisher.publish([try OutgoingMessage(EventBatchEnvelope(producer: "test", payloads: sends))]) == [.confirmed])
+            }
+            func stored() async -> [[String: Any]] {
+                (try? await get(messages, "/api/conversations/\(id)/messages?after=0&limit=100", bob)).map { json($0)["messages"] as? [[String: Any]] ?? [] }
+                    ?? []
+            }
+            try await send(["a", "b", "c"])
+            #expect(await eventually(timeout: .seconds(30), every: .milliseconds(100)) { await stored().count == 3 })
+            // One broker message, so one batch: "b" again (its first copy stored above), and new ones.
+            try await send(["d", "b", "e", "f"])
+            #expect(await eventually(timeout: .seconds(30), every: .milliseconds(100)) { await stored().count >= 6 })
+            await publisher.shutdown()
+            let messages = await stored()
+            #expect(messages.compactMap { $0["clientMsgId"] as? String } == ["a", "b", "c", "d", "e", "f"])
+            #expect(messages.compactMap { $0["seq"] as? Int } == Array(1...6))
+            #expect(messages.compactMap { $0["body"] as? String }[1] == "body of b")
+        }
+    }
+
     @Test("groups: admin rules, adding only existing users, leaving; non-members and removed members get 404 for everything")
     func groupsAndAuthorization() async throws {
         try await ServiceHarness().runChat { auth, messages in

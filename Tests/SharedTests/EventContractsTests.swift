@@ -143,4 +143,124 @@ struct EventContractsTests {
         let envelopeObject = try #require(try JSONSerialization.jsonObject(with: try envelope.encoded()) as? [String: Any])
         #expect(Set(envelopeObject.keys) == Set(Mirror(reflecting: envelope).children.compactMap(\.label)))
     }
+
+    @Test("payloads read by hand get what the decoder gets from the same text: any text, white space, members they do not know; bad text is refused")
+    func payloadsReadByHand() throws {
+        func record(_ k: Int, body: String) -> MessageRecord {
+            MessageRecord(
+                id: "01a2\(k)", conversationId: "c/\(k)", seq: Int64(k) * 7_000_000_001 - 3, senderId: "u\"\(k)", clientMsgId: "m\\\(k)",
+                body: body, sentAt: Date(timeIntervalSince1970: Double(1_796_167_985_123 + k * 1_001) / 1000))
+        }
+        let pretty = EventCoding.makeEncoder()
+        pretty.outputFormatting = [.prettyPrinted, .sortedKeys]
+        // The same value from the encoder's text (slashes escaped), the hand-written text, the
+        // pretty-printed text, and with members the type does not know put in.
+        func expectRead<Value: JSONReadable & JSONAppendable & Equatable>(_ value: Value) throws {
+            var object = try #require(try JSONSerialization.jsonObject(with: try EventCoding.encoder.encode(value)) as? [String: Any])
+            object["zExtra"] = ["a": [1, 2.5e3, -0.5, ["b": NSNull(), "c": true]], "d": "\u{1F600}\\"] as [String: Any]
+            object["aExtra"] = [[[], [:]]] as [Any]
+            let texts = [
+                try EventCoding.encoder.encode(value), Data(value.jsonBytes), try pretty.encode(value),
+                try JSONSerialization.data(withJSONObject: object),
+            ]
+            for text in texts {
+                #expect(try Value(json: text) == value, "\(Value.self) from \(String(decoding: text, as: UTF8.self))")
+                #expect(try EventCoding.decoder.decode(Value.self, from: text) == value)
+            }
+        }
+        let texts = [
+            "a few words, \"quoted\", C:\\path, 日本 ✨ </script>", "", "{\"type\":\"message\"}", "two\nlines\tand\r",
+            "\u{0}\u{1}\u{8}\u{C}\u{1F}\u{7F}", "\u{2028}\u{2029}", "é\u{301}🇳🇱",
+        ]
+        for (k, text) in texts.enumerated() {
+            let message = record(k, body: text)
+            try expectRead(message)
+            try expectRead(MessageSent(senderId: "u\(k)", clientMsgId: text, conversationId: "c/\(k)", body: text, instanceId: "i-\(k)"))
+            try expectRead(MessageStored(message: message, memberIds: ["u\(k)", text], senderInstance: "i/\(k)"))
+            try expectRead(MessageStored(message: message, memberIds: [], senderInstance: nil))
+            let ack = LiveAck(senderId: "u\(k)", clientMsgId: text, frame: String(decoding: OutboundProbe(text: text).jsonBytes, as: UTF8.self))
+            try expectRead(LiveDelivery(recipients: ["a", text], frame: #"{"body":"\#(text)"}"#, ack: ack))
+            try expectRead(LiveDelivery(recipients: [], frame: text, ack: nil))
+            try expectRead(ReceiptMarked(conversationId: text, userId: "u/\(k)", deliveredSeq: Int64(k) << 40, readSeq: nil))
+            try expectRead(ReceiptMarked(conversationId: "c", userId: text, deliveredSeq: nil, readSeq: -Int64(k)))
+            try expectRead(ReceiptUpdated(conversationId: text, userId: "u", deliveredSeq: .max - Int64(k), readSeq: .min + Int64(k), memberIds: [text, "v"]))
+        }
+
+        // Escapes any writer may use, and an optional member written as null.
+        let escaped = #"{"senderId":"\u0075\/1","clientMsgId":"\ud83c\uddf3\ud83c\uddf1","frame":"\"\\\b\f\n\r\t\u00e9\u0000"}"#
+        let ack = try LiveAck(json: Data(escaped.utf8))
+        #expect(ack == (try EventCoding.decoder.decode(LiveAck.self, from: Data(escaped.utf8))))
+        #expect(ack == LiveAck(senderId: "u/1", clientMsgId: "🇳🇱", frame: "\"\\\u{8}\u{C}\n\r\té\u{0}"))
+        let withNull = #"{"recipients":["a"],"frame":"{}","ack":null}"#
+        #expect(try LiveDelivery(json: Data(withNull.utf8)) == LiveDelivery(recipients: ["a"], frame: "{}", ack: nil))
+
+        // Bad text is an error, never a crash or a guess; the decoder refuses each one too.
+        let valid = #"{"clientMsgId":"m","frame":"{}","senderId":"u"}"#
+        var bad = [
+            "", " ", "{", "[]", "null", #"{"clientMsgId":"m","frame":"{}"}"#, #"{"clientMsgId":"m","frame":"{}","senderId":null}"#,
+            #"{"clientMsgId":"m","frame":{},"senderId":"u"}"#, #"{"clientMsgId":1,"frame":"{}","senderId":"u"}"#, valid + " x", valid + "}",
+            #"{"clientMsgId":"m","frame":"\x","senderId":"u"}"#, #"{"clientMsgId":"\ud800","frame":"{}","senderId":"u"}"#,
+            #"{"clientMsgId":"\udc00x","frame":"{}","senderId":"u"}"#, #"{"clientMsgId":"\u12","frame":"{}","senderId":"u"}"#,
+            "{\"clientMsgId\":\"a\u{1}b\",\"frame\":\"{}\",\"senderId\":\"u\"}", #"{"clientMsgId":"m","frame":"{}","senderId":"u""#,
+            #"{"clientMsgId":"m" "frame":"{}","senderId":"u"}"#, #"{"clientMsgId":"m","frame":"{}","senderId":"u","x":tru}"#,
+        ].map { Data($0.utf8) }
+        bad.append(Data(#"{"clientMsgId":""#.utf8) + Data([0xC3, 0x28]) + Data(#"","frame":"{}","senderId":"u"}"#.utf8))
+        for text in bad {
+            #expect(throws: EventDecodingError.self, "\(String(decoding: text, as: UTF8.self))") { try LiveAck(json: text) }
+            #expect(throws: (any Error).self) { try EventCoding.decoder.decode(LiveAck.self, from: text) }
+        }
+        // Stricter than the decoder, which lets a trailing comma or a malformed number pass.
+        for text in [",}", #","x":01.e}"#, #","x":-}"#, #","x":[1,]}"#] {
+            #expect(throws: EventDecodingError.self, "\(text)") { try LiveAck(json: Data((valid.dropLast() + text).utf8)) }
+        }
+        let outOfRange = #"{"conversationId":"c","deliveredSeq":9223372036854775808,"userId":"u"}"#
+        #expect(throws: EventDecodingError.self) { try ReceiptMarked(json: Data(outOfRange.utf8)) }
+        let deep = #"{"clientMsgId":"m","frame":"{}","senderId":"u","x":"# + String(repeating: "[", count: 70) + String(repeating: "]", count: 70) + "}"
+        #expect(throws: EventDecodingError.self) { try LiveAck(json: Data(deep.utf8)) }
+
+        // Envelopes of payloads that read themselves are read by hand: a batch, and a single event.
+        enum Probe: EventSet {
+            case stored(MessageStored)
+            static let cases = [EventCase(MessageStored.self, Probe.stored)]
+        }
+        let stored = (0..<3).map { MessageStored(message: record($0, body: texts[$0]), memberIds: ["a", "b/\($0)"], senderInstance: $0 == 1 ? nil : "i") }
+        let batch = EventBatchEnvelope(id: "01ENV/1", occurredAt: Date(timeIntervalSince1970: 1_796_167_985.5), producer: "messages", payloads: stored)
+        let events = try #require(try EventDecoder<Probe>().decode(type: nil, body: try batch.encoded()))
+        #expect(events.map(\.id) == ["01ENV/1#0", "01ENV/1#1", "01ENV/1#2"])
+        #expect(events.allSatisfy { $0.producer == "messages" && $0.occurredAt == batch.occurredAt })
+        #expect(
+            events.map { event -> MessageStored in
+                switch event.event {
+                case .stored(let payload): payload
+                }
+            } == stored)
+        let single = EventEnvelope(id: "01ONE", producer: "messages", payload: stored[1])
+        let one = try #require(try EventDecoder<Probe>().decode(type: "message.stored", body: try single.encoded()))
+        #expect(one.map(\.id) == ["01ONE"])
+        #expect(
+            one.map { event -> MessageStored in
+                switch event.event {
+                case .stored(let payload): payload
+                }
+            } == [stored[1]])
+        var forged = try #require(try JSONSerialization.jsonObject(with: try batch.encoded()) as? [String: Any])
+        forged["count"] = 2
+        #expect(throws: EventDecodingError.self) { try EventDecoder<Probe>().decode(type: nil, body: try JSONSerialization.data(withJSONObject: forged)) }
+        forged["count"] = nil
+        forged["payloads"] = nil
+        #expect(throws: EventDecodingError.self) { try EventDecoder<Probe>().decode(type: nil, body: try JSONSerialization.data(withJSONObject: forged)) }
+    }
+}
+
+/// A frame-like object for the tests: JSON with quotes and escapes, to carry inside a string.
+private struct OutboundProbe: JSONAppendable {
+    let type = "message"
+    let text: String
+
+    func appendJSON(to out: inout [UInt8]) {
+        var object = JSONObjectText()
+        object.add("text", text, to: &out)
+        object.add("type", type, to: &out)
+        object.end(to: &out)
+    }
 }

@@ -8,23 +8,23 @@ import ServiceRuntime
 /// Storing sends and announcing them: one code path for the websocket path (`message.sent`
 /// events, a batch at a time) and the HTTP send path.
 enum MessageSending {
-    /// Stores the sends in order on `connection` (inside the caller's transaction) and announces
-    /// the new messages as one `message.stored` batch: one outbox row, one broker message.
-    static func store(
-        _ sends: [MessageSent],
-        store: MessagesStore,
-        dependencies: ServiceDependencies,
-        on connection: PostgresConnection,
-        logger: Logger
-    ) async throws -> [SendResult] {
-        let results = try await store.store(sends, at: Date(), on: connection)
-        var stored: [MessageStored] = []
-        for (send, result) in zip(sends, results) {
-            guard case .stored(let message, let memberIds) = result else { continue }
-            stored.append(MessageStored(message: message, memberIds: memberIds, senderInstance: send.instanceId.isEmpty ? nil : send.instanceId))
+    /// Stores the sends in order, in one transaction, and announces the new messages as one
+    /// `message.stored` batch (one outbox row, one broker message), written by the statement that
+    /// inserts them. Retries are rare, so the batch is first stored without looking them up (a
+    /// statement, and an index probe per send, saved); when one was there after all, the insert
+    /// fails on its key and the batch is stored again in a new transaction, looking them up.
+    static func store(_ sends: [MessageSent], store: MessagesStore, dependencies: ServiceDependencies) async throws -> [SendResult] {
+        func attempt(lookingUpRetries: Bool) async throws -> [SendResult] {
+            try await dependencies.transaction { connection in
+                try await store.store(
+                    sends, at: Date(), lookingUpRetries: lookingUpRetries, announcing: { try dependencies.announcements(batch: $0) }, on: connection)
+            }
         }
-        try await dependencies.announce(batch: stored, on: connection, logger: logger)
-        return results
+        do {
+            return try await attempt(lookingUpRetries: false)
+        } catch is SendRetried {
+            return try await attempt(lookingUpRetries: true)
+        }
     }
 
     /// Answers the senders of sends that stored nothing new (a retry gets its message again, a

@@ -41,9 +41,7 @@ struct SendsHandler: EventHandler {
             }
         }
         if !sends.isEmpty {
-            let results = try await dependencies.transaction { connection in
-                try await MessageSending.store(sends.map(\.send), store: store, dependencies: dependencies, on: connection, logger: dependencies.logger)
-            }
+            let results = try await MessageSending.store(sends.map(\.send), store: store, dependencies: dependencies)
             for ((_, send), result) in zip(sends, results) {
                 switch result {
                 case .stored: break

@@ -224,9 +224,7 @@ struct MessagesRoutes: Sendable {
         let problems = MessageLimits.problems(clientMsgId: body.clientMsgId, body: body.body)
         guard problems.isEmpty else { throw APIError.validation(problems) }
         let send = MessageSent(senderId: me, clientMsgId: body.clientMsgId, conversationId: id, body: body.body, instanceId: "")
-        let result = try await dependencies.transaction { connection in
-            try await MessageSending.store([send], store: store, dependencies: dependencies, on: connection, logger: context.logger)[0]
-        }
+        let result = try await MessageSending.store([send], store: store, dependencies: dependencies)[0]
         switch result {
         case .stored(let message, _):
             return try Response.json(["message": message], status: .created)

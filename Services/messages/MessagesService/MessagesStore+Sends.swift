@@ -1,3 +1,4 @@
+import EventBus
 import EventContracts
 import Foundation
 import PostgresNIO
@@ -27,9 +28,17 @@ extension MessagesStore {
     /// Stores a batch of sends in order, inside the caller's transaction, with a fixed number of
     /// statements whatever the batch's size: look up retries, lock the conversations (in id order,
     /// as every writer of a conversation does), read their members after the lock, then insert the
-    /// messages, advance `last_seq` and the senders' markers in one statement. Seqs are assigned
-    /// here in batch order, so each conversation's seqs stay gap-free and in the order sent.
-    func store(_ sends: [MessageSent], at sentAt: Date, on connection: PostgresConnection) async throws -> [SendResult] {
+    /// messages, advance `last_seq` and the senders' markers, and write `announcing`'s outbox rows
+    /// for the new messages, in one statement. Seqs are assigned here in batch order, so each
+    /// conversation's seqs stay gap-free and in the order sent.
+    ///
+    /// Without `lookingUpRetries` the first statement is skipped: a send seen before then fails the
+    /// insert on the (sender, clientMsgId) key with `SendRetried`, the transaction is lost, and the
+    /// caller stores the batch again looking them up (see `MessageSending.store`).
+    func store(
+        _ sends: [MessageSent], at sentAt: Date, lookingUpRetries: Bool, announcing: ([MessageStored]) throws -> [OutgoingMessage],
+        on connection: PostgresConnection
+    ) async throws -> [SendResult] {
         var results = [SendResult?](repeating: nil, count: sends.count)
 
         // 1. Retries: a (sender, clientMsgId) stored before, or earlier in this batch.
@@ -40,7 +49,7 @@ extension MessagesStore {
             if let first = firstIndex[key] { repeatOf[index] = first } else { firstIndex[key] = index }
         }
         let unique = firstIndex.values.sorted()
-        let existing = try await storedMessages(for: unique.map { sends[$0] }, on: connection)
+        let existing = lookingUpRetries ? try await storedMessages(for: unique.map { sends[$0] }, on: connection) : [:]
         var fresh: [Int] = []
         for index in unique {
             let send = sends[index]
@@ -67,6 +76,7 @@ extension MessagesStore {
             // 3. Seqs in batch order; one statement writes the lot.
             var rows = MessageRows()
             var senderMarks: [MemberKey: Int64] = [:]  // each sender's highest new seq per conversation
+            var stored: [MessageStored] = []
             for index in fresh {
                 let send = sends[index]
                 guard let last = lastSeq[send.conversationId], let members = roster[send.conversationId], members.live.contains(send.senderId) else {
@@ -86,10 +96,19 @@ extension MessagesStore {
                 rows.append(message)
                 senderMarks[MemberKey(conversationId: send.conversationId, userId: send.senderId)] = seq
                 results[index] = .stored(message, memberIds: members.live)
+                stored.append(MessageStored(message: message, memberIds: members.live, senderInstance: send.instanceId.isEmpty ? nil : send.instanceId))
             }
             if !rows.ids.isEmpty {
-                try await connection.run(
-                    MessagesStatements.InsertMessages(rows: rows, sentAt: sentAt, lastSeq: lastSeq, senderMarks: senderMarks), logger: logger)
+                do {
+                    try await connection.run(
+                        MessagesStatements.InsertMessages(
+                            rows: rows, sentAt: sentAt, lastSeq: lastSeq, senderMarks: senderMarks, announcements: try announcing(stored)),
+                        logger: logger)
+                } catch let error as PSQLError
+                    where error.serverInfo?[.sqlState] == "23505" && error.serverInfo?[.constraintName] == "messages_sender_id_client_msg_id_key"
+                {
+                    throw SendRetried()
+                }
             }
         }
 
@@ -170,6 +189,10 @@ extension MessagesStore {
         return changes
     }
 }
+
+/// A send in the batch was stored before (a retry, or a redelivered batch), and the batch was
+/// stored without looking retries up: the transaction is lost; store the batch again, looking.
+struct SendRetried: Error {}
 
 /// A send's idempotency key.
 private struct SendKey: Hashable {

@@ -1,5 +1,7 @@
+import EventBus
 import EventContracts
 import Foundation
+import Outbox
 import PostgresNIO
 import PostgresSupport
 
@@ -46,11 +48,14 @@ enum MessagesStatements {
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    /// Inserts the messages, advances the conversations' `last_seq` and the senders' markers. (The
-    /// statements in `WITH` run to completion whether or not anything reads them.)
+    /// Inserts the messages, advances the conversations' `last_seq` and the senders' markers, and
+    /// writes their announcement to the outbox: the whole batch in one round trip. (The statements
+    /// in `WITH` run to completion whether or not anything reads them.)
     struct InsertMessages: PostgresPreparedStatement {
         static let sql = """
-            WITH inserted AS (
+            WITH announced AS (
+                \(Outbox.insertion(firstParameter: 13))
+            ), inserted AS (
                 INSERT INTO messages (id, conversation_id, seq, sender_id, client_msg_id, body, sent_at)
                 SELECT id, conversation_id, seq, sender_id, client_msg_id, body, $7
                 FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[])
@@ -75,11 +80,14 @@ enum MessagesStatements {
         let markedConversationIds: [String]
         let markedUserIds: [String]
         let markedSeqs: [Int64]
+        /// The outbox rows announcing these messages.
+        let announcements: [OutgoingMessage]
 
         /// `lastSeq`: every locked conversation's last seq after the batch (those with no new row
         /// are left alone); `senderMarks`: each sender's highest new seq per conversation.
-        init(rows: MessageRows, sentAt: Date, lastSeq: [String: Int64], senderMarks: [MemberKey: Int64]) {
+        init(rows: MessageRows, sentAt: Date, lastSeq: [String: Int64], senderMarks: [MemberKey: Int64], announcements: [OutgoingMessage]) {
             self.rows = rows
+            self.announcements = announcements
             self.sentAt = sentAt
             let advanced = Set(rows.conversationIds)
             let newLastSeqs = lastSeq.filter { advanced.contains($0.key) }
@@ -91,10 +99,12 @@ enum MessagesStatements {
         }
 
         func makeBindings() -> PostgresBindings {
-            PostgresBindings(
+            var bindings = PostgresBindings(
                 rows.ids, rows.conversationIds, rows.seqs, rows.senderIds, rows.clientMsgIds, rows.bodies, sentAt,
                 advancedIds, lastSeqs, markedConversationIds, markedUserIds, markedSeqs
             )
+            Outbox.bind(announcements, to: &bindings)
+            return bindings
         }
         func decodeRow(_ row: PostgresRow) throws -> Row {}
     }

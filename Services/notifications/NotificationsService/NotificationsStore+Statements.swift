@@ -18,9 +18,21 @@ enum NotificationStatements {
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    /// One message notification per (member, conversation) for members with no chat connection
-    /// open: new, or raised by the messages' count (restarted once it was read). Members online
-    /// are left out here, in Postgres, where presence is.
+    /// The users among `ids` with no chat connection open, as presence last said.
+    struct OfflineUsers: PostgresPreparedStatement {
+        static let sql = """
+            SELECT u.id FROM unnest($1::text[]) AS u(id)
+            WHERE NOT EXISTS (SELECT 1 FROM presence p WHERE p.user_id = u.id AND p.online)
+            """
+        typealias Row = String
+        let ids: [String]
+
+        func makeBindings() -> PostgresBindings { PostgresBindings(ids) }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
+
+    /// One message notification per (member, conversation), for members offline (`OfflineUsers`):
+    /// new, or raised by the messages' count (restarted once it was read).
     struct RecordMessages: PostgresPreparedStatement {
         static let sql = """
             INSERT INTO notifications AS n
@@ -29,7 +41,6 @@ enum NotificationStatements {
                    r.count, r.last_seq, r.created_at
             FROM unnest($1::text[], $2::text[], $3::text[], $5::int8[], $6::int8[], $7::int8[], $8::timestamptz[])
                  AS r(id, user_id, conversation_id, payload, count, last_seq, created_at)
-            WHERE NOT EXISTS (SELECT 1 FROM presence p WHERE p.user_id = r.user_id AND p.online)
             ON CONFLICT (user_id, group_key) DO UPDATE SET
                 count = CASE WHEN n.read THEN EXCLUDED.count ELSE n.count + EXCLUDED.count END,
                 created_at = CASE WHEN n.read THEN EXCLUDED.created_at ELSE n.created_at END,

@@ -72,7 +72,9 @@ struct NotificationsStore: Sendable {
 
     /// Stored messages, a batch at a time: one notification per conversation for each member other
     /// than the sender who has no chat connection open, its count raised by the messages they got
-    /// (or restarted once it was read). One statement for the conversations' names, one for the lot.
+    /// (or restarted once it was read). One statement for who is offline; when someone is, one for
+    /// the conversations' names and one for the lot. (Most recipients of a busy chat are online, and
+    /// their messages then cost one lookup, not a payload each.)
     func recordMessages(_ batch: [MessageStored], on connection: PostgresConnection) async throws -> [(userId: String, NotificationRecord)] {
         // Per (member, conversation): how many messages, and the newest.
         struct Entry {
@@ -91,6 +93,16 @@ struct NotificationsStore: Sendable {
                     entries[message.conversationId, default: [:]][userId] = Entry(count: 1, newest: message)
                 }
             }
+        }
+        guard !entries.isEmpty else { return [] }
+        var offline: Set<String> = []
+        let recipients = Set(entries.values.lazy.flatMap(\.keys))
+        for try await userId in try await connection.execute(NotificationStatements.OfflineUsers(ids: Array(recipients)), logger: logger) {
+            offline.insert(userId)
+        }
+        entries = entries.compactMapValues { members in
+            let away = members.filter { offline.contains($0.key) }
+            return away.isEmpty ? nil : away
         }
         guard !entries.isEmpty else { return [] }
         var names: [String: (type: String, name: String?)] = [:]

@@ -36,14 +36,33 @@ enum ClientFrame: Sendable {
         let clientMsgId: String?
     }
 
-    /// Every field any frame has, decoded in one pass.
-    private struct Fields: Decodable {
+    /// Every field any frame has, read in one pass (by hand: one frame per message sent).
+    private struct Fields: JSONReadable {
         let type: String
         let clientMsgId: String?
         let conversationId: String?
         let body: String?
         let seq: Int64?
         let typing: Bool?
+
+        init(json reader: inout JSONReader) throws {
+            var type, clientMsgId, conversationId, body: String?
+            var seq: Int64?
+            var typing: Bool?
+            try reader.readObject { reader, key in
+                switch key {
+                case "type": type = try reader.readString()
+                case "clientMsgId": clientMsgId = try reader.readOptional { try $0.readString() }
+                case "conversationId": conversationId = try reader.readOptional { try $0.readString() }
+                case "body": body = try reader.readOptional { try $0.readString() }
+                case "seq": seq = try reader.readOptional { try $0.readInt64() }
+                case "typing": typing = try reader.readOptional { try $0.readBool() }
+                default: try reader.skipValue()
+                }
+            }
+            (self.clientMsgId, self.conversationId, self.body, self.seq, self.typing) = (clientMsgId, conversationId, body, seq, typing)
+            self.type = try reader.required(type, "type")
+        }
     }
 
     private struct Head: Decodable {
@@ -52,7 +71,7 @@ enum ClientFrame: Sendable {
 
     static func decode(_ text: String) throws(Invalid) -> ClientFrame {
         let data = Data(text.utf8)
-        guard let fields = try? EventCoding.decoder.decode(Fields.self, from: data) else {
+        guard let fields = try? Fields(json: data) else {
             let clientMsgId = (try? EventCoding.decoder.decode(Head.self, from: data))?.clientMsgId
             throw Invalid(
                 code: "invalid_frame", message: "A frame is one JSON object with a string \"type\" and fields of the right types.", clientMsgId: clientMsgId)
