@@ -5,8 +5,11 @@ import Foundation
 /// building a tree of boxed values first. The hot path's payloads do this: at 5,000 msg/s
 /// `JSONDecoder` took about a fifth of the CPU of socket-handler and notifications, most of it in
 /// the live frames, which travel as JSON strings inside JSON and take its slow path for escapes.
-/// Tests hold every conforming type to the decoder's result for the same text. It is stricter
-/// than the decoder only about text that is not JSON (a trailing comma, a malformed number).
+/// Tests hold every conforming type to the decoder's result for the same text. Where they differ:
+/// it refuses text that is not JSON which the decoder lets pass (a trailing comma, a malformed
+/// number in a member it skips), a lone surrogate escape even in a skipped member, and nesting
+/// deeper than 64 levels (the decoder's limit is 512); and of a member written twice it keeps the
+/// last value, where the decoder keeps the first.
 public protocol JSONReadable: Decodable {
     init(json reader: inout JSONReader) throws
 }
@@ -35,6 +38,8 @@ public struct JSONReader {
     public static func read<Value>(_ data: Data, _ body: (inout JSONReader) throws -> Value) throws -> Value {
         try data.withUnsafeBytes { raw in
             var reader = JSONReader(bytes: raw.bindMemory(to: UInt8.self))
+            // A UTF-8 byte order mark before the value is allowed, as the decoder allows it.
+            if reader.bytes.starts(with: [0xEF, 0xBB, 0xBF]) { reader.index = 3 }
             let value = try body(&reader)
             reader.skipWhiteSpace()
             guard reader.index == reader.bytes.count else { throw reader.error("text after the value") }
@@ -109,24 +114,28 @@ public struct JSONReader {
         }
     }
 
-    /// An integer, written without a fraction or exponent.
+    /// An integer; a number written with a fraction or an exponent is taken when it is a whole
+    /// number in range (`1.0`, `1e2`), as the decoder takes it.
     public mutating func readInt64() throws -> Int64 {
         skipWhiteSpace()
         let start = index
-        let negative = peek == UInt8(ascii: "-")
-        if negative { index += 1 }
+        let isWhole = try scanNumber()
+        let digits = UnsafeBufferPointer(rebasing: bytes[start..<index])
+        if !isWhole {
+            guard let value = Double(String(decoding: digits, as: UTF8.self)).flatMap(Int64.init(exactly:)) else {
+                throw error("an integer expected", at: start)
+            }
+            return value
+        }
+        let negative = digits.first == UInt8(ascii: "-")
         var value: Int64 = 0
-        var digits = 0
-        while let byte = peek, byte >= Self.zero, byte <= Self.nine {
+        for byte in digits.dropFirst(negative ? 1 : 0) {
+            let digit = Int64(byte - Self.zero)
             let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (next, overflow2) =
-                negative ? times10.subtractingReportingOverflow(Int64(byte - Self.zero)) : times10.addingReportingOverflow(Int64(byte - Self.zero))
+            let (next, overflow2) = negative ? times10.subtractingReportingOverflow(digit) : times10.addingReportingOverflow(digit)
             guard !overflow1, !overflow2 else { throw error("an integer out of range", at: start) }
             value = next
-            digits += 1
-            index += 1
         }
-        guard digits > 0, peek.map({ !Self.continuesNumber($0) }) ?? true else { throw error("an integer expected", at: start) }
         return value
     }
 
@@ -160,7 +169,7 @@ public struct JSONReader {
         case UInt8(ascii: "t"), UInt8(ascii: "f"): _ = try readBool()
         case UInt8(ascii: "n"):
             guard try consumeLiteral("null") else { throw error("a value expected") }
-        default: try skipNumber()
+        default: _ = try scanNumber()
         }
     }
 
@@ -221,18 +230,35 @@ public struct JSONReader {
         return true
     }
 
-    private static func continuesNumber(_ byte: UInt8) -> Bool {
-        (byte >= zero && byte <= nine) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E")
-            || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
-    }
-
-    private mutating func skipNumber() throws {
+    /// Passes over a number as JSON writes one (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`);
+    /// true when it has neither a fraction nor an exponent.
+    private mutating func scanNumber() throws -> Bool {
         let start = index
+        func digits() -> Int {
+            let first = index
+            while let byte = peek, byte >= Self.zero, byte <= Self.nine { index += 1 }
+            return index - first
+        }
         if peek == UInt8(ascii: "-") { index += 1 }
-        guard let first = peek, first >= Self.zero, first <= Self.nine else { throw error("a value expected", at: start) }
-        while let byte = peek, Self.continuesNumber(byte) { index += 1 }
-        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-        guard Double(text) != nil else { throw error("a malformed number", at: start) }
+        let integerStart = index
+        let integerDigits = digits()
+        guard integerDigits > 0, integerDigits == 1 || bytes[integerStart] != Self.zero else { throw error("a malformed number", at: start) }
+        var isWhole = true
+        if peek == UInt8(ascii: ".") {
+            index += 1
+            guard digits() > 0 else { throw error("a malformed number", at: start) }
+            isWhole = false
+        }
+        if peek == UInt8(ascii: "e") || peek == UInt8(ascii: "E") {
+            index += 1
+            if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { index += 1 }
+            guard digits() > 0 else { throw error("a malformed number", at: start) }
+            isWhole = false
+        }
+        if let next = peek, (next >= UInt8(ascii: "a") && next <= UInt8(ascii: "z")) || next == UInt8(ascii: ".") {
+            throw error("a malformed number", at: start)
+        }
+        return isWhole
     }
 
     /// ASCII needs no check (and `String(decoding:)` is the quick way in); anything else must be

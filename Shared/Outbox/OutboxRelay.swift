@@ -10,15 +10,12 @@ import Synchronization
 
 /// Publishes the outbox to RabbitMQ, as a lifecycle `Service`.
 ///
-/// A round claims the oldest ready rows in one statement (`FOR UPDATE SKIP LOCKED`, then their
-/// `next_attempt_at` pushed to twice the round's deadline, so replicas share the work without
-/// publishing the same row concurrently), publishes them with confirms in position order, and
-/// deletes the confirmed ones in a second statement: two round trips, no transaction held open
-/// across the publish. A broker outage gives the claimed rows straight back and they wait; a
-/// relay that dies mid-round leaves its rows claimed until the claim runs out, and a crash after
-/// the confirm but before the delete republishes them, which idempotent consumers absorb (so
-/// neither statement waits for the disk: `synchronous_commit` is off for both). Unroutable rows
-/// are retried with a growing delay.
+/// Rows are taken in order with `FOR UPDATE SKIP LOCKED` (so replicas share the work without
+/// publishing the same row concurrently), published with confirms, and deleted in the same
+/// transaction only after the broker confirmed them. A broker outage rolls the transaction back
+/// and the rows wait; a crash after the confirm but before the commit republishes them, which
+/// idempotent consumers absorb (so the commit need not wait for the disk: `synchronous_commit`
+/// is off for it). Unroutable rows are retried with a growing delay.
 ///
 /// Every round has a deadline: a round that hangs (a server killed mid-round, a half-open socket)
 /// is cancelled, its connection dropped, and the next round starts. `isStalled` says when no
@@ -119,28 +116,25 @@ public final class OutboxRelay: Service {
         }
     }
 
-    /// One batch: claimed, published, deleted; returns how many rows it looked at.
+    /// One batch in one transaction; returns how many rows it looked at.
     func relayBatch() async throws -> Int {
-        let (confirmed, failed) = try await client.withConnection { [self] connection -> ([Int64], [Int64]) in
-            var claimed: [(position: Int64, message: OutgoingMessage)] = []
-            let rows = try await connection.execute(OutboxStatements.Claim(limit: batchSize, seconds: Self.seconds(roundDeadline * 2)), logger: logger)
+        let batchSize = batchSize
+        let publisher = publisher
+        let logger = logger
+        let (confirmed, failed) = try await client.transaction(logger: logger) { connection -> ([Int64], [Int64]) in
+            var positions: [Int64] = []
+            var messages: [OutgoingMessage] = []
+            let rows = try await connection.execute(OutboxStatements.TakeReady(limit: batchSize), logger: logger)
             for try await (position, eventID, exchange, routingKey, type, body) in rows {
-                let message = OutgoingMessage(exchange: exchange, routingKey: routingKey, messageId: eventID, type: type, body: Data(body.readableBytesView))
-                claimed.append((position, message))
+                positions.append(position)
+                messages.append(OutgoingMessage(exchange: exchange, routingKey: routingKey, messageId: eventID, type: type, body: Data(body.readableBytesView)))
             }
-            guard !claimed.isEmpty else { return ([], []) }
-            claimed.sort { $0.position < $1.position }
-            let outcomes: [PublishOutcome]
-            do {
-                outcomes = try await publisher.publish(claimed.map(\.message))
-            } catch {
-                try? await connection.run(OutboxStatements.Release(positions: claimed.map(\.position)), logger: logger)
-                throw error
-            }
+            guard !messages.isEmpty else { return ([], []) }
+            let outcomes = try await publisher.publish(messages)
             var confirmed: [Int64] = []
             var failed: [Int64] = []
-            for (row, outcome) in zip(claimed, outcomes) {
-                if outcome == .confirmed { confirmed.append(row.position) } else { failed.append(row.position) }
+            for (position, outcome) in zip(positions, outcomes) {
+                if outcome == .confirmed { confirmed.append(position) } else { failed.append(position) }
             }
             if !confirmed.isEmpty {
                 try await connection.run(OutboxStatements.Delete(positions: confirmed), logger: logger)
@@ -165,10 +159,6 @@ public final class OutboxRelay: Service {
             logger.error("outbox events unroutable, will retry", metadata: ["schema": "\(schema)", "count": "\(failed.count)"])
         }
         return confirmed.count + failed.count
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     /// The backlog (rows waiting, the oldest one's age) for the metrics, and old processed-event

@@ -139,11 +139,13 @@ struct MessagesTests {
         }
     }
 
-    @Test("a batch that holds a retry among new sends stores each new one once, in order, and the retry not again")
+    @Test(
+        "a batch that holds a retry among new sends stores each new one once, in order, and the retry not again; a retry where its sender may not send is still answered as a retry"
+    )
     func retryInsideABatch() async throws {
         let harness = ServiceHarness()
         try await harness.runChat { auth, messages in
-            let people = try await people(auth, messages, 2)
+            let people = try await people(auth, messages, 3)
             let (alice, bob) = (people[0], people[1])
             let id = try #require(conversationId(try await post(messages, "/api/conversations", alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)))
             let publisher = EventPublisher(configuration: TestStack.amqp(), logger: TestStack.logger)
@@ -161,10 +163,18 @@ struct MessagesTests {
             try await send(["d", "b", "e", "f"])
             #expect(await eventually(timeout: .seconds(30), every: .milliseconds(100)) { await stored().count >= 6 })
             await publisher.shutdown()
-            let messages = await stored()
-            #expect(messages.compactMap { $0["clientMsgId"] as? String } == ["a", "b", "c", "d", "e", "f"])
-            #expect(messages.compactMap { $0["seq"] as? Int } == Array(1...6))
-            #expect(messages.compactMap { $0["body"] as? String }[1] == "body of b")
+            let history = await stored()
+            #expect(history.compactMap { $0["clientMsgId"] as? String } == ["a", "b", "c", "d", "e", "f"])
+            #expect(history.compactMap { $0["seq"] as? Int } == Array(1...6))
+            #expect(history.compactMap { $0["body"] as? String }[1] == "body of b")
+
+            // A retry is answered as one even where its sender may not send: "a" again, to a
+            // conversation Alice is not in, is a reused clientMsgId (409), not a 404.
+            let carol = people[2]
+            let other = try #require(conversationId(try await post(messages, "/api/conversations", carol, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)))
+            let reused = try await post(messages, "/api/conversations/\(other)/messages", alice, #"{"clientMsgId": "a", "body": "body of a"}"#)
+            #expect(reused.status == .conflict)
+            #expect((json(reused)["error"] as? [String: Any])?["code"] as? String == "client_msg_id_reused")
         }
     }
 

@@ -213,6 +213,18 @@ struct EventContractsTests {
         for text in [",}", #","x":01.e}"#, #","x":-}"#, #","x":[1,]}"#] {
             #expect(throws: EventDecodingError.self, "\(text)") { try LiveAck(json: Data((valid.dropLast() + text).utf8)) }
         }
+        // Numbers as the decoder takes them: a whole number with a fraction or exponent, not a leading zero.
+        for (text, value) in [("7", 7), ("-0", 0), ("7.0", 7), ("7e0", 7), ("0.07e2", 7), ("-9223372036854775808", Int64.min)] as [(String, Int64)] {
+            let json = Data(#"{"conversationId":"c","deliveredSeq":\#(text),"userId":"u"}"#.utf8)
+            #expect(try ReceiptMarked(json: json).deliveredSeq == value, "\(text)")
+            #expect(try EventCoding.decoder.decode(ReceiptMarked.self, from: json).deliveredSeq == value, "\(text)")
+        }
+        for text in ["007", "7.5", "1e400", "7.", ".7", "+7", "7e", "0x7"] {
+            let json = Data(#"{"conversationId":"c","deliveredSeq":\#(text),"userId":"u"}"#.utf8)
+            #expect(throws: EventDecodingError.self, "\(text)") { try ReceiptMarked(json: json) }
+        }
+        // A byte order mark before the value, as the decoder allows.
+        #expect(try LiveAck(json: Data([0xEF, 0xBB, 0xBF]) + Data(valid.utf8)) == LiveAck(senderId: "u", clientMsgId: "m", frame: "{}"))
         let outOfRange = #"{"conversationId":"c","deliveredSeq":9223372036854775808,"userId":"u"}"#
         #expect(throws: EventDecodingError.self) { try ReceiptMarked(json: Data(outOfRange.utf8)) }
         let deep = #"{"clientMsgId":"m","frame":"{}","senderId":"u","x":"# + String(repeating: "[", count: 70) + String(repeating: "]", count: 70) + "}"

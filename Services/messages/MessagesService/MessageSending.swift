@@ -11,8 +11,10 @@ enum MessageSending {
     /// Stores the sends in order, in one transaction, and announces the new messages as one
     /// `message.stored` batch (one outbox row, one broker message), written by the statement that
     /// inserts them. Retries are rare, so the batch is first stored without looking them up (a
-    /// statement, and an index probe per send, saved); when one was there after all, the insert
-    /// fails on its key and the batch is stored again in a new transaction, looking them up.
+    /// statement, and an index probe per send, saved); when it held one after all (the insert
+    /// fails on its key, or a send would be refused), it is stored again in a new transaction,
+    /// looking them up. That can meet a retry only if the same send was stored concurrently in
+    /// between (the HTTP path racing the socket's), so a third try settles it.
     static func store(_ sends: [MessageSent], store: MessagesStore, dependencies: ServiceDependencies) async throws -> [SendResult] {
         func attempt(lookingUpRetries: Bool) async throws -> [SendResult] {
             try await dependencies.transaction { connection in
@@ -22,8 +24,12 @@ enum MessageSending {
         }
         do {
             return try await attempt(lookingUpRetries: false)
-        } catch is SendRetried {
-            return try await attempt(lookingUpRetries: true)
+        } catch is MayHoldRetries {
+            do {
+                return try await attempt(lookingUpRetries: true)
+            } catch is MayHoldRetries {
+                return try await attempt(lookingUpRetries: true)
+            }
         }
     }
 

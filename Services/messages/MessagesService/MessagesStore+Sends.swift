@@ -32,9 +32,11 @@ extension MessagesStore {
     /// for the new messages, in one statement. Seqs are assigned here in batch order, so each
     /// conversation's seqs stay gap-free and in the order sent.
     ///
-    /// Without `lookingUpRetries` the first statement is skipped: a send seen before then fails the
-    /// insert on the (sender, clientMsgId) key with `SendRetried`, the transaction is lost, and the
-    /// caller stores the batch again looking them up (see `MessageSending.store`).
+    /// Without `lookingUpRetries` the first statement is skipped, and the batch throws
+    /// `MayHoldRetries` (the transaction is lost; the caller stores it again, looking, see
+    /// `MessageSending.store`) when a send fails the insert on the (sender, clientMsgId) key, or
+    /// when a send would be refused: a retry of a stored message gets that message, whether or not
+    /// its sender may still send there.
     func store(
         _ sends: [MessageSent], at sentAt: Date, lookingUpRetries: Bool, announcing: ([MessageStored]) throws -> [OutgoingMessage],
         on connection: PostgresConnection
@@ -98,6 +100,7 @@ extension MessagesStore {
                 results[index] = .stored(message, memberIds: members.live)
                 stored.append(MessageStored(message: message, memberIds: members.live, senderInstance: send.instanceId.isEmpty ? nil : send.instanceId))
             }
+            if !lookingUpRetries, results.contains(where: { $0 == .notMember || $0 == .peerDeleted }) { throw MayHoldRetries() }
             if !rows.ids.isEmpty {
                 do {
                     try await connection.run(
@@ -107,7 +110,7 @@ extension MessagesStore {
                 } catch let error as PSQLError
                     where error.serverInfo?[.sqlState] == "23505" && error.serverInfo?[.constraintName] == "messages_sender_id_client_msg_id_key"
                 {
-                    throw SendRetried()
+                    throw MayHoldRetries()
                 }
             }
         }
@@ -190,9 +193,9 @@ extension MessagesStore {
     }
 }
 
-/// A send in the batch was stored before (a retry, or a redelivered batch), and the batch was
-/// stored without looking retries up: the transaction is lost; store the batch again, looking.
-struct SendRetried: Error {}
+/// A batch stored without looking its retries up held one (or a send it would refuse, which may
+/// be one): the transaction is lost; store the batch again, looking.
+struct MayHoldRetries: Error {}
 
 /// A send's idempotency key.
 private struct SendKey: Hashable {
