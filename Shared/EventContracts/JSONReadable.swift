@@ -47,16 +47,11 @@ public struct JSONReader {
         }
     }
 
-    /// The text as a string, for a caller that has one already.
-    public static func read<Value>(_ text: String, _ body: (inout JSONReader) throws -> Value) throws -> Value {
-        try read(Data(text.utf8), body)
-    }
-
     /// An object: `member` is called with each key and must read (or `skipValue`) its value.
     public mutating func readObject(_ member: (inout JSONReader, String) throws -> Void) throws {
         try enter("{")
         defer { depth -= 1 }
-        if try consumeIf("}") { return }
+        if consumeIf("}") { return }
         repeat {
             let key = try readString()
             try expect(":")
@@ -69,7 +64,7 @@ public struct JSONReader {
         try enter("[")
         defer { depth -= 1 }
         var elements: [Element] = []
-        if try consumeIf("]") { return elements }
+        if consumeIf("]") { return elements }
         repeat {
             elements.append(try element(&self))
         } while try separator(closing: "]")
@@ -196,7 +191,7 @@ public struct JSONReader {
         while let byte = peek, byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 { index += 1 }
     }
 
-    private mutating func consumeIf(_ byte: Unicode.Scalar) throws -> Bool {
+    private mutating func consumeIf(_ byte: Unicode.Scalar) -> Bool {
         skipWhiteSpace()
         guard peek == UInt8(ascii: byte) else { return false }
         index += 1
@@ -204,7 +199,7 @@ public struct JSONReader {
     }
 
     private mutating func expect(_ byte: Unicode.Scalar) throws {
-        guard try consumeIf(byte) else { throw error("\"\(byte)\" expected") }
+        guard consumeIf(byte) else { throw error("\"\(byte)\" expected") }
     }
 
     private mutating func enter(_ opening: Unicode.Scalar) throws {
@@ -215,7 +210,7 @@ public struct JSONReader {
 
     /// After an element: true for a comma (another follows), false for `closing`.
     private mutating func separator(closing: Unicode.Scalar) throws -> Bool {
-        if try consumeIf(",") { return true }
+        if consumeIf(",") { return true }
         try expect(closing)
         return false
     }

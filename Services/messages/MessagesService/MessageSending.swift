@@ -22,15 +22,10 @@ enum MessageSending {
                     sends, at: Date(), lookingUpRetries: lookingUpRetries, announcing: { try dependencies.announcements(batch: $0) }, on: connection)
             }
         }
-        do {
-            return try await attempt(lookingUpRetries: false)
-        } catch is MayHoldRetries {
-            do {
-                return try await attempt(lookingUpRetries: true)
-            } catch is MayHoldRetries {
-                return try await attempt(lookingUpRetries: true)
-            }
+        for lookingUpRetries in [false, true] {
+            do { return try await attempt(lookingUpRetries: lookingUpRetries) } catch is MayHoldRetries { continue }
         }
+        return try await attempt(lookingUpRetries: true)
     }
 
     /// Answers the senders of sends that stored nothing new (a retry gets its message again, a
