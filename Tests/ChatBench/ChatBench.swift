@@ -356,7 +356,16 @@ final class LatencyState: Sendable {
         var deliveredCount = 0
         var errors = 0
         var lastDelivery: ContinuousClock.Instant?
+        var startDate = Date()
+        // Where a delivery's time went, for one message in `splitSample`: before the messages
+        // service stored it (its `sentAt`) and after.
+        var beforeStored: [Double] = []
+        var afterStored: [Double] = []
     }
+
+    /// One message in this many has its delivery split at `sentAt` (reading the date costs the
+    /// load generator time it shares with what it measures).
+    private static let splitSample = 16
 
     private let values: Mutex<Values>
     private let rate: Double
@@ -368,7 +377,12 @@ final class LatencyState: Sendable {
 
     var deliveredCount: Int { values.withLock { $0.deliveredCount } }
 
-    func start(at instant: ContinuousClock.Instant) { values.withLock { $0.start = instant } }
+    func start(at instant: ContinuousClock.Instant) {
+        values.withLock {
+            $0.start = instant
+            $0.startDate = Date()
+        }
+    }
 
     func received(_ text: String) {
         let now = ContinuousClock.now
@@ -378,6 +392,8 @@ final class LatencyState: Sendable {
             return
         }
         guard let k = messageNumber(in: text, prefix: "b") else { return }
+        let storedAt = kind == .message && k % Self.splitSample == 0 ? storedTime(in: text) : nil
+        let nowDate = storedAt == nil ? nil : Date()
         values.withLock { values in
             guard let start = values.start, k >= 0, k < values.delivered.count else { return }
             let latency = (now - (start + .seconds(Double(k) / rate))).milliseconds
@@ -385,6 +401,11 @@ final class LatencyState: Sendable {
                 if values.acked[k] < 0 { values.acked[k] = latency }
             } else if values.delivered[k] < 0 {
                 values.delivered[k] = latency
+                if let storedAt, let nowDate {
+                    let scheduled = values.startDate.addingTimeInterval(Double(k) / rate)
+                    values.beforeStored.append(storedAt.timeIntervalSince(scheduled) * 1000)
+                    values.afterStored.append(nowDate.timeIntervalSince(storedAt) * 1000)
+                }
                 values.deliveredCount += 1
                 values.lastDelivery = now
             }
@@ -413,6 +434,11 @@ final class LatencyState: Sendable {
             )
             print(
                 "ack ms (from scheduled send):                p50 \(percentile(acked, 0.5))  p99 \(percentile(acked, 0.99))  p999 \(percentile(acked, 0.999))")
+            let before = values.beforeStored.sorted()
+            let after = values.afterStored.sorted()
+            print(
+                "split at sentAt (1 in \(Self.splitSample)):       scheduled → stored p50 \(percentile(before, 0.5)) p99 \(percentile(before, 0.99)); stored → delivered p50 \(percentile(after, 0.5)) p99 \(percentile(after, 0.99))"
+            )
         }
     }
 }

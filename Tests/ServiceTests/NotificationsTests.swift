@@ -118,6 +118,18 @@ struct NotificationsTests {
                                 })
                             #expect(try await listNotifications(notifications, carol).allSatisfy { $0["kind"] as? String != "message" })
 
+                            // A message that reaches only Carol (online) is answered by one read and stores
+                            // nothing; one to Bob after it (one consumer, in order) shows it was handled.
+                            let toCarol = try await openConversation(messages, as: alice, #"{"type": "direct", "userId": "\#(carol.userId)"}"#)
+                            try await post(messages, as: alice, to: toCarol, "c-1", "only online")
+                            try await post(messages, as: alice, to: direct, "d-after-online", "hello 4")
+                            #expect(
+                                await eventually(timeout: .seconds(10)) {
+                                    payload(try? await listNotifications(notifications, bob).first { payload($0)["conversationId"] as? String == direct })[
+                                        "count"] as? Int == 4
+                                })
+                            #expect(try await listNotifications(notifications, carol).allSatisfy { $0["kind"] as? String != "message" })
+
                             // Carol is removed: group_removed replaces group_added.
                             #expect(
                                 try await messages.execute(uri: "/api/conversations/\(groupId)/members/\(carol.userId)", method: .delete, headers: alice.bearer)
@@ -191,7 +203,7 @@ struct NotificationsTests {
                             let bobChat = ChatClient(port: chat.port!, session: bob)
                             group.addTask { try? await bobChat.run() }
                             #expect(await eventually { bobChat.isConnected })
-                            try await bobChat.send(#"{"type": "read", "conversationId": "\#(direct)", "seq": 5}"#)
+                            try await bobChat.send(#"{"type": "read", "conversationId": "\#(direct)", "seq": 6}"#)
                             #expect(
                                 await eventually(timeout: .seconds(10)) {
                                     (try? await listNotifications(notifications, bob, query: "?unread=true"))?.isEmpty == true

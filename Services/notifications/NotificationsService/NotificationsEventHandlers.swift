@@ -3,10 +3,12 @@ import EventContracts
 import LiveSockets
 import Logging
 import Outbox
+import PostgresNIO
 import ServiceRuntime
 
 /// What notifications keeps and stores, from both exchanges, a batch at a time in one transaction,
-/// each event applied once (processed ids recorded in the same transaction). One active consumer,
+/// each event applied once (processed ids recorded in the same transaction; stored messages that
+/// reach no one offline change nothing and are answered by one read). One active consumer,
 /// so member snapshots and counts are applied in the order announced: stored messages are applied
 /// together (one statement for a run of them), every other event in its place between them.
 struct NotificationEventsHandler: EventHandler {
@@ -44,6 +46,20 @@ struct NotificationEventsHandler: EventHandler {
     }
 
     func handle(_ batch: [IncomingEvent<Event>]) async throws -> [EventOutcome] {
+        // A batch of stored messages alone (the busy case) first reads who they reach is offline,
+        // outside a transaction: this one consumer applies presence, so the read sees what the
+        // transaction would. When no one is, the batch changes nothing here and nothing is
+        // recorded, as an event that changed nothing cannot be applied twice: one round trip for
+        // the batch instead of a transaction of four and a processed row per message.
+        let allStored = batch.compactMap { item -> MessageStored? in if case .stored(let stored) = item.event { stored } else { nil } }
+        let knownOffline: Set<String>?
+        if allStored.count == batch.count {
+            let offline = try await dependencies.postgres.withConnection { try await store.offlineRecipients(of: allStored, on: $0) }
+            guard !offline.isEmpty else { return EventOutcome.done(batch.count) }
+            knownOffline = offline
+        } else {
+            knownOffline = nil
+        }
         let rules = NotificationRules(store: store)
         let idempotent = IdempotentConsumer(client: dependencies.postgres, consumer: subscription.queue)
         let changed = try await idempotent.processBatch(eventIDs: batch.map(\.id), logger: dependencies.logger) { connection, fresh in
@@ -60,7 +76,7 @@ struct NotificationEventsHandler: EventHandler {
                 }
                 changed += try await rules.apply(item.event, at: item.occurredAt, on: connection)
             }
-            if !messages.isEmpty { changed += try await store.recordMessages(messages, on: connection) }
+            if !messages.isEmpty { changed += try await store.recordMessages(messages, offline: knownOffline, on: connection) }
             return changed
         }
         await push(changed)

@@ -70,12 +70,30 @@ struct NotificationsStore: Sendable {
 
     // MARK: Applying events (the consumer), inside its transaction
 
+    /// Who of the batch's recipients (every member but the sender) has no chat connection open. The
+    /// consumer also asks before its transaction, for a batch of stored messages alone.
+    func offlineRecipients(of batch: [MessageStored], on connection: PostgresConnection) async throws -> Set<String> {
+        var recipients = Set<String>()
+        for stored in batch {
+            for userId in stored.memberIds where userId != stored.message.senderId { recipients.insert(userId) }
+        }
+        guard !recipients.isEmpty else { return [] }
+        var offline = Set<String>()
+        for try await userId in try await connection.execute(NotificationStatements.OfflineUsers(ids: Array(recipients)), logger: logger) {
+            offline.insert(userId)
+        }
+        return offline
+    }
+
     /// Stored messages, a batch at a time: one notification per conversation for each member other
     /// than the sender who has no chat connection open, its count raised by the messages they got
-    /// (or restarted once it was read). One statement for who is offline; when someone is, one for
-    /// the conversations' names and one for the lot. (Most recipients of a busy chat are online, and
-    /// their messages then cost one lookup, not a payload each.)
-    func recordMessages(_ batch: [MessageStored], on connection: PostgresConnection) async throws -> [(userId: String, NotificationRecord)] {
+    /// (or restarted once it was read). One statement for who is offline (unless the caller read
+    /// it: `offline`); when someone is, one for the conversations' names and one for the lot. (Most
+    /// recipients of a busy chat are online, and their messages then cost one lookup, not a payload
+    /// each.)
+    func recordMessages(
+        _ batch: [MessageStored], offline known: Set<String>? = nil, on connection: PostgresConnection
+    ) async throws -> [(userId: String, NotificationRecord)] {
         // Per (member, conversation): how many messages, and the newest.
         struct Entry {
             var count: Int
@@ -95,10 +113,11 @@ struct NotificationsStore: Sendable {
             }
         }
         guard !entries.isEmpty else { return [] }
-        var offline: Set<String> = []
-        let recipients = Set(entries.values.lazy.flatMap(\.keys))
-        for try await userId in try await connection.execute(NotificationStatements.OfflineUsers(ids: Array(recipients)), logger: logger) {
-            offline.insert(userId)
+        let offline: Set<String>
+        if let known {
+            offline = known
+        } else {
+            offline = try await offlineRecipients(of: batch, on: connection)
         }
         entries = entries.compactMapValues { members in
             let away = members.filter { offline.contains($0.key) }
