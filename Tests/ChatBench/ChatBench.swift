@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import Synchronization
 
 /// `chat-bench`: the load generator of `make bench` (infra/bench.sh). One phase per run:
@@ -84,13 +83,8 @@ struct ChatBench {
 struct Bench {
     let options: ChatBench.Options
     let run = String(UInt32.random(in: 0...UInt32.max), radix: 36)
-    let logger: Logger = {
-        var logger = Logger(label: "chat-bench")
-        logger.logLevel = .error
-        return logger
-    }()
 
-    var fleet: SocketFleet { SocketFleet(ports: options.socketPorts, logger: logger) }
+    var fleet: SocketFleet { SocketFleet(ports: options.socketPorts) }
 
     /// New users through the public API: their bearer tokens and ids.
     func signUp(_ count: Int) async throws -> [(token: String, id: String)] {
@@ -131,7 +125,7 @@ struct Bench {
         }
         let state = LatencyState(total: total, rate: options.rate)
         print("connecting \(options.users) websockets…")
-        try await fleet.run(count: options.users, token: { users[$0].token }, received: { _, text in state.received(text) }) { outboxes in
+        try await fleet.run(count: options.users, token: { users[$0].token }, received: { _, text in state.received(text) }) { sockets in
             let settled = await ProcessStats.settle(options.watched)
             print("the stack settled after the setup in \(settled)")
             print("sending \(total) messages at \(Int(options.rate))/s for \(Int(options.duration)) s…")
@@ -141,10 +135,12 @@ struct Bench {
             var next = 0
             while next < total {
                 let now = ContinuousClock.now
+                var due: [(socket: Int, text: String)] = []
                 while next < total, start + .seconds(Double(next) / options.rate) <= now {
-                    outboxes[next % options.users].yield(frames[next])
+                    due.append((next % options.users, frames[next]))
                     next += 1
                 }
+                if !due.isEmpty { sockets.send(due) }
                 try await Task.sleep(for: .milliseconds(1))
             }
             let drainDeadline = ContinuousClock.now + .seconds(15)
@@ -167,7 +163,7 @@ struct Bench {
         print("signing up \((count + perUser - 1) / perUser) users…")
         let users = try await signUp((count + perUser - 1) / perUser)
         let before = ProcessStats.residentMiB(of: instance)
-        let single = SocketFleet(ports: [options.socketPorts[0]], logger: logger)
+        let single = SocketFleet(ports: [options.socketPorts[0]])
         print("opening \(count) idle sockets on one instance…")
         let opening = ContinuousClock.now
         try await single.run(count: count, token: { users[$0 / perUser].token }, received: { _, _ in }) { _ in
@@ -286,12 +282,12 @@ struct Bench {
                     if arrivals.copies[k] == size - 1 { arrivals.last[k] = now }
                 }
             }
-        ) { outboxes in
+        ) { sockets in
             // A socket counts as connected when its upgrade is done, a moment before its instance has
             // announced it in the presence registry: warm-up messages go out until one reaches everyone.
             var warmed = false
             for j in 0..<10 where !warmed {
-                outboxes[0].yield(#"{"type":"send","clientMsgId":"w\#(j)","conversationId":"\#(group)","body":"warming up"}"#)
+                sockets.send(#"{"type":"send","clientMsgId":"w\#(j)","conversationId":"\#(group)","body":"warming up"}"#, on: 0)
                 let deadline = ContinuousClock.now + .seconds(1)
                 while !warmed, ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(20))
@@ -305,7 +301,7 @@ struct Bench {
             for k in 0..<rounds {
                 sentAt.append(.now)
                 sentAtWall.append(Date())
-                outboxes[0].yield(#"{"type":"send","clientMsgId":"f\#(k)","conversationId":"\#(group)","body":"to all \#(size) of us, number \#(k)"}"#)
+                sockets.send(#"{"type":"send","clientMsgId":"f\#(k)","conversationId":"\#(group)","body":"to all \#(size) of us, number \#(k)"}"#, on: 0)
                 try await Task.sleep(for: .milliseconds(250))
             }
             let deadline = ContinuousClock.now + .seconds(10)
@@ -434,6 +430,14 @@ final class LatencyState: Sendable {
             )
             print(
                 "ack ms (from scheduled send):                p50 \(percentile(acked, 0.5))  p99 \(percentile(acked, 0.99))  p999 \(percentile(acked, 0.999))")
+            // p99 of each second's messages (by scheduled time): one stall shows as one bad second,
+            // a machine that cannot keep up as a rising line.
+            let perSecond = max(1, Int(rate))
+            let seconds = stride(from: 0, to: total, by: perSecond).map { first -> String in
+                let second = values.delivered[first..<min(total, first + perSecond)].filter { $0 >= 0 }.sorted()
+                return second.isEmpty ? "-" : String(format: "%.0f", second[min(second.count - 1, Int(Double(second.count) * 0.99))])
+            }
+            print("p99 ms by second of sending: \(seconds.joined(separator: " "))")
             let before = values.beforeStored.sorted()
             let after = values.afterStored.sorted()
             print(

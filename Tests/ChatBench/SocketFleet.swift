@@ -1,80 +1,188 @@
 import Foundation
-import HTTPTypes
-import HummingbirdWSClient
-import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
 import NIOWebSocket
 import Synchronization
 
-/// Many websocket clients of `/ws/chat`, each with an outbox of frames to send and a callback for
-/// what it receives. `body` runs once every socket is open; the sockets close when it returns.
+/// Many websocket clients of `/ws/chat`, each a NIO channel whose handler passes what it receives
+/// to a callback on its event loop: no task or stream per socket, so the load generator, which
+/// shares the machine with what it measures, spends little per frame. `body` runs once every
+/// socket is open; the sockets close when it returns.
 struct SocketFleet {
     let ports: [Int]
-    let logger: Logger
 
     func run<Result: Sendable>(
         count: Int,
         token: @escaping @Sendable (Int) -> String,
         received: @escaping @Sendable (_ socket: Int, _ text: String) -> Void,
-        _ body: @Sendable (_ outboxes: [AsyncStream<String>.Continuation]) async throws -> Result
+        _ body: @Sendable (_ sockets: FleetSockets) async throws -> Result
     ) async throws -> Result {
         let counts = ConnectionCounts()
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            var outboxes: [AsyncStream<String>.Continuation] = []
+        let channels = try await withThrowingTaskGroup(of: (Int, any Channel)?.self) { group in
+            group.addTask {
+                try await Task.sleep(for: .seconds(120))
+                throw BenchError("not every socket opened within 120 s")
+            }
             for socket in 0..<count {
-                let (stream, continuation) = AsyncStream.makeStream(of: String.self)
-                outboxes.append(continuation)
-                let port = ports[socket % ports.count]
-                let logger = logger
                 group.addTask {
-                    do {
-                        try await WebSocketClient.connect(
-                            url: "ws://127.0.0.1:\(port)/ws/chat",
-                            configuration: .init(maxFrameSize: 1 << 16, additionalHeaders: [.authorization: "Bearer \(token(socket))"]),
-                            logger: logger
-                        ) { inbound, outbound, _ in
-                            counts.connected.add(1, ordering: .relaxed)
-                            try await withThrowingTaskGroup(of: Void.self) { connection in
-                                connection.addTask {
-                                    for await frame in stream { try await outbound.writeTextMessage(frame) }
-                                    try await outbound.close(.normalClosure, reason: nil)
-                                }
-                                for try await message in inbound.messages(maxSize: 1 << 16) {
-                                    if case .text(let text) = message { received(socket, text) }
-                                }
-                                counts.closed.add(1, ordering: .relaxed)
-                                connection.cancelAll()
-                            }
-                        }
-                    } catch {
-                        counts.failed.add(1, ordering: .relaxed)
-                    }
+                    let handler = FleetSocketHandler(socket: socket, received: received, counts: counts)
+                    return (socket, try await connect(port: ports[socket % ports.count], token: token(socket), handler: handler))
                 }
             }
-            let deadline = ContinuousClock.now + .seconds(120)
-            while counts.connected.load(ordering: .relaxed) < count {
-                guard ContinuousClock.now < deadline, counts.failed.load(ordering: .relaxed) == 0 else {
-                    for outbox in outboxes { outbox.finish() }
-                    group.cancelAll()
-                    throw BenchError(
-                        "only \(counts.connected.load(ordering: .relaxed)) of \(count) sockets connected (\(counts.failed.load(ordering: .relaxed)) failed)")
+            var channels = [(any Channel)?](repeating: nil, count: count)
+            var opened = 0
+            do {
+                while opened < count, let next = try await group.next() {
+                    guard let (socket, channel) = next else { continue }
+                    channels[socket] = channel
+                    opened += 1
                 }
-                try await Task.sleep(for: .milliseconds(50))
+            } catch {
+                for channel in channels.compactMap({ $0 }) { channel.close(promise: nil) }
+                throw BenchError("only \(opened) of \(count) sockets connected: \(error)")
             }
-            let result = try await body(outboxes)
-            let closed = counts.closed.load(ordering: .relaxed)
-            if closed > 0 { print("\(closed) of \(count) sockets were closed by the server before the phase ended") }
-            for outbox in outboxes { outbox.finish() }
-            group.cancelAll()
-            return result
+            group.cancelAll()  // the deadline
+            return channels.compactMap { $0 }
         }
+        let sockets = FleetSockets(channels)
+        let result: Result
+        do {
+            result = try await body(sockets)
+        } catch {
+            await sockets.close(counts)
+            throw error
+        }
+        await sockets.close(counts)
+        let closed = counts.closed.load(ordering: .relaxed)
+        if closed > 0 { print("\(closed) of \(count) sockets were closed by the server before the phase ended") }
+        return result
+    }
+
+    /// One socket: the HTTP upgrade with the token, then `handler` for its frames.
+    private func connect(port: Int, token: String, handler: FleetSocketHandler) async throws -> any Channel {
+        let upgraded = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let upgrader = NIOTypedWebSocketClientUpgrader<(any Channel)?>(maxFrameSize: 1 << 16) { channel, _ in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOWebSocketFrameAggregator(
+                                    minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 64, maxAccumulatedFrameSize: 1 << 16))
+                            try channel.pipeline.syncOperations.addHandler(handler)
+                            return channel
+                        }
+                    }
+                    var headers = HTTPHeaders()
+                    headers.add(name: "Host", value: "127.0.0.1:\(port)")
+                    headers.add(name: "Authorization", value: "Bearer \(token)")
+                    let upgrade = NIOTypedHTTPClientUpgradeConfiguration<(any Channel)?>(
+                        upgradeRequestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/ws/chat", headers: headers),
+                        upgraders: [upgrader],
+                        notUpgradingCompletionHandler: { channel in channel.close().map { nil } }
+                    )
+                    return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
+                        configuration: .init(upgradeConfiguration: upgrade))
+                }
+            }
+        guard let channel = try await upgraded.get() else { throw BenchError("the websocket upgrade was refused") }
+        return channel
     }
 }
 
-/// How many sockets of a fleet are open, and how many failed to.
+/// The open sockets of a fleet, to send on.
+final class FleetSockets: Sendable {
+    private let channels: [any Channel]
+
+    init(_ channels: [any Channel]) {
+        self.channels = channels
+    }
+
+    /// Sends text frames, each on its socket: one hop onto each event loop concerned, each socket
+    /// written to once and flushed once.
+    func send(_ frames: [(socket: Int, text: String)]) {
+        var byLoop: [ObjectIdentifier: (loop: any EventLoop, frames: [(any Channel, String)])] = [:]
+        for (socket, text) in frames {
+            let channel = channels[socket]
+            byLoop[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].frames.append((channel, text))
+        }
+        for (loop, frames) in byLoop.values {
+            loop.execute {
+                var written: [ObjectIdentifier: any Channel] = [:]
+                for (channel, text) in frames {
+                    // Client frames must be masked; the key need not be secret here (the server
+                    // cannot tell), so each socket reuses one rather than reading the system's
+                    // random generator per frame.
+                    let frame = WebSocketFrame(fin: true, opcode: .text, maskKey: FleetSockets.maskKey, data: ByteBuffer(string: text))
+                    channel.write(frame, promise: nil)
+                    written[ObjectIdentifier(channel)] = channel
+                }
+                for channel in written.values { channel.flush() }
+            }
+        }
+    }
+
+    func send(_ text: String, on socket: Int) { send([(socket, text)]) }
+
+    private static let maskKey: WebSocketMaskingKey = .random()
+
+    /// A close frame on every socket, then the connections closed.
+    fileprivate func close(_ counts: ConnectionCounts) async {
+        counts.closing.store(true, ordering: .relaxed)
+        let closed = channels.map { channel in
+            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: Self.maskKey, data: ByteBuffer(bytes: [0x03, 0xE8])))
+                .flatMap { channel.close() }
+        }
+        guard let loop = channels.first?.eventLoop else { return }
+        try? await EventLoopFuture.andAllComplete(closed, on: loop).get()
+    }
+}
+
+/// One socket's frames: text to the fleet's callback, pings answered, the server's close counted.
+private final class FleetSocketHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    let socket: Int
+    let received: @Sendable (_ socket: Int, _ text: String) -> Void
+    let counts: ConnectionCounts
+
+    init(socket: Int, received: @escaping @Sendable (_ socket: Int, _ text: String) -> Void, counts: ConnectionCounts) {
+        self.socket = socket
+        self.received = received
+        self.counts = counts
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text:
+            received(socket, String(buffer: frame.unmaskedData))
+        case .ping:
+            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)
+            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
+        case .connectionClose:
+            context.close(promise: nil)
+        default:
+            break
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !counts.closing.load(ordering: .relaxed) { counts.closed.add(1, ordering: .relaxed) }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+/// How many sockets of a fleet the server closed, and whether the fleet is closing them itself.
 final class ConnectionCounts: Sendable {
-    let connected = Atomic<Int>(0)
-    let failed = Atomic<Int>(0)
     let closed = Atomic<Int>(0)
+    let closing = Atomic<Bool>(false)
 }
 
 /// The number in `"clientMsgId":"<prefix><n>"` of a frame, found in its bytes without parsing the
