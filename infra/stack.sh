@@ -260,9 +260,13 @@ rabbitmq_env() {
     export RABBITMQ_CONF_ENV_FILE="$base/rabbitmq-env.conf"
     export RABBITMQ_PID_FILE="$RUN_DIR/rabbitmq-node.pid"
     export HOME="$base/home"   # the Erlang cookie lives here
-    # No busy-waiting schedulers: on a small machine shared with the services, spinning Erlang
-    # schedulers take CPU the services need.
-    export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none"
+    # The broker shares the machine with the services, Postgres and Redis: no busy-waiting
+    # schedulers (spinning takes CPU the services need), and half the cores' worth of schedulers,
+    # at least one (on 2 cores a second scheduler cost RabbitMQ about 15% more CPU per message in
+    # `make bench`, handing work between threads; see the README's Benchmark).
+    local schedulers=$(( $(nproc) / 2 ))
+    (( schedulers >= 1 )) || schedulers=1
+    export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none +S $schedulers:$schedulers"
 }
 
 rabbitmq_ready() { port_open "$SWIFTCHAT_AMQP_PORT"; }
