@@ -434,8 +434,7 @@ final class LatencyState: Sendable {
             // a machine that cannot keep up as a rising line.
             let perSecond = max(1, Int(rate))
             let seconds = stride(from: 0, to: total, by: perSecond).map { first -> String in
-                let second = values.delivered[first..<min(total, first + perSecond)].filter { $0 >= 0 }.sorted()
-                return second.isEmpty ? "-" : String(format: "%.0f", second[min(second.count - 1, Int(Double(second.count) * 0.99))])
+                percentile(values.delivered[first..<min(total, first + perSecond)].filter { $0 >= 0 }.sorted(), 0.99)
             }
             print("p99 ms by second of sending: \(seconds.joined(separator: " "))")
             let before = values.beforeStored.sorted()

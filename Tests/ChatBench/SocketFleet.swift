@@ -91,6 +91,11 @@ struct SocketFleet {
     }
 }
 
+/// The key that masks every frame the fleet sends. Client frames must be masked, but the key need
+/// not be secret here (the server cannot tell), so one serves them all rather than reading the
+/// system's random generator per frame.
+private let fleetMaskKey: WebSocketMaskingKey = .random()
+
 /// The open sockets of a fleet, to send on.
 final class FleetSockets: Sendable {
     private let channels: [any Channel]
@@ -111,10 +116,7 @@ final class FleetSockets: Sendable {
             loop.execute {
                 var written: [ObjectIdentifier: any Channel] = [:]
                 for (channel, text) in frames {
-                    // Client frames must be masked; the key need not be secret here (the server
-                    // cannot tell), so each socket reuses one rather than reading the system's
-                    // random generator per frame.
-                    let frame = WebSocketFrame(fin: true, opcode: .text, maskKey: FleetSockets.maskKey, data: ByteBuffer(string: text))
+                    let frame = WebSocketFrame(fin: true, opcode: .text, maskKey: fleetMaskKey, data: ByteBuffer(string: text))
                     channel.write(frame, promise: nil)
                     written[ObjectIdentifier(channel)] = channel
                 }
@@ -125,13 +127,11 @@ final class FleetSockets: Sendable {
 
     func send(_ text: String, on socket: Int) { send([(socket, text)]) }
 
-    private static let maskKey: WebSocketMaskingKey = .random()
-
     /// A close frame on every socket, then the connections closed.
     fileprivate func close(_ counts: ConnectionCounts) async {
         counts.closing.store(true, ordering: .relaxed)
         let closed = channels.map { channel in
-            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: Self.maskKey, data: ByteBuffer(bytes: [0x03, 0xE8])))
+            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: fleetMaskKey, data: ByteBuffer(bytes: [0x03, 0xE8])))
                 .flatMap { channel.close() }
         }
         guard let loop = channels.first?.eventLoop else { return }
@@ -160,7 +160,7 @@ private final class FleetSocketHandler: ChannelInboundHandler, Sendable {
         case .text:
             received(socket, String(buffer: frame.unmaskedData))
         case .ping:
-            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)
+            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: fleetMaskKey, data: frame.unmaskedData)
             context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
         case .connectionClose:
             context.close(promise: nil)
