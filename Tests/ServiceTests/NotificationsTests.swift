@@ -4,8 +4,11 @@ import Hummingbird
 import HummingbirdTesting
 import PostgresNIO
 import PostgresSupport
+import ServiceRuntime
 import StackTesting
 import Testing
+
+@testable import NotificationsService
 
 /// The user's stored notifications, as `GET /api/notifications` lists them.
 func listNotifications(_ client: any TestClientProtocol, _ session: Session, query: String = "") async throws -> [[String: Any]] {
@@ -309,6 +312,32 @@ struct NotificationsTests {
                         payload(try? await listNotifications(notifications, bob).first)["count"] as? Int == 5
                     })
             }
+        }
+    }
+
+    @Test("who is offline is looked up by key: statistics taken while everyone was offline do not turn it into a scan per id")
+    func offlineLookupPlan() async throws {
+        let schema = TestStack.uniqueSchema("notifications")
+        try await NotificationsService.definition.migrate(TestStack.database(schema: schema), logger: TestStack.logger)
+        try await TestStack.withDatabase(schema: schema) { client in
+            let presence = "\(schema.rawValue).presence"
+            // Everyone signed up and offline when the statistics are taken, then online.
+            try await client.query("INSERT INTO \(unescaped: presence) SELECT 'u' || i, false, now() FROM generate_series(1, 2000) i")
+            try await client.query("ANALYZE \(unescaped: presence)")
+            try await client.query("UPDATE \(unescaped: presence) SET online = true WHERE substr(user_id, 2)::int <= 1000")
+            let ids = (1...190).map { "u\($0 * 10)" } + ["nobody"]  // u10 … u1000 online, u1010 … u1900 not
+            let sql = NotificationStatements.OfflineUsers.sql.replacingOccurrences(of: "presence", with: presence)
+            var plan = ""
+            for try await line in try await client.query(PostgresQuery(unsafeSQL: "EXPLAIN \(sql)", binds: PostgresBindings(ids))).decode(String.self) {
+                plan += line + "\n"
+            }
+            // A nested loop reading the presence rows again for each id is what the old form made.
+            #expect(!plan.contains("Nested Loop") || plan.contains("Index"), "\(plan)")
+            var offline: Set<String> = []
+            for try await id in try await client.query(PostgresQuery(unsafeSQL: sql, binds: PostgresBindings(ids))).decode(String.self) {
+                offline.insert(id)
+            }
+            #expect(offline == Set((101...190).map { "u\($0 * 10)" } + ["nobody"]))
         }
     }
 }

@@ -19,10 +19,16 @@ enum NotificationStatements {
     }
 
     /// The users among `ids` with no chat connection open, as presence last said.
+    ///
+    /// Joined on the key alone, `online` checked after: with `AND p.online` inside the join the
+    /// planner sized the presence side by the `online` statistics, and statistics taken while
+    /// everyone was offline (users who signed up, not yet connected) made it a nested loop over
+    /// every online row for each id, 12 ms instead of 0.5 ms for 190 ids among 2,000 users.
     struct OfflineUsers: PostgresPreparedStatement {
         static let sql = """
             SELECT u.id FROM unnest($1::text[]) AS u(id)
-            WHERE NOT EXISTS (SELECT 1 FROM presence p WHERE p.user_id = u.id AND p.online)
+            LEFT JOIN presence p ON p.user_id = u.id
+            WHERE p.online IS NOT TRUE
             """
         typealias Row = String
         let ids: [String]
