@@ -2,16 +2,27 @@
 /// and tab only in message bodies), and no name that renders as nothing. Checked at the edge, so
 /// nothing a store or a client would choke on gets in.
 public enum TextRules {
-    /// Whether `text` holds a control character: C0 (U+0000–U+001F), DEL, C1 (U+0080–U+009F), or
-    /// a lone surrogate's replacement. `multiline` allows newline and tab (message bodies).
+    /// Whether `text` holds a control character: C0 (U+0000–U+001F), DEL or C1 (U+0080–U+009F).
+    /// `multiline` allows newline and tab (message bodies). Read as UTF-8 bytes, once per send on
+    /// the hot path: C0 and DEL are single bytes, and C1 is 0xC2 followed by 0x80–0x9F.
     public static func hasControlCharacters(_ text: String, multiline: Bool = false) -> Bool {
-        text.unicodeScalars.contains { scalar in
-            switch scalar.value {
-            case 0x0A, 0x09: !multiline
-            case 0x00...0x1F, 0x7F...0x9F: true
-            default: false
+        var afterC2 = false
+        for byte in text.utf8 {
+            if afterC2, byte <= 0x9F { return true }  // a continuation byte here is ≥ 0x80
+            afterC2 = byte == 0xC2
+            switch byte {
+            case 0x0A, 0x09: if !multiline { return true }
+            case 0x00...0x1F, 0x7F: return true
+            default: break
             }
         }
+        return false
+    }
+
+    /// Whether `text` has at most `limit` characters, counting them only when its UTF-8 is longer
+    /// than that (a character is at least one byte).
+    public static func fits(_ text: String, characters limit: Int) -> Bool {
+        text.utf8.count <= limit || text.count <= limit
     }
 
     /// Whether `name` would render as nothing: only whitespace, zero-width characters, invisible

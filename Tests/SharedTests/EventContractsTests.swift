@@ -50,10 +50,31 @@ struct EventContractsTests {
         #expect(TextRules.hasControlCharacters("a\u{85}b"))
         #expect(!TextRules.hasControlCharacters("two\nlines\tok", multiline: true))
         #expect(TextRules.hasControlCharacters("two\nlines"))
+        // Read as UTF-8: every C0, DEL and C1 scalar is found, and nothing next to them.
+        for scalar in (0...0x2FF).compactMap(Unicode.Scalar.init) {
+            let text = "a\(Character(scalar))b"
+            let isControl = scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+            #expect(TextRules.hasControlCharacters(text) == isControl, "U+\(String(scalar.value, radix: 16))")
+            #expect(TextRules.hasControlCharacters(text, multiline: true) == (isControl && scalar != "\n" && scalar != "\t"))
+        }
         for invisible in ["", "  ", "\u{3164}", "\u{200B}\u{200D}", "\u{115F}\u{1160}", "\u{2800}", "\u{301}", "\u{FEFF}"] {
             #expect(TextRules.rendersAsNothing(invisible), "\(invisible.unicodeScalars.map(\.value))")
         }
         for visible in ["a", "✨", "\u{3164}A", "日本"] { #expect(!TextRules.rendersAsNothing(visible)) }
+    }
+
+    @Test("a send's limits count characters, not bytes, and refuse a body of white space of any kind")
+    func sendLimits() {
+        #expect(MessageLimits.problems(clientMsgId: "c1", body: "hi").isEmpty)
+        #expect(MessageLimits.problems(clientMsgId: String(repeating: "日", count: 64), body: String(repeating: "é", count: 4000)).isEmpty)
+        #expect(MessageLimits.problems(clientMsgId: String(repeating: "日", count: 65), body: "hi").keys.sorted() == ["clientMsgId"])
+        #expect(MessageLimits.problems(clientMsgId: "c1", body: String(repeating: "é", count: 4001)).keys.sorted() == ["body"])
+        for blank in ["", " ", "\n\t ", "\u{A0}\u{3000}\u{2028}\u{2029}\u{202F}", "\u{1680}\u{2000}\u{200A}\u{205F}"] {
+            #expect(MessageLimits.problems(clientMsgId: "c1", body: blank).keys.sorted() == ["body"], "\(blank.unicodeScalars.map(\.value))")
+        }
+        #expect(MessageLimits.problems(clientMsgId: "c1", body: " \u{3000}x").isEmpty)
+        #expect(MessageLimits.isPlausibleId(String(repeating: "日", count: 64)))
+        #expect(!MessageLimits.isPlausibleId(String(repeating: "a", count: 65)))
     }
 
     @Test("a history page written by hand is the JSON the API encoder writes: byte for byte for plain text, the same values for any text")
