@@ -64,11 +64,32 @@ extension ProcessStats {
     }
 }
 
-/// CPU used by each watched process over one phase.
+/// The whole machine's CPU time so far, in clock ticks, from the first line of /proc/stat: what
+/// ran, what sat idle waiting for the disk, and what the hypervisor took (steal). A noisy p99 is
+/// read against these: a run whose cores were partly taken or waiting is not the code's figure.
+struct MachineTimes {
+    var busy = 0.0
+    var ioWait = 0.0
+    var steal = 0.0
+    var total = 0.0
+
+    static func now() -> MachineTimes {
+        guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8), let line = stat.split(separator: "\n").first else {
+            return MachineTimes()
+        }
+        // user nice system idle iowait irq softirq steal (guest time is inside user already)
+        let ticks = line.split(separator: " ").dropFirst().prefix(8).compactMap { Double($0) }
+        guard ticks.count == 8 else { return MachineTimes() }
+        return MachineTimes(busy: ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6], ioWait: ticks[4], steal: ticks[7], total: ticks.reduce(0, +))
+    }
+}
+
+/// CPU used by each watched process over one phase, and by the machine as a whole.
 struct CPUWindow {
     let processes: [WatchedProcess]
     private let start = ContinuousClock.now
     private let before: [Double]
+    private let machineBefore = MachineTimes.now()
 
     init(_ processes: [WatchedProcess]) {
         self.processes = processes
@@ -87,6 +108,13 @@ struct CPUWindow {
             print(row(process.name, used, wall: wall, delivered: delivered, rss: ProcessStats.residentMiB(of: process)))
         }
         print(row("all together", total, wall: wall, delivered: delivered, rss: nil))
+        let machine = MachineTimes.now()
+        let ticks = max(machine.total - machineBefore.total, 1)
+        print(
+            String(
+                format: "machine, all cores: busy %.1f%%, waiting on the disk %.1f%%, taken by the hypervisor (steal) %.1f%%",
+                100 * (machine.busy - machineBefore.busy) / ticks, 100 * (machine.ioWait - machineBefore.ioWait) / ticks,
+                100 * (machine.steal - machineBefore.steal) / ticks))
     }
 
     private func row(_ name: String, _ used: Double, wall: Double, delivered: Int, rss: Double?) -> String {
