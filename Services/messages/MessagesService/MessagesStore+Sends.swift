@@ -26,10 +26,10 @@ struct MarkerChange: Sendable, Equatable {
 
 extension MessagesStore {
     /// Stores a batch of sends in order, inside the caller's transaction, with a fixed number of
-    /// statements whatever the batch's size: look up retries, lock the conversations (in id order,
-    /// as every writer of a conversation does), read their members after the lock, then insert the
-    /// messages, advance `last_seq` and the senders' markers, and write `announcing`'s outbox rows
-    /// for the new messages, in one statement. Seqs are assigned here in batch order, so each
+    /// statements whatever the batch's size: look up retries; lock the conversations (in id order,
+    /// as every writer of a conversation does) and read their members after the lock, in one round
+    /// trip; then insert the messages, advance `last_seq` and the senders' markers, and write
+    /// `announcing`'s outbox rows for the new messages, in one statement. Seqs are assigned here in batch order, so each
     /// conversation's seqs stay gap-free and in the order sent.
     ///
     /// Without `lookingUpRetries` the first statement is skipped, and the batch throws
@@ -68,12 +68,17 @@ extension MessagesStore {
             let conversationIds = Array(Set(fresh.map { sends[$0].conversationId })).sorted()
             var lastSeq: [String: Int64] = [:]
             var isDirect: Set<String> = []
-            let locked = try await connection.execute(MessagesStatements.LockConversations(ids: conversationIds), logger: logger)
-            for try await (id, seq, type) in locked {
-                lastSeq[id] = seq
-                if type == "direct" { isDirect.insert(id) }
+            var roster: [String: (live: [String], deleted: [String])] = [:]
+            let locked = try await connection.execute(MessagesStatements.LockWithMembers(ids: conversationIds), logger: logger)
+            for try await (id, seq, type, userId, deleted) in locked {
+                if lastSeq[id] == nil {
+                    lastSeq[id] = seq
+                    if type == "direct" { isDirect.insert(id) }
+                    roster[id] = ([], [])
+                }
+                guard let userId else { continue }
+                if deleted == true { roster[id]?.deleted.append(userId) } else { roster[id]?.live.append(userId) }
             }
-            let roster = try await members(of: Array(lastSeq.keys), on: connection)
 
             // 3. Seqs in batch order; one statement writes the lot.
             var rows = MessageRows()

@@ -24,10 +24,13 @@ enum MessagesStatements {
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    /// Locks the conversations, in id order as every writer of a conversation does.
-    struct LockConversations: PostgresPreparedStatement {
-        static let sql = "SELECT id, last_seq, type FROM conversations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
-        typealias Row = (String, Int64, String)
+    /// Locks the conversations (in id order, as every writer of a conversation does) and then reads
+    /// their members, in one round trip: `lock_with_members` (migration 0004) reads the members in
+    /// a statement of its own, after the locks are held. One row per member; a conversation with
+    /// none has one row without a member.
+    struct LockWithMembers: PostgresPreparedStatement {
+        static let sql = "SELECT conversation_id, last_seq, type, user_id, deleted FROM lock_with_members($1::text[])"
+        typealias Row = (String, Int64, String, String?, Bool?)
         let ids: [String]
 
         func makeBindings() -> PostgresBindings { PostgresBindings(ids) }
