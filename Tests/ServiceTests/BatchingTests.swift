@@ -3,8 +3,10 @@ import EventContracts
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import MessagesService
 import PostgresNIO
 import PostgresSupport
+import ServiceRuntime
 import StackTesting
 import Synchronization
 import Testing
@@ -63,6 +65,41 @@ struct BatchingTests {
                 let first = try await call(services.messages, .get, "/api/conversations/\(conversations[0])/messages?limit=1000", users[0])
                 #expect(!((first.json["messages"] as? [[String: Any]]) ?? []).contains { $0["clientMsgId"] as? String == "poison" })
                 group.cancelAll()
+            }
+        }
+    }
+
+    @Test("a batch reads its members after its locks: a removal committed while the batch waited for the lock is seen")
+    func membersReadAfterTheLock() async throws {
+        let schema = TestStack.uniqueSchema("messages")
+        try await MessagesService.definition.migrate(TestStack.database(schema: schema), logger: TestStack.logger)
+        try await TestStack.withDatabase(schema: schema) { client in
+            try await client.query("INSERT INTO conversations (id, type) VALUES ('c1', 'group')")
+            try await client.query("INSERT INTO members (conversation_id, user_id, role) VALUES ('c1', 'a', 'admin'), ('c1', 'b', 'member')")
+            try await client.withConnection { remover in
+                try await client.withConnection { sender in
+                    // A removal holds the conversation's lock, as MessagesStore's do, with b removed.
+                    try await remover.query("BEGIN", logger: TestStack.logger)
+                    try await remover.query("SELECT 1 FROM conversations WHERE id = 'c1' FOR UPDATE", logger: TestStack.logger)
+                    try await remover.query("DELETE FROM members WHERE conversation_id = 'c1' AND user_id = 'b'", logger: TestStack.logger)
+                    async let read: [String?] = {
+                        var users: [String?] = []
+                        let rows = try await sender.query("SELECT user_id FROM lock_with_members(ARRAY['c1'])", logger: TestStack.logger)
+                        for try await user in rows.decode(String?.self) { users.append(user) }
+                        return users
+                    }()
+                    // The batch waits for the lock; then the removal commits.
+                    let deadline = ContinuousClock.now + .seconds(10)
+                    while ContinuousClock.now < deadline {
+                        let waiting = try await client.query(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%lock_with_members%' AND pid <> pg_backend_pid()"
+                        )
+                        if try await waiting.decode(Int64.self).reduce(0, +) > 0 { break }
+                        try await Task.sleep(for: .milliseconds(10))
+                    }
+                    try await remover.query("COMMIT", logger: TestStack.logger)
+                    #expect(try await read == ["a"])
+                }
             }
         }
     }
