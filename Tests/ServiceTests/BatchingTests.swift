@@ -72,12 +72,16 @@ struct BatchingTests {
     @Test("a batch reads its members after its locks: a removal committed while the batch waited for the lock is seen")
     func membersReadAfterTheLock() async throws {
         let schema = TestStack.uniqueSchema("messages")
-        try await MessagesService.definition.migrate(TestStack.database(schema: schema), logger: TestStack.logger)
         try await TestStack.withDatabase(schema: schema) { client in
+            try await MessagesService.definition.migrate(TestStack.database(schema: schema), logger: TestStack.logger)
             try await client.query("INSERT INTO conversations (id, type) VALUES ('c1', 'group')")
             try await client.query("INSERT INTO members (conversation_id, user_id, role) VALUES ('c1', 'a', 'admin'), ('c1', 'b', 'member')")
             try await client.withConnection { remover in
                 try await client.withConnection { sender in
+                    // Should the test fail midway, the batch gives up waiting rather than hang it.
+                    try await sender.query("SET lock_timeout = '20s'", logger: TestStack.logger)
+                    var senderPid: Int32 = 0
+                    for try await pid in try await sender.query("SELECT pg_backend_pid()", logger: TestStack.logger).decode(Int32.self) { senderPid = pid }
                     // A removal holds the conversation's lock, as MessagesStore's do, with b removed.
                     try await remover.query("BEGIN", logger: TestStack.logger)
                     try await remover.query("SELECT 1 FROM conversations WHERE id = 'c1' FOR UPDATE", logger: TestStack.logger)
@@ -89,15 +93,15 @@ struct BatchingTests {
                         return users
                     }()
                     // The batch waits for the lock; then the removal commits.
+                    var waited = false
                     let deadline = ContinuousClock.now + .seconds(10)
-                    while ContinuousClock.now < deadline {
-                        let waiting = try await client.query(
-                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%lock_with_members%' AND pid <> pg_backend_pid()"
-                        )
-                        if try await waiting.decode(Int64.self).reduce(0, +) > 0 { break }
-                        try await Task.sleep(for: .milliseconds(10))
+                    while !waited, ContinuousClock.now < deadline {
+                        let waiting = try await client.query("SELECT count(*) FROM pg_stat_activity WHERE pid = \(senderPid) AND wait_event_type = 'Lock'")
+                        waited = try await waiting.decode(Int64.self).reduce(0, +) > 0
+                        if !waited { try await Task.sleep(for: .milliseconds(10)) }
                     }
                     try await remover.query("COMMIT", logger: TestStack.logger)
+                    #expect(waited, "the batch never waited for the removal's lock")
                     #expect(try await read == ["a"])
                 }
             }

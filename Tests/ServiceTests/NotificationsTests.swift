@@ -318,8 +318,8 @@ struct NotificationsTests {
     @Test("who is offline is looked up by key: statistics taken while everyone was offline do not turn it into a scan per id")
     func offlineLookupPlan() async throws {
         let schema = TestStack.uniqueSchema("notifications")
-        try await NotificationsService.definition.migrate(TestStack.database(schema: schema), logger: TestStack.logger)
         try await TestStack.withDatabase(schema: schema) { client in
+            try await NotificationsService.definition.migrate(TestStack.database(schema: schema), logger: TestStack.logger)
             let presence = "\(schema.rawValue).presence"
             // Everyone signed up and offline when the statistics are taken, then online.
             try await client.query("INSERT INTO \(unescaped: presence) SELECT 'u' || i, false, now() FROM generate_series(1, 2000) i")

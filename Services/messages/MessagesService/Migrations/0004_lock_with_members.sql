@@ -7,15 +7,18 @@ CREATE FUNCTION lock_with_members(ids text[])
 RETURNS TABLE (conversation_id text, last_seq bigint, type text, user_id text, deleted boolean)
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
+DECLARE
+    locked text[];
 BEGIN
-    -- In id order, as every writer of a conversation locks.
-    PERFORM 1 FROM conversations c WHERE c.id = ANY(ids) ORDER BY c.id FOR UPDATE;
+    -- In id order, as every writer of a conversation locks; only what was locked is returned.
+    SELECT array_agg(l.id) INTO locked
+    FROM (SELECT c.id FROM conversations c WHERE c.id = ANY(ids) ORDER BY c.id FOR UPDATE) AS l;
     RETURN QUERY
         SELECT c.id, c.last_seq, c.type, m.user_id, k.deleted_at IS NOT NULL
         FROM conversations c
         LEFT JOIN members m ON m.conversation_id = c.id
         LEFT JOIN known_users k ON k.id = m.user_id
-        WHERE c.id = ANY(ids)
+        WHERE c.id = ANY(locked)
         ORDER BY c.id, m.user_id;
 END
 $$;
