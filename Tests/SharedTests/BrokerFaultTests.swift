@@ -55,7 +55,7 @@ struct BrokerFaultTests {
         try await EventBusAdmin.deleteQueues([queue, "\(queue).dead"], configuration: configuration)
     }
 
-    @Test("outbox: 1,000 writes while the broker is down are all published exactly once when it returns, and applied once")
+    @Test("outbox: 1,000 writes while the broker is down are all published when it returns, and each applied once")
     func outboxSurvivesBrokerOutage() async throws {
         let configuration = TestStack.amqp(publishTimeout: .seconds(2))
         let schema = TestStack.uniqueSchema("outbox")
@@ -118,8 +118,11 @@ struct BrokerFaultTests {
                         outcomes.append(outcome)
                     }
                 }, logger: logger)
+            // Wait for every event, not for a count of deliveries: a batch the broker took but whose
+            // confirm was lost as it came back (it happens on a busy machine) is published again,
+            // and its events then arrive twice (at least once is the relay's promise).
             try await whileRunning([eventConsumer]) {
-                #expect(await eventually(timeout: .seconds(30)) { outcomes.count >= 2 * total })
+                #expect(await eventually(timeout: .seconds(30)) { outcomes.all.filter { $0 == .applied }.count >= total })
             }
             #expect(outcomes.all.filter { $0 == .applied }.count == total)
             let applied = try await client.query("SELECT count(*)::int FROM \(unescaped: schema.rawValue).applied").decode(Int.self)
