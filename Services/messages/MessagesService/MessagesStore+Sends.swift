@@ -16,6 +16,16 @@ enum SendResult: Sendable, Equatable {
     case peerDeleted
 }
 
+/// The members of one conversation: the live ones (who get its messages) and the deleted accounts.
+struct Roster: Sendable {
+    var live: [String] = []
+    var deleted: [String] = []
+
+    mutating func add(_ userId: String, deleted isDeleted: Bool) {
+        if isDeleted { deleted.append(userId) } else { live.append(userId) }
+    }
+}
+
 /// A receipt marker after a batch moved it.
 struct MarkerChange: Sendable, Equatable {
     let conversationId: String
@@ -29,8 +39,8 @@ extension MessagesStore {
     /// statements whatever the batch's size: look up retries; lock the conversations (in id order,
     /// as every writer of a conversation does) and read their members after the lock, in one round
     /// trip; then insert the messages, advance `last_seq` and the senders' markers, and write
-    /// `announcing`'s outbox rows for the new messages, in one statement. Seqs are assigned here in batch order, so each
-    /// conversation's seqs stay gap-free and in the order sent.
+    /// `announcing`'s outbox rows for the new messages, in one statement. Seqs are assigned here in
+    /// batch order, so each conversation's seqs stay gap-free and in the order sent.
     ///
     /// Without `lookingUpRetries` the first statement is skipped, and the batch throws
     /// `MayHoldRetries` (the transaction is lost; the caller stores it again, looking, see
@@ -68,16 +78,15 @@ extension MessagesStore {
             let conversationIds = Array(Set(fresh.map { sends[$0].conversationId })).sorted()
             var lastSeq: [String: Int64] = [:]
             var isDirect: Set<String> = []
-            var roster: [String: (live: [String], deleted: [String])] = [:]
+            var roster: [String: Roster] = [:]
             let locked = try await connection.execute(MessagesStatements.LockWithMembers(ids: conversationIds), logger: logger)
             for try await (id, seq, type, userId, deleted) in locked {
                 if lastSeq[id] == nil {
                     lastSeq[id] = seq
                     if type == "direct" { isDirect.insert(id) }
-                    roster[id] = ([], [])
+                    roster[id] = Roster()
                 }
-                guard let userId else { continue }
-                if deleted == true { roster[id]?.deleted.append(userId) } else { roster[id]?.live.append(userId) }
+                if let userId { roster[id]?.add(userId, deleted: deleted == true) }
             }
 
             // 3. Seqs in batch order; one statement writes the lot.
@@ -148,13 +157,13 @@ extension MessagesStore {
 
     /// The members of each conversation, in one statement: the live ones (who get its messages)
     /// and the deleted accounts.
-    func members(of conversationIds: [String], on connection: PostgresConnection) async throws -> [String: (live: [String], deleted: [String])] {
+    func members(of conversationIds: [String], on connection: PostgresConnection) async throws -> [String: Roster] {
         guard !conversationIds.isEmpty else { return [:] }
-        var members: [String: (live: [String], deleted: [String])] = [:]
-        for id in conversationIds { members[id] = ([], []) }
+        var members: [String: Roster] = [:]
+        for id in conversationIds { members[id] = Roster() }
         let rows = try await connection.execute(MessagesStatements.Members(conversationIds: conversationIds), logger: logger)
         for try await (conversationId, userId, deleted) in rows {
-            if deleted { members[conversationId]?.deleted.append(userId) } else { members[conversationId]?.live.append(userId) }
+            members[conversationId]?.add(userId, deleted: deleted)
         }
         return members
     }
