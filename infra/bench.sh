@@ -80,10 +80,13 @@ run_pid() { cat "$STACK_DIR/run/$1.pid"; }
 services="socket-handler-1=$PID_socket_handler_18084,socket-handler-2=$PID_socket_handler_18085,messages=$PID_messages_18083"
 services+=",notifications=$PID_notifications_18086,users=$PID_users_18082,auth=$PID_auth_18081"
 servers="postgres=$(run_pid postgres)+,rabbitmq=$(run_pid rabbitmq-node),redis=$(run_pid redis)"
+# Whose stage timers (handler time per queue, outbox relay rounds) are printed after each phase.
+stages="messages=18083,notifications=18086,socket-handler-1=18084,socket-handler-2=18085,users=18082,auth=18081"
 
 # A phase the services cannot do (an older build's smaller limits, say) is reported, not fatal.
 bench() {
-    "$BENCH_BIN/chat-bench" --auth http://127.0.0.1:18081 --messages-url http://127.0.0.1:18083 --socket-ports 18084,18085 "$@" \
+    "$BENCH_BIN/chat-bench" --auth http://127.0.0.1:18081 --messages-url http://127.0.0.1:18083 --socket-ports 18084,18085 \
+        --stages "$stages" "$@" \
         || echo "[bench] this phase failed (exit $?)"
 }
 purge() { bash infra/stack.sh purge bench; }

@@ -144,7 +144,7 @@ public final class EventConsumer<Handler: EventHandler>: Service {
             outcomes += part
         }
         let elapsed = ContinuousClock.now - started
-        metrics.handlerTime.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        metrics.handlerTime.recordNanoseconds(elapsed.nanoseconds)
         var failed: [Int: [Int]] = [:]
         for (owner, outcome) in zip(owners, outcomes) {
             if case .deadLetter = outcome { failed[owner.delivery, default: []].append(owner.index) }

@@ -170,7 +170,7 @@ public final class LiveConnection: Sendable {
         }
         guard let sent else { return false }
         let waited = ContinuousClock.now - sent
-        LiveConnection.sendToAck.recordNanoseconds(waited.components.seconds * 1_000_000_000 + waited.components.attoseconds / 1_000_000_000)
+        LiveConnection.sendToAck.recordNanoseconds(waited.nanoseconds)
         return true
     }
 

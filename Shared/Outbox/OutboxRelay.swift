@@ -35,6 +35,11 @@ public final class OutboxRelay: Service {
     private let published = Counter(label: "swiftchat_outbox_published_total")
     private let deferred = Counter(label: "swiftchat_outbox_deferred_total")
     private let failedRounds = Counter(label: "swiftchat_outbox_failed_rounds_total")
+    /// Rounds that published something, and the broker's part of them (publishing and waiting for
+    /// the confirms): with the consumers' handler times, what each stage of a message's path costs
+    /// (`make bench` prints them).
+    private let roundTime = Timer(label: "swiftchat_outbox_round_seconds")
+    private let publishTime = Timer(label: "swiftchat_outbox_publish_seconds")
     private let backlog = Gauge(label: "swiftchat_outbox_backlog")
     private let oldestAge = Gauge(label: "swiftchat_outbox_oldest_age_seconds")
 
@@ -106,7 +111,9 @@ public final class OutboxRelay: Service {
             progress.withLock { $0.roundStarted = .now }
             defer { progress.withLock { $0.roundStarted = nil } }
             do {
+                let started = ContinuousClock.now
                 let relayed = try await withDeadline(roundDeadline, "an outbox round") { [self] in try await relayBatch() }
+                if relayed > 0 { roundTime.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
                 if relayed < batchSize { return }
             } catch {
                 failedRounds.increment()
@@ -130,7 +137,9 @@ public final class OutboxRelay: Service {
                 messages.append(OutgoingMessage(exchange: exchange, routingKey: routingKey, messageId: eventID, type: type, body: Data(body.readableBytesView)))
             }
             guard !messages.isEmpty else { return ([], []) }
+            let publishing = ContinuousClock.now
             let outcomes = try await publisher.publish(messages)
+            publishTime.recordNanoseconds((ContinuousClock.now - publishing).nanoseconds)
             var confirmed: [Int64] = []
             var failed: [Int64] = []
             for (position, outcome) in zip(positions, outcomes) {

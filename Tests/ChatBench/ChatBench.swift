@@ -28,6 +28,8 @@ struct ChatBench {
         var socketPorts = [18084, 18085]
         /// `name=pid[+]`: watched processes; a `+` counts the process's children too (Postgres).
         var watched: [WatchedProcess] = []
+        /// `name=port`: services whose stage timers (`/metrics`) are read over each phase.
+        var stages: [(name: String, port: Int)] = []
 
         init(arguments: [String]) throws {
             var iterator = arguments.dropFirst().makeIterator()
@@ -51,6 +53,12 @@ struct ChatBench {
                         let children = parts[1].hasSuffix("+")
                         guard let pid = Int32(parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "+"))) else { return nil }
                         return WatchedProcess(name: String(parts[0]), pid: pid, withChildren: children)
+                    }
+                case "--stages":
+                    stages = value.split(separator: ",").compactMap { entry in
+                        let parts = entry.split(separator: "=")
+                        guard parts.count == 2, let port = Int(parts[1]) else { return nil }
+                        return (String(parts[0]), port)
                     }
                 default: throw BenchError("unknown option \(flag)")
                 }
@@ -129,6 +137,7 @@ struct Bench {
             let settled = await ProcessStats.settle(options.watched)
             print("the stack settled after the setup in \(settled)")
             print("sending \(total) messages at \(Int(options.rate))/s for \(Int(options.duration)) s…")
+            let stages = await StageWindow.open(options.stages)
             let start = ContinuousClock.now
             let cpu = CPUWindow(options.watched)
             state.start(at: start)
@@ -149,6 +158,7 @@ struct Bench {
             }
             state.report(rate: options.rate, duration: options.duration, users: options.users)
             cpu.report(delivered: state.deliveredCount)
+            await stages.report()
         }
     }
 
@@ -295,6 +305,7 @@ struct Bench {
                 }
             }
             if !warmed { print("no warm-up message reached all \(size - 1) members within 10 s") }
+            let stages = await StageWindow.open(options.stages)
             let cpu = CPUWindow(options.watched)
             var sentAt: [ContinuousClock.Instant] = []
             var sentAtWall: [Date] = []
@@ -339,6 +350,7 @@ struct Bench {
             }
             if let error = arrived.senderErrors.first { print("the sender got \(arrived.senderErrors.count) error frames, the first: \(error)") }
             cpu.report(delivered: arrivals.withLock { $0.copies.reduce(0, +) })
+            await stages.report()
         }
     }
 }

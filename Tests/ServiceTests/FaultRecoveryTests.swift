@@ -62,6 +62,12 @@ struct FaultRecoveryTests {
             // The relay shows no backlog and is alive.
             #expect(await eventually(timeout: .seconds(25)) { await plainGet("http://127.0.0.1:\(base)/metrics").contains("swiftchat_outbox_backlog 0") })
             #expect(await plainStatus("http://127.0.0.1:\(base)/healthz") == 200)
+            // Its rounds that published, and the broker's part of them, are timed (the bench's stages).
+            let metrics = await plainGet("http://127.0.0.1:\(base)/metrics").split(separator: "\n")
+            for timer in ["swiftchat_outbox_round_seconds_count", "swiftchat_outbox_publish_seconds_count"] {
+                let count = metrics.first { $0.hasPrefix(timer + " ") }.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
+                #expect((count ?? 0) >= 1, "\(timer): \(count.map { "\($0)" } ?? "absent")")
+            }
         }
         // SIGTERM ends it within its grace period, whatever it was waiting on.
         let stopping = ContinuousClock.now
