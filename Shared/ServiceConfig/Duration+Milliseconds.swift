@@ -4,9 +4,7 @@ extension Duration {
         let (seconds, attoseconds) = components
         return max(0, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
     }
-}
 
-extension Duration {
     /// Whole nanoseconds: what a metrics `Timer` records.
     public var nanoseconds: Int64 {
         let (seconds, attoseconds) = components

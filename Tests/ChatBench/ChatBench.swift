@@ -47,19 +47,12 @@ struct ChatBench {
                 case "--messages-url": messagesURL = value
                 case "--socket-ports": socketPorts = value.split(separator: ",").compactMap { Int($0) }
                 case "--watch":
-                    watched = value.split(separator: ",").compactMap { entry in
-                        let parts = entry.split(separator: "=")
-                        guard parts.count == 2 else { return nil }
-                        let children = parts[1].hasSuffix("+")
-                        guard let pid = Int32(parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "+"))) else { return nil }
-                        return WatchedProcess(name: String(parts[0]), pid: pid, withChildren: children)
+                    watched = Self.pairs(value).compactMap { name, pid in
+                        let children = pid.hasSuffix("+")
+                        guard let pid = Int32(pid.trimmingCharacters(in: CharacterSet(charactersIn: "+"))) else { return nil }
+                        return WatchedProcess(name: name, pid: pid, withChildren: children)
                     }
-                case "--stages":
-                    stages = value.split(separator: ",").compactMap { entry in
-                        let parts = entry.split(separator: "=")
-                        guard parts.count == 2, let port = Int(parts[1]) else { return nil }
-                        return (String(parts[0]), port)
-                    }
+                case "--stages": stages = Self.pairs(value).compactMap { name, port in Int(port).map { (name, $0) } }
                 default: throw BenchError("unknown option \(flag)")
                 }
             }
@@ -67,6 +60,14 @@ struct ChatBench {
                 throw BenchError("--users must be even and at least 2; --rate and --duration positive")
             }
             watched.append(WatchedProcess(name: "chat-bench (load)", pid: getpid(), withChildren: false))
+        }
+
+        /// `name=value,name=value`: the pairs, malformed entries left out.
+        private static func pairs(_ list: String) -> [(name: String, value: Substring)] {
+            list.split(separator: ",").compactMap { entry in
+                let parts = entry.split(separator: "=")
+                return parts.count == 2 ? (String(parts[0]), parts[1]) : nil
+            }
         }
     }
 

@@ -4,9 +4,8 @@ import Foundation
 /// end: every consumer's handler time (`swiftchat_bus_handler_seconds`, one row per queue), every
 /// outbox relay's rounds that published (`swiftchat_outbox_round_seconds`) and the broker's part
 /// of those rounds (`swiftchat_outbox_publish_seconds`: publishing, and waiting for the
-/// confirms). A stage busy
-/// for most of the phase is a serial stage at its limit: its queue builds up and every message
-/// waits there, whatever the cores have left.
+/// confirms). A stage busy for most of the phase is a serial stage at its limit: its queue builds
+/// up and every message waits there, whatever the cores have left.
 struct StageWindow {
     /// The services to read, by name and metrics port.
     let services: [(name: String, port: Int)]
