@@ -53,191 +53,196 @@ struct NotificationsTests {
         let socket = try await harness.socketApplication(instance: "n-chat")
         let notificationsApp = try await harness.notificationsApplication()
         let users = try await harness.usersApplication()
-        // users and notifications first, so their queues are there when the users sign up.
-        try await users.test(.router) { usersClient in
-            try await notificationsApp.test(.live) { notifications in
-                try await harness.runChat { auth, messages in
-                    let alice = try await signUp(auth, username: TestStack.uniqueName("na"))
-                    let bob = try await signUp(auth, username: TestStack.uniqueName("nb"))
-                    let carol = try await signUp(auth, username: TestStack.uniqueName("nc"))
-                    let mallory = try await signUp(auth, username: TestStack.uniqueName("nm"))
-                    try await socket.test(.live) { chat in
-                        let port = notifications.port!
-                        let bobStream = ChatClient(port: port, session: bob, path: "/ws/notifications")
-                        let malloryStream = ChatClient(port: port, session: mallory, path: "/ws/notifications")
-                        let carolChat = ChatClient(port: chat.port!, session: carol)
-                        try await withThrowingTaskGroup(of: Void.self) { group in
-                            for client in [bobStream, malloryStream] { group.addTask { try? await client.run() } }
-                            #expect(await eventually { bobStream.isConnected && malloryStream.isConnected })
+        // users and notifications first, so their queues are there when the users sign up; the
+        // schemas and queues go once they have stopped too.
+        try await harness.cleaningUp {
+            try await users.test(.router) { usersClient in
+                try await notificationsApp.test(.live) { notifications in
+                    try await harness.runChat(cleaningUp: false) { auth, messages in
+                        let alice = try await signUp(auth, username: TestStack.uniqueName("na"))
+                        let bob = try await signUp(auth, username: TestStack.uniqueName("nb"))
+                        let carol = try await signUp(auth, username: TestStack.uniqueName("nc"))
+                        let mallory = try await signUp(auth, username: TestStack.uniqueName("nm"))
+                        try await socket.test(.live) { chat in
+                            let port = notifications.port!
+                            let bobStream = ChatClient(port: port, session: bob, path: "/ws/notifications")
+                            let malloryStream = ChatClient(port: port, session: mallory, path: "/ws/notifications")
+                            let carolChat = ChatClient(port: chat.port!, session: carol)
+                            try await withThrowingTaskGroup(of: Void.self) { group in
+                                for client in [bobStream, malloryStream] { group.addTask { try? await client.run() } }
+                                #expect(await eventually { bobStream.isConnected && malloryStream.isConnected })
 
-                            // Bob has no chat socket: three messages are one notification with count 3, pushed live too.
-                            let direct = try await openConversation(messages, as: alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)
-                            for index in 1...3 { try await post(messages, as: alice, to: direct, "d-\(index)", "hello \(index)") }
-                            #expect(
-                                await eventually(timeout: .seconds(10)) {
-                                    payload(try? await listNotifications(notifications, bob).first)["count"] as? Int == 3
-                                })
-                            let bobList = try await listNotifications(notifications, bob)
-                            #expect(bobList.count == 1)
-                            let note = try #require(bobList.first)
-                            #expect(note["kind"] as? String == "message" && note["read"] as? Bool == false)
-                            #expect(payload(note)["conversationId"] as? String == direct)
-                            #expect((payload(note)["lastMessage"] as? [String: Any])?["body"] as? String == "hello 3")
-                            #expect(
-                                await eventually {
-                                    bobStream.frames("notification").contains { payload($0["notification"] as? [String: Any])["count"] as? Int == 3 }
-                                })
-                            #expect(try await listNotifications(notifications, alice).isEmpty)  // the sender gets none
+                                // Bob has no chat socket: three messages are one notification with count 3, pushed live too.
+                                let direct = try await openConversation(messages, as: alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)
+                                for index in 1...3 { try await post(messages, as: alice, to: direct, "d-\(index)", "hello \(index)") }
+                                #expect(
+                                    await eventually(timeout: .seconds(10)) {
+                                        payload(try? await listNotifications(notifications, bob).first)["count"] as? Int == 3
+                                    })
+                                let bobList = try await listNotifications(notifications, bob)
+                                #expect(bobList.count == 1)
+                                let note = try #require(bobList.first)
+                                #expect(note["kind"] as? String == "message" && note["read"] as? Bool == false)
+                                #expect(payload(note)["conversationId"] as? String == direct)
+                                #expect((payload(note)["lastMessage"] as? [String: Any])?["body"] as? String == "hello 3")
+                                #expect(
+                                    await eventually {
+                                        bobStream.frames("notification").contains { payload($0["notification"] as? [String: Any])["count"] as? Int == 3 }
+                                    })
+                                #expect(try await listNotifications(notifications, alice).isEmpty)  // the sender gets none
 
-                            // A group: Bob and Carol are told they were added.
-                            let groupId = try await openConversation(
-                                messages, as: alice, #"{"type": "group", "name": "Plans", "memberIds": ["\#(bob.userId)", "\#(carol.userId)"]}"#
-                            )
-                            #expect(
-                                await eventually(timeout: .seconds(10)) {
-                                    (try? await listNotifications(notifications, carol))?.contains { $0["kind"] as? String == "group_added" } == true
-                                })
-                            let added = try #require(try await listNotifications(notifications, carol).first { $0["kind"] as? String == "group_added" })
-                            #expect(payload(added)["conversationName"] as? String == "Plans" && payload(added)["actorId"] as? String == alice.userId)
+                                // A group: Bob and Carol are told they were added.
+                                let groupId = try await openConversation(
+                                    messages, as: alice, #"{"type": "group", "name": "Plans", "memberIds": ["\#(bob.userId)", "\#(carol.userId)"]}"#
+                                )
+                                #expect(
+                                    await eventually(timeout: .seconds(10)) {
+                                        (try? await listNotifications(notifications, carol))?.contains { $0["kind"] as? String == "group_added" } == true
+                                    })
+                                let added = try #require(try await listNotifications(notifications, carol).first { $0["kind"] as? String == "group_added" })
+                                #expect(payload(added)["conversationName"] as? String == "Plans" && payload(added)["actorId"] as? String == alice.userId)
 
-                            // Carol opens a chat socket: she is online, and Bob (who shares the group) sees it; Mallory does not.
-                            group.addTask { try? await carolChat.run() }
-                            #expect(await eventually(timeout: .seconds(10)) { await isOnline(harness, carol.userId) })
-                            #expect(
-                                await eventually(timeout: .seconds(10)) {
-                                    bobStream.frames("presence").contains { $0["userId"] as? String == carol.userId && $0["online"] as? Bool == true }
-                                })
-                            let presence = try #require(bobStream.frames("presence").first { $0["userId"] as? String == carol.userId })
-                            #expect(presence["lastSeenAt"] is String)
+                                // Carol opens a chat socket: she is online, and Bob (who shares the group) sees it; Mallory does not.
+                                group.addTask { try? await carolChat.run() }
+                                #expect(await eventually(timeout: .seconds(10)) { await isOnline(harness, carol.userId) })
+                                #expect(
+                                    await eventually(timeout: .seconds(10)) {
+                                        bobStream.frames("presence").contains { $0["userId"] as? String == carol.userId && $0["online"] as? Bool == true }
+                                    })
+                                let presence = try #require(bobStream.frames("presence").first { $0["userId"] as? String == carol.userId })
+                                #expect(presence["lastSeenAt"] is String)
 
-                            // Two group messages: Bob (offline for chat) gets count 2; Carol (online) gets none stored.
-                            for index in 1...2 { try await post(messages, as: alice, to: groupId, "g-\(index)", "group \(index)") }
-                            #expect(
-                                await eventually(timeout: .seconds(10)) {
-                                    (try? await listNotifications(notifications, bob))?.contains {
-                                        $0["kind"] as? String == "message" && payload($0)["conversationId"] as? String == groupId
-                                            && payload($0)["count"] as? Int == 2
-                                    } == true
-                                })
-                            #expect(try await listNotifications(notifications, carol).allSatisfy { $0["kind"] as? String != "message" })
+                                // Two group messages: Bob (offline for chat) gets count 2; Carol (online) gets none stored.
+                                for index in 1...2 { try await post(messages, as: alice, to: groupId, "g-\(index)", "group \(index)") }
+                                #expect(
+                                    await eventually(timeout: .seconds(10)) {
+                                        (try? await listNotifications(notifications, bob))?.contains {
+                                            $0["kind"] as? String == "message" && payload($0)["conversationId"] as? String == groupId
+                                                && payload($0)["count"] as? Int == 2
+                                        } == true
+                                    })
+                                #expect(try await listNotifications(notifications, carol).allSatisfy { $0["kind"] as? String != "message" })
 
-                            // A message that reaches only Carol (online) is answered by one read and stores
-                            // nothing; one to Bob after it (one consumer, in order) shows it was handled.
-                            let toCarol = try await openConversation(messages, as: alice, #"{"type": "direct", "userId": "\#(carol.userId)"}"#)
-                            try await post(messages, as: alice, to: toCarol, "c-1", "only online")
-                            try await post(messages, as: alice, to: direct, "d-after-online", "hello 4")
-                            #expect(
-                                await eventually(timeout: .seconds(10)) {
-                                    payload(try? await listNotifications(notifications, bob).first { payload($0)["conversationId"] as? String == direct })[
-                                        "count"] as? Int == 4
-                                })
-                            #expect(try await listNotifications(notifications, carol).allSatisfy { $0["kind"] as? String != "message" })
+                                // A message that reaches only Carol (online) is answered by one read and stores
+                                // nothing; one to Bob after it (one consumer, in order) shows it was handled.
+                                let toCarol = try await openConversation(messages, as: alice, #"{"type": "direct", "userId": "\#(carol.userId)"}"#)
+                                try await post(messages, as: alice, to: toCarol, "c-1", "only online")
+                                try await post(messages, as: alice, to: direct, "d-after-online", "hello 4")
+                                #expect(
+                                    await eventually(timeout: .seconds(10)) {
+                                        payload(try? await listNotifications(notifications, bob).first { payload($0)["conversationId"] as? String == direct })[
+                                            "count"] as? Int == 4
+                                    })
+                                #expect(try await listNotifications(notifications, carol).allSatisfy { $0["kind"] as? String != "message" })
 
-                            // Carol is removed: group_removed replaces group_added.
-                            #expect(
-                                try await messages.execute(uri: "/api/conversations/\(groupId)/members/\(carol.userId)", method: .delete, headers: alice.bearer)
-                                { $0.status } == .noContent)
-                            #expect(
-                                await eventually(timeout: .seconds(10)) {
-                                    (try? await listNotifications(notifications, carol))?.map { $0["kind"] as? String } == ["group_removed"]
-                                })
+                                // Carol is removed: group_removed replaces group_added.
+                                #expect(
+                                    try await messages.execute(
+                                        uri: "/api/conversations/\(groupId)/members/\(carol.userId)", method: .delete, headers: alice.bearer
+                                    ) { $0.status } == .noContent)
+                                #expect(
+                                    await eventually(timeout: .seconds(10)) {
+                                        (try? await listNotifications(notifications, carol))?.map { $0["kind"] as? String } == ["group_removed"]
+                                    })
 
-                            // Carol adds Bob as a contact: Bob is told who.
-                            // (users learns of new users from user.registered: retried until it has.)
-                            #expect(
-                                await eventually(timeout: .seconds(20)) {
-                                    (try? await usersClient.execute(uri: "/api/users/me/contacts/\(bob.userId)", method: .put, headers: carol.bearer) {
-                                        $0.status
-                                    }) == .ok
-                                })
-                            #expect(
-                                await eventually(timeout: .seconds(10)) {
-                                    (try? await listNotifications(notifications, bob))?.contains {
-                                        $0["kind"] as? String == "contact_added" && payload($0)["actorId"] as? String == carol.userId
-                                    } == true
-                                })
+                                // Carol adds Bob as a contact: Bob is told who.
+                                // (users learns of new users from user.registered: retried until it has.)
+                                #expect(
+                                    await eventually(timeout: .seconds(20)) {
+                                        (try? await usersClient.execute(uri: "/api/users/me/contacts/\(bob.userId)", method: .put, headers: carol.bearer) {
+                                            $0.status
+                                        }) == .ok
+                                    })
+                                #expect(
+                                    await eventually(timeout: .seconds(10)) {
+                                        (try? await listNotifications(notifications, bob))?.contains {
+                                            $0["kind"] as? String == "contact_added" && payload($0)["actorId"] as? String == carol.userId
+                                        } == true
+                                    })
 
-                            // Read one; only unread ones are listed with unread=true; a new message restarts the count unread.
-                            let directNote = try #require(
-                                try await listNotifications(notifications, bob).first { payload($0)["conversationId"] as? String == direct })
-                            let noteId = try #require(directNote["id"] as? String)
-                            try await notifications.execute(uri: "/api/notifications/\(noteId)/read", method: .post, headers: bob.bearer) { response in
-                                #expect(response.status == .ok)
-                                #expect((json(response)["notification"] as? [String: Any])?["read"] as? Bool == true)
+                                // Read one; only unread ones are listed with unread=true; a new message restarts the count unread.
+                                let directNote = try #require(
+                                    try await listNotifications(notifications, bob).first { payload($0)["conversationId"] as? String == direct })
+                                let noteId = try #require(directNote["id"] as? String)
+                                try await notifications.execute(uri: "/api/notifications/\(noteId)/read", method: .post, headers: bob.bearer) { response in
+                                    #expect(response.status == .ok)
+                                    #expect((json(response)["notification"] as? [String: Any])?["read"] as? Bool == true)
+                                }
+                                #expect(try await listNotifications(notifications, bob, query: "?unread=true").allSatisfy { $0["id"] as? String != noteId })
+                                try await post(messages, as: alice, to: direct, "d-4", "are you there?")
+                                #expect(
+                                    await eventually(timeout: .seconds(10)) {
+                                        (try? await listNotifications(notifications, bob, query: "?unread=true"))?.contains {
+                                            $0["id"] as? String == noteId && payload($0)["count"] as? Int == 1
+                                        } == true
+                                    })
+                                // Paging: one at a time, newest change first, each seen once.
+                                var seen: [String] = []
+                                var cursor: String? = ""
+                                while let next = cursor {
+                                    let page = try await notifications.execute(
+                                        uri: "/api/notifications?limit=1&cursor=\(next)", method: .get, headers: bob.bearer
+                                    ) { json($0) }
+                                    seen += (page["notifications"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+                                    cursor = page["nextCursor"] as? String
+                                }
+                                #expect(seen.first == noteId && seen.count == 4 && Set(seen).count == 4)  // direct, group added, group messages, contact
+
+                                // Another user's notification is not there for them.
+                                try await notifications.execute(uri: "/api/notifications/\(noteId)/read", method: .post, headers: mallory.bearer) { response in
+                                    #expect(response.status == .notFound && errorCode(response) == "not_found")
+                                }
+                                try await notifications.execute(uri: "/api/notifications?limit=0&unread=maybe", method: .get, headers: bob.bearer) { response in
+                                    #expect(response.status == .badRequest)
+                                }
+                                try await notifications.execute(uri: "/api/notifications/read-all", method: .post, headers: bob.bearer) {
+                                    #expect($0.status == .noContent)
+                                }
+                                #expect(try await listNotifications(notifications, bob, query: "?unread=true").isEmpty)
+                                #expect(try await listNotifications(notifications, bob).count == 4)
+
+                                // Reading the conversation in chat marks its notification read too.
+                                try await post(messages, as: alice, to: direct, "d-5", "one more")
+                                #expect(
+                                    await eventually(timeout: .seconds(10)) {
+                                        (try? await listNotifications(notifications, bob, query: "?unread=true"))?.count == 1
+                                    })
+                                let bobChat = ChatClient(port: chat.port!, session: bob)
+                                group.addTask { try? await bobChat.run() }
+                                #expect(await eventually { bobChat.isConnected })
+                                try await bobChat.send(#"{"type": "read", "conversationId": "\#(direct)", "seq": 6}"#)
+                                #expect(
+                                    await eventually(timeout: .seconds(10)) {
+                                        (try? await listNotifications(notifications, bob, query: "?unread=true"))?.isEmpty == true
+                                    })
+                                await bobChat.close()
+
+                                // A later sign-in to Alice's account is a security notice; the one at her signup was not.
+                                let signIn = #"{"login": "\#(alice.username)", "password": "correct horse battery"}"#
+                                try await auth.execute(uri: "/api/auth/signin", method: .post, headers: jsonHeaders, body: ByteBuffer(string: signIn)) {
+                                    #expect($0.status == .ok)
+                                }
+                                #expect(
+                                    await eventually(timeout: .seconds(10)) {
+                                        (try? await listNotifications(notifications, alice))?.map { $0["kind"] as? String } == ["signed_in"]
+                                    })
+                                #expect(payload(try await listNotifications(notifications, alice).first)["sessionId"] is String)
+
+                                // Carol deletes her account: the notification she caused for Bob goes with her.
+                                try await auth.execute(
+                                    uri: "/api/auth/account", method: .delete, headers: carol.bearer.merging(jsonHeaders),
+                                    body: ByteBuffer(string: #"{"password": "correct horse battery"}"#)
+                                ) { #expect($0.status == .noContent) }
+                                #expect(
+                                    await eventually(timeout: .seconds(10)) {
+                                        (try? await listNotifications(notifications, bob))?.contains { $0["kind"] as? String == "contact_added" } == false
+                                    })
+                                #expect(try await listNotifications(notifications, bob).count == 3)
+
+                                #expect(malloryStream.frames("presence").isEmpty && malloryStream.frames("notification").isEmpty)
+                                for client in [bobStream, malloryStream, carolChat] { await client.close() }
+                                group.cancelAll()
                             }
-                            #expect(try await listNotifications(notifications, bob, query: "?unread=true").allSatisfy { $0["id"] as? String != noteId })
-                            try await post(messages, as: alice, to: direct, "d-4", "are you there?")
-                            #expect(
-                                await eventually(timeout: .seconds(10)) {
-                                    (try? await listNotifications(notifications, bob, query: "?unread=true"))?.contains {
-                                        $0["id"] as? String == noteId && payload($0)["count"] as? Int == 1
-                                    } == true
-                                })
-                            // Paging: one at a time, newest change first, each seen once.
-                            var seen: [String] = []
-                            var cursor: String? = ""
-                            while let next = cursor {
-                                let page = try await notifications.execute(uri: "/api/notifications?limit=1&cursor=\(next)", method: .get, headers: bob.bearer)
-                                { json($0) }
-                                seen += (page["notifications"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
-                                cursor = page["nextCursor"] as? String
-                            }
-                            #expect(seen.first == noteId && seen.count == 4 && Set(seen).count == 4)  // direct, group added, group messages, contact
-
-                            // Another user's notification is not there for them.
-                            try await notifications.execute(uri: "/api/notifications/\(noteId)/read", method: .post, headers: mallory.bearer) { response in
-                                #expect(response.status == .notFound && errorCode(response) == "not_found")
-                            }
-                            try await notifications.execute(uri: "/api/notifications?limit=0&unread=maybe", method: .get, headers: bob.bearer) { response in
-                                #expect(response.status == .badRequest)
-                            }
-                            try await notifications.execute(uri: "/api/notifications/read-all", method: .post, headers: bob.bearer) {
-                                #expect($0.status == .noContent)
-                            }
-                            #expect(try await listNotifications(notifications, bob, query: "?unread=true").isEmpty)
-                            #expect(try await listNotifications(notifications, bob).count == 4)
-
-                            // Reading the conversation in chat marks its notification read too.
-                            try await post(messages, as: alice, to: direct, "d-5", "one more")
-                            #expect(
-                                await eventually(timeout: .seconds(10)) {
-                                    (try? await listNotifications(notifications, bob, query: "?unread=true"))?.count == 1
-                                })
-                            let bobChat = ChatClient(port: chat.port!, session: bob)
-                            group.addTask { try? await bobChat.run() }
-                            #expect(await eventually { bobChat.isConnected })
-                            try await bobChat.send(#"{"type": "read", "conversationId": "\#(direct)", "seq": 6}"#)
-                            #expect(
-                                await eventually(timeout: .seconds(10)) {
-                                    (try? await listNotifications(notifications, bob, query: "?unread=true"))?.isEmpty == true
-                                })
-                            await bobChat.close()
-
-                            // A later sign-in to Alice's account is a security notice; the one at her signup was not.
-                            let signIn = #"{"login": "\#(alice.username)", "password": "correct horse battery"}"#
-                            try await auth.execute(uri: "/api/auth/signin", method: .post, headers: jsonHeaders, body: ByteBuffer(string: signIn)) {
-                                #expect($0.status == .ok)
-                            }
-                            #expect(
-                                await eventually(timeout: .seconds(10)) {
-                                    (try? await listNotifications(notifications, alice))?.map { $0["kind"] as? String } == ["signed_in"]
-                                })
-                            #expect(payload(try await listNotifications(notifications, alice).first)["sessionId"] is String)
-
-                            // Carol deletes her account: the notification she caused for Bob goes with her.
-                            try await auth.execute(
-                                uri: "/api/auth/account", method: .delete, headers: carol.bearer.merging(jsonHeaders),
-                                body: ByteBuffer(string: #"{"password": "correct horse battery"}"#)
-                            ) { #expect($0.status == .noContent) }
-                            #expect(
-                                await eventually(timeout: .seconds(10)) {
-                                    (try? await listNotifications(notifications, bob))?.contains { $0["kind"] as? String == "contact_added" } == false
-                                })
-                            #expect(try await listNotifications(notifications, bob).count == 3)
-
-                            #expect(malloryStream.frames("presence").isEmpty && malloryStream.frames("notification").isEmpty)
-                            for client in [bobStream, malloryStream, carolChat] { await client.close() }
-                            group.cancelAll()
                         }
                     }
                 }
@@ -251,32 +256,34 @@ struct NotificationsTests {
         let notificationsApp = try await harness.notificationsApplication()
         // notifications first, so its queue is bound before the first message.stored (an event no
         // queue is bound for goes back to the producer's outbox, to be retried with backoff).
-        try await notificationsApp.test(.router) { notifications in
-            try await harness.runChat { auth, messages in
-                let alice = try await signUp(auth, username: TestStack.uniqueName("ra"))
-                let bob = try await signUp(auth, username: TestStack.uniqueName("rb"))
-                let direct = try await openConversation(messages, as: alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)
-                @Sendable func count() async -> Int? {
-                    let list = try? await listNotifications(notifications, bob)
-                    return list?.count == 1 ? payload(list?.first)["count"] as? Int : nil
+        try await harness.cleaningUp {
+            try await notificationsApp.test(.router) { notifications in
+                try await harness.runChat(cleaningUp: false) { auth, messages in
+                    let alice = try await signUp(auth, username: TestStack.uniqueName("ra"))
+                    let bob = try await signUp(auth, username: TestStack.uniqueName("rb"))
+                    let direct = try await openConversation(messages, as: alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)
+                    @Sendable func count() async -> Int? {
+                        let list = try? await listNotifications(notifications, bob)
+                        return list?.count == 1 ? payload(list?.first)["count"] as? Int : nil
+                    }
+                    for index in 1...10 { try await post(messages, as: alice, to: direct, "r-\(index)", "before \(index)") }
+                    #expect(await eventually(timeout: .seconds(30)) { await count() == 10 })
+
+                    // Sends are stored and queued in messages' outbox while the broker is down.
+                    try await TestStack.kill(.rabbitmq)
+                    for index in 11...20 { try await post(messages, as: alice, to: direct, "r-\(index)", "during \(index)") }
+                    try await TestStack.start(.rabbitmq)
+                    for index in 21...30 { try await post(messages, as: alice, to: direct, "r-\(index)", "after \(index)") }
+
+                    let settled = await eventually(timeout: .seconds(60), every: .milliseconds(250)) { await count() == 30 }
+                    let seen = await count()
+                    #expect(settled, "count: \(String(describing: seen))")
+                    // Nothing arrives twice later (a redelivery would raise the count).
+                    try await Task.sleep(for: .seconds(2))
+                    #expect(await count() == 30)
+                    let last = try #require(try await listNotifications(notifications, bob).first)
+                    #expect((payload(last)["lastMessage"] as? [String: Any])?["seq"] as? Int == 30)
                 }
-                for index in 1...10 { try await post(messages, as: alice, to: direct, "r-\(index)", "before \(index)") }
-                #expect(await eventually(timeout: .seconds(30)) { await count() == 10 })
-
-                // Sends are stored and queued in messages' outbox while the broker is down.
-                try await TestStack.kill(.rabbitmq)
-                for index in 11...20 { try await post(messages, as: alice, to: direct, "r-\(index)", "during \(index)") }
-                try await TestStack.start(.rabbitmq)
-                for index in 21...30 { try await post(messages, as: alice, to: direct, "r-\(index)", "after \(index)") }
-
-                let settled = await eventually(timeout: .seconds(60), every: .milliseconds(250)) { await count() == 30 }
-                let seen = await count()
-                #expect(settled, "count: \(String(describing: seen))")
-                // Nothing arrives twice later (a redelivery would raise the count).
-                try await Task.sleep(for: .seconds(2))
-                #expect(await count() == 30)
-                let last = try #require(try await listNotifications(notifications, bob).first)
-                #expect((payload(last)["lastMessage"] as? [String: Any])?["seq"] as? Int == 30)
             }
         }
     }

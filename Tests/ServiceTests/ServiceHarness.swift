@@ -99,17 +99,29 @@ struct ServiceHarness: Sendable {
         }
     }
 
-    /// Runs auth and messages while `body` runs, then removes their schemas and queues.
-    func runChat(_ body: @Sendable (_ auth: any TestClientProtocol, _ messages: any TestClientProtocol) async throws -> Void) async throws {
+    /// Runs auth and messages while `body` runs, then removes the harness's schemas and queues.
+    /// A test whose own services run around this call passes `cleaningUp: false` and wraps them
+    /// in `cleaningUp`, so that nothing still running polls a dropped table or loses its queue.
+    func runChat(
+        cleaningUp clean: Bool = true, _ body: @Sendable (_ auth: any TestClientProtocol, _ messages: any TestClientProtocol) async throws -> Void
+    ) async throws {
         let auth = try await authApplication()
         let messages = try await messagesApplication()
-        do {
+        func run() async throws {
             try await auth.test(.router) { authClient in
                 try await messages.test(.router) { messagesClient in
                     try await awaitConsumers(of: authQueues + messagesQueues)
                     try await body(authClient, messagesClient)
                 }
             }
+        }
+        if clean { try await cleaningUp(run) } else { try await run() }
+    }
+
+    /// Runs `body`, then removes the harness's schemas and queues, whether or not it threw.
+    func cleaningUp(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
         } catch {
             await cleanUp()
             throw error
@@ -137,7 +149,7 @@ struct ServiceHarness: Sendable {
         let messages = try await messagesApplication()
         let notifications = try await notificationsApplication()
         let chat = try await socketApplication(instance: "all", limits: chatLimits)
-        do {
+        try await cleaningUp {
             try await auth.test(.router) { authClient in
                 try await users.test(.router) { usersClient in
                     try await messages.test(.router) { messagesClient in
@@ -154,29 +166,21 @@ struct ServiceHarness: Sendable {
                     }
                 }
             }
-        } catch {
-            await cleanUp()
-            throw error
         }
-        await cleanUp()
     }
 
     /// Runs both services while `body` runs, then removes their schemas and queues.
     func run(_ body: @Sendable (_ auth: any TestClientProtocol, _ users: any TestClientProtocol) async throws -> Void) async throws {
         let auth = try await authApplication()
         let users = try await usersApplication()
-        do {
+        try await cleaningUp {
             try await auth.test(.router) { authClient in
                 try await users.test(.router) { usersClient in
                     try await awaitConsumers(of: authQueues + usersQueues)
                     try await body(authClient, usersClient)
                 }
             }
-        } catch {
-            await cleanUp()
-            throw error
         }
-        await cleanUp()
     }
 
     var authQueues: [String] { ["\(namespace)_auth.user-events", "\(namespace)_auth.revocations"] }
