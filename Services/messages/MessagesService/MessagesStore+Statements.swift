@@ -25,9 +25,10 @@ enum MessagesStatements {
     }
 
     /// Locks the conversations (in id order, as every writer of a conversation does) and then reads
-    /// their members, in one round trip: `lock_with_members` (migration 0004) reads the members in
-    /// a statement of its own, after the locks are held. One row per member; a conversation with
-    /// none has one row without a member.
+    /// their members, in one round trip: `lock_with_members` (migrations 0004 and 0005) reads the
+    /// members in a statement of its own, after the locks are held, and plans its two statements
+    /// once per connection, not per batch. One row per member; a conversation with none has one
+    /// row without a member.
     struct LockWithMembers: PostgresPreparedStatement {
         static let sql = "SELECT conversation_id, last_seq, type, user_id, deleted FROM lock_with_members($1::text[])"
         typealias Row = (String, Int64, String, String?, Bool?)
