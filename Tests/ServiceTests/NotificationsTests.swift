@@ -58,7 +58,7 @@ struct NotificationsTests {
         try await harness.cleaningUp {
             try await users.test(.router) { usersClient in
                 try await notificationsApp.test(.live) { notifications in
-                    try await harness.runChat(cleaningUp: false) { auth, messages in
+                    try await harness.runChat { auth, messages in
                         let alice = try await signUp(auth, username: TestStack.uniqueName("na"))
                         let bob = try await signUp(auth, username: TestStack.uniqueName("nb"))
                         let carol = try await signUp(auth, username: TestStack.uniqueName("nc"))
@@ -258,7 +258,7 @@ struct NotificationsTests {
         // queue is bound for goes back to the producer's outbox, to be retried with backoff).
         try await harness.cleaningUp {
             try await notificationsApp.test(.router) { notifications in
-                try await harness.runChat(cleaningUp: false) { auth, messages in
+                try await harness.runChat { auth, messages in
                     let alice = try await signUp(auth, username: TestStack.uniqueName("ra"))
                     let bob = try await signUp(auth, username: TestStack.uniqueName("rb"))
                     let direct = try await openConversation(messages, as: alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)

@@ -99,15 +99,12 @@ struct ServiceHarness: Sendable {
         }
     }
 
-    /// Runs auth and messages while `body` runs, then removes the harness's schemas and queues.
-    /// A test whose own services run around this call passes `cleaningUp: false` and wraps them
-    /// in `cleaningUp`, so that nothing still running polls a dropped table or loses its queue.
-    func runChat(
-        cleaningUp clean: Bool = true, _ body: @Sendable (_ auth: any TestClientProtocol, _ messages: any TestClientProtocol) async throws -> Void
-    ) async throws {
+    /// Runs auth and messages while `body` runs, then removes the harness's schemas and queues
+    /// (or leaves that to an enclosing `cleaningUp`).
+    func runChat(_ body: @Sendable (_ auth: any TestClientProtocol, _ messages: any TestClientProtocol) async throws -> Void) async throws {
         let auth = try await authApplication()
         let messages = try await messagesApplication()
-        func run() async throws {
+        try await cleaningUp {
             try await auth.test(.router) { authClient in
                 try await messages.test(.router) { messagesClient in
                     try await awaitConsumers(of: authQueues + messagesQueues)
@@ -115,19 +112,27 @@ struct ServiceHarness: Sendable {
                 }
             }
         }
-        if clean { try await cleaningUp(run) } else { try await run() }
     }
 
-    /// Runs `body`, then removes the harness's schemas and queues, whether or not it threw.
+    /// Runs `body`, then removes the harness's schemas and queues, whether or not it threw. Nested
+    /// in another `cleaningUp` of the same harness it only runs `body`: the outermost one cleans
+    /// up, once whatever a test runs around the inner one has stopped too (nothing still running
+    /// polls a dropped table or loses its queue).
     func cleaningUp(_ body: () async throws -> Void) async throws {
-        do {
-            try await body()
-        } catch {
-            await cleanUp()
-            throw error
+        if Self.cleaningUpNamespace == namespace { return try await body() }
+        try await Self.$cleaningUpNamespace.withValue(namespace) {
+            do {
+                try await body()
+            } catch {
+                await cleanUp()
+                throw error
+            }
         }
         await cleanUp()
     }
+
+    /// The namespace of the harness whose `cleaningUp` encloses the current task, if any.
+    @TaskLocal private static var cleaningUpNamespace: String?
 
     /// The clients of every service, for tests that cross them all.
     struct Clients: Sendable {
