@@ -27,6 +27,21 @@ enum ProcessStats {
         return kib
     }
 
+    /// How long each thread of `process` (and of its children, when asked) has waited for a core
+    /// while ready to run, and how many times it was put on one, by thread id.
+    static func waits(of process: WatchedProcess) -> [Int32: CoreWaits] {
+        var waits: [Int32: CoreWaits] = [:]
+        for pid in pids(of: process) {
+            for thread in ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).compactMap(Int32.init) {
+                // /proc/<pid>/task/<tid>/schedstat: nanoseconds on a core, nanoseconds waiting, runs.
+                guard let line = try? String(contentsOfFile: "/proc/\(pid)/task/\(thread)/schedstat", encoding: .utf8) else { continue }
+                let fields = line.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                if fields.count == 3 { waits[thread] = CoreWaits(waiting: fields[1] / 1e9, runs: fields[2]) }
+            }
+        }
+        return waits
+    }
+
     static func cpuSeconds(pid: Int32) -> Double {
         guard let fields = statFields(pid: pid), fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
@@ -64,6 +79,27 @@ extension ProcessStats {
     }
 }
 
+/// Seconds a process's threads spent ready to run but waiting for a core (the scheduler's run
+/// queue), and how many times they got one: on a busy machine each hand-off between threads
+/// waits there, and that wait is part of every message's latency.
+struct CoreWaits {
+    var waiting = 0.0
+    var runs = 0.0
+
+    static func + (left: CoreWaits, right: CoreWaits) -> CoreWaits {
+        CoreWaits(waiting: left.waiting + right.waiting, runs: left.runs + right.runs)
+    }
+
+    /// What the threads in `now` waited since `before`; a thread that has ended since is no longer
+    /// counted, one that started is counted from its start.
+    static func since(_ before: [Int32: CoreWaits], _ now: [Int32: CoreWaits]) -> CoreWaits {
+        now.reduce(CoreWaits()) { total, thread in
+            let earlier = before[thread.key] ?? CoreWaits()
+            return total + CoreWaits(waiting: thread.value.waiting - earlier.waiting, runs: thread.value.runs - earlier.runs)
+        }
+    }
+}
+
 /// The whole machine's CPU time so far, in clock ticks, from the first line of /proc/stat: what
 /// ran, what sat idle waiting for the disk, and what the hypervisor took (steal). A noisy p99 is
 /// read against these: a run whose cores were partly taken or waiting is not the code's figure.
@@ -88,26 +124,30 @@ struct MachineTimes {
 struct CPUWindow {
     let processes: [WatchedProcess]
     private let start = ContinuousClock.now
-    private let before: [Double]
+    private let before: [(cpu: Double, waits: [Int32: CoreWaits])]
     private let machineBefore = MachineTimes.now()
 
     init(_ processes: [WatchedProcess]) {
         self.processes = processes
-        self.before = processes.map(ProcessStats.cpuSeconds(of:))
+        self.before = processes.map { (ProcessStats.cpuSeconds(of: $0), ProcessStats.waits(of: $0)) }
     }
 
     /// One row per process: CPU share of one core over the window, CPU microseconds per delivered
-    /// message, and RSS now; then the total.
+    /// message, RSS now, and how long its threads waited for a core (as a share of one core: 100%
+    /// is one thread always waiting) and for how long each time; then the total.
     func report(delivered: Int) {
         let wall = (ContinuousClock.now - start).seconds
         var total = 0.0
-        print("process             CPU %core   CPU µs/msg   RSS MiB")
+        var totalWaits = CoreWaits()
+        print("process             CPU %core   CPU µs/msg   RSS MiB   waiting for a core %   µs a wait")
         for (process, before) in zip(processes, before) {
-            let used = ProcessStats.cpuSeconds(of: process) - before
+            let used = ProcessStats.cpuSeconds(of: process) - before.cpu
+            let waits = CoreWaits.since(before.waits, ProcessStats.waits(of: process))
             total += used
-            print(row(process.name, used, wall: wall, delivered: delivered, rss: ProcessStats.residentMiB(of: process)))
+            totalWaits = totalWaits + waits
+            print(row(process.name, used, waits, wall: wall, delivered: delivered, rss: ProcessStats.residentMiB(of: process)))
         }
-        print(row("all together", total, wall: wall, delivered: delivered, rss: nil))
+        print(row("all together", total, totalWaits, wall: wall, delivered: delivered, rss: nil))
         let machine = MachineTimes.now()
         let ticks = max(machine.total - machineBefore.total, 1)
         print(
@@ -117,11 +157,12 @@ struct CPUWindow {
                 100 * (machine.steal - machineBefore.steal) / ticks))
     }
 
-    private func row(_ name: String, _ used: Double, wall: Double, delivered: Int, rss: Double?) -> String {
+    private func row(_ name: String, _ used: Double, _ waits: CoreWaits, wall: Double, delivered: Int, rss: Double?) -> String {
         name.padding(toLength: 18, withPad: " ", startingAt: 0)
             + String(
-                format: "%10.1f %12.1f   %@", 100 * used / max(wall, 0.001), used * 1e6 / Double(max(delivered, 1)),
-                rss.map { String(format: "%7.1f", $0) } ?? "      -")
+                format: "%10.1f %12.1f   %@ %22.1f %11.1f", 100 * used / max(wall, 0.001), used * 1e6 / Double(max(delivered, 1)),
+                rss.map { String(format: "%7.1f", $0) } ?? "      -", 100 * waits.waiting / max(wall, 0.001),
+                waits.waiting * 1e6 / max(waits.runs, 1))
     }
 }
 
