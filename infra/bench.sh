@@ -6,9 +6,10 @@
 #   - idle:    resident memory per idle authenticated socket, at IDLE_SOCKETS sockets
 #   - catchup: 5,000 stored messages of one conversation fetched by pages
 #   - fanout:  one message to a 1,024-member group, all online: the last copy
-# Each prints the CPU (share of a core, and µs per delivered message) and RSS of every process:
-# the services, Postgres (all backends), RabbitMQ, Redis and the load generator. Queues are purged
-# before each phase so one phase's backlog cannot spoil the next. Stops what it started.
+# Each prints the CPU (share of a core, and µs per delivered message), RSS and wait for a core of
+# every process: the services, Postgres (all backends), RabbitMQ, Redis and the load generator.
+# Queues are purged before each phase so one phase's backlog cannot spoil the next. Stops what it
+# started.
 #   USERS=1000 RATES="1000 5000" DURATION=20 PHASES="rate idle catchup fanout" make bench
 #   SERVICES_BIN=/path/to/other/release/bin make bench   # the same load against other binaries
 set -euo pipefail

@@ -91,10 +91,12 @@ struct CoreWaits {
     }
 
     /// What the threads in `now` waited since `before`; a thread that has ended since is no longer
-    /// counted, one that started is counted from its start.
+    /// counted, one that started (or whose id was reused: its counts went down) from its start.
     static func since(_ before: [Int32: CoreWaits], _ now: [Int32: CoreWaits]) -> CoreWaits {
         now.reduce(CoreWaits()) { total, thread in
-            let earlier = before[thread.key] ?? CoreWaits()
+            guard let earlier = before[thread.key], earlier.runs <= thread.value.runs, earlier.waiting <= thread.value.waiting else {
+                return total + thread.value
+            }
             return total + CoreWaits(waiting: thread.value.waiting - earlier.waiting, runs: thread.value.runs - earlier.runs)
         }
     }
@@ -139,7 +141,7 @@ struct CPUWindow {
         let wall = (ContinuousClock.now - start).seconds
         var total = 0.0
         var totalWaits = CoreWaits()
-        print("process             CPU %core   CPU µs/msg   RSS MiB   waiting for a core %   µs a wait")
+        print("process             CPU %core   CPU µs/msg   RSS MiB   waiting for a core %   µs waited a run")
         for (process, before) in zip(processes, before) {
             let used = ProcessStats.cpuSeconds(of: process) - before.cpu
             let waits = CoreWaits.since(before.waits, ProcessStats.waits(of: process))
@@ -160,7 +162,7 @@ struct CPUWindow {
     private func row(_ name: String, _ used: Double, _ waits: CoreWaits, wall: Double, delivered: Int, rss: Double?) -> String {
         name.padding(toLength: 18, withPad: " ", startingAt: 0)
             + String(
-                format: "%10.1f %12.1f   %@ %22.1f %11.1f", 100 * used / max(wall, 0.001), used * 1e6 / Double(max(delivered, 1)),
+                format: "%10.1f %12.1f   %@ %22.1f %17.1f", 100 * used / max(wall, 0.001), used * 1e6 / Double(max(delivered, 1)),
                 rss.map { String(format: "%7.1f", $0) } ?? "      -", 100 * waits.waiting / max(wall, 0.001),
                 waits.waiting * 1e6 / max(waits.runs, 1))
     }

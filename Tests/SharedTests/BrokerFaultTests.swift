@@ -89,12 +89,12 @@ struct BrokerFaultTests {
                         }
                         relay.notify()
                     }
-                    #expect(try await Self.waitingCount(client, schema) == total)
+                    #expect(try await outboxRows(client, schema).count == total)
 
                     try await TestStack.start(.rabbitmq)
                     #expect(
                         try await eventually(timeout: .seconds(60), every: .milliseconds(200)) {
-                            try await Self.waitingCount(client, schema) == 0
+                            try await outboxRows(client, schema).isEmpty
                         })
                 }
             } catch {
@@ -103,7 +103,7 @@ struct BrokerFaultTests {
             }
 
             // Every row published: the outbox keeps only what still waits.
-            #expect(try await Self.waitingCount(client, schema) == 0)
+            #expect(try await outboxRows(client, schema).isEmpty)
 
             // The consumer sees each event twice (a redelivery) and applies it once.
             let consumer = IdempotentConsumer(client: client, consumer: "test")
@@ -129,16 +129,5 @@ struct BrokerFaultTests {
             for try await count in applied { #expect(count == total) }
         }
         try await EventBusAdmin.deleteQueues([queue, "\(queue).dead"], configuration: configuration)
-    }
-
-    /// Rows still waiting in the outbox (published ones are deleted).
-    static func waitingCount(_ client: PostgresClient, _ schema: SchemaName) async throws -> Int {
-        var result = 0
-        for try await count in try await client.query(
-            "SELECT count(*)::int FROM \(unescaped: schema.rawValue).outbox"
-        ).decode(Int.self) {
-            result = count
-        }
-        return result
     }
 }

@@ -1,6 +1,8 @@
 import EventBus
 import EventContracts
 import Foundation
+import PostgresNIO
+import PostgresSupport
 import ServiceLifecycle
 import StackTesting
 import Synchronization
@@ -93,4 +95,27 @@ func probeBatch(_ sequences: [Int], queue: String) throws -> OutgoingMessage {
     var message = try OutgoingMessage(EventBatchEnvelope(producer: "test", payloads: sequences.map(ProbeEvent.init)))
     message.routingKey = ProbeEvent.eventType + "." + queue
     return message
+}
+
+/// A row still in a schema's outbox (the relay deletes what it published).
+struct WaitingOutboxRow {
+    var eventID: String
+    var attempts: Int
+    /// Seconds from its write to its next attempt: about 0 until an attempt fails, then the
+    /// relay's delay for the retry on top of when that attempt was.
+    var nextAttemptAfterWrite: Double
+}
+
+/// The rows still in `schema`'s outbox, in order.
+func outboxRows(_ client: PostgresClient, _ schema: SchemaName) async throws -> [WaitingOutboxRow] {
+    var rows: [WaitingOutboxRow] = []
+    for try await (eventID, attempts, nextAttempt) in try await client.query(
+        """
+        SELECT event_id, attempts, EXTRACT(EPOCH FROM next_attempt_at - created_at)::float8
+        FROM \(unescaped: schema.rawValue).outbox ORDER BY position
+        """
+    ).decode((String, Int, Double).self) {
+        rows.append(WaitingOutboxRow(eventID: eventID, attempts: attempts, nextAttemptAfterWrite: nextAttempt))
+    }
+    return rows
 }
