@@ -27,11 +27,20 @@ enum ProcessStats {
         return kib
     }
 
-    /// How long each thread of `process` (and of its children, when asked) has waited for a core
-    /// while ready to run, and how many times it was put on one, by thread id.
-    static func waits(of process: WatchedProcess) -> [Int32: CoreWaits] {
+    /// CPU, wait for a core and RSS of `process` (and its children, when asked), from one look
+    /// for its processes.
+    static func sample(of process: WatchedProcess) -> ProcessSample {
+        let pids = pids(of: process)
+        return ProcessSample(
+            cpuSeconds: pids.reduce(0) { $0 + cpuSeconds(pid: $1) }, waits: waits(pids: pids),
+            residentMiB: pids.reduce(0) { $0 + residentKiB(pid: $1) } / 1024)
+    }
+
+    /// How long each thread of `pids` has waited for a core while ready to run, and how many times
+    /// it was put on one, by thread id.
+    private static func waits(pids: [Int32]) -> [Int32: CoreWaits] {
         var waits: [Int32: CoreWaits] = [:]
-        for pid in pids(of: process) {
+        for pid in pids {
             for thread in ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).compactMap(Int32.init) {
                 // /proc/<pid>/task/<tid>/schedstat: nanoseconds on a core, nanoseconds waiting, runs.
                 guard let line = try? String(contentsOfFile: "/proc/\(pid)/task/\(thread)/schedstat", encoding: .utf8) else { continue }
@@ -77,6 +86,13 @@ extension ProcessStats {
         }
         return ContinuousClock.now - started
     }
+}
+
+/// What `ProcessStats.sample` read of a process at one moment.
+struct ProcessSample {
+    let cpuSeconds: Double
+    let waits: [Int32: CoreWaits]
+    let residentMiB: Double
 }
 
 /// Seconds a process's threads spent ready to run but waiting for a core (the scheduler's run
@@ -126,12 +142,12 @@ struct MachineTimes {
 struct CPUWindow {
     let processes: [WatchedProcess]
     private let start = ContinuousClock.now
-    private let before: [(cpu: Double, waits: [Int32: CoreWaits])]
+    private let before: [ProcessSample]
     private let machineBefore = MachineTimes.now()
 
     init(_ processes: [WatchedProcess]) {
         self.processes = processes
-        self.before = processes.map { (ProcessStats.cpuSeconds(of: $0), ProcessStats.waits(of: $0)) }
+        self.before = processes.map(ProcessStats.sample(of:))
     }
 
     /// One row per process: CPU share of one core over the window, CPU microseconds per delivered
@@ -143,11 +159,12 @@ struct CPUWindow {
         var totalWaits = CoreWaits()
         print("process             CPU %core   CPU µs/msg   RSS MiB   waiting for a core %   µs waited a run")
         for (process, before) in zip(processes, before) {
-            let used = ProcessStats.cpuSeconds(of: process) - before.cpu
-            let waits = CoreWaits.since(before.waits, ProcessStats.waits(of: process))
+            let now = ProcessStats.sample(of: process)
+            let used = now.cpuSeconds - before.cpuSeconds
+            let waits = CoreWaits.since(before.waits, now.waits)
             total += used
             totalWaits = totalWaits + waits
-            print(row(process.name, used, waits, wall: wall, delivered: delivered, rss: ProcessStats.residentMiB(of: process)))
+            print(row(process.name, used, waits, wall: wall, delivered: delivered, rss: now.residentMiB))
         }
         print(row("all together", total, totalWaits, wall: wall, delivered: delivered, rss: nil))
         let machine = MachineTimes.now()

@@ -64,6 +64,14 @@ final class Recorder<Element: Sendable>: Sendable {
     var count: Int { storage.withLock { $0.count } }
 }
 
+extension Recorder where Element: Hashable {
+    /// Each element once, where it first came: the order of what is delivered at least once.
+    var firstArrivals: [Element] {
+        var seen = Set<Element>()
+        return all.filter { seen.insert($0).inserted }
+    }
+}
+
 /// Runs consumers (or any services) while `body` runs, then cancels them.
 func whileRunning<Result: Sendable>(
     _ services: [any Service],
