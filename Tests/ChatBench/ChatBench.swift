@@ -139,8 +139,10 @@ struct Bench {
             print("the stack settled after the setup in \(settled)")
             print("sending \(total) messages at \(Int(options.rate))/s for \(Int(options.duration)) s…")
             let stages = await StageWindow.open(options.stages)
-            let start = ContinuousClock.now
+            // The CPU window first: reading every thread's counters takes milliseconds, and it must
+            // not sit between the start and the wall-clock date taken with it (`sentAt` splits).
             let cpu = CPUWindow(options.watched)
+            let start = ContinuousClock.now
             state.start(at: start)
             var next = 0
             while next < total {
