@@ -451,7 +451,9 @@ final class LatencyState: Sendable {
             let seconds = stride(from: 0, to: total, by: perSecond).map { first -> String in
                 percentile(values.delivered[first..<min(total, first + perSecond)].filter { $0 >= 0 }.sorted(), 0.99)
             }
-            print("p99 ms by second of sending: \(seconds.joined(separator: " "))")
+            // The wall-clock start, so a bad second can be matched with the servers' own logs.
+            let began = values.startDate.formatted(.iso8601.time(includingFractionalSeconds: true))
+            print("p99 ms by second of sending (the first from \(began) UTC): \(seconds.joined(separator: " "))")
             let before = values.beforeStored.sorted()
             let after = values.afterStored.sorted()
             print(
