@@ -10,14 +10,14 @@ struct WatchedProcess: Sendable {
 
 enum ProcessStats {
     /// CPU seconds used so far by `process` (and its children, when asked).
-    static func cpuSeconds(of process: WatchedProcess) -> Double {
-        pids(of: process).reduce(0) { $0 + cpuSeconds(pid: $1) }
-    }
+    static func cpuSeconds(of process: WatchedProcess) -> Double { cpuSeconds(pids: pids(of: process)) }
 
     /// Resident memory in MiB of `process` (and its children, when asked).
-    static func residentMiB(of process: WatchedProcess) -> Double {
-        pids(of: process).reduce(0) { $0 + residentKiB(pid: $1) } / 1024
-    }
+    static func residentMiB(of process: WatchedProcess) -> Double { residentMiB(pids: pids(of: process)) }
+
+    private static func cpuSeconds(pids: [Int32]) -> Double { pids.reduce(0) { $0 + cpuSeconds(pid: $1) } }
+
+    private static func residentMiB(pids: [Int32]) -> Double { pids.reduce(0) { $0 + residentKiB(pid: $1) } / 1024 }
 
     static func residentKiB(pid: Int32) -> Double {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
@@ -31,9 +31,7 @@ enum ProcessStats {
     /// for its processes.
     static func sample(of process: WatchedProcess) -> ProcessSample {
         let pids = pids(of: process)
-        return ProcessSample(
-            cpuSeconds: pids.reduce(0) { $0 + cpuSeconds(pid: $1) }, waits: waits(pids: pids),
-            residentMiB: pids.reduce(0) { $0 + residentKiB(pid: $1) } / 1024)
+        return ProcessSample(cpuSeconds: cpuSeconds(pids: pids), waits: waits(pids: pids), residentMiB: residentMiB(pids: pids))
     }
 
     /// How long each thread of `pids` has waited for a core while ready to run, and how many times
