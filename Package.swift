@@ -102,7 +102,9 @@ let package = Package(
         .target(
             name: "PostgresSupport",
             dependencies: [
+                "BlockingExecutor",
                 "ServiceConfig",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -115,6 +115,9 @@ public final class OutboxRelay: Service {
                 let relayed = try await withDeadline(roundDeadline, "an outbox round") { [self] in try await relayBatch() }
                 if relayed > 0 { roundTime.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
                 if relayed < batchSize { return }
+            } catch  where Task.isCancelled {
+                // Shutting down past its grace: the rows stay in the outbox for the next start.
+                return
             } catch {
                 failedRounds.increment()
                 logger.warning("outbox relay paused", metadata: ["schema": "\(schema)", "error": "\(String(reflecting: error))"])

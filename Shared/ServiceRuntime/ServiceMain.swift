@@ -116,13 +116,8 @@ public struct ServiceDefinition: Sendable {
         var attempt = 0
         while true {
             attempt += 1
-            let client = database.makeClient(logger: logger)
             do {
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { await client.run() }
-                    defer { group.cancelAll() }
-                    try await runner.run(on: client, logger: logger)
-                }
+                try await database.makeClient(logger: logger).whileRunning { client in try await runner.run(on: client, logger: logger) }
                 return
             } catch let error as MigrationError {
                 throw error

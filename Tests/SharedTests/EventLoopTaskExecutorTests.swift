@@ -12,9 +12,7 @@ struct EventLoopTaskExecutorTests {
         let loop = MultiThreadedEventLoopGroup.singleton.any()
         let executor = EventLoopTaskExecutor(loop)
         let client = TestStack.database(schema: TestStack.uniqueSchema("executor")).makeClient(logger: TestStack.logger, eventLoopGroup: loop)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
+        try await client.whileRunning { client in
             let observed = try await withTaskExecutorPreference(executor) {
                 var onLoop = [loop.inEventLoop]
                 var values: [Int64] = []

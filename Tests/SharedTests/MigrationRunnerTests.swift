@@ -19,10 +19,7 @@ struct MigrationRunnerTests {
         ]
         try await TestStack.withDatabase(schema: schema) { client in
             // A second, independent pool: separate sessions, as two processes would have.
-            let other = TestStack.database(schema: schema).makeClient(logger: logger)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await other.run() }
-                defer { group.cancelAll() }
+            try await TestStack.database(schema: schema).makeClient(logger: logger).whileRunning { other in
                 let runner = MigrationRunner(schema: schema, migrations: migrations)
                 async let first = runner.run(on: client, logger: logger)
                 async let second = runner.run(on: other, logger: logger)

@@ -1,6 +1,7 @@
 import EventBus
 import EventContracts
 import Foundation
+import Logging
 import PostgresNIO
 import PostgresSupport
 import ServiceLifecycle
@@ -126,4 +127,26 @@ func outboxRows(_ client: PostgresClient, _ schema: SchemaName) async throws -> 
         rows.append(WaitingOutboxRow(eventID: eventID, attempts: attempts, nextAttemptAfterWrite: nextAttempt))
     }
     return rows
+}
+
+extension Logger {
+    /// A logger that hands the message of every warning (and worse) to `record`.
+    static func recordingWarnings(_ record: @escaping @Sendable (String) -> Void) -> Logger {
+        Logger(label: "recording") { _ in RecordingLogHandler(record: record) }
+    }
+}
+
+private struct RecordingLogHandler: LogHandler {
+    let record: @Sendable (String) -> Void
+    var logLevel: Logger.Level = .warning
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        record("\(event.message)")
+    }
 }

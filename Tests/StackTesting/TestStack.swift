@@ -91,12 +91,7 @@ public enum TestStack {
         schema: SchemaName,
         _ body: @Sendable (PostgresClient) async throws -> Result
     ) async throws -> Result {
-        let client = database(schema: schema).makeClient(logger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            return try await body(client)
-        }
+        try await database(schema: schema).makeClient(logger: logger).whileRunning(body)
     }
 
     // MARK: Fault injection

@@ -1,0 +1,36 @@
+import Logging
+import PostgresNIO
+import PostgresSupport
+import StackTesting
+import Testing
+
+@Suite("A Postgres client run for one piece of work")
+struct PostgresClientRunningTests {
+    @Test("its work starts once the pool runs: a lease before that is what PostgresNIO warns of, and whileRunning never makes one")
+    func noLeaseBeforeThePoolRuns() async throws {
+        // The warning is real and this test sees it: a query leased before `run()` logs it.
+        let (records, recorded) = AsyncStream.makeStream(of: String.self)
+        let early = TestStack.database(schema: TestStack.uniqueSchema("running")).makeClient(logger: .recordingWarnings { recorded.yield($0) })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { _ = try await early.query("SELECT 1") }  // waits for the pool, once it warned
+            var iterator = records.makeAsyncIterator()
+            #expect(await iterator.next()?.contains("run()` hasn't been called yet") == true)
+            group.addTask { await early.run() }
+            try await group.next()
+            group.cancelAll()
+        }
+
+        // Each client started by whileRunning answers its first query, and nothing is logged.
+        let warnings = Recorder<String>()
+        for attempt in Int64(1)...20 {
+            let client = TestStack.database(schema: TestStack.uniqueSchema("running")).makeClient(logger: .recordingWarnings { warnings.append($0) })
+            let values = try await client.whileRunning { client in
+                var values: [Int64] = []
+                for try await value in try await client.query("SELECT \(attempt)::int8").decode(Int64.self) { values.append(value) }
+                return values
+            }
+            #expect(values == [attempt])
+        }
+        #expect(warnings.all == [])
+    }
+}
