@@ -116,7 +116,8 @@ public final class OutboxRelay: Service {
                 if relayed > 0 { roundTime.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
                 if relayed < batchSize { return }
             } catch  where Task.isCancelled {
-                // Shutting down past its grace: the rows stay in the outbox for the next start.
+                // Cancelled (shutdown past its grace, or the service group ending): not a failure;
+                // the rows stay in the outbox for the next start.
                 return
             } catch {
                 failedRounds.increment()

@@ -10,12 +10,13 @@ extension PostgresClient {
     /// `body` starts only once the pool's task is inside `run()`. A connection leased before that
     /// still works (it waits for the pool), but PostgresNIO logs a warning for it, which would open
     /// every service's log at start-up.
-    @discardableResult
+    @discardableResult @concurrent
     public func whileRunning<Result: Sendable>(_ body: (PostgresClient) async throws -> Result) async throws -> Result {
         try await withThrowingTaskGroup(of: Void.self) { group in
             // One event loop runs both the pool's task and this wait, one job after the other: the
             // pool's task resumes the wait and goes on into `run()`, which marks the client running
-            // before it first suspends; only then does the loop run the resumed wait.
+            // as its first step (PostgresNIO 1.33), before it can suspend; only then does the loop
+            // run the resumed wait. (`@concurrent`: this wait must not run on a caller's actor.)
             await withTaskExecutorPreference(Self.startingLoop) {
                 await withCheckedContinuation { (started: CheckedContinuation<Void, Never>) in
                     group.addTask {

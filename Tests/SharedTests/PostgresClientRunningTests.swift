@@ -9,13 +9,12 @@ struct PostgresClientRunningTests {
     @Test("its work starts once the pool runs: a lease before that is what PostgresNIO warns of, and whileRunning never makes one")
     func noLeaseBeforeThePoolRuns() async throws {
         // The warning is real and this test sees it: a query leased before `run()` logs it.
-        let (records, recorded) = AsyncStream.makeStream(of: String.self)
-        let early = TestStack.database(schema: TestStack.uniqueSchema("running")).makeClient(logger: .recordingWarnings { recorded.yield($0) })
+        let early = Recorder<String>()
+        let client = TestStack.database(schema: TestStack.uniqueSchema("running")).makeClient(logger: .recordingWarnings { early.append($0) })
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { _ = try await early.query("SELECT 1") }  // waits for the pool, once it warned
-            var iterator = records.makeAsyncIterator()
-            #expect(await iterator.next()?.contains("run()` hasn't been called yet") == true)
-            group.addTask { await early.run() }
+            group.addTask { _ = try await client.query("SELECT 1") }  // waits for the pool, once it warned
+            #expect(await eventually { early.all.contains { $0.contains("run()` hasn't been called yet") } })
+            group.addTask { await client.run() }
             try await group.next()
             group.cancelAll()
         }

@@ -12,11 +12,13 @@ struct LiveRoute: Sendable {
 }
 
 /// Sends frames to the instances where their recipients are connected, and nowhere else: a batch
-/// of routes costs one presence-registry round trip and one broker message per destination
-/// instance (the public contract).
+/// of routes costs one presence-registry round trip and one broker message per other destination
+/// instance (the public contract). This instance's share goes to its own connections directly, as
+/// its queue would have delivered it a hop later.
 struct LiveRouter: Sendable {
     let presence: PresenceRegistry
     let publisher: EventPublisher
+    let connections: ConnectionRegistry
     let producer: String
     let logger: Logger
 
@@ -44,6 +46,7 @@ struct LiveRouter: Sendable {
                 byInstance[instance, default: []].append(LiveDelivery(recipients: recipients, frame: route.frame, ack: ack))
             }
         }
+        for delivery in byInstance.removeValue(forKey: presence.instanceId) ?? [] { connections.deliver(delivery) }
         let messages = try byInstance.map { instance, deliveries in try OutgoingMessage.toInstance(instance, producer: producer, deliveries) }
         guard !messages.isEmpty else { return }
         let outcomes = try await publisher.publish(messages)

@@ -63,7 +63,8 @@ public enum SocketHandlerService {
         // Live frames go out on a connection of their own: their confirms (a transient queue's,
         // quick) never wait behind those of the sends (a quorum queue's, written to disk).
         let liveRouter = LiveRouter(
-            presence: presence, publisher: EventPublisher(configuration: dependencies.amqp, logger: logger), producer: dependencies.name, logger: logger
+            presence: presence, publisher: EventPublisher(configuration: dependencies.amqp, logger: logger), connections: connections,
+            producer: dependencies.name, logger: logger
         )
         let readiness = InstanceReadiness(required: ["instance", "message-events", PresenceAnnouncer.readinessKey])
         dependencies.readiness.add(ReadinessCheck("queues") { readiness.isReady })
