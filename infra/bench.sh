@@ -12,6 +12,7 @@
 # started.
 #   USERS=1000 RATES="1000 5000" DURATION=20 PHASES="rate idle catchup fanout" make bench
 #   SERVICES_BIN=/path/to/other/release/bin make bench   # the same load against other binaries
+#   BENCH_LOG_LEVEL=info make bench                      # the services log more than warnings
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -53,7 +54,7 @@ trap stop_all EXIT
 start() {  # start NAME PORT [VAR=VALUE…]
     local name=$1 port=$2; shift 2
     # The admin role owns the bench schemas. Signing up the users (bcrypt) happens before the clock.
-    env AMQP_VHOST=bench HTTP_PORT="$port" LOG_LEVEL=warning BCRYPT_COST=10 \
+    env AMQP_VHOST=bench HTTP_PORT="$port" LOG_LEVEL=${BENCH_LOG_LEVEL:-warning} BCRYPT_COST=10 \
         DATABASE_USER="$DATABASE_ADMIN_USER" DATABASE_PASSWORD="$DATABASE_ADMIN_PASSWORD" \
         ALLOWED_ORIGINS="http://127.0.0.1:8080,ws://127.0.0.1" "$@" \
         nohup "$BIN/$name" >>"$LOG_DIR/bench-$name-$port.log" 2>&1 </dev/null &

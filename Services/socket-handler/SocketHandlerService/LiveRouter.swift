@@ -50,8 +50,9 @@ struct LiveRouter: Sendable {
         let messages = try byInstance.map { instance, deliveries in try OutgoingMessage.toInstance(instance, producer: producer, deliveries) }
         guard !messages.isEmpty else { return }
         let outcomes = try await publisher.publish(messages)
-        // The broker refused one (its own failure): the batch is routed again, as for an outage;
-        // a frame that reaches a client twice is dropped there by its id.
+        // The broker refused one (its own failure): the batch is routed again, as for an outage
+        // or a publish that timed out, its local frames too; a frame that reaches a client twice
+        // is dropped there by its id.
         if outcomes.contains(.nacked) { throw EventBusError(.nacked, "live delivery refused by the broker") }
         if outcomes.contains(.unroutable) {
             // An instance that went away since its last heartbeat: its clients reconnect elsewhere

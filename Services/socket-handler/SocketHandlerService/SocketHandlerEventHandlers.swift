@@ -5,7 +5,7 @@ import Logging
 
 /// What messages announces, routed live: shared by every instance (competing consumers on one
 /// durable quorum queue, so a stored message is routed once, even if an instance dies), a batch of
-/// events at a time with one registry lookup and one publish per destination instance.
+/// events at a time with one registry lookup and one publish per other destination instance.
 struct LiveRouteHandler: EventHandler {
     enum Event: EventSet {
         case stored(MessageStored)
@@ -92,9 +92,9 @@ struct LiveRouteHandler: EventHandler {
     }
 }
 
-/// This instance's own queue: the live frames for its connections, the answers to their sends,
-/// and ended sessions (every instance closes the sockets it holds of a signed-out session or a
-/// deleted account).
+/// This instance's own queue: the live frames other instances route to its connections, the
+/// answers to their sends, and ended sessions (every instance closes the sockets it holds of a
+/// signed-out session or a deleted account).
 struct InstanceHandler: EventHandler {
     enum Event: EventSet {
         case live(LiveDelivery)
