@@ -68,3 +68,30 @@ def test_two_people_chat_with_ticks_typing_and_presence(browser):
 
     alice.screenshot(SCREENSHOTS / "chat.png")
     bob.screenshot(SCREENSHOTS / "mobile.png")
+
+
+# Messages from another member, delivered live in the order given, into a group the page is shown.
+OUT_OF_ORDER = """
+const done = arguments[arguments.length - 1];
+import('/js/state.js').then((m) => {
+  const id = 'out-of-order-' + Date.now();
+  m.upsertConversation({ id, type: 'group', name: 'Out of order', lastSeq: 0,
+    members: [{ userId: m.state.me.id, role: 'admin' }, { userId: 'someone-else', role: 'member' }] });
+  const message = (seq) => ({ id: id + '-' + seq, conversationId: id, seq, senderId: 'someone-else',
+    clientMsgId: 'c' + seq, body: 'message ' + seq, sentAt: new Date().toISOString() });
+  const counts = [];
+  for (const seq of arguments[0]) {
+    m.addMessages(id, [message(seq)], { live: true });
+    counts.push(m.state.conversations.get(id).unreadCount);
+  }
+  done(counts);
+}, (error) => done(String(error)));
+"""
+
+
+def test_live_messages_out_of_seq_order_each_count_once_as_unread(browser):
+    """Two socket-handler instances route a conversation's stored batches, so its live frames can
+    arrive out of seq order: each still counts once as unread, and a repeated frame not at all."""
+    page = browser("olive")
+    page.sign_up(unique("olive_"))
+    assert page.driver.execute_async_script(OUT_OF_ORDER, [2, 1, 1, 3]) == [1, 2, 2, 3]

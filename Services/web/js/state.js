@@ -59,6 +59,8 @@ function blank(id) {
     lastMessage: null,
     lastSeq: 0,
     unreadCount: 0,
+    listedSeq: 0, // the list's lastSeq: its unreadCount covers the messages up to it
+    countedLive: new Set(), // seqs above listedSeq counted unread as they arrived (in any order)
     myReadSeq: 0,
     rank: 0, // server order (smaller is more recent)
     activity: 0, // local time of live activity since the list was fetched
@@ -123,6 +125,8 @@ export function setConversationList(list) {
       noteFeatures(summary.lastMessage);
     }
     target.lastSeq = Math.max(target.lastSeq, summary.lastSeq ?? 0);
+    target.listedSeq = Math.max(target.listedSeq, summary.lastSeq ?? 0);
+    forgetCounted(target, target.listedSeq);
     // The server's read marker is the truth: one sent just before a connection broke may be lost,
     // and the open conversation then sends it again.
     target.unreadCount = summary.unreadCount ?? 0;
@@ -175,14 +179,18 @@ export function addMessages(conversationId, messages, { live = false, page = nul
     if (message.senderId === state.me?.id) target.pending.delete(message.clientMsgId);
     senderCaughtUp(target, message);
     if (target.messages.has(message.id)) continue;
-    const knownToList = message.seq <= target.lastSeq;
+    // Live frames of one conversation may arrive out of seq order (two instances route them).
+    const counted = message.seq <= target.listedSeq || target.countedLive.has(message.seq);
     if (target.loaded || page) target.messages.set(message.id, message);
     fresh.push(message);
     if (!target.lastMessage || message.seq >= target.lastMessage.seq) target.lastMessage = message;
     target.lastSeq = Math.max(target.lastSeq, message.seq);
     if (live) {
       target.activity = Date.now();
-      if (message.senderId !== state.me?.id && message.seq > target.myReadSeq && !knownToList) target.unreadCount += 1;
+      if (message.senderId !== state.me?.id && message.seq > target.myReadSeq && !counted) {
+        target.unreadCount += 1;
+        target.countedLive.add(message.seq);
+      }
       const typingTimer = target.typing.get(message.senderId);
       if (typingTimer) {
         clearTimeout(typingTimer);
@@ -277,11 +285,16 @@ export function applyReceipt({ conversationId, userId, deliveredSeq, readSeq }) 
   emit('conversation:' + conversationId);
 }
 
+function forgetCounted(target, upTo) {
+  for (const seq of target.countedLive) if (seq <= upTo) target.countedLive.delete(seq);
+}
+
 /** I read up to `seq` (here or in another tab). */
 export function markReadLocally(conversationId, seq) {
   const target = state.conversations.get(conversationId);
   if (!target || seq <= target.myReadSeq) return;
   target.myReadSeq = seq;
+  forgetCounted(target, seq);
   if (seq >= target.lastSeq) {
     target.unreadCount = 0;
   } else if (target.loaded) {
