@@ -1,5 +1,6 @@
 import EventBus
 import Foundation
+import InMemoryLogging
 import Logging
 import Outbox
 import PostgresNIO
@@ -72,14 +73,14 @@ struct OutboxRelayTests {
 
     @Test("a round cut short by shutdown is not a failure: nothing is logged, and its rows stay for the next start")
     func cancelledRoundIsQuiet() async throws {
-        let warnings = Recorder<String>()
-        try await withRelay(batchSize: 16, logger: .recordingWarnings { warnings.append($0) }) { relay, client, schema, queue in
+        let warnings = InMemoryLogHandler()
+        try await withRelay(batchSize: 16, logger: warnings.warningsLogger) { relay, client, schema, queue in
             try await write(0..<5, on: client, queue: queue)
             await withTaskGroup(of: Void.self) { group in
                 group.cancelAll()
                 group.addTask { await relay.drain() }  // created cancelled: as at the end of a shutdown's grace
             }
-            #expect(warnings.all == [])
+            #expect(warnings.messages == [])
             #expect(try await outboxRows(client, schema).count == 5)
         }
     }

@@ -1,3 +1,4 @@
+import InMemoryLogging
 import Logging
 import PostgresNIO
 import PostgresSupport
@@ -9,20 +10,20 @@ struct PostgresClientRunningTests {
     @Test("its work starts once the pool runs: a lease before that is what PostgresNIO warns of, and whileRunning never makes one")
     func noLeaseBeforeThePoolRuns() async throws {
         // The warning is real and this test sees it: a query leased before `run()` logs it.
-        let early = Recorder<String>()
-        let client = TestStack.database(schema: TestStack.uniqueSchema("running")).makeClient(logger: .recordingWarnings { early.append($0) })
+        let early = InMemoryLogHandler()
+        let client = TestStack.database(schema: TestStack.uniqueSchema("running")).makeClient(logger: early.warningsLogger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { _ = try await client.query("SELECT 1") }  // waits for the pool, once it warned
-            #expect(await eventually { early.all.contains { $0.contains("run()` hasn't been called yet") } })
+            #expect(await eventually { early.messages.contains { $0.contains("run()` hasn't been called yet") } })
             group.addTask { await client.run() }
             try await group.next()
             group.cancelAll()
         }
 
         // Each client started by whileRunning answers its first query, and nothing is logged.
-        let warnings = Recorder<String>()
+        let warnings = InMemoryLogHandler()
         for attempt in Int64(1)...20 {
-            let client = TestStack.database(schema: TestStack.uniqueSchema("running")).makeClient(logger: .recordingWarnings { warnings.append($0) })
+            let client = TestStack.database(schema: TestStack.uniqueSchema("running")).makeClient(logger: warnings.warningsLogger)
             let values = try await client.whileRunning { client in
                 var values: [Int64] = []
                 for try await value in try await client.query("SELECT \(attempt)::int8").decode(Int64.self) { values.append(value) }
@@ -30,6 +31,6 @@ struct PostgresClientRunningTests {
             }
             #expect(values == [attempt])
         }
-        #expect(warnings.all == [])
+        #expect(warnings.messages == [])
     }
 }

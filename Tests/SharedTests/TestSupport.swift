@@ -1,6 +1,7 @@
 import EventBus
 import EventContracts
 import Foundation
+import InMemoryLogging
 import Logging
 import PostgresNIO
 import PostgresSupport
@@ -129,24 +130,14 @@ func outboxRows(_ client: PostgresClient, _ schema: SchemaName) async throws -> 
     return rows
 }
 
-extension Logger {
-    /// A logger that hands the message of every warning (and worse) to `record`.
-    static func recordingWarnings(_ record: @escaping @Sendable (String) -> Void) -> Logger {
-        Logger(label: "recording") { _ in RecordingLogHandler(record: record) }
-    }
-}
-
-private struct RecordingLogHandler: LogHandler {
-    let record: @Sendable (String) -> Void
-    var logLevel: Logger.Level = .warning
-    var metadata: Logger.Metadata = [:]
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
+extension InMemoryLogHandler {
+    /// A logger whose warnings (and worse) this handler keeps.
+    var warningsLogger: Logger {
+        var logger = Logger(label: "recorded") { _ in self }
+        logger.logLevel = .warning
+        return logger
     }
 
-    func log(event: LogEvent) {
-        record("\(event.message)")
-    }
+    /// The messages kept so far.
+    var messages: [String] { entries.map(\.message.description) }
 }
