@@ -71,9 +71,7 @@ struct BatchingTests {
 
     @Test("a batch reads its members after its locks: a removal committed while the batch waited for the lock is seen")
     func membersReadAfterTheLock() async throws {
-        let schema = TestStack.uniqueSchema("messages")
-        try await TestStack.withDatabase(schema: schema) { client in
-            try await MessagesService.definition.migrate(TestStack.database(schema: schema), logger: TestStack.logger)
+        try await withMessagesSchema { client, _ in
             try await client.query("INSERT INTO conversations (id, type) VALUES ('c1', 'group')")
             try await client.query("INSERT INTO members (conversation_id, user_id, role) VALUES ('c1', 'a', 'admin'), ('c1', 'b', 'member')")
             try await client.withConnection { remover in
@@ -105,6 +103,69 @@ struct BatchingTests {
                     #expect(try await read == ["a"])
                 }
             }
+        }
+    }
+
+    @Test("store_messages writes a batch (messages, last_seq, the senders' markers only) with plans made once per connection")
+    func storeMessagesWritesTheBatch() async throws {
+        try await withMessagesSchema { client, schema in
+            try await client.query("INSERT INTO conversations (id, type) VALUES ('c1', 'group'), ('c2', 'direct'), ('c3', 'direct')")
+            try await client.query(
+                "INSERT INTO members (conversation_id, user_id, role) VALUES ('c1', 'a', 'admin'), ('c1', 'b', 'member'), ('c2', 'a', 'member'), ('c2', 'c', 'member'), ('c3', 'b', 'member')"
+            )
+            // a sends twice to c1 and once to c2, b once to c1; c3 is left alone.
+            try await client.query(
+                """
+                SELECT store_messages(
+                    ARRAY['m1', 'm2', 'm3', 'm4'], ARRAY['c1', 'c1', 'c2', 'c1'], ARRAY[1, 2, 1, 3]::int8[], ARRAY['a', 'b', 'a', 'a'],
+                    ARRAY['k1', 'k1', 'k2', 'k3'], ARRAY['one', 'two', 'three', 'four'], '2026-01-02 03:04:05+00',
+                    ARRAY['c1', 'c2'], ARRAY[3, 1]::int8[], ARRAY['c1', 'c1', 'c2'], ARRAY['a', 'b', 'a'], ARRAY[3, 2, 1]::int8[])
+                """)
+            let stored = try await client.query("SELECT id, conversation_id, seq, sender_id, client_msg_id, body FROM messages ORDER BY id")
+            var messages: [String] = []
+            for try await (id, conversation, seq, sender, clientId, body) in stored.decode((String, String, Int64, String, String, String).self) {
+                messages.append("\(id) \(conversation)#\(seq) \(sender)/\(clientId) \(body)")
+            }
+            #expect(messages == ["m1 c1#1 a/k1 one", "m2 c1#2 b/k1 two", "m3 c2#1 a/k2 three", "m4 c1#3 a/k3 four"])
+            var lastSeqs: [String] = []
+            for try await (id, seq, activity) in try await client.query("SELECT id, last_seq, last_activity FROM conversations ORDER BY id")
+                .decode((String, Int64, Date).self)
+            {
+                lastSeqs.append("\(id)=\(seq)\(activity == Date(timeIntervalSince1970: 1_767_323_045) ? " now" : "")")
+            }
+            #expect(lastSeqs == ["c1=3 now", "c2=1 now", "c3=0"])
+            var markers: [String] = []
+            for try await (conversation, user, delivered, read) in try await client.query(
+                "SELECT conversation_id, user_id, delivered_seq, read_seq FROM members ORDER BY conversation_id, user_id"
+            ).decode((String, String, Int64, Int64).self) {
+                markers.append("\(conversation)/\(user) \(delivered)/\(read)")
+            }
+            #expect(markers == ["c1/a 3/3", "c1/b 2/2", "c2/a 1/1", "c2/c 0/0", "c3/b 0/0"])
+            // The repeat of a (sender, clientMsgId) fails on its key, which MessagesStore turns into a retry.
+            let repeated = await #expect(throws: PSQLError.self) {
+                // The error comes with the rows, after their description.
+                for try await _ in try await client.query(
+                    "SELECT store_messages(ARRAY['m5'], ARRAY['c1'], ARRAY[4]::int8[], ARRAY['a'], ARRAY['k1'], ARRAY['again'], now(), ARRAY['c1'], ARRAY[4]::int8[], ARRAY['c1'], ARRAY['a'], ARRAY[4]::int8[])"
+                ) {}
+            }
+            #expect(repeated?.serverInfo?[.constraintName] == "messages_sender_id_client_msg_id_key")
+            // Both of the store's functions plan their statements once per connection.
+            var settings: [String] = []
+            for try await (name, config) in try await client.query(
+                "SELECT proname::text, array_to_string(proconfig, ',') FROM pg_proc WHERE pronamespace = \(schema.rawValue)::regnamespace ORDER BY proname"
+            ).decode((String, String?).self) {
+                settings.append("\(name): \(config ?? "")")
+            }
+            #expect(settings == ["lock_with_members: plan_cache_mode=force_generic_plan", "store_messages: plan_cache_mode=force_generic_plan"])
+        }
+    }
+
+    /// A messages schema of its own, migrated, for a test that works on its tables directly.
+    private func withMessagesSchema(_ body: @Sendable (PostgresClient, SchemaName) async throws -> Void) async throws {
+        let schema = TestStack.uniqueSchema("messages")
+        try await TestStack.withDatabase(schema: schema) { client in
+            try await MessagesService.definition.migrate(TestStack.database(schema: schema), logger: TestStack.logger)
+            try await body(client, schema)
         }
     }
 

@@ -177,7 +177,8 @@ struct EventContractsTests {
         // The same value from the encoder's text (slashes escaped), the hand-written text, the
         // pretty-printed text, and with members the type does not know put in.
         func expectRead<Value: JSONReadable & JSONAppendable & Equatable>(_ value: Value) throws {
-            var object = try #require(try JSONSerialization.jsonObject(with: try EventCoding.encoder.encode(value)) as? [String: Any])
+            let parsed = try JSONSerialization.jsonObject(with: try EventCoding.encoder.encode(value)) as? [String: Any]
+            var object = try #require(parsed)
             object["zExtra"] = ["a": [1, 2.5e3, -0.5, ["b": NSNull(), "c": true]], "d": "\u{1F600}\\"] as [String: Any]
             object["aExtra"] = [[[], [:]]] as [Any]
             let texts = [

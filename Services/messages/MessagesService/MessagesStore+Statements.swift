@@ -53,26 +53,18 @@ enum MessagesStatements {
     }
 
     /// Inserts the messages, advances the conversations' `last_seq` and the senders' markers, and
-    /// writes their announcement to the outbox: the whole batch in one round trip. (The statements
-    /// in `WITH` run to completion whether or not anything reads them.)
+    /// writes their announcement to the outbox: the whole batch in one round trip. `store_messages`
+    /// (migration 0006) plans its statements once per connection, not per batch; the outbox rows
+    /// are written beside it, as every outbox write is. (A statement in `WITH` runs to completion
+    /// whether or not anything reads it.)
     struct InsertMessages: PostgresPreparedStatement {
         static let sql = """
             WITH announced AS (
                 \(Outbox.insertion(firstParameter: 13))
-            ), inserted AS (
-                INSERT INTO messages (id, conversation_id, seq, sender_id, client_msg_id, body, sent_at)
-                SELECT id, conversation_id, seq, sender_id, client_msg_id, body, $7
-                FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[])
-                     AS new(id, conversation_id, seq, sender_id, client_msg_id, body)
-            ), advanced AS (
-                UPDATE conversations c SET last_seq = v.last_seq, last_activity = $7
-                FROM unnest($8::text[], $9::int8[]) AS v(id, last_seq)
-                WHERE c.id = v.id
             )
-            UPDATE members m
-            SET delivered_seq = GREATEST(m.delivered_seq, v.seq), read_seq = GREATEST(m.read_seq, v.seq)
-            FROM unnest($10::text[], $11::text[], $12::int8[]) AS v(conversation_id, user_id, seq)
-            WHERE m.conversation_id = v.conversation_id AND m.user_id = v.user_id
+            SELECT store_messages(
+                $1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::timestamptz, $8::text[], $9::int8[],
+                $10::text[], $11::text[], $12::int8[])
             """
         typealias Row = ()
         let rows: MessageRows
