@@ -55,7 +55,13 @@ struct SocketFleet {
         }
         await sockets.close(counts)
         let closed = counts.closed.load(ordering: .relaxed)
-        if closed > 0 { print("\(closed) of \(count) sockets were closed by the server before the phase ended") }
+        if closed > 0 {
+            var reasons = counts.reasons.withLock { $0 }
+            let withoutFrame = closed - reasons.values.reduce(0, +)
+            if withoutFrame > 0 { reasons["no close frame"] = withoutFrame }
+            let why = reasons.sorted { $0.value > $1.value }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+            print("\(closed) of \(count) sockets were closed by the server before the phase ended (\(why))")
+        }
         return result
     }
 
@@ -163,6 +169,7 @@ private final class FleetSocketHandler: ChannelInboundHandler, Sendable {
             let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: fleetMaskKey, data: frame.unmaskedData)
             context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
         case .connectionClose:
+            if !counts.closing.load(ordering: .relaxed) { counts.heard(close: frame.unmaskedData) }
             context.close(promise: nil)
         default:
             break
@@ -179,10 +186,20 @@ private final class FleetSocketHandler: ChannelInboundHandler, Sendable {
     }
 }
 
-/// How many sockets of a fleet the server closed, and whether the fleet is closing them itself.
+/// How many sockets of a fleet the server closed, and why (the code and reason of its close
+/// frame, if it sent one), and whether the fleet is closing them itself.
 final class ConnectionCounts: Sendable {
     let closed = Atomic<Int>(0)
     let closing = Atomic<Bool>(false)
+    /// Close frames heard from the server, by "code reason".
+    let reasons = Mutex<[String: Int]>([:])
+
+    func heard(close data: ByteBuffer) {
+        var data = data
+        let code = data.readInteger(as: UInt16.self).map { "\($0)" } ?? "no code"
+        let reason = data.readString(length: data.readableBytes) ?? ""
+        reasons.withLock { $0[reason.isEmpty ? code : "\(code) \(reason)", default: 0] += 1 }
+    }
 }
 
 /// The number in `"clientMsgId":"<prefix><n>"` of a frame, found in its bytes without parsing the
