@@ -4,7 +4,9 @@ import PostgresNIO
 // Statements that every batch of a consumer runs are prepared once per connection
 // (`PostgresPreparedStatement`), so each is parsed and described once; at low rates every batch
 // is a batch of one. Each execution is still planned for its own arrays and the tables as they
-// are (`plan_cache_mode` in `DatabaseConfiguration`). Other statements stay plain queries.
+// are (`plan_cache_mode` in `DatabaseConfiguration`), except inside a function that asks for
+// plans made once (messages' `lock_with_members` and `store_messages`). Other statements stay
+// plain queries.
 
 extension PostgresBindings {
     /// The values of a prepared statement's `$1`, `$2`, … in that order.

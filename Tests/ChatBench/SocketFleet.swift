@@ -56,10 +56,8 @@ struct SocketFleet {
         await sockets.close(counts)
         let closed = counts.closed.load(ordering: .relaxed)
         if closed > 0 {
-            var reasons = counts.reasons.withLock { $0 }
-            let withoutFrame = closed - reasons.values.reduce(0, +)
-            if withoutFrame > 0 { reasons["no close frame"] = withoutFrame }
-            let why = reasons.sorted { $0.value > $1.value }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+            let why = counts.reasons.withLock { $0 }.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { "\($0.key): \($0.value)" }
+                .joined(separator: ", ")
             print("\(closed) of \(count) sockets were closed by the server before the phase ended (\(why))")
         }
         return result
@@ -146,13 +144,16 @@ final class FleetSockets: Sendable {
 }
 
 /// One socket's frames: text to the fleet's callback, pings answered, the server's close counted.
-private final class FleetSocketHandler: ChannelInboundHandler, Sendable {
+private final class FleetSocketHandler: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: made before its channel exists, then only used on the channel's event loop.
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
     let socket: Int
     let received: @Sendable (_ socket: Int, _ text: String) -> Void
     let counts: ConnectionCounts
+    /// Why the socket is ending, when the server or an error ends it: counted when it closes.
+    private var closedBecause: String?
 
     init(socket: Int, received: @escaping @Sendable (_ socket: Int, _ text: String) -> Void, counts: ConnectionCounts) {
         self.socket = socket
@@ -169,7 +170,7 @@ private final class FleetSocketHandler: ChannelInboundHandler, Sendable {
             let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: fleetMaskKey, data: frame.unmaskedData)
             context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
         case .connectionClose:
-            if !counts.closing.load(ordering: .relaxed) { counts.heard(close: frame.unmaskedData) }
+            closedBecause = closedBecause ?? ConnectionCounts.reason(ofClose: frame.unmaskedData)
             context.close(promise: nil)
         default:
             break
@@ -177,11 +178,12 @@ private final class FleetSocketHandler: ChannelInboundHandler, Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if !counts.closing.load(ordering: .relaxed) { counts.closed.add(1, ordering: .relaxed) }
+        if !counts.closing.load(ordering: .relaxed) { counts.closedBeforeTheEnd(because: closedBecause ?? "no close frame") }
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        closedBecause = closedBecause ?? "the fleet's own error: \(error)"
         context.close(promise: nil)
     }
 }
@@ -191,14 +193,20 @@ private final class FleetSocketHandler: ChannelInboundHandler, Sendable {
 final class ConnectionCounts: Sendable {
     let closed = Atomic<Int>(0)
     let closing = Atomic<Bool>(false)
-    /// Close frames heard from the server, by "code reason".
+    /// The sockets that ended before the phase did, by why ("code reason" of the server's close frame).
     let reasons = Mutex<[String: Int]>([:])
 
-    func heard(close data: ByteBuffer) {
+    func closedBeforeTheEnd(because reason: String) {
+        closed.add(1, ordering: .relaxed)
+        reasons.withLock { $0[reason, default: 0] += 1 }
+    }
+
+    /// "code reason" of a close frame's payload (a 2-byte code, then UTF-8 text).
+    static func reason(ofClose data: ByteBuffer) -> String {
         var data = data
         let code = data.readInteger(as: UInt16.self).map { "\($0)" } ?? "no code"
         let reason = data.readString(length: data.readableBytes) ?? ""
-        reasons.withLock { $0[reason.isEmpty ? code : "\(code) \(reason)", default: 0] += 1 }
+        return reason.isEmpty ? code : "\(code) \(reason)"
     }
 }
 

@@ -7,7 +7,8 @@ import PostgresSupport
 
 /// The statements every batch of sends runs (the member read serves receipts and membership
 /// changes too), prepared once per connection, so parsed once; each execution is still planned
-/// for its batch (see `DatabaseConfiguration`).
+/// for its batch (see `DatabaseConfiguration`), except the statements inside `lock_with_members`
+/// and `store_messages`, planned once per connection.
 enum MessagesStatements {
     /// Messages already stored for these (sender, clientMsgId) pairs.
     struct StoredSends: PostgresPreparedStatement {
@@ -55,8 +56,8 @@ enum MessagesStatements {
     /// Inserts the messages, advances the conversations' `last_seq` and the senders' markers, and
     /// writes their announcement to the outbox: the whole batch in one round trip. `store_messages`
     /// (migration 0006) plans its statements once per connection, not per batch; the outbox rows
-    /// are written beside it, as every outbox write is. (A statement in `WITH` runs to completion
-    /// whether or not anything reads it.)
+    /// are written beside it by `Outbox.insertion`, as every outbox write is. (A statement in
+    /// `WITH` runs to completion whether or not anything reads it.)
     struct InsertMessages: PostgresPreparedStatement {
         static let sql = """
             WITH announced AS (

@@ -1,10 +1,10 @@
 -- A batch of sends writes its messages, advances its conversations' last_seq and its senders'
--- markers with statements planned once per connection, as lock_with_members (0005) reads, not
--- once per batch. Asked for a custom plan on every batch (`plan_cache_mode`, see
+-- markers with statements planned once per connection, not once per batch, as lock_with_members's
+-- have been since 0005. Asked for a custom plan on every batch (`plan_cache_mode`, see
 -- DatabaseConfiguration), Postgres spent about 0.7 ms planning the store's statement for a batch
 -- of 50, and chose to read all of conversations and members (a hash join over a sequential scan)
--- to update 50 rows of each: 2.5 ms of a 10 ms statement on the bench's 3,000 conversations
--- against 0.9 ms by index. The generic plans of these joins from the unnested arrays are index
+-- to update 50 rows of each: 2.4–2.7 ms on the bench's 3,000 conversations against 0.8–1.2 ms
+-- by index. The generic plans of these joins from the unnested arrays are index
 -- lookups per row; a plan made while the tables were small is made again when autovacuum
 -- analyzes them. The outbox rows stay in the caller's statement (Outbox.insertion), beside the call.
 CREATE FUNCTION store_messages(
@@ -14,7 +14,6 @@ CREATE FUNCTION store_messages(
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET plan_cache_mode = force_generic_plan AS $$
-#variable_conflict use_column
 BEGIN
     INSERT INTO messages (id, conversation_id, seq, sender_id, client_msg_id, body, sent_at)
     SELECT n.id, n.conversation_id, n.seq, n.sender_id, n.client_msg_id, n.body, stored_at
