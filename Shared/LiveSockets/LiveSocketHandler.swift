@@ -59,6 +59,7 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
             )
         } catch {
             // Upgraded but with nothing to serve it: the socket ends.
+            logger.warning("live socket could not be set up after its upgrade", metadata: ["user": "\(identity.userId)", "error": "\(error)"])
             channel.close(promise: nil)
             return channel.eventLoop.makeFailedFuture(error)
         }
@@ -137,8 +138,10 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
         case is NIOWebSocketFrameAggregator.Error:
             fail(context: context, code: .protocolError)
         default:
-            // The codec's own errors were answered by its error handler; anything else ends the socket.
-            logger.debug("live socket failed", metadata: ["error": "\(error)"])
+            // The codec's own errors were answered by its error handler; anything else ends the
+            // socket, without a close frame: logged at info so a client that lost its socket this
+            // way can be told from one the server closed on purpose.
+            logger.info("live socket failed", metadata: ["user": "\(connection.userId)", "error": "\(error)"])
             context.close(promise: nil)
         }
     }
@@ -161,6 +164,7 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
         case ChannelEvent.inputClosed as ChannelEvent:
             // The client closed its side without a close frame (the server allows half-closed
             // connections for HTTP): it is gone, so is the socket.
+            logger.info("live socket ended by its client without a close frame", metadata: ["user": "\(connection.userId)"])
             context.close(promise: nil)
         case is ChannelShouldQuiesceEvent:
             // The server is stopping (a socket the keeper's sweep did not see yet).

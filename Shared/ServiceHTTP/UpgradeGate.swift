@@ -192,7 +192,7 @@ struct LiveSocketServerChannel: ServerChildChannel, HTTPChannelHandler {
                 }
             }
         } catch {
-            logger.debug("connection ended during its upgrade", metadata: ["error": "\(error)"])
+            logger.info("connection ended during its upgrade", metadata: ["error": "\(error)"])
         }
     }
 }
