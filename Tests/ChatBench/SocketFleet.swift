@@ -54,9 +54,10 @@ struct SocketFleet {
             throw error
         }
         await sockets.close(counts)
-        let closed = counts.closed.load(ordering: .relaxed)
+        let reasons = counts.reasons.withLock { $0 }
+        let closed = reasons.values.reduce(0, +)
         if closed > 0 {
-            let why = counts.reasons.withLock { $0 }.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { "\($0.key): \($0.value)" }
+            let why = reasons.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { "\($0.key): \($0.value)" }
                 .joined(separator: ", ")
             print("\(closed) of \(count) sockets were closed by the server before the phase ended (\(why))")
         }
@@ -188,16 +189,14 @@ private final class FleetSocketHandler: ChannelInboundHandler, @unchecked Sendab
     }
 }
 
-/// How many sockets of a fleet the server closed, and why (the code and reason of its close
+/// How many sockets of a fleet the server closed, by why (the code and reason of its close
 /// frame, if it sent one), and whether the fleet is closing them itself.
 final class ConnectionCounts: Sendable {
-    let closed = Atomic<Int>(0)
     let closing = Atomic<Bool>(false)
     /// The sockets that ended before the phase did, by why ("code reason" of the server's close frame).
     let reasons = Mutex<[String: Int]>([:])
 
     func closedBeforeTheEnd(because reason: String) {
-        closed.add(1, ordering: .relaxed)
         reasons.withLock { $0[reason, default: 0] += 1 }
     }
 
