@@ -16,6 +16,26 @@ public final class LiveConnection: Sendable {
         case close(WebSocketErrorCode, String)
     }
 
+    /// Why a socket is cut off (`cutOff(_:)`), which says the code of its close frame. Sent
+    /// through the socket's pipeline to have its handler do it.
+    public enum CutOff: Sendable {
+        /// More than the buffer's frames queued up for it: 1008 (policy).
+        case overflowed
+        /// Its client stopped reading: a write waited past the keeper's deadline: 1013 (try again
+        /// later).
+        case stuck
+        /// The server is stopping and the socket has not answered its close: no second frame.
+        case stopping
+
+        var code: WebSocketErrorCode? {
+            switch self {
+            case .overflowed: .policyViolation
+            case .stuck: .unknown(1013)
+            case .stopping: nil
+            }
+        }
+    }
+
     /// Sent through the socket's pipeline to have its handler write what is queued.
     struct Wake: Sendable {}
     /// Sent through the socket's pipeline to have its handler ping the client.
@@ -85,7 +105,7 @@ public final class LiveConnection: Sendable {
             return true
         case .overflowed:
             overflowed.store(true, ordering: .relaxed)
-            cutOff(code: .policyViolation)
+            cutOff(.overflowed)
             return false
         case .ended:
             return false
@@ -115,19 +135,12 @@ public final class LiveConnection: Sendable {
         }
     }
 
-    /// Cuts the connection off at once: a close frame with `code` goes out if it can (1013, try
-    /// again later: the client stopped reading; 1008 when its queue overflowed; none when one was
-    /// sent already), the socket closes, and what was queued is dropped. The client catches up by
-    /// seq when it reconnects.
-    public func cutOff(code: WebSocketErrorCode? = .unknown(1013)) {
+    /// Cuts the connection off: what was queued is dropped, nothing more is, and its handler ends
+    /// the socket (a close frame with the reason's code, and the socket closed once that is
+    /// written or a moment later). The client catches up by seq when it reconnects.
+    public func cutOff(_ reason: CutOff) {
         ended()
-        guard let channel else { return }
-        if let code {
-            var reason = channel.allocator.buffer(capacity: 2)
-            reason.write(webSocketErrorCode: code)
-            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .connectionClose, data: reason), promise: nil)
-        }
-        channel.close(promise: nil)
+        channel?.pipeline.fireUserInboundEventTriggered(reason)
     }
 
     /// The handler marks when the socket stops and starts taking writes again, for `isStuck`.
@@ -275,7 +288,7 @@ public final class ConnectionRegistry: Sendable {
     public func cutOffStuck(longerThan limit: Duration) -> Int {
         var cut = 0
         for connection in all where connection.isStuck(longerThan: limit) {
-            connection.cutOff()
+            connection.cutOff(.stuck)
             cut += 1
         }
         return cut

@@ -120,11 +120,8 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
                 // The client's close: answered with its code (when one may be sent back), then
                 // the socket ends; nothing queued after it goes out.
                 closing = true
-                connection.ended()
                 var data = frame.unmaskedData
-                let code = data.readWebSocketErrorCode().flatMap(Self.echoable) ?? .normalClosure
-                let channel = context.channel
-                write(close: code, reason: nil, context: context).whenComplete { _ in channel.close(promise: nil) }
+                end(code: data.readWebSocketErrorCode().flatMap(Self.echoable) ?? .normalClosure, context: context)
             }
         default:
             fail(context: context, code: .protocolError)
@@ -161,6 +158,8 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
             drain(context: context)
         case is LiveConnection.Ping:
             ping(context: context)
+        case let reason as LiveConnection.CutOff:
+            cutOff(reason, context: context)
         case ChannelEvent.inputClosed as ChannelEvent:
             // The client closed its side without a close frame (the server allows half-closed
             // connections for HTTP): it is gone, so is the socket.
@@ -224,9 +223,34 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
     private func fail(context: ChannelHandlerContext, code: WebSocketErrorCode) {
         guard !closing else { return }
         closing = true
+        end(code: code, context: context)
+    }
+
+    /// The connection was cut off (`LiveConnection.cutOff`): a close frame with the reason's code,
+    /// unless one went out already or the reason has none, and the socket ends.
+    private func cutOff(_ reason: LiveConnection.CutOff, context: ChannelHandlerContext) {
+        if case .overflowed = reason {
+            // Logged here, where the socket is, so a client that lost its socket this way can be
+            // told from one that lost it some other way (the keeper logs the stuck ones).
+            logger.info("live socket cut off: its queue overflowed", metadata: ["user": "\(connection.userId)", "limit": "\(settings.outboundBuffer)"])
+        }
+        guard let code = reason.code, !closing else {
+            connection.ended()
+            context.close(promise: nil)
+            return
+        }
+        closing = true
+        end(code: code, context: context)
+    }
+
+    /// Ends the socket with a close frame: it closes once the frame is written, or after
+    /// `endTimeout` without it (closing at once would drop a frame still waiting to be written,
+    /// and the client would see its connection end with no reason).
+    private func end(code: WebSocketErrorCode, context: ChannelHandlerContext) {
         connection.ended()
         let channel = context.channel
         write(close: code, reason: nil, context: context).whenComplete { _ in channel.close(promise: nil) }
+        channel.eventLoop.scheduleTask(in: settings.endTimeout.timeAmount) { channel.close(promise: nil) }
     }
 
     /// A client's close code that may be sent back (1005, 1006 and 1015 only describe a close,

@@ -20,6 +20,10 @@ public struct LiveSocketSettings: Sendable {
     public var burst: Double
     /// How long a close frame the server sent waits for the client's before the socket is closed.
     public var closeTimeout: Duration = .seconds(5)
+    /// How long the close frame of a socket the server ends itself (cut off, a broken message, an
+    /// answer to the client's close) may wait to be written before the socket closes without it:
+    /// a client that stopped reading never takes it.
+    public var endTimeout: Duration = .seconds(1)
 
     public init(outboundBuffer: Int, maxMessageBytes: Int, framesPerSecond: Double, burst: Double) {
         self.outboundBuffer = outboundBuffer
@@ -171,7 +175,7 @@ public struct LiveSocketKeeper: DrainsBeforeServer {
         // socket's clean-up runs before this returns.
         connections.closeAllGoingAway()
         await waitForNoSockets(upTo: .seconds(3))
-        for connection in connections.all { connection.cutOff(code: nil) }
+        for connection in connections.all { connection.cutOff(.stopping) }
         await waitForNoSockets(upTo: .seconds(1))
     }
 

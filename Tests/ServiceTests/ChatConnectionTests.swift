@@ -1,5 +1,6 @@
 import EventContracts
 import Foundation
+import InMemoryLogging
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -15,14 +16,16 @@ private struct TestSocket {
     let channel: NIOAsyncTestingChannel
     let connection: LiveConnection
 
-    static func open(_ userId: String, session: String, registry: ConnectionRegistry, bufferLimit: Int = 8) async throws -> TestSocket {
+    static func open(
+        _ userId: String, session: String, registry: ConnectionRegistry, bufferLimit: Int = 8, logger: Logger = Logger(label: "test")
+    ) async throws -> TestSocket {
         let channel = NIOAsyncTestingChannel()
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).get()
         let settings = LiveSocketSettings(outboundBuffer: bufferLimit, maxMessageBytes: 1024, framesPerSecond: 50, burst: 50)
         let identity = Identity(userId: userId, sessionId: session, credential: .bearer)
         try await channel.eventLoop.flatSubmit {
             LiveSocketHandler.install(
-                on: channel, identity: identity, connections: registry, settings: settings, logger: Logger(label: "test"), opened: { _, _ in },
+                on: channel, identity: identity, connections: registry, settings: settings, logger: logger, opened: { _, _ in },
                 received: { _, _ in })
         }.get()
         let connection = try #require(registry.connections(of: userId).first { $0.sessionId == session })
@@ -52,6 +55,27 @@ private struct TestSocket {
     }
 }
 
+/// Swallows what is written, completing nothing: a socket whose client stopped reading.
+private final class HeldWrites: ChannelOutboundHandler, @unchecked Sendable {
+    // @unchecked: used on its channel's (testing) event loop only.
+    typealias OutboundIn = WebSocketFrame
+    private(set) var frames: [WebSocketFrame] = []
+    private var promises: [EventLoopPromise<Void>] = []
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        frames.append(unwrapOutboundIn(data))
+        if let promise { promises.append(promise) }
+    }
+
+    func flush(context: ChannelHandlerContext) {}
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        for promise in promises { promise.fail(ChannelError.ioOnClosedChannel) }
+        promises = []
+        context.close(mode: mode, promise: promise)
+    }
+}
+
 /// A close frame's code and reason.
 private func closing(_ frame: WebSocketFrame?) -> (code: WebSocketErrorCode?, reason: String) {
     var data = frame?.data ?? ByteBuffer()
@@ -64,7 +88,10 @@ struct ChatConnectionTests {
     @Test("frames beyond the outbound buffer cut a reader that stopped reading off, dropping what it held")
     func boundedOutboundBuffer() async throws {
         let registry = ConnectionRegistry()
-        let socket = try await TestSocket.open("u", session: "s", registry: registry, bufferLimit: 3)
+        let logs = InMemoryLogHandler()
+        var logger = Logger(label: "recorded") { _ in logs }
+        logger.logLevel = .info
+        let socket = try await TestSocket.open("u", session: "s", registry: registry, bufferLimit: 3, logger: logger)
         socket.channel.isWritable = false
         #expect(socket.connection.send("1") && socket.connection.send("2") && socket.connection.send("3"))
         #expect(try await socket.written().isEmpty)  // the socket takes no writes: they wait
@@ -74,6 +101,28 @@ struct ChatConnectionTests {
         let frames = try await socket.written()
         #expect(frames.map(\.opcode) == [.connectionClose])
         #expect(closing(frames.first).code == .policyViolation)
+        #expect(socket.isGone(from: registry))
+        // Said where it happened: a lost socket can be told from one lost some other way.
+        #expect(logs.entries.map(\.message.description) == ["live socket cut off: its queue overflowed"])
+    }
+
+    @Test("a cut-off socket keeps its close frame: it closes once the frame is written, or after the end timeout if it never is")
+    func cutOffWaitsForItsCloseFrame() async throws {
+        let registry = ConnectionRegistry()
+        let socket = try await TestSocket.open("u", session: "s", registry: registry)
+        // A client that stopped reading: nothing written reaches it.
+        let held = HeldWrites()
+        try await socket.channel.pipeline.addHandler(held, position: .first)
+        socket.connection.cutOff(.stuck)
+        await socket.channel.testingEventLoop.run()
+        // The close frame (1013, try again later) waits to be written, and so does the socket.
+        #expect(held.frames.map(\.opcode) == [.connectionClose])
+        #expect(closing(held.frames.first).code == .unknown(1013))
+        #expect(socket.channel.isActive)
+        #expect(!socket.connection.send("late"))
+        await socket.channel.testingEventLoop.advanceTime(by: .milliseconds(999))
+        #expect(socket.channel.isActive)
+        await socket.channel.testingEventLoop.advanceTime(by: .milliseconds(1))
         #expect(socket.isGone(from: registry))
     }
 
