@@ -244,14 +244,14 @@ struct Bench {
 
     // MARK: fanout
 
-    /// A group of `groupSize` members, one socket each; the creator sends 20 messages 250 ms
-    /// apart, and each one's last copy is timed from its send.
+    /// A group of `groupSize` members, one socket each, created once every socket is open (so the
+    /// members get its `conversation` frame, which lists them all, live, as they would); the
+    /// creator sends 20 messages 250 ms apart, and each one's last copy is timed from its send.
     func fanOut() async throws {
         let size = options.groupSize
         print("signing up \(size) users…")
         let users = try await signUp(size)
         let memberIds = users.dropFirst().map { #""\#($0.id)""# }.joined(separator: ",")
-        let group = try await conversation(token: users[0].token, body: #"{"type":"group","name":"fan-out","memberIds":[\#(memberIds)]}"#)
         let rounds = 20
         // Per message: copies received so far; when the sender's ack, the first copy and the last
         // copy arrived (ack and first copy: the path; first to last: the spread over the sockets).
@@ -296,6 +296,7 @@ struct Bench {
                 }
             }
         ) { sockets in
+            let group = try await conversation(token: users[0].token, body: #"{"type":"group","name":"fan-out","memberIds":[\#(memberIds)]}"#)
             // A socket counts as connected when its upgrade is done, a moment before its instance has
             // announced it in the presence registry: warm-up messages go out until one reaches everyone.
             var warmed = false

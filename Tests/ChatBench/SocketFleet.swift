@@ -59,10 +59,13 @@ struct SocketFleet {
         if closed > 0 {
             let why = reasons.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { "\($0.key): \($0.value)" }
                 .joined(separator: ", ")
-            print("\(closed) of \(count) sockets were closed by the server before the phase ended (\(why))")
+            print("\(closed) of \(count) sockets ended before the phase did (\(why))")
         }
         return result
     }
+
+    /// The largest message the fleet reads, in one frame or joined from fragments.
+    static let maxMessageBytes = 1 << 20
 
     /// One socket: the HTTP upgrade with the token, then `handler` for its frames.
     private func connect(port: Int, token: String, handler: FleetSocketHandler) async throws -> any Channel {
@@ -70,11 +73,17 @@ struct SocketFleet {
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let upgrader = NIOTypedWebSocketClientUpgrader<(any Channel)?>(maxFrameSize: 1 << 16) { channel, _ in
+                    // A frame may be large: a 1,024-member group's conversation frame lists every
+                    // member (about 67 KB). A frame the decoder refuses is the fleet's own error,
+                    // named as such by its handler (NIO's error handler would close the socket
+                    // before the handler heard why).
+                    let upgrader = NIOTypedWebSocketClientUpgrader<(any Channel)?>(
+                        maxFrameSize: Self.maxMessageBytes, enableAutomaticErrorHandling: false
+                    ) { channel, _ in
                         channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandler(
                                 NIOWebSocketFrameAggregator(
-                                    minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 64, maxAccumulatedFrameSize: 1 << 16))
+                                    minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 64, maxAccumulatedFrameSize: Self.maxMessageBytes))
                             try channel.pipeline.syncOperations.addHandler(handler)
                             return channel
                         }
@@ -179,7 +188,7 @@ private final class FleetSocketHandler: ChannelInboundHandler, @unchecked Sendab
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if !counts.closing.load(ordering: .relaxed) { counts.closedBeforeTheEnd(because: closedBecause ?? "no close frame") }
+        if !counts.closing.load(ordering: .relaxed) { counts.closedBeforeTheEnd(because: closedBecause ?? "the connection ended without a close frame") }
         context.fireChannelInactive()
     }
 
@@ -189,11 +198,13 @@ private final class FleetSocketHandler: ChannelInboundHandler, @unchecked Sendab
     }
 }
 
-/// How many sockets of a fleet the server closed, by why (the code and reason of its close
-/// frame, if it sent one), and whether the fleet is closing them itself.
+/// How many sockets of a fleet ended before the phase did, by why (the code and reason of the
+/// server's close frame, the fleet's own error, or neither), and whether the fleet is closing them
+/// itself.
 final class ConnectionCounts: Sendable {
     let closing = Atomic<Bool>(false)
-    /// The sockets that ended before the phase did, by why ("code reason" of the server's close frame).
+    /// The sockets that ended before the phase did, by why ("code reason" of the server's close
+    /// frame, or the fleet's error).
     let reasons = Mutex<[String: Int]>([:])
 
     func closedBeforeTheEnd(because reason: String) {
