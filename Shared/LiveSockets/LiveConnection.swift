@@ -18,7 +18,7 @@ public final class LiveConnection: Sendable {
 
     /// Why a socket is cut off (`cutOff(_:)`), which says the code of its close frame. Sent
     /// through the socket's pipeline to have its handler do it.
-    public enum CutOff: Sendable {
+    public enum CutOff: Sendable, Equatable {
         /// More than the buffer's frames queued up for it: 1008 (policy).
         case overflowed
         /// Its client stopped reading: a write waited past the keeper's deadline: 1013 (try again
@@ -57,7 +57,8 @@ public final class LiveConnection: Sendable {
     /// Sends waiting for their ack: how many times each was sent (a retry of a send still waiting
     /// gets its own answer), and when first (for the send-to-ack latency).
     private let pending = Mutex<[String: (count: Int, sent: ContinuousClock.Instant)]>([:])
-    private let overflowed = Atomic<Bool>(false)
+    /// Why it was cut off first, if it was (its socket then closes within `closeWriteTimeout`).
+    private let cutOffReason = Mutex<CutOff?>(nil)
     /// The socket's channel; nil for a connection that only queues (tests).
     private let channel: (any Channel)?
     /// Since when (ms on the uptime clock) queued frames wait for the client to read; 0 when none do.
@@ -104,7 +105,6 @@ public final class LiveConnection: Sendable {
             if wake { channel?.pipeline.fireUserInboundEventTriggered(Wake()) }
             return true
         case .overflowed:
-            overflowed.store(true, ordering: .relaxed)
             cutOff(.overflowed)
             return false
         case .ended:
@@ -135,11 +135,12 @@ public final class LiveConnection: Sendable {
         }
     }
 
-    /// Cuts the connection off: what was queued is dropped, nothing more is, and its handler ends
-    /// the socket (a close frame with the reason's code, and the socket closed once that is
-    /// written or a moment later). The client catches up by seq when it reconnects.
+    /// Cuts the connection off: what was queued is dropped, nothing more is queued, and its
+    /// handler ends the socket (a close frame with the reason's code, and the socket closed once
+    /// that is written or a moment later). The client catches up by seq when it reconnects.
     public func cutOff(_ reason: CutOff) {
         ended()
+        cutOffReason.withLock { $0 = $0 ?? reason }
         channel?.pipeline.fireUserInboundEventTriggered(reason)
     }
 
@@ -160,7 +161,9 @@ public final class LiveConnection: Sendable {
 
     private static var nowMilliseconds: Int64 { Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
 
-    public var isOverflowed: Bool { overflowed.load(ordering: .relaxed) }
+    public var isOverflowed: Bool { cutOffReason.withLock { $0 } == .overflowed }
+
+    var wasCutOff: Bool { cutOffReason.withLock { $0 } != nil }
 
     /// Remembers a send until its ack; bounded so a client cannot grow it without limit.
     public func awaitAck(_ clientMsgId: String) {
@@ -284,10 +287,11 @@ public final class ConnectionRegistry: Sendable {
         }
     }
 
-    /// Cuts off every connection whose write has waited on its client for longer than `limit`.
+    /// Cuts off every connection whose write has waited on its client for longer than `limit`
+    /// (once: one cut off already closes within a second, and is counted once).
     public func cutOffStuck(longerThan limit: Duration) -> Int {
         var cut = 0
-        for connection in all where connection.isStuck(longerThan: limit) {
+        for connection in all where connection.isStuck(longerThan: limit) && !connection.wasCutOff {
             connection.cutOff(.stuck)
             cut += 1
         }

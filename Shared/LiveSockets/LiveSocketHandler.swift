@@ -27,8 +27,10 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
     private var opening = true
     private var closedWhileOpening = false
     private var awaitingPong = false
-    /// A close frame went out: the socket reads no more messages and ends at the client's close
-    /// frame or after `closeTimeout`.
+    /// A close frame went out: the socket reads no more messages, and ends at the client's close
+    /// frame or after `closeTimeout` (a close the server starts: 1000, 1001), or once the frame is
+    /// written or after `closeWriteTimeout` (one it ends at once: a cut-off, a broken message, an
+    /// answer to the client's close).
     private var closing = false
 
     private init(
@@ -119,7 +121,6 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
             } else {
                 // The client's close: answered with its code (when one may be sent back), then
                 // the socket ends; nothing queued after it goes out.
-                closing = true
                 var data = frame.unmaskedData
                 end(code: data.readWebSocketErrorCode().flatMap(Self.echoable) ?? .normalClosure, context: context)
             }
@@ -222,7 +223,6 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
     /// A broken message (too large, malformed): a close frame with its code, and the socket ends.
     private func fail(context: ChannelHandlerContext, code: WebSocketErrorCode) {
         guard !closing else { return }
-        closing = true
         end(code: code, context: context)
     }
 
@@ -239,18 +239,18 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
             context.close(promise: nil)
             return
         }
-        closing = true
         end(code: code, context: context)
     }
 
     /// Ends the socket with a close frame: it closes once the frame is written, or after
-    /// `endTimeout` without it (closing at once would drop a frame still waiting to be written,
-    /// and the client would see its connection end with no reason).
+    /// `closeWriteTimeout` without it (closing at once would drop a frame still waiting to be
+    /// written, and the client would see its connection end with no reason).
     private func end(code: WebSocketErrorCode, context: ChannelHandlerContext) {
+        closing = true
         connection.ended()
         let channel = context.channel
         write(close: code, reason: nil, context: context).whenComplete { _ in channel.close(promise: nil) }
-        channel.eventLoop.scheduleTask(in: settings.endTimeout.timeAmount) { channel.close(promise: nil) }
+        channel.eventLoop.scheduleTask(in: settings.closeWriteTimeout.timeAmount) { channel.close(promise: nil) }
     }
 
     /// A client's close code that may be sent back (1005, 1006 and 1015 only describe a close,

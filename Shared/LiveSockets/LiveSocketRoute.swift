@@ -20,10 +20,10 @@ public struct LiveSocketSettings: Sendable {
     public var burst: Double
     /// How long a close frame the server sent waits for the client's before the socket is closed.
     public var closeTimeout: Duration = .seconds(5)
-    /// How long the close frame of a socket the server ends itself (cut off, a broken message, an
+    /// How long the close frame of a socket the server ends at once (cut off, a broken message, an
     /// answer to the client's close) may wait to be written before the socket closes without it:
     /// a client that stopped reading never takes it.
-    public var endTimeout: Duration = .seconds(1)
+    public var closeWriteTimeout: Duration = .seconds(1)
 
     public init(outboundBuffer: Int, maxMessageBytes: Int, framesPerSecond: Double, burst: Double) {
         self.outboundBuffer = outboundBuffer
@@ -87,7 +87,7 @@ extension Router where Context == ServiceRequestContext {
 
 /// Looks after this instance's sockets: cuts off those whose client stopped reading (a write that
 /// has not finished within `deadline`: the client's receive window and the kernel's send buffer
-/// are full) at once, freeing what they held; every `revocationSweep`, closes the sockets of
+/// are full), freeing what they held within `closeWriteTimeout`; every `revocationSweep`, closes the sockets of
 /// sessions that ended, in case their sign-out event never reached this instance (its queue was
 /// being re-declared, say); and on graceful shutdown closes every socket with 1001 (going away),
 /// so clients reconnect to another instance at once.

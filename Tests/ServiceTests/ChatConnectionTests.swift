@@ -16,12 +16,16 @@ private struct TestSocket {
     let channel: NIOAsyncTestingChannel
     let connection: LiveConnection
 
+    static func settings(bufferLimit: Int = 8) -> LiveSocketSettings {
+        LiveSocketSettings(outboundBuffer: bufferLimit, maxMessageBytes: 1024, framesPerSecond: 50, burst: 50)
+    }
+
     static func open(
         _ userId: String, session: String, registry: ConnectionRegistry, bufferLimit: Int = 8, logger: Logger = Logger(label: "test")
     ) async throws -> TestSocket {
         let channel = NIOAsyncTestingChannel()
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).get()
-        let settings = LiveSocketSettings(outboundBuffer: bufferLimit, maxMessageBytes: 1024, framesPerSecond: 50, burst: 50)
+        let settings = settings(bufferLimit: bufferLimit)
         let identity = Identity(userId: userId, sessionId: session, credential: .bearer)
         try await channel.eventLoop.flatSubmit {
             LiveSocketHandler.install(
@@ -70,9 +74,10 @@ private final class HeldWrites: ChannelOutboundHandler, @unchecked Sendable {
     func flush(context: ChannelHandlerContext) {}
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        for promise in promises { promise.fail(ChannelError.ioOnClosedChannel) }
+        let held = promises
         promises = []
         context.close(mode: mode, promise: promise)
+        for promise in held { promise.fail(ChannelError.ioOnClosedChannel) }
     }
 }
 
@@ -89,8 +94,7 @@ struct ChatConnectionTests {
     func boundedOutboundBuffer() async throws {
         let registry = ConnectionRegistry()
         let logs = InMemoryLogHandler()
-        var logger = Logger(label: "recorded") { _ in logs }
-        logger.logLevel = .info
+        let logger = Logger(label: "recorded") { _ in logs }  // info and above
         let socket = try await TestSocket.open("u", session: "s", registry: registry, bufferLimit: 3, logger: logger)
         socket.channel.isWritable = false
         #expect(socket.connection.send("1") && socket.connection.send("2") && socket.connection.send("3"))
@@ -106,24 +110,54 @@ struct ChatConnectionTests {
         #expect(logs.entries.map(\.message.description) == ["live socket cut off: its queue overflowed"])
     }
 
-    @Test("a cut-off socket keeps its close frame: it closes once the frame is written, or after the end timeout if it never is")
+    @Test("a stalled socket is cut off once; it keeps its close frame, closing once it is written or after the write timeout if it never is")
     func cutOffWaitsForItsCloseFrame() async throws {
         let registry = ConnectionRegistry()
         let socket = try await TestSocket.open("u", session: "s", registry: registry)
         // A client that stopped reading: nothing written reaches it.
         let held = HeldWrites()
         try await socket.channel.pipeline.addHandler(held, position: .first)
-        socket.connection.cutOff(.stuck)
+        socket.channel.isWritable = false
+        #expect(socket.connection.send("waits"))
+        await socket.channel.testingEventLoop.run()
+        try await Task.sleep(for: .milliseconds(2))  // the stall is timed on the real clock, in ms
+        // The keeper's sweep cuts it off, once: the next sweep finds it cut off already.
+        #expect(registry.cutOffStuck(longerThan: .zero) == 1)
+        #expect(registry.cutOffStuck(longerThan: .zero) == 0)
         await socket.channel.testingEventLoop.run()
         // The close frame (1013, try again later) waits to be written, and so does the socket.
         #expect(held.frames.map(\.opcode) == [.connectionClose])
         #expect(closing(held.frames.first).code == .unknown(1013))
         #expect(socket.channel.isActive)
         #expect(!socket.connection.send("late"))
-        await socket.channel.testingEventLoop.advanceTime(by: .milliseconds(999))
+        let timeout = TimeAmount(TestSocket.settings().closeWriteTimeout)
+        await socket.channel.testingEventLoop.advanceTime(by: timeout - .milliseconds(1))
         #expect(socket.channel.isActive)
         await socket.channel.testingEventLoop.advanceTime(by: .milliseconds(1))
         #expect(socket.isGone(from: registry))
+    }
+
+    @Test("a cut-off closes at once when there is no frame to send: the server stopping, or a close frame already on its way")
+    func cutOffWithoutAFrame() async throws {
+        let registry = ConnectionRegistry()
+        // Stopping: the socket did not answer the server's close in time; no second frame.
+        let stopping = try await TestSocket.open("u", session: "s1", registry: registry)
+        stopping.connection.cutOff(.stopping)
+        #expect(try await stopping.written().isEmpty)
+        #expect(stopping.isGone(from: registry))
+        // Signed out while its client stopped reading: the close frame (1000) waits, then the
+        // keeper's cut-off closes the socket at once, without a second frame.
+        let signedOut = try await TestSocket.open("u", session: "s2", registry: registry)
+        let held = HeldWrites()
+        try await signedOut.channel.pipeline.addHandler(held, position: .first)
+        signedOut.connection.close(reason: "session ended")
+        await signedOut.channel.testingEventLoop.run()
+        #expect(held.frames.map(\.opcode) == [.connectionClose])
+        #expect(signedOut.channel.isActive)
+        signedOut.connection.cutOff(.stuck)
+        await signedOut.channel.testingEventLoop.run()
+        #expect(held.frames.count == 1)
+        #expect(signedOut.isGone(from: registry))
     }
 
     @Test("frames held while the socket takes no writes go out in order once it does")
