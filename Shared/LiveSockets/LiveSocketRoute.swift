@@ -87,10 +87,10 @@ extension Router where Context == ServiceRequestContext {
 
 /// Looks after this instance's sockets: cuts off those whose client stopped reading (a write that
 /// has not finished within `deadline`: the client's receive window and the kernel's send buffer
-/// are full), freeing what they held within `closeWriteTimeout`; every `revocationSweep`, closes the sockets of
-/// sessions that ended, in case their sign-out event never reached this instance (its queue was
-/// being re-declared, say); and on graceful shutdown closes every socket with 1001 (going away),
-/// so clients reconnect to another instance at once.
+/// are full), freeing what they held within `closeWriteTimeout`; every `revocationSweep`, closes
+/// the sockets of sessions that ended, in case their sign-out event never reached this instance
+/// (its queue was being re-declared, say); and on graceful shutdown closes every socket with 1001
+/// (going away), so clients reconnect to another instance at once.
 public struct LiveSocketKeeper: DrainsBeforeServer {
     let connections: ConnectionRegistry
     let deadline: Duration
