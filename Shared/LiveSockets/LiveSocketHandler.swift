@@ -235,7 +235,6 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
             logger.info("live socket cut off: its queue overflowed", metadata: ["user": "\(connection.userId)", "limit": "\(settings.outboundBuffer)"])
         }
         guard let code = reason.code, !closing else {
-            connection.ended()
             context.close(promise: nil)
             return
         }

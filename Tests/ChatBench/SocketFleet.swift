@@ -214,7 +214,7 @@ final class ConnectionCounts: Sendable {
     /// "code reason" of a close frame's payload (a 2-byte code, then UTF-8 text).
     static func reason(ofClose data: ByteBuffer) -> String {
         var data = data
-        let code = data.readInteger(as: UInt16.self).map { "\($0)" } ?? "no code"
+        let code = data.readWebSocketErrorCode().map { "\(UInt16(webSocketErrorCode: $0))" } ?? "no code"
         let reason = data.readString(length: data.readableBytes) ?? ""
         return reason.isEmpty ? code : "\(code) \(reason)"
     }
