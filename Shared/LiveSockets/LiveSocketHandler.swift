@@ -32,6 +32,9 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
     /// written or after `closeWriteTimeout` (one it ends at once: a cut-off, a broken message, an
     /// answer to the client's close).
     private var closing = false
+    /// What closes the socket if its close does not finish first: cancelled when the socket
+    /// closes, so a closed socket is not held until the timer would have fired.
+    private(set) var closeTimer: Scheduled<Void>?
 
     private init(
         connection: LiveConnection, connections: ConnectionRegistry, settings: LiveSocketSettings, logger: Logger,
@@ -84,6 +87,7 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        closeTimer?.cancel()
         connection.ended()
         if registered {
             registered = false
@@ -217,7 +221,7 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
         connection.ended()
         _ = write(close: code, reason: reason, context: context)
         let channel = context.channel
-        channel.eventLoop.scheduleTask(in: settings.closeTimeout.timeAmount) { channel.close(promise: nil) }
+        closeTimer = channel.eventLoop.scheduleTask(in: settings.closeTimeout.timeAmount) { channel.close(promise: nil) }
     }
 
     /// A broken message (too large, malformed): a close frame with its code, and the socket ends.
@@ -248,8 +252,9 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
         closing = true
         connection.ended()
         let channel = context.channel
+        // The timer first: a write that completes at once closes the socket, which cancels it.
+        closeTimer = channel.eventLoop.scheduleTask(in: settings.closeWriteTimeout.timeAmount) { channel.close(promise: nil) }
         write(close: code, reason: nil, context: context).whenComplete { _ in channel.close(promise: nil) }
-        channel.eventLoop.scheduleTask(in: settings.closeWriteTimeout.timeAmount) { channel.close(promise: nil) }
     }
 
     /// A client's close code that may be sent back (1005, 1006 and 1015 only describe a close,

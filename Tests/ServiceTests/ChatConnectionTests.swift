@@ -160,6 +160,38 @@ struct ChatConnectionTests {
         #expect(signedOut.isGone(from: registry))
     }
 
+    @Test("a socket that closes before its close timer fires cancels the timer, so it is not held until then")
+    func closeTimerCancelled() async throws {
+        let registry = ConnectionRegistry()
+        // Cut off: its close frame is written at once, and the socket closes then (the write timer
+        // would fire 1 s later). Closed by the server: the client answers its close frame (the
+        // timer waiting for that answer would fire 5 s later).
+        for cutOff in [true, false] {
+            let socket = try await TestSocket.open("u", session: "s", registry: registry)
+            let handler = try await socket.channel.pipeline.handler(type: LiveSocketHandler.self).get()
+            if cutOff {
+                socket.connection.cutOff(.overflowed)
+            } else {
+                socket.connection.close(reason: "signed out")
+                #expect(try await socket.written().map(\.opcode) == [.connectionClose])
+                var data = ByteBuffer()
+                data.write(webSocketErrorCode: .normalClosure)
+                try await socket.channel.writeInbound(WebSocketFrame(fin: true, opcode: .connectionClose, data: data))
+            }
+            await socket.channel.testingEventLoop.run()
+            #expect(socket.isGone(from: registry))
+            let timer = try #require(try await socket.channel.eventLoop.submit { handler.closeTimer }.get())
+            // Past both timeouts: a timer still pending would fire now.
+            await socket.channel.testingEventLoop.advanceTime(by: .seconds(6))
+            do {
+                try await timer.futureResult.get()
+                Issue.record("the close timer was not cancelled (cut off: \(cutOff))")
+            } catch let error as EventLoopError {
+                guard case .cancelled = error else { throw error }
+            }
+        }
+    }
+
     @Test("frames held while the socket takes no writes go out in order once it does")
     func resumesInOrder() async throws {
         let registry = ConnectionRegistry()
