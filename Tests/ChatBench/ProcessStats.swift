@@ -27,11 +27,12 @@ enum ProcessStats {
         return kib
     }
 
-    /// CPU, wait for a core and RSS of `process` (and its children, when asked), from one look
-    /// for its processes.
+    /// CPU (and the kernel's part of it), wait for a core and RSS of `process` (and its children,
+    /// when asked), from one look for its processes.
     static func sample(of process: WatchedProcess) -> ProcessSample {
         let pids = pids(of: process)
-        return ProcessSample(cpuSeconds: cpuSeconds(pids: pids), waits: waits(pids: pids), residentMiB: residentMiB(pids: pids))
+        let times = pids.reduce(CPUTimes()) { $0 + cpuTimes(pid: $1) }
+        return ProcessSample(cpuSeconds: times.total, kernelSeconds: times.kernel, waits: waits(pids: pids), residentMiB: residentMiB(pids: pids))
     }
 
     /// How long each thread of `pids` has waited for a core while ready to run, and how many times
@@ -49,9 +50,16 @@ enum ProcessStats {
         return waits
     }
 
-    static func cpuSeconds(pid: Int32) -> Double {
-        guard let fields = statFields(pid: pid), fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    static func cpuSeconds(pid: Int32) -> Double { cpuTimes(pid: pid).total }
+
+    /// CPU seconds of one process so far, in all and in the kernel (its system calls, and the
+    /// scheduler switching its threads), from /proc/<pid>/stat.
+    private static func cpuTimes(pid: Int32) -> CPUTimes {
+        guard let fields = statFields(pid: pid), fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else {
+            return CPUTimes()
+        }
+        let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return CPUTimes(total: (user + system) / tick, kernel: system / tick)
     }
 
     private static func pids(of process: WatchedProcess) -> [Int32] {
@@ -86,9 +94,20 @@ extension ProcessStats {
     }
 }
 
+/// CPU seconds, in all and in the kernel.
+struct CPUTimes {
+    var total = 0.0
+    var kernel = 0.0
+
+    static func + (left: CPUTimes, right: CPUTimes) -> CPUTimes {
+        CPUTimes(total: left.total + right.total, kernel: left.kernel + right.kernel)
+    }
+}
+
 /// What `ProcessStats.sample` read of a process at one moment.
 struct ProcessSample {
     let cpuSeconds: Double
+    let kernelSeconds: Double
     let waits: [Int32: CoreWaits]
     let residentMiB: Double
 }
@@ -149,18 +168,21 @@ struct CPUWindow {
     }
 
     /// One row per process: CPU share of one core over the window, CPU microseconds per delivered
-    /// message, RSS now, and how long its threads waited for a core (as a share of one core: 100%
-    /// is one thread always waiting) and for how long each time; then the total.
+    /// message, the kernel's part of that CPU, RSS now, how long its threads waited for a core (as
+    /// a share of one core: 100% is one thread always waiting) and for how long each time, and how
+    /// often a thread of it was put on a core (each wake-up and hand-off between threads is one);
+    /// then the total.
     func report(delivered: Int) {
         let wall = (ContinuousClock.now - start).seconds
-        var total = 0.0
+        var total = CPUTimes()
         var totalWaits = CoreWaits()
-        print("process             CPU %core   CPU µs/msg   RSS MiB   waiting for a core %   µs waited a run")
+        print(
+            "process             CPU %core   CPU µs/msg   kernel %   RSS MiB   waiting for a core %   µs waited a run   runs/s")
         for (process, before) in zip(processes, before) {
             let now = ProcessStats.sample(of: process)
-            let used = now.cpuSeconds - before.cpuSeconds
+            let used = CPUTimes(total: now.cpuSeconds - before.cpuSeconds, kernel: now.kernelSeconds - before.kernelSeconds)
             let waits = CoreWaits.since(before.waits, now.waits)
-            total += used
+            total = total + used
             totalWaits = totalWaits + waits
             print(row(process.name, used, waits, wall: wall, delivered: delivered, rss: now.residentMiB))
         }
@@ -174,12 +196,13 @@ struct CPUWindow {
                 100 * (machine.steal - machineBefore.steal) / ticks))
     }
 
-    private func row(_ name: String, _ used: Double, _ waits: CoreWaits, wall: Double, delivered: Int, rss: Double?) -> String {
-        name.padding(toLength: 18, withPad: " ", startingAt: 0)
+    private func row(_ name: String, _ used: CPUTimes, _ waits: CoreWaits, wall: Double, delivered: Int, rss: Double?) -> String {
+        let wall = max(wall, 0.001)
+        return name.padding(toLength: 18, withPad: " ", startingAt: 0)
             + String(
-                format: "%10.1f %12.1f   %@ %22.1f %17.1f", 100 * used / max(wall, 0.001), used * 1e6 / Double(max(delivered, 1)),
-                rss.map { String(format: "%7.1f", $0) } ?? "      -", 100 * waits.waiting / max(wall, 0.001),
-                waits.waiting * 1e6 / max(waits.runs, 1))
+                format: "%10.1f %12.1f %10.1f   %@ %22.1f %17.1f %8.0f", 100 * used.total / wall, used.total * 1e6 / Double(max(delivered, 1)),
+                100 * used.kernel / max(used.total, 1e-9), rss.map { String(format: "%7.1f", $0) } ?? "      -", 100 * waits.waiting / wall,
+                waits.waiting * 1e6 / max(waits.runs, 1), waits.runs / wall)
     }
 }
 
