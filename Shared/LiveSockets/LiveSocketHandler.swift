@@ -219,9 +219,8 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
         guard !closing else { return }
         closing = true
         connection.ended()
-        _ = write(close: code, reason: reason, context: context)
-        let channel = context.channel
-        closeTimer = channel.eventLoop.scheduleTask(in: settings.closeTimeout.timeAmount) { channel.close(promise: nil) }
+        closeLater(settings.closeTimeout, context: context)
+        write(close: code, reason: reason, context: context)
     }
 
     /// A broken message (too large, malformed): a close frame with its code, and the socket ends.
@@ -251,10 +250,18 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
     private func end(code: WebSocketErrorCode, context: ChannelHandlerContext) {
         closing = true
         connection.ended()
+        closeLater(settings.closeWriteTimeout, context: context)
         let channel = context.channel
-        // The timer first: a write that completes at once closes the socket, which cancels it.
-        closeTimer = channel.eventLoop.scheduleTask(in: settings.closeWriteTimeout.timeAmount) { channel.close(promise: nil) }
         write(close: code, reason: nil, context: context).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// Closes the socket after `delay` unless it closes first (`channelInactive` cancels the
+    /// timer). Set before the close frame is written: a write that completes or fails at once may
+    /// close the socket before the next line runs. A socket already closed needs no timer.
+    private func closeLater(_ delay: Duration, context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        let channel = context.channel
+        closeTimer = channel.eventLoop.scheduleTask(in: delay.timeAmount) { channel.close(promise: nil) }
     }
 
     /// A client's close code that may be sent back (1005, 1006 and 1015 only describe a close,

@@ -170,8 +170,8 @@ struct CPUWindow {
     /// One row per process: CPU share of one core over the window, CPU microseconds per delivered
     /// message, the kernel's part of that CPU, RSS now, how long its threads waited for a core (as
     /// a share of one core: 100% is one thread always waiting) and for how long each time, and how
-    /// often a thread of it was put on a core (each wake-up and hand-off between threads is one);
-    /// then the total.
+    /// often a thread of it was put on a core (each wake-up, so each hand-off between threads, is
+    /// one, and so is each return from being preempted); then the total.
     func report(delivered: Int) {
         let wall = (ContinuousClock.now - start).seconds
         var total = CPUTimes()
@@ -198,11 +198,14 @@ struct CPUWindow {
 
     private func row(_ name: String, _ used: CPUTimes, _ waits: CoreWaits, wall: Double, delivered: Int, rss: Double?) -> String {
         let wall = max(wall, 0.001)
+        // A child that ended during the window (a Postgres backend) takes its CPU out of the sum,
+        // which can then be nothing or less: no kernel share to give.
+        let kernel = used.total > 0.01 ? String(format: "%10.1f", min(100, max(0, 100 * used.kernel / used.total))) : "         -"
         return name.padding(toLength: 18, withPad: " ", startingAt: 0)
             + String(
-                format: "%10.1f %12.1f %10.1f   %@ %22.1f %17.1f %8.0f", 100 * used.total / wall, used.total * 1e6 / Double(max(delivered, 1)),
-                100 * used.kernel / max(used.total, 1e-9), rss.map { String(format: "%7.1f", $0) } ?? "      -", 100 * waits.waiting / wall,
-                waits.waiting * 1e6 / max(waits.runs, 1), waits.runs / wall)
+                format: "%10.1f %12.1f %@   %@ %22.1f %17.1f %8.0f", 100 * used.total / wall, used.total * 1e6 / Double(max(delivered, 1)), kernel,
+                rss.map { String(format: "%7.1f", $0) } ?? "      -", 100 * waits.waiting / wall, waits.waiting * 1e6 / max(waits.runs, 1),
+                waits.runs / wall)
     }
 }
 

@@ -81,6 +81,17 @@ private final class HeldWrites: ChannelOutboundHandler, @unchecked Sendable {
     }
 }
 
+/// A connection that broke: a write fails and closes the socket at once, inside the write, as
+/// NIO's socket channel does when the kernel refuses a write.
+private final class BrokenWrites: ChannelOutboundHandler, Sendable {
+    typealias OutboundIn = WebSocketFrame
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        promise?.fail(ChannelError.ioOnClosedChannel)
+        context.close(promise: nil)
+    }
+}
+
 /// A close frame's code and reason.
 private func closing(_ frame: WebSocketFrame?) -> (code: WebSocketErrorCode?, reason: String) {
     var data = frame?.data ?? ByteBuffer()
@@ -165,27 +176,38 @@ struct ChatConnectionTests {
         let registry = ConnectionRegistry()
         // Cut off: its close frame is written at once, and the socket closes then (the write timer
         // would fire 1 s later). Closed by the server: the client answers its close frame (the
-        // timer waiting for that answer would fire 5 s later).
-        for cutOff in [true, false] {
+        // timer waiting for that answer would fire 5 s later), or the connection broke and the
+        // close frame's write closes the socket at once, before the close call returns.
+        enum Ending: CaseIterable { case cutOff, answered, broken }
+        for ending in Ending.allCases {
             let socket = try await TestSocket.open("u", session: "s", registry: registry)
             let handler = try await socket.channel.pipeline.handler(type: LiveSocketHandler.self).get()
-            if cutOff {
+            switch ending {
+            case .cutOff:
                 socket.connection.cutOff(.overflowed)
-            } else {
+            case .answered:
                 socket.connection.close(reason: "signed out")
                 #expect(try await socket.written().map(\.opcode) == [.connectionClose])
                 var data = ByteBuffer()
                 data.write(webSocketErrorCode: .normalClosure)
                 try await socket.channel.writeInbound(WebSocketFrame(fin: true, opcode: .connectionClose, data: data))
+            case .broken:
+                try await socket.channel.pipeline.addHandler(BrokenWrites(), position: .first)
+                socket.connection.close(reason: "signed out")
             }
             await socket.channel.testingEventLoop.run()
             #expect(socket.isGone(from: registry))
-            let timer = try #require(try await socket.channel.eventLoop.submit { handler.closeTimer }.get())
-            // Past both timeouts: a timer still pending would fire now.
-            await socket.channel.testingEventLoop.advanceTime(by: .seconds(6))
+            // Past both timeouts: a timer still pending would fire now. (A socket closed before its
+            // timer was set needs none.)
+            let settings = TestSocket.settings()
+            await socket.channel.testingEventLoop.advanceTime(by: TimeAmount(max(settings.closeTimeout, settings.closeWriteTimeout)) + .seconds(1))
+            guard let timer = try await socket.channel.eventLoop.submit({ handler.closeTimer }).get() else {
+                #expect(ending == .broken, "no close timer was set (\(ending))")
+                continue
+            }
             do {
                 try await timer.futureResult.get()
-                Issue.record("the close timer was not cancelled (cut off: \(cutOff))")
+                Issue.record("the close timer was not cancelled (\(ending))")
             } catch let error as EventLoopError {
                 guard case .cancelled = error else { throw error }
             }
