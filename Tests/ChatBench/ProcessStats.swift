@@ -31,8 +31,11 @@ enum ProcessStats {
     /// when asked), from one look for its processes.
     static func sample(of process: WatchedProcess) -> ProcessSample {
         let pids = pids(of: process)
-        let times = pids.reduce(CPUTimes()) { $0 + cpuTimes(pid: $1) }
-        return ProcessSample(cpuSeconds: times.total, kernelSeconds: times.kernel, waits: waits(pids: pids), residentMiB: residentMiB(pids: pids))
+        var cpu: [Int32: CPUTimes] = [:]
+        for pid in pids { cpu[pid] = cpuTimes(pid: pid) }
+        return ProcessSample(
+            cpu: cpu, reaped: process.withChildren ? reapedChildrenTimes(pid: process.pid) : CPUTimes(), waits: waits(pids: pids),
+            residentMiB: residentMiB(pids: pids))
     }
 
     /// How long each thread of `pids` has waited for a core while ready to run, and how many times
@@ -56,6 +59,16 @@ enum ProcessStats {
     /// scheduler switching its threads), from /proc/<pid>/stat.
     private static func cpuTimes(pid: Int32) -> CPUTimes {
         guard let fields = statFields(pid: pid), fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else {
+            return CPUTimes()
+        }
+        let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return CPUTimes(total: (user + system) / tick, kernel: system / tick)
+    }
+
+    /// CPU seconds of the children `pid` has waited for after they ended (a Postgres backend that
+    /// closed is counted here, in its postmaster), from /proc/<pid>/stat.
+    private static func reapedChildrenTimes(pid: Int32) -> CPUTimes {
+        guard let fields = statFields(pid: pid), fields.count > 13, let user = Double(fields[13]), let system = Double(fields[14]) else {
             return CPUTimes()
         }
         let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
@@ -102,14 +115,30 @@ struct CPUTimes {
     static func + (left: CPUTimes, right: CPUTimes) -> CPUTimes {
         CPUTimes(total: left.total + right.total, kernel: left.kernel + right.kernel)
     }
+
+    static func - (left: CPUTimes, right: CPUTimes) -> CPUTimes {
+        CPUTimes(total: left.total - right.total, kernel: left.kernel - right.kernel)
+    }
 }
 
 /// What `ProcessStats.sample` read of a process at one moment.
 struct ProcessSample {
-    let cpuSeconds: Double
-    let kernelSeconds: Double
+    /// CPU so far of each of its processes, by process id.
+    let cpu: [Int32: CPUTimes]
+    /// CPU of its children that ended and were waited for (counted once they end).
+    let reaped: CPUTimes
     let waits: [Int32: CoreWaits]
     let residentMiB: Double
+
+    /// CPU used since `before`, per process: one that started since counts from its start, one that
+    /// ended counts through `reaped`; neither takes what it used before out of the sum.
+    func cpu(since before: ProcessSample) -> CPUTimes {
+        let running = cpu.reduce(CPUTimes()) { total, process in
+            guard let earlier = before.cpu[process.key], earlier.total <= process.value.total else { return total + process.value }
+            return total + (process.value - earlier)
+        }
+        return running + (reaped - before.reaped)
+    }
 }
 
 /// Seconds a process's threads spent ready to run but waiting for a core (the scheduler's run
@@ -180,7 +209,7 @@ struct CPUWindow {
             "process             CPU %core   CPU µs/msg   kernel %   RSS MiB   waiting for a core %   µs waited a run   runs/s")
         for (process, before) in zip(processes, before) {
             let now = ProcessStats.sample(of: process)
-            let used = CPUTimes(total: now.cpuSeconds - before.cpuSeconds, kernel: now.kernelSeconds - before.kernelSeconds)
+            let used = now.cpu(since: before)
             let waits = CoreWaits.since(before.waits, now.waits)
             total = total + used
             totalWaits = totalWaits + waits
@@ -198,8 +227,7 @@ struct CPUWindow {
 
     private func row(_ name: String, _ used: CPUTimes, _ waits: CoreWaits, wall: Double, delivered: Int, rss: Double?) -> String {
         let wall = max(wall, 0.001)
-        // A child that ended during the window (a Postgres backend) takes its CPU out of the sum,
-        // which can then be nothing or less: no kernel share to give.
+        // A process that used (next to) nothing has no kernel share worth giving.
         let kernel = used.total > 0.01 ? String(format: "%10.1f", min(100, max(0, 100 * used.kernel / used.total))) : "         -"
         return name.padding(toLength: 18, withPad: " ", startingAt: 0)
             + String(
