@@ -102,7 +102,7 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
         case .text, .binary:
             guard !closing else { return }
             guard frame.length <= settings.maxMessageBytes else {
-                fail(context: context, code: .messageTooLarge)
+                end(code: .messageTooLarge, context: context)
                 return
             }
             guard bucket.take() else {
@@ -129,16 +129,16 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
                 end(code: data.readWebSocketErrorCode().flatMap(Self.echoable) ?? .normalClosure, context: context)
             }
         default:
-            fail(context: context, code: .protocolError)
+            end(code: .protocolError, context: context)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         switch error {
         case NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge, NIOWebSocketFrameAggregator.Error.tooManyFragments:
-            fail(context: context, code: .messageTooLarge)
+            end(code: .messageTooLarge, context: context)
         case is NIOWebSocketFrameAggregator.Error:
-            fail(context: context, code: .protocolError)
+            end(code: .protocolError, context: context)
         default:
             // The codec's own errors were answered by its error handler; anything else ends the
             // socket, without a close frame: logged at info so a client that lost its socket this
@@ -216,17 +216,7 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// Sends a close frame and waits `closeTimeout` for the client's before closing the socket.
     private func startClosing(code: WebSocketErrorCode, reason: String, context: ChannelHandlerContext) {
-        guard !closing else { return }
-        closing = true
-        connection.ended()
-        closeLater(settings.closeTimeout, context: context)
-        write(close: code, reason: reason, context: context)
-    }
-
-    /// A broken message (too large, malformed): a close frame with its code, and the socket ends.
-    private func fail(context: ChannelHandlerContext, code: WebSocketErrorCode) {
-        guard !closing else { return }
-        end(code: code, context: context)
+        sendClose(code: code, reason: reason, timeout: settings.closeTimeout, closeOnceWritten: false, context: context)
     }
 
     /// The connection was cut off (`LiveConnection.cutOff`): a close frame with the reason's code,
@@ -244,24 +234,27 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
         end(code: code, context: context)
     }
 
-    /// Ends the socket with a close frame: it closes once the frame is written, or after
-    /// `closeWriteTimeout` without it (closing at once would drop a frame still waiting to be
-    /// written, and the client would see its connection end with no reason).
+    /// Ends the socket with a close frame (a broken message, a cut-off, an answer to the client's
+    /// close): it closes once the frame is written, or after `closeWriteTimeout` without it (closing
+    /// at once would drop a frame still waiting to be written, and the client would see its
+    /// connection end with no reason).
     private func end(code: WebSocketErrorCode, context: ChannelHandlerContext) {
-        closing = true
-        connection.ended()
-        closeLater(settings.closeWriteTimeout, context: context)
-        let channel = context.channel
-        write(close: code, reason: nil, context: context).whenComplete { _ in channel.close(promise: nil) }
+        sendClose(code: code, reason: nil, timeout: settings.closeWriteTimeout, closeOnceWritten: true, context: context)
     }
 
-    /// Closes the socket after `delay` unless it closes first (`channelInactive` cancels the
-    /// timer). Set before the close frame is written: a write that completes or fails at once may
-    /// close the socket before the next line runs. A socket already closed needs no timer.
-    private func closeLater(_ delay: Duration, context: ChannelHandlerContext) {
-        guard context.channel.isActive else { return }
+    /// The socket's one close frame: it reads no more messages and nothing queued after the frame
+    /// goes out. It closes after `timeout` at the latest, and once the frame is written when
+    /// `closeOnceWritten`. The timer is set first, since a write that completes or fails at once
+    /// may close the socket before the next line runs (`channelInactive` cancels it), and not at
+    /// all on a socket already closed.
+    private func sendClose(code: WebSocketErrorCode, reason: String?, timeout: Duration, closeOnceWritten: Bool, context: ChannelHandlerContext) {
+        guard !closing else { return }
+        closing = true
+        connection.ended()
         let channel = context.channel
-        closeTimer = channel.eventLoop.scheduleTask(in: delay.timeAmount) { channel.close(promise: nil) }
+        if channel.isActive { closeTimer = channel.eventLoop.scheduleTask(in: timeout.timeAmount) { channel.close(promise: nil) } }
+        let written = write(close: code, reason: reason, context: context)
+        if closeOnceWritten { written.whenComplete { _ in channel.close(promise: nil) } }
     }
 
     /// A client's close code that may be sent back (1005, 1006 and 1015 only describe a close,
@@ -271,7 +264,6 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
         return (1000...1003).contains(value) || (1007...1014).contains(value) || (3000...4999).contains(value) ? code : nil
     }
 
-    @discardableResult
     private func write(close code: WebSocketErrorCode, reason: String?, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
         var data = context.channel.allocator.buffer(capacity: 2 + (reason?.utf8.count ?? 0))
         data.write(webSocketErrorCode: code)

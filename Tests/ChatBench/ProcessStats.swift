@@ -57,20 +57,17 @@ enum ProcessStats {
 
     /// CPU seconds of one process so far, in all and in the kernel (its system calls, and the
     /// scheduler switching its threads), from /proc/<pid>/stat.
-    private static func cpuTimes(pid: Int32) -> CPUTimes {
-        guard let fields = statFields(pid: pid), fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else {
-            return CPUTimes()
-        }
-        let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
-        return CPUTimes(total: (user + system) / tick, kernel: system / tick)
-    }
+    private static func cpuTimes(pid: Int32) -> CPUTimes { cpuTimes(pid: pid, userField: 11) }
 
     /// CPU seconds of the children `pid` has waited for after they ended (a Postgres backend that
-    /// closed is counted here, in its postmaster), from /proc/<pid>/stat.
-    private static func reapedChildrenTimes(pid: Int32) -> CPUTimes {
-        guard let fields = statFields(pid: pid), fields.count > 13, let user = Double(fields[13]), let system = Double(fields[14]) else {
-            return CPUTimes()
-        }
+    /// closed is counted here, in its postmaster).
+    private static func reapedChildrenTimes(pid: Int32) -> CPUTimes { cpuTimes(pid: pid, userField: 13) }
+
+    /// User and system ticks at `userField` and the field after it in /proc/<pid>/stat, in seconds.
+    private static func cpuTimes(pid: Int32, userField: Int) -> CPUTimes {
+        guard let fields = statFields(pid: pid), fields.count > userField + 1, let user = Double(fields[userField]),
+            let system = Double(fields[userField + 1])
+        else { return CPUTimes() }
         let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
         return CPUTimes(total: (user + system) / tick, kernel: system / tick)
     }
@@ -107,8 +104,25 @@ extension ProcessStats {
     }
 }
 
+/// Counts a process or thread only adds to while it lives (CPU time, waits, runs), read twice to
+/// tell what a phase added.
+protocol RunningTotals {
+    init()
+    static func + (left: Self, right: Self) -> Self
+    /// What was added since `earlier`; nil when a count went down (the id is another's now).
+    func added(since earlier: Self) -> Self?
+}
+
+extension Dictionary where Value: RunningTotals {
+    /// What the ids here added since `before`: one that is new (or reused) counts from its start,
+    /// one that has ended since is no longer counted.
+    func added(since before: Self) -> Value {
+        reduce(Value()) { total, entry in total + (before[entry.key].flatMap(entry.value.added(since:)) ?? entry.value) }
+    }
+}
+
 /// CPU seconds, in all and in the kernel.
-struct CPUTimes {
+struct CPUTimes: RunningTotals {
     var total = 0.0
     var kernel = 0.0
 
@@ -116,8 +130,8 @@ struct CPUTimes {
         CPUTimes(total: left.total + right.total, kernel: left.kernel + right.kernel)
     }
 
-    static func - (left: CPUTimes, right: CPUTimes) -> CPUTimes {
-        CPUTimes(total: left.total - right.total, kernel: left.kernel - right.kernel)
+    func added(since earlier: CPUTimes) -> CPUTimes? {
+        earlier.total <= total ? CPUTimes(total: total - earlier.total, kernel: kernel - earlier.kernel) : nil
     }
 }
 
@@ -133,18 +147,14 @@ struct ProcessSample {
     /// CPU used since `before`, per process: one that started since counts from its start, one that
     /// ended counts through `reaped`; neither takes what it used before out of the sum.
     func cpu(since before: ProcessSample) -> CPUTimes {
-        let running = cpu.reduce(CPUTimes()) { total, process in
-            guard let earlier = before.cpu[process.key], earlier.total <= process.value.total else { return total + process.value }
-            return total + (process.value - earlier)
-        }
-        return running + (reaped - before.reaped)
+        cpu.added(since: before.cpu) + (reaped.added(since: before.reaped) ?? CPUTimes())
     }
 }
 
 /// Seconds a process's threads spent ready to run but waiting for a core (the scheduler's run
 /// queue), and how many times they got one: on a busy machine each hand-off between threads
 /// waits there, and that wait is part of every message's latency.
-struct CoreWaits {
+struct CoreWaits: RunningTotals {
     var waiting = 0.0
     var runs = 0.0
 
@@ -152,15 +162,8 @@ struct CoreWaits {
         CoreWaits(waiting: left.waiting + right.waiting, runs: left.runs + right.runs)
     }
 
-    /// What the threads in `now` waited since `before`; a thread that has ended since is no longer
-    /// counted, one that started (or whose id was reused: its counts went down) from its start.
-    static func since(_ before: [Int32: CoreWaits], _ now: [Int32: CoreWaits]) -> CoreWaits {
-        now.reduce(CoreWaits()) { total, thread in
-            guard let earlier = before[thread.key], earlier.runs <= thread.value.runs, earlier.waiting <= thread.value.waiting else {
-                return total + thread.value
-            }
-            return total + CoreWaits(waiting: thread.value.waiting - earlier.waiting, runs: thread.value.runs - earlier.runs)
-        }
+    func added(since earlier: CoreWaits) -> CoreWaits? {
+        earlier.runs <= runs && earlier.waiting <= waiting ? CoreWaits(waiting: waiting - earlier.waiting, runs: runs - earlier.runs) : nil
     }
 }
 
@@ -210,7 +213,7 @@ struct CPUWindow {
         for (process, before) in zip(processes, before) {
             let now = ProcessStats.sample(of: process)
             let used = now.cpu(since: before)
-            let waits = CoreWaits.since(before.waits, now.waits)
+            let waits = now.waits.added(since: before.waits)
             total = total + used
             totalWaits = totalWaits + waits
             print(row(process.name, used, waits, wall: wall, delivered: delivered, rss: now.residentMiB))
