@@ -11,11 +11,12 @@ import Synchronization
 /// Publishes the outbox to RabbitMQ, as a lifecycle `Service`.
 ///
 /// Rows are taken in order with `FOR UPDATE SKIP LOCKED` (so replicas share the work without
-/// publishing the same row concurrently), published with confirms, and deleted in the same
-/// transaction only after the broker confirmed them. A broker outage rolls the transaction back
-/// and the rows wait; a crash after the confirm but before the commit republishes them, which
-/// idempotent consumers absorb (so the commit need not wait for the disk: `synchronous_commit`
-/// is off for it). Unroutable rows are retried with a growing delay.
+/// publishing the same row concurrently) and deleted by the statement that takes them, published
+/// with confirms, and the transaction commits only after the broker confirmed them. A broker
+/// outage rolls the transaction back and the rows wait; a crash after the confirm but before the
+/// commit republishes them, which idempotent consumers absorb (so the commit need not wait for
+/// the disk: `synchronous_commit` is off for it). Unroutable rows are retried with a growing
+/// delay.
 ///
 /// Every round has a deadline: a round that hangs (a server killed mid-round, a half-open socket)
 /// is cancelled, its connection dropped, and the next round starts. `isStalled` says when no
@@ -127,51 +128,73 @@ public final class OutboxRelay: Service {
         }
     }
 
-    /// One batch in one transaction; returns how many rows it looked at.
+    /// One batch in one transaction; returns how many rows it looked at. The rows are taken out
+    /// of the outbox before the publish and the transaction commits once the broker confirmed all
+    /// of them. When it refused some (unroutable, say), the transaction rolls back, which puts
+    /// every row back, and a second one deletes the confirmed rows and delays the refused ones.
     func relayBatch() async throws -> Int {
         let batchSize = batchSize
         let publisher = publisher
         let logger = logger
-        let (confirmed, failed) = try await client.transaction(logger: logger) { connection -> ([Int64], [Int64]) in
-            var positions: [Int64] = []
-            var messages: [OutgoingMessage] = []
-            let rows = try await connection.execute(OutboxStatements.TakeReady(limit: batchSize), logger: logger)
-            for try await (position, eventID, exchange, routingKey, type, body) in rows {
-                positions.append(position)
-                messages.append(OutgoingMessage(exchange: exchange, routingKey: routingKey, messageId: eventID, type: type, body: Data(body.readableBytesView)))
+        let relayed: Int
+        do {
+            relayed = try await client.transaction(logger: logger) { connection -> Int in
+                var taken: [(position: Int64, message: OutgoingMessage)] = []
+                let rows = try await connection.execute(OutboxStatements.Take(limit: batchSize), logger: logger)
+                for try await (position, eventID, exchange, routingKey, type, body) in rows {
+                    let body = Data(body.readableBytesView)
+                    taken.append((position, OutgoingMessage(exchange: exchange, routingKey: routingKey, messageId: eventID, type: type, body: body)))
+                }
+                guard !taken.isEmpty else { return 0 }
+                taken.sort { $0.position < $1.position }
+                let publishing = ContinuousClock.now
+                let outcomes = try await publisher.publish(taken.map(\.message))
+                publishTime.recordNanoseconds((ContinuousClock.now - publishing).nanoseconds)
+                guard outcomes.allSatisfy({ $0 == .confirmed }) else {
+                    let positions = taken.map(\.position)
+                    throw PartlyRefused(
+                        confirmed: zip(positions, outcomes).filter { $0.1 == .confirmed }.map(\.0),
+                        refused: zip(positions, outcomes).filter { $0.1 != .confirmed }.map(\.0))
+                }
+                return taken.count
             }
-            guard !messages.isEmpty else { return ([], []) }
-            let publishing = ContinuousClock.now
-            let outcomes = try await publisher.publish(messages)
-            publishTime.recordNanoseconds((ContinuousClock.now - publishing).nanoseconds)
-            var confirmed: [Int64] = []
-            var failed: [Int64] = []
-            for (position, outcome) in zip(positions, outcomes) {
-                if outcome == .confirmed { confirmed.append(position) } else { failed.append(position) }
-            }
-            if !confirmed.isEmpty {
-                try await connection.run(OutboxStatements.Delete(positions: confirmed), logger: logger)
-            }
-            if !failed.isEmpty {
-                try await connection.query(
-                    """
-                    UPDATE outbox
-                    SET attempts = attempts + 1,
-                        last_error = 'unroutable or refused by the broker',
-                        next_attempt_at = now() + least(interval '1 second' * power(2, attempts), interval '5 minutes')
-                    WHERE position = ANY(\(failed))
-                    """,
-                    logger: logger
-                )
-            }
-            return (confirmed, failed)
+        } catch let refused as PartlyRefused {
+            try await settle(refused)
+            return refused.confirmed.count + refused.refused.count
         }
-        published.increment(by: confirmed.count)
-        if !failed.isEmpty {
-            deferred.increment(by: failed.count)
-            logger.error("outbox events unroutable, will retry", metadata: ["schema": "\(schema)", "count": "\(failed.count)"])
+        published.increment(by: relayed)
+        return relayed
+    }
+
+    /// A round's rows of which the broker refused some (the round's transaction rolled back).
+    private struct PartlyRefused: Error {
+        var confirmed: [Int64]
+        var refused: [Int64]
+    }
+
+    /// The rows of a partly refused round, back in the outbox: the confirmed ones deleted, the
+    /// refused ones retried with a growing delay. Another relay may have published some of them
+    /// again meanwhile, which idempotent consumers absorb.
+    private func settle(_ round: PartlyRefused) async throws {
+        let logger = logger
+        try await client.transaction(logger: logger) { connection in
+            if !round.confirmed.isEmpty {
+                try await connection.run(OutboxStatements.Delete(positions: round.confirmed), logger: logger)
+            }
+            try await connection.query(
+                """
+                UPDATE outbox
+                SET attempts = attempts + 1,
+                    last_error = 'unroutable or refused by the broker',
+                    next_attempt_at = now() + least(interval '1 second' * power(2, attempts), interval '5 minutes')
+                WHERE position = ANY(\(round.refused))
+                """,
+                logger: logger
+            )
         }
-        return confirmed.count + failed.count
+        published.increment(by: round.confirmed.count)
+        deferred.increment(by: round.refused.count)
+        logger.error("outbox events unroutable, will retry", metadata: ["schema": "\(schema)", "count": "\(round.refused.count)"])
     }
 
     /// The backlog (rows waiting, the oldest one's age) for the metrics, and old processed-event

@@ -20,15 +20,24 @@ enum OutboxStatements {
         func decodeRow(_ row: PostgresRow) throws -> Row {}
     }
 
-    /// The oldest rows ready to publish, locked; rows another relay holds are skipped.
-    struct TakeReady: PostgresPreparedStatement {
+    /// The oldest rows ready to publish, taken out of the outbox in the caller's transaction (rows
+    /// another relay holds are skipped): they are gone for good only if it commits, which the relay
+    /// does once the broker confirmed them. The commit need not wait for the disk (see
+    /// `OutboxRelay`); the setting rides on this statement (a one-row CTE, evaluated once), so a
+    /// round is three round trips to Postgres: the begin, this, the commit. `RETURNING` keeps no
+    /// order.
+    struct Take: PostgresPreparedStatement {
         static let sql = """
-            SELECT position, event_id, exchange, routing_key, event_type, body
-            FROM outbox
-            WHERE published_at IS NULL AND next_attempt_at <= now()
-            ORDER BY position
-            LIMIT $1
-            FOR UPDATE SKIP LOCKED
+            WITH commit_without_flush AS (SELECT set_config('synchronous_commit', 'off', true))
+            DELETE FROM outbox USING commit_without_flush
+            WHERE position = ANY(ARRAY(
+                SELECT position FROM outbox
+                WHERE published_at IS NULL AND next_attempt_at <= now()
+                ORDER BY position
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED
+            ))
+            RETURNING position, event_id, exchange, routing_key, event_type, body
             """
         typealias Row = (Int64, String, String, String, String, ByteBuffer)
         let limit: Int
@@ -37,14 +46,10 @@ enum OutboxStatements {
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    /// Published rows are gone at once: the table holds only what still waits. The transaction's
-    /// commit need not wait for the disk (see `OutboxRelay`); the setting rides on this statement
-    /// (a one-row CTE, evaluated once) rather than costing a round trip of its own.
+    /// Rows published after all, when a round the broker refused part of put them back (see
+    /// `OutboxRelay.relayBatch`).
     struct Delete: PostgresPreparedStatement {
-        static let sql = """
-            WITH commit_without_flush AS (SELECT set_config('synchronous_commit', 'off', true))
-            DELETE FROM outbox USING commit_without_flush WHERE position = ANY($1::int8[])
-            """
+        static let sql = "DELETE FROM outbox WHERE position = ANY($1::int8[])"
         typealias Row = ()
         let positions: [Int64]
 
