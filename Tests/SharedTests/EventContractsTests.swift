@@ -29,6 +29,30 @@ struct EventContractsTests {
         #expect(RFC3339.date(from: "not a time") == nil)
     }
 
+    @Test("event ids are UUIDv7 in the usual text form: the creation millisecond first, version and variant set, ordered by time")
+    func eventIDs() throws {
+        let start = Date(timeIntervalSince1970: 1_796_167_985.123_4)
+        var previous = ""
+        var seen: Set<String> = []
+        for step in 0..<2_000 {
+            let date = start.addingTimeInterval(Double(step) * 0.000_37)
+            let id = EventID.make(at: date)
+            let uuid = try #require(UUID(uuidString: id), "\(id)")
+            #expect(uuid.uuidString.lowercased() == id)
+            let bytes = withUnsafeBytes(of: uuid.uuid) { Array($0) }
+            let milliseconds = bytes[0..<6].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            #expect(milliseconds == UInt64(date.timeIntervalSince1970 * 1000))
+            #expect(bytes[6] >> 4 == 7, "version 7")
+            #expect(bytes[8] >> 6 == 0b10, "RFC 9562 variant")
+            #expect(id > previous, "ids made later sort later (\(previous), \(id))")
+            previous = id
+            seen.insert(id)
+        }
+        let sameInstant = (0..<1_000).map { _ in EventID.make(at: start) }
+        #expect(Set(sameInstant).count == 1_000, "the random part tells ids of one instant apart")
+        #expect(seen.count == 2_000)
+    }
+
     @Test("a batch envelope decodes into its events, each with its own id; a count that disagrees is refused")
     func batchEnvelope() throws {
         enum Probe: EventSet {
