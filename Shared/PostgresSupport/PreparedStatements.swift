@@ -5,8 +5,8 @@ import PostgresNIO
 // (`PostgresPreparedStatement`), so each is parsed and described once; at low rates every batch
 // is a batch of one. Each execution is still planned for its own arrays and the tables as they
 // are (`plan_cache_mode` in `DatabaseConfiguration`), except inside a function that asks for
-// plans made once (messages' `lock_with_members` and `store_messages`). Other statements stay
-// plain queries.
+// plans made once (messages' `lock_with_members`, `store_messages` and `store_messages_as_known`).
+// Other statements stay plain queries.
 
 extension PostgresBindings {
     /// The values of a prepared statement's `$1`, `$2`, … in that order.

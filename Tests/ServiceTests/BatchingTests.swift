@@ -3,13 +3,14 @@ import EventContracts
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-import MessagesService
 import PostgresNIO
 import PostgresSupport
 import ServiceRuntime
 import StackTesting
 import Synchronization
 import Testing
+
+@testable import MessagesService
 
 /// Issue 9: the batch-first path keeps one bad item to itself, and the limits fit real use.
 @Suite("batch-first chat: a failing item is isolated, groups of 1,024, history pages of 1,000", .serialized)
@@ -156,7 +157,82 @@ struct BatchingTests {
             ).decode((String, String?).self) {
                 settings.append("\(name): \(config ?? "")")
             }
-            #expect(settings == ["lock_with_members: plan_cache_mode=force_generic_plan", "store_messages: plan_cache_mode=force_generic_plan"])
+            #expect(
+                settings == [
+                    "lock_with_members: plan_cache_mode=force_generic_plan", "member_account_deleted: ", "members_changed: ",
+                    "store_messages: plan_cache_mode=force_generic_plan", "store_messages_as_known: plan_cache_mode=force_generic_plan",
+                ])
+        }
+    }
+
+    @Test(
+        "a batch built from what messages knew of its conversations is stored in one statement only while they are so: a send, a member added, removed or deleted since sends it the long way"
+    )
+    func storedAsKnownOnlyWhileKnown() async throws {
+        try await withMessagesSchema { client, _ in
+            try await client.query("INSERT INTO known_users (id, username) VALUES ('a', 'a'), ('b', 'b'), ('c', 'c')")
+            try await client.query("INSERT INTO conversations (id, type) VALUES ('g', 'group')")
+            try await client.query("INSERT INTO members (conversation_id, user_id, role) VALUES ('g', 'a', 'admin'), ('g', 'b', 'member')")
+            let store = MessagesStore(logger: TestStack.logger)
+            var next = 0
+            func sends(_ count: Int) -> [MessageSent] {
+                defer { next += count }
+                return (next..<next + count).map { MessageSent(senderId: "a", clientMsgId: "k\($0)", conversationId: "g", body: "m\($0)", instanceId: "") }
+            }
+            let announcing: @Sendable ([MessageStored]) throws -> [OutgoingMessage] = {
+                [try OutgoingMessage(EventBatchEnvelope(producer: "test", payloads: $0))]
+            }
+            func asKnown() async throws -> [SendResult]? {
+                try await store.storeAsKnown(sends(2), at: Date(), announcing: announcing, client: client)
+            }
+            func theLongWay() async throws -> [SendResult] {
+                let batch = sends(2)
+                return try await client.withTransaction(logger: TestStack.logger) { connection in
+                    try await store.store(batch, at: Date(), lookingUpRetries: false, announcing: announcing, on: connection)
+                }
+            }
+            func count(_ table: String) async throws -> Int64 {
+                try await client.query("SELECT count(*) FROM \(unescaped: table)").decode(Int64.self).reduce(0, +)
+            }
+            func stored(_ results: [SendResult]?) -> [String] {
+                (results ?? []).map { result in
+                    if case .stored(let message, let members) = result { "\(message.seq) to \(members.joined(separator: ","))" } else { "\(result)" }
+                }
+            }
+
+            // Not known yet: nothing written. The long way makes it known; then one statement does.
+            #expect(try await asKnown() == nil)
+            #expect(stored(try await theLongWay()) == ["1 to a,b", "2 to a,b"])
+            #expect(stored(try await asKnown()) == ["3 to a,b", "4 to a,b"])
+            #expect(stored(try await asKnown()) == ["5 to a,b", "6 to a,b"])
+            #expect(try await count("messages") == 6)
+            #expect(try await count("outbox") == 3)
+
+            // Each change since: the batch writes nothing (not even its outbox row), and the next
+            // one goes the long way, which sees the change and makes it known again.
+            let changes = [
+                "DELETE FROM members WHERE conversation_id = 'g' AND user_id = 'b'",
+                "INSERT INTO members (conversation_id, user_id, role) VALUES ('g', 'c', 'member')",
+                "UPDATE known_users SET deleted_at = now() WHERE id = 'c'",
+                "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = 'g'",  // another writer's message
+            ]
+            var seq: Int64 = 6
+            for change in changes {
+                try await client.query(PostgresQuery(unsafeSQL: change))
+                if change.contains("last_seq") { seq += 1 }
+                let (messages, outbox) = (try await count("messages"), try await count("outbox"))
+                #expect(try await asKnown() == nil, "\(change)")
+                #expect(try await count("messages") == messages)
+                #expect(try await count("outbox") == outbox)
+                #expect(try await asKnown() == nil, "forgotten once found out of date")
+                let members = change.contains("'b'") || change.contains("last_seq") ? "a" : change.contains("deleted_at") ? "a" : "a,c"
+                #expect(stored(try await theLongWay()) == ["\(seq + 1) to \(members)", "\(seq + 2) to \(members)"], "\(change)")
+                #expect(stored(try await asKnown()) == ["\(seq + 3) to \(members)", "\(seq + 4) to \(members)"], "\(change)")
+                seq += 4
+            }
+            // A receipt marker moving (as every stored batch moves its sender's) changes nothing known.
+            try await client.query("UPDATE members SET read_seq = read_seq + 1 WHERE conversation_id = 'g' AND user_id = 'a'")
+            #expect(try await asKnown() != nil)
         }
     }
 

@@ -136,6 +136,10 @@ struct MessagesTests {
             #expect(stored.count == total)
             #expect(stored.compactMap { $0["seq"] as? Int } == Array(1...total))
             #expect(stored.compactMap { $0["clientMsgId"] as? String } == (0..<total).map { "bus-\($0)" })
+            // After the first batch, the conversation is known: later batches take one statement.
+            let metrics = try await messages.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+            let storedAsKnown = metrics.split(separator: "\n").first { $0.hasPrefix("swiftchat_messages_stored_as_known_total ") }
+            #expect((storedAsKnown?.split(separator: " ").last).flatMap { Double($0) } ?? 0 > 0, "\(storedAsKnown ?? "no counter")")
         }
     }
 

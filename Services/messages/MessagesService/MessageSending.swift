@@ -2,6 +2,7 @@ import EventBus
 import EventContracts
 import Foundation
 import Logging
+import Outbox
 import PostgresNIO
 import ServiceRuntime
 
@@ -15,11 +16,18 @@ enum MessageSending {
     /// fails on its key, or a send would be refused), it is stored again in a new transaction,
     /// looking them up. That can meet a retry only if the same send was stored concurrently in
     /// between (the HTTP path racing the socket's), so a third try settles it.
+    ///
+    /// A batch whose conversations the store knows already is first stored in one statement with no
+    /// transaction around it (`storeAsKnown`), which writes nothing if one of them changed since.
     static func store(_ sends: [MessageSent], store: MessagesStore, dependencies: ServiceDependencies) async throws -> [SendResult] {
+        let announcing: @Sendable ([MessageStored]) throws -> [OutgoingMessage] = { try dependencies.announcements(batch: $0) }
+        if let results = try await store.storeAsKnown(sends, at: Date(), announcing: announcing, client: dependencies.postgres) {
+            dependencies.relay.notify()
+            return results
+        }
         func attempt(lookingUpRetries: Bool) async throws -> [SendResult] {
             try await dependencies.transaction { connection in
-                try await store.store(
-                    sends, at: Date(), lookingUpRetries: lookingUpRetries, announcing: { try dependencies.announcements(batch: $0) }, on: connection)
+                try await store.store(sends, at: Date(), lookingUpRetries: lookingUpRetries, announcing: announcing, on: connection)
             }
         }
         for lookingUpRetries in [false, true] {

@@ -1,6 +1,7 @@
 import EventBus
 import EventContracts
 import Foundation
+import Metrics
 import PostgresNIO
 import PostgresSupport
 
@@ -40,7 +41,8 @@ extension MessagesStore {
     /// as every writer of a conversation does) and read their members after the lock, in one round
     /// trip; then insert the messages, advance `last_seq` and the senders' markers, and write
     /// `announcing`'s outbox rows for the new messages, in one statement. Seqs are assigned here in
-    /// batch order, so each conversation's seqs stay gap-free and in the order sent.
+    /// batch order, so each conversation's seqs stay gap-free and in the order sent. What the lock
+    /// found is remembered in `known`, for `storeAsKnown`.
     ///
     /// Without `lookingUpRetries` the first statement is skipped, and the batch throws
     /// `MayHoldRetries` (the transaction is lost; the caller stores it again, looking, see
@@ -51,93 +53,74 @@ extension MessagesStore {
         _ sends: [MessageSent], at sentAt: Date, lookingUpRetries: Bool, announcing: ([MessageStored]) throws -> [OutgoingMessage],
         on connection: PostgresConnection
     ) async throws -> [SendResult] {
-        var results = [SendResult?](repeating: nil, count: sends.count)
-
-        // 1. Retries: a (sender, clientMsgId) stored before, or earlier in this batch.
-        var firstIndex: [SendKey: Int] = [:]
-        var repeatOf: [Int: Int] = [:]
-        for (index, send) in sends.enumerated() {
-            let key = SendKey(senderId: send.senderId, clientMsgId: send.clientMsgId)
-            if let first = firstIndex[key] { repeatOf[index] = first } else { firstIndex[key] = index }
-        }
-        let unique = firstIndex.values.sorted()
-        let existing = lookingUpRetries ? try await storedMessages(for: unique.map { sends[$0] }, on: connection) : [:]
-        var fresh: [Int] = []
-        for index in unique {
-            let send = sends[index]
-            if let message = existing[SendKey(senderId: send.senderId, clientMsgId: send.clientMsgId)] {
-                results[index] = .duplicate(message)
-            } else {
-                fresh.append(index)
-            }
-        }
-
-        // 2. Lock the conversations, then read their members: a membership change takes the same
-        // lock, so the members read here are the members when these messages take their seqs.
-        if !fresh.isEmpty {
-            let conversationIds = Array(Set(fresh.map { sends[$0].conversationId })).sorted()
-            var lastSeq: [String: Int64] = [:]
-            var isDirect: Set<String> = []
-            var roster: [String: Roster] = [:]
-            let locked = try await connection.execute(MessagesStatements.LockWithMembers(ids: conversationIds), logger: logger)
-            for try await (id, seq, type, userId, deleted) in locked {
-                if lastSeq[id] == nil {
-                    lastSeq[id] = seq
-                    if type == "direct" { isDirect.insert(id) }
-                    roster[id] = Roster()
-                }
-                if let userId { roster[id]?.add(userId, deleted: deleted == true) }
-            }
-
-            // 3. Seqs in batch order; one statement writes the lot.
-            var rows = MessageRows()
-            var senderMarks: [MemberKey: Int64] = [:]  // each sender's highest new seq per conversation
-            var stored: [MessageStored] = []
-            for index in fresh {
-                let send = sends[index]
-                guard let last = lastSeq[send.conversationId], let members = roster[send.conversationId], members.live.contains(send.senderId) else {
-                    results[index] = .notMember
-                    continue
-                }
-                if isDirect.contains(send.conversationId), !members.deleted.isEmpty {
-                    results[index] = .peerDeleted
-                    continue
-                }
-                let seq = last + 1
-                lastSeq[send.conversationId] = seq
-                let message = MessageRecord(
-                    id: EventID.make(at: sentAt), conversationId: send.conversationId, seq: seq, senderId: send.senderId,
-                    clientMsgId: send.clientMsgId, body: send.body, sentAt: sentAt
-                )
-                rows.append(message)
-                senderMarks[MemberKey(conversationId: send.conversationId, userId: send.senderId)] = seq
-                results[index] = .stored(message, memberIds: members.live)
-                stored.append(MessageStored(message: message, memberIds: members.live, senderInstance: send.instanceId.isEmpty ? nil : send.instanceId))
-            }
-            if !lookingUpRetries, results.contains(where: { $0 == .notMember || $0 == .peerDeleted }) { throw MayHoldRetries() }
-            if !rows.ids.isEmpty {
+        var batch = SendBatch(sends)
+        if lookingUpRetries { batch.answerRetries(with: try await storedMessages(for: batch.unique.map { sends[$0] }, on: connection)) }
+        if !batch.fresh.isEmpty {
+            let conversations = try await lockWithMembers(batch.conversationIds, on: connection)
+            known.remember(conversations)
+            let plan = batch.plan(conversations: conversations, at: sentAt)
+            if !lookingUpRetries, plan.refusesAny { throw MayHoldRetries() }
+            if !plan.rows.ids.isEmpty {
                 do {
                     try await connection.run(
                         MessagesStatements.InsertMessages(
-                            rows: rows, sentAt: sentAt, lastSeq: lastSeq, senderMarks: senderMarks, announcements: try announcing(stored)),
+                            rows: plan.rows, sentAt: sentAt, lastSeq: plan.lastSeq, senderMarks: plan.senderMarks,
+                            announcements: try announcing(plan.stored)),
                         logger: logger)
-                } catch let error as PSQLError
-                    where error.serverInfo?[.sqlState] == "23505" && error.serverInfo?[.constraintName] == "messages_sender_id_client_msg_id_key"
-                {
+                } catch let error as PSQLError where error.isRepeatedSend {
                     throw MayHoldRetries()
                 }
+                // Before the commit: should it fail, the next batch built from this finds the
+                // conversation's last seq changed, and is stored this way again.
+                known.advance(plan.lastSeq)
             }
         }
+        return batch.results
+    }
 
-        // 4. A repeat within the batch gets what its first copy got (as a retry).
-        for (index, first) in repeatOf {
-            switch results[first] {
-            case .stored(let message, _), .duplicate(let message): results[index] = .duplicate(message)
-            case .notMember, nil: results[index] = .notMember
-            case .peerDeleted: results[index] = .peerDeleted
-            }
+    /// The same batch in one statement and no transaction (no `BEGIN`, no lock round trip, no
+    /// `COMMIT`), built from what `known` says of its conversations, and written only if Postgres
+    /// finds every one of them so under its lock (`store_messages_as_known`, migration 0007).
+    /// Nil, with nothing written, when `store` must do it: a conversation not known or changed
+    /// since, a send it would refuse, or a retry among the sends. Run on its own connection.
+    func storeAsKnown(
+        _ sends: [MessageSent], at sentAt: Date, announcing: ([MessageStored]) throws -> [OutgoingMessage], client: PostgresClient
+    ) async throws -> [SendResult]? {
+        var batch = SendBatch(sends)
+        let conversationIds = batch.conversationIds
+        guard !batch.fresh.isEmpty, let conversations = known.lookup(conversationIds) else { return nil }
+        let plan = batch.plan(conversations: conversations, at: sentAt)
+        guard !plan.refusesAny, !plan.rows.ids.isEmpty else { return nil }
+        let statement = MessagesStatements.InsertMessagesAsKnown(
+            knownIds: conversationIds, knownLastSeqs: conversationIds.map { conversations[$0]!.lastSeq },
+            knownVersions: conversationIds.map { conversations[$0]!.membersVersion },
+            insert: MessagesStatements.InsertMessages(
+                rows: plan.rows, sentAt: sentAt, lastSeq: plan.lastSeq, senderMarks: plan.senderMarks, announcements: try announcing(plan.stored)))
+        do {
+            try await client.withConnection { try await $0.run(statement, logger: logger) }
+        } catch let error as PSQLError where error.isStaleKnowledge {
+            known.forget(conversationIds)
+            known.foundStale.increment()
+            return nil
+        } catch let error as PSQLError where error.isRepeatedSend {
+            return nil
         }
-        return results.map { $0 ?? .notMember }
+        known.advance(plan.lastSeq)
+        known.storedAsKnown.increment()
+        return batch.results
+    }
+
+    /// Locks the conversations and reads their members (`lock_with_members`): those that exist.
+    private func lockWithMembers(_ ids: [String], on connection: PostgresConnection) async throws -> [String: KnownConversation] {
+        var conversations: [String: KnownConversation] = [:]
+        let locked = try await connection.execute(MessagesStatements.LockWithMembers(ids: ids), logger: logger)
+        for try await (id, lastSeq, membersVersion, type, userId, deleted) in locked {
+            if conversations[id] == nil {
+                conversations[id] = KnownConversation(lastSeq: lastSeq, membersVersion: membersVersion, isDirect: type == "direct", roster: Roster())
+            }
+            if let userId { conversations[id]?.roster.add(userId, deleted: deleted == true) }
+        }
+        return conversations
     }
 
     /// Messages already stored for these (sender, clientMsgId) pairs, in one statement.
@@ -205,6 +188,108 @@ extension MessagesStore {
         }
         return changes
     }
+}
+
+/// A batch of sends on its way to being stored: which are repeats of an earlier one in the batch,
+/// which were stored before (when looked up), and what became of each.
+private struct SendBatch {
+    let sends: [MessageSent]
+    /// The first of each (sender, clientMsgId), in batch order.
+    let unique: [Int]
+    /// Of `unique`, those not stored before.
+    private(set) var fresh: [Int]
+    private var repeatOf: [Int: Int] = [:]
+    private var answers: [SendResult?]
+
+    init(_ sends: [MessageSent]) {
+        self.sends = sends
+        var firstIndex: [SendKey: Int] = [:]
+        for (index, send) in sends.enumerated() {
+            let key = SendKey(senderId: send.senderId, clientMsgId: send.clientMsgId)
+            if let first = firstIndex[key] { repeatOf[index] = first } else { firstIndex[key] = index }
+        }
+        unique = firstIndex.values.sorted()
+        fresh = unique
+        answers = Array(repeating: nil, count: sends.count)
+    }
+
+    /// The sends' conversations, in id order.
+    var conversationIds: [String] { Array(Set(fresh.map { sends[$0].conversationId })).sorted() }
+
+    /// Sends stored before get their message, as retries, and are not stored again.
+    mutating func answerRetries(with existing: [SendKey: MessageRecord]) {
+        fresh = unique.filter { index in
+            let send = sends[index]
+            guard let message = existing[SendKey(senderId: send.senderId, clientMsgId: send.clientMsgId)] else { return true }
+            answers[index] = .duplicate(message)
+            return false
+        }
+    }
+
+    /// Seqs in batch order, and the rows one statement writes, for the fresh sends; each send's
+    /// result is kept.
+    mutating func plan(conversations: [String: KnownConversation], at sentAt: Date) -> StorePlan {
+        var plan = StorePlan(lastSeq: conversations.mapValues(\.lastSeq))
+        for index in fresh {
+            let send = sends[index]
+            guard let conversation = conversations[send.conversationId], conversation.roster.live.contains(send.senderId) else {
+                answers[index] = .notMember
+                plan.refusesAny = true
+                continue
+            }
+            if conversation.isDirect, !conversation.roster.deleted.isEmpty {
+                answers[index] = .peerDeleted
+                plan.refusesAny = true
+                continue
+            }
+            let seq = plan.lastSeq[send.conversationId, default: 0] + 1
+            plan.lastSeq[send.conversationId] = seq
+            let message = MessageRecord(
+                id: EventID.make(at: sentAt), conversationId: send.conversationId, seq: seq, senderId: send.senderId,
+                clientMsgId: send.clientMsgId, body: send.body, sentAt: sentAt
+            )
+            plan.rows.append(message)
+            plan.senderMarks[MemberKey(conversationId: send.conversationId, userId: send.senderId)] = seq
+            answers[index] = .stored(message, memberIds: conversation.roster.live)
+            plan.stored.append(
+                MessageStored(message: message, memberIds: conversation.roster.live, senderInstance: send.instanceId.isEmpty ? nil : send.instanceId))
+        }
+        return plan
+    }
+
+    /// Each send's result; a repeat within the batch gets what its first copy got (as a retry).
+    var results: [SendResult] {
+        answers.indices.map { index in
+            switch answers[repeatOf[index] ?? index] {
+            case .stored(let message, _) where repeatOf[index] != nil: .duplicate(message)
+            case .duplicate(let message) where repeatOf[index] != nil: .duplicate(message)
+            case let result?: result
+            case nil: .notMember
+            }
+        }
+    }
+}
+
+/// What one statement writes for a batch of sends.
+private struct StorePlan {
+    var rows = MessageRows()
+    /// Every conversation's last seq after the batch.
+    var lastSeq: [String: Int64]
+    /// Each sender's highest new seq per conversation.
+    var senderMarks: [MemberKey: Int64] = [:]
+    var stored: [MessageStored] = []
+    /// Some send is refused (not a member, or a direct conversation whose peer is gone).
+    var refusesAny = false
+}
+
+extension PSQLError {
+    /// A send's (sender, clientMsgId) is stored already.
+    fileprivate var isRepeatedSend: Bool {
+        serverInfo?[.sqlState] == "23505" && serverInfo?[.constraintName] == "messages_sender_id_client_msg_id_key"
+    }
+
+    /// `store_messages_as_known` found a conversation changed since the batch was built.
+    fileprivate var isStaleKnowledge: Bool { serverInfo?[.sqlState] == "SC001" }
 }
 
 /// A batch stored without looking its retries up held one (or a send it would refuse, which may

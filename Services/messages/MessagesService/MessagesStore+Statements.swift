@@ -7,8 +7,8 @@ import PostgresSupport
 
 /// The statements every batch of sends runs (the member read serves receipts and membership
 /// changes too), prepared once per connection, so parsed once; each execution is still planned
-/// for its batch (see `DatabaseConfiguration`), except the statements inside `lock_with_members`
-/// and `store_messages`, planned once per connection.
+/// for its batch (see `DatabaseConfiguration`), except the statements inside `lock_with_members`,
+/// `store_messages` and `store_messages_as_known`, planned once per connection.
 enum MessagesStatements {
     /// Messages already stored for these (sender, clientMsgId) pairs.
     struct StoredSends: PostgresPreparedStatement {
@@ -26,13 +26,14 @@ enum MessagesStatements {
     }
 
     /// Locks the conversations (in id order, as every writer of a conversation does) and then reads
-    /// their members, in one round trip: `lock_with_members` (migrations 0004 and 0005) reads the
+    /// their last seq, members' version and members, in one round trip: `lock_with_members`
+    /// (migrations 0004, 0005 and 0007) reads the
     /// members in a statement of its own, after the locks are held, and plans its two statements
     /// once per connection, not per batch. One row per member; a conversation with none has one
     /// row without a member.
     struct LockWithMembers: PostgresPreparedStatement {
-        static let sql = "SELECT conversation_id, last_seq, type, user_id, deleted FROM lock_with_members($1::text[])"
-        typealias Row = (String, Int64, String, String?, Bool?)
+        static let sql = "SELECT conversation_id, last_seq, members_version, type, user_id, deleted FROM lock_with_members($1::text[])"
+        typealias Row = (String, Int64, Int64, String, String?, Bool?)
         let ids: [String]
 
         func makeBindings() -> PostgresBindings { PostgresBindings(ids) }
@@ -96,11 +97,49 @@ enum MessagesStatements {
         }
 
         func makeBindings() -> PostgresBindings {
-            var bindings = PostgresBindings(
+            var bindings = PostgresBindings(capacity: 17)
+            bind(to: &bindings)
+            return bindings
+        }
+
+        /// `store_messages`'s twelve arguments, then the outbox rows' five.
+        func bind(to bindings: inout PostgresBindings) {
+            for value: any PostgresDynamicTypeEncodable in [
                 rows.ids, rows.conversationIds, rows.seqs, rows.senderIds, rows.clientMsgIds, rows.bodies, sentAt,
-                advancedIds, lastSeqs, markedConversationIds, markedUserIds, markedSeqs
-            )
+                advancedIds, lastSeqs, markedConversationIds, markedUserIds, markedSeqs,
+            ] {
+                bindings.append(value)
+            }
             Outbox.bind(announcements, to: &bindings)
+        }
+        func decodeRow(_ row: PostgresRow) throws -> Row {}
+    }
+}
+
+extension MessagesStatements {
+    /// `InsertMessages` with no transaction around it, once `store_messages_as_known` (migration
+    /// 0007) found each conversation at the last seq and members' version the batch was built on;
+    /// otherwise it fails with SQLSTATE SC001 and writes nothing, the outbox rows included (one
+    /// statement).
+    struct InsertMessagesAsKnown: PostgresPreparedStatement {
+        static let sql = """
+            WITH announced AS (
+                \(Outbox.insertion(firstParameter: 16))
+            )
+            SELECT store_messages_as_known(
+                $1::text[], $2::int8[], $3::int8[],
+                $4::text[], $5::text[], $6::int8[], $7::text[], $8::text[], $9::text[], $10::timestamptz, $11::text[], $12::int8[],
+                $13::text[], $14::text[], $15::int8[])
+            """
+        typealias Row = ()
+        let knownIds: [String]
+        let knownLastSeqs: [Int64]
+        let knownVersions: [Int64]
+        let insert: InsertMessages
+
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings(knownIds, knownLastSeqs, knownVersions)
+            insert.bind(to: &bindings)
             return bindings
         }
         func decodeRow(_ row: PostgresRow) throws -> Row {}

@@ -54,6 +54,8 @@ public struct ConversationSummary: Codable, Sendable, Equatable {
 /// Every SQL statement of messages, against its own schema.
 struct MessagesStore: Sendable {
     let logger: Logger
+    /// The conversations sends were stored to lately, as the store last saw them.
+    let known = KnownConversations()
 
     // MARK: Known users (from UserEvents)
 
