@@ -150,11 +150,17 @@ public final class OutboxRelay: Service {
                 let publishing = ContinuousClock.now
                 let outcomes = try await publisher.publish(taken.map(\.message))
                 publishTime.recordNanoseconds((ContinuousClock.now - publishing).nanoseconds)
-                guard outcomes.allSatisfy({ $0 == .confirmed }) else {
-                    let positions = taken.map(\.position)
-                    throw PartlyRefused(
-                        confirmed: zip(positions, outcomes).filter { $0.1 == .confirmed }.map(\.0),
-                        refused: zip(positions, outcomes).filter { $0.1 != .confirmed }.map(\.0))
+                // Every row taken is deleted at the commit: it must have been confirmed, each one.
+                guard outcomes.count == taken.count, outcomes.allSatisfy({ $0 == .confirmed }) else {
+                    var round = PartlyRefused(confirmed: [], refused: [])
+                    for (index, row) in taken.enumerated() {
+                        if index < outcomes.count, outcomes[index] == .confirmed {
+                            round.confirmed.append(row.position)
+                        } else {
+                            round.refused.append(row.position)
+                        }
+                    }
+                    throw round
                 }
                 return taken.count
             }

@@ -92,13 +92,7 @@ struct BatchingTests {
                         return users
                     }()
                     // The batch waits for the lock; then the removal commits.
-                    var waited = false
-                    let deadline = ContinuousClock.now + .seconds(10)
-                    while !waited, ContinuousClock.now < deadline {
-                        let waiting = try await client.query("SELECT count(*) FROM pg_stat_activity WHERE pid = \(senderPid) AND wait_event_type = 'Lock'")
-                        waited = try await waiting.decode(Int64.self).reduce(0, +) > 0
-                        if !waited { try await Task.sleep(for: .milliseconds(10)) }
-                    }
+                    let waited = try await waitsForALock(client, "pid = \(senderPid)")
                     try await remover.query("COMMIT", logger: TestStack.logger)
                     #expect(waited, "the batch never waited for the removal's lock")
                     #expect(try await read == ["a"])
@@ -170,41 +164,47 @@ struct BatchingTests {
     )
     func storedAsKnownOnlyWhileKnown() async throws {
         try await withMessagesSchema { client, _ in
-            try await client.query("INSERT INTO known_users (id, username) VALUES ('a', 'a'), ('b', 'b'), ('c', 'c')")
-            try await client.query("INSERT INTO conversations (id, type) VALUES ('g', 'group')")
-            try await client.query("INSERT INTO members (conversation_id, user_id, role) VALUES ('g', 'a', 'admin'), ('g', 'b', 'member')")
+            try await seedGroup(client, users: ["a", "b", "c"], members: ["a", "b"])
             let store = MessagesStore(logger: TestStack.logger)
             var next = 0
             func sends(_ count: Int) -> [MessageSent] {
                 defer { next += count }
                 return (next..<next + count).map { MessageSent(senderId: "a", clientMsgId: "k\($0)", conversationId: "g", body: "m\($0)", instanceId: "") }
             }
-            let announcing: @Sendable ([MessageStored]) throws -> [OutgoingMessage] = {
-                [try OutgoingMessage(EventBatchEnvelope(producer: "test", payloads: $0))]
-            }
-            func asKnown() async throws -> [SendResult]? {
-                try await store.storeAsKnown(sends(2), at: Date(), announcing: announcing, client: client)
+            func asKnown() async throws -> MessagesStore.AsKnown {
+                try await store.storeAsKnown(sends(2), at: Date(), announcing: Self.announcing, client: client)
             }
             func theLongWay() async throws -> [SendResult] {
                 let batch = sends(2)
                 return try await client.withTransaction(logger: TestStack.logger) { connection in
-                    try await store.store(batch, at: Date(), lookingUpRetries: false, announcing: announcing, on: connection)
+                    try await store.store(batch, at: Date(), lookingUpRetries: false, announcing: Self.announcing, on: connection)
                 }
             }
             func count(_ table: String) async throws -> Int64 {
                 try await client.query("SELECT count(*) FROM \(unescaped: table)").decode(Int64.self).reduce(0, +)
             }
-            func stored(_ results: [SendResult]?) -> [String] {
-                (results ?? []).map { result in
+            func stored(_ outcome: MessagesStore.AsKnown) -> [String] {
+                guard case .stored(let results) = outcome else { return ["\(outcome)"] }
+                return results.map { result in
                     if case .stored(let message, let members) = result { "\(message.seq) to \(members.joined(separator: ","))" } else { "\(result)" }
                 }
             }
 
             // Not known yet: nothing written. The long way makes it known; then one statement does.
-            #expect(try await asKnown() == nil)
-            #expect(stored(try await theLongWay()) == ["1 to a,b", "2 to a,b"])
+            #expect(try await asKnown() == .unknown)
+            #expect(stored(.stored(try await theLongWay())) == ["1 to a,b", "2 to a,b"])
             #expect(stored(try await asKnown()) == ["3 to a,b", "4 to a,b"])
             #expect(stored(try await asKnown()) == ["5 to a,b", "6 to a,b"])
+            #expect(try await count("messages") == 6)
+            #expect(try await count("outbox") == 3)
+            // A repeat of a stored send (k2: k0 and k1 were never stored), or a send the known
+            // members would refuse: nothing written, and the long way decides (looking them up).
+            let again = MessageSent(senderId: "a", clientMsgId: "k2", conversationId: "g", body: "again", instanceId: "")
+            let stranger = MessageSent(senderId: "c", clientMsgId: "s0", conversationId: "g", body: "let me in", instanceId: "")
+            for sends in [[again], [stranger]] {
+                let outcome = try await store.storeAsKnown(sends, at: Date(), announcing: Self.announcing, client: client)
+                #expect(outcome == .mayHoldRetries, "\(sends[0].clientMsgId): \(outcome)")
+            }
             #expect(try await count("messages") == 6)
             #expect(try await count("outbox") == 3)
 
@@ -221,19 +221,104 @@ struct BatchingTests {
                 try await client.query(PostgresQuery(unsafeSQL: change))
                 if change.contains("last_seq") { seq += 1 }
                 let (messages, outbox) = (try await count("messages"), try await count("outbox"))
-                #expect(try await asKnown() == nil, "\(change)")
+                #expect(try await asKnown() == .stale, "\(change)")
                 #expect(try await count("messages") == messages)
                 #expect(try await count("outbox") == outbox)
-                #expect(try await asKnown() == nil, "forgotten once found out of date")
+                #expect(try await asKnown() == .unknown, "forgotten once found out of date")
                 let members = change.contains("'b'") || change.contains("last_seq") ? "a" : change.contains("deleted_at") ? "a" : "a,c"
-                #expect(stored(try await theLongWay()) == ["\(seq + 1) to \(members)", "\(seq + 2) to \(members)"], "\(change)")
+                #expect(stored(.stored(try await theLongWay())) == ["\(seq + 1) to \(members)", "\(seq + 2) to \(members)"], "\(change)")
                 #expect(stored(try await asKnown()) == ["\(seq + 3) to \(members)", "\(seq + 4) to \(members)"], "\(change)")
                 seq += 4
             }
             // A receipt marker moving (as every stored batch moves its sender's) changes nothing known.
             try await client.query("UPDATE members SET read_seq = read_seq + 1 WHERE conversation_id = 'g' AND user_id = 'a'")
-            #expect(try await asKnown() != nil)
+            #expect(stored(try await asKnown()).count == 2)
         }
+    }
+
+    @Test("a batch stored as known checks its conversations after their locks: a removal committed while it waited is seen, nothing written")
+    func asKnownChecksAfterTheLock() async throws {
+        try await withMessagesSchema { client, _ in
+            try await seedGroup(client, users: ["a", "b"], members: ["a", "b"])
+            let store = MessagesStore(logger: TestStack.logger)
+            func send(_ key: String) -> [MessageSent] {
+                [MessageSent(senderId: "a", clientMsgId: key, conversationId: "g", body: key, instanceId: "")]
+            }
+            _ = try await client.withTransaction(logger: TestStack.logger) {
+                try await store.store(send("first"), at: Date(), lookingUpRetries: false, announcing: Self.announcing, on: $0)
+            }
+            try await client.withConnection { remover in
+                // A removal holds the conversation's lock, as MessagesStore's do, with b removed.
+                try await remover.query("BEGIN", logger: TestStack.logger)
+                try await remover.query("SELECT 1 FROM conversations WHERE id = 'g' FOR UPDATE", logger: TestStack.logger)
+                try await remover.query("DELETE FROM members WHERE conversation_id = 'g' AND user_id = 'b'", logger: TestStack.logger)
+                async let outcome = store.storeAsKnown(send("second"), at: Date(), announcing: Self.announcing, client: client)
+                // The batch waits for the lock; then the removal commits.
+                let waited = try await waitsForALock(client, "query LIKE '%store_messages_as_known%'")
+                try await remover.query("COMMIT", logger: TestStack.logger)
+                #expect(waited, "the batch never waited for the removal's lock")
+                #expect(try await outcome == .stale)
+            }
+            let stored = try await client.query("SELECT count(*) FROM messages").decode(Int64.self).reduce(0, +)
+            #expect(stored == 1, "the batch built before the removal wrote nothing")
+        }
+    }
+
+    @Test("an account deleted while it is being added to a conversation waits, then moves that conversation's members' version")
+    func deletionWaitsForAJoin() async throws {
+        try await withMessagesSchema { client, _ in
+            try await seedGroup(client, users: ["a", "u"], members: ["a"])
+            func version() async throws -> Int64 {
+                try await client.query("SELECT members_version FROM conversations WHERE id = 'g'").decode(Int64.self).reduce(0, +)
+            }
+            let before = try await version()
+            let store = MessagesStore(logger: TestStack.logger)
+            try await client.withConnection { joiner in
+                try await client.withConnection { deleter in
+                    var deleterPid: Int32 = 0
+                    for try await pid in try await deleter.query("SELECT pg_backend_pid()", logger: TestStack.logger).decode(Int32.self) { deleterPid = pid }
+                    // u is added to g, as addMember does, and not yet committed.
+                    try await joiner.query("BEGIN", logger: TestStack.logger)
+                    try await joiner.query("SELECT 1 FROM conversations WHERE id = 'g' FOR UPDATE", logger: TestStack.logger)
+                    #expect(try await store.joinableUsers(["u"], on: joiner) == ["u"])
+                    _ = try await store.addMember("u", to: "g", on: joiner)
+                    // Meanwhile u's account is deleted, as markDeleted does: it waits for the join.
+                    async let deleted = deleter.query("UPDATE known_users SET deleted_at = now() WHERE id = 'u'", logger: TestStack.logger)
+                    let waited = try await waitsForALock(client, "pid = \(deleterPid)")
+                    try await joiner.query("COMMIT", logger: TestStack.logger)
+                    for try await _ in try await deleted {}
+                    #expect(waited, "the deletion did not wait for the join")
+                }
+            }
+            // The join moved it once, and the deletion, which saw u as a member of g, once more.
+            #expect(try await version() == before + 2)
+        }
+    }
+
+    /// What `MessageSending` announces a stored batch with: one envelope.
+    private static let announcing: @Sendable ([MessageStored]) throws -> [OutgoingMessage] = {
+        [try OutgoingMessage(EventBatchEnvelope(producer: "test", payloads: $0))]
+    }
+
+    /// Group `g` with `members` (the first its admin), and `users` known to messages.
+    private func seedGroup(_ client: PostgresClient, users: [String], members: [String]) async throws {
+        try await client.query("INSERT INTO known_users (id, username) SELECT id, id FROM unnest(\(users)) AS u(id)")
+        try await client.query("INSERT INTO conversations (id, type) VALUES ('g', 'group')")
+        let roles = members.indices.map { $0 == 0 ? "admin" : "member" }
+        try await client.query("INSERT INTO members (conversation_id, user_id, role) SELECT 'g', * FROM unnest(\(members), \(roles))")
+    }
+
+    /// Whether a backend that `condition` picks out of `pg_stat_activity` comes to wait for a lock
+    /// within 10 s: read until it does, every 10 ms.
+    private func waitsForALock(_ client: PostgresClient, _ condition: String) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let waiting = try await client.query(
+                PostgresQuery(unsafeSQL: "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND \(condition)"))
+            if try await waiting.decode(Int64.self).reduce(0, +) > 0 { return true }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return false
     }
 
     /// A messages schema of its own, migrated, for a test that works on its tables directly.

@@ -19,17 +19,19 @@ struct KnownConversation: Sendable {
 final class KnownConversations: Sendable {
     private struct Entries {
         var conversations: [String: KnownConversation] = [:]
-        var members = 0
+        /// Conversations and members held.
+        var size = 0
     }
 
     private let entries = Mutex(Entries())
     private let capacity: Int
-    /// Batches stored from what was known, and batches that found it out of date and were stored
-    /// the long way (`/metrics`).
-    let storedAsKnown = Counter(label: "swiftchat_messages_stored_as_known_total")
-    let foundStale = Counter(label: "swiftchat_messages_known_stale_total")
+    private let stored = Counter(label: "swiftchat_messages_known_batches_total", dimensions: [("result", "stored")])
+    private let stale = Counter(label: "swiftchat_messages_known_batches_total", dimensions: [("result", "stale")])
+    private let unknown = Counter(label: "swiftchat_messages_known_batches_total", dimensions: [("result", "unknown")])
+    private let retries = Counter(label: "swiftchat_messages_known_batches_total", dimensions: [("result", "may_hold_retries")])
 
-    /// `capacity`: members over all conversations held (about 100 bytes each).
+    /// `capacity`: conversations and their members over all conversations held (about 100 bytes
+    /// each).
     init(capacity: Int = 200_000) {
         self.capacity = capacity
     }
@@ -50,10 +52,10 @@ final class KnownConversations: Sendable {
     func remember(_ locked: [String: KnownConversation]) {
         entries.withLock { entries in
             for (id, conversation) in locked {
-                entries.members -= entries.conversations[id]?.roster.count ?? 0
-                if entries.members + conversation.roster.count > capacity { entries = Entries() }
+                entries.size -= entries.conversations[id]?.size ?? 0
+                if entries.size + conversation.size > capacity { entries = Entries() }
                 entries.conversations[id] = conversation
-                entries.members += conversation.roster.count
+                entries.size += conversation.size
             }
         }
     }
@@ -67,12 +69,24 @@ final class KnownConversations: Sendable {
 
     func forget(_ ids: [String]) {
         entries.withLock { entries in
-            for id in ids { entries.members -= entries.conversations.removeValue(forKey: id)?.roster.count ?? 0 }
+            for id in ids { entries.size -= entries.conversations.removeValue(forKey: id)?.size ?? 0 }
         }
     }
 }
 
-extension Roster {
-    /// Live and deleted members together.
-    var count: Int { live.count + deleted.count }
+extension KnownConversations {
+    /// What became of a batch offered to be stored as known (`/metrics`).
+    func count(_ outcome: MessagesStore.AsKnown) {
+        switch outcome {
+        case .stored: stored.increment()
+        case .stale: stale.increment()
+        case .unknown: unknown.increment()
+        case .mayHoldRetries: retries.increment()
+        }
+    }
+}
+
+extension KnownConversation {
+    /// The conversation and its members, live and deleted: what it costs to hold.
+    fileprivate var size: Int { 1 + roster.live.count + roster.deleted.count }
 }

@@ -21,16 +21,20 @@ enum MessageSending {
     /// transaction around it (`storeAsKnown`), which writes nothing if one of them changed since.
     static func store(_ sends: [MessageSent], store: MessagesStore, dependencies: ServiceDependencies) async throws -> [SendResult] {
         let announcing: @Sendable ([MessageStored]) throws -> [OutgoingMessage] = { try dependencies.announcements(batch: $0) }
-        if let results = try await store.storeAsKnown(sends, at: Date(), announcing: announcing, client: dependencies.postgres) {
-            dependencies.relay.notify()
-            return results
-        }
         func attempt(lookingUpRetries: Bool) async throws -> [SendResult] {
             try await dependencies.transaction { connection in
                 try await store.store(sends, at: Date(), lookingUpRetries: lookingUpRetries, announcing: announcing, on: connection)
             }
         }
-        for lookingUpRetries in [false, true] {
+        var lookUpRetries = [false, true]
+        switch try await store.storeAsKnown(sends, at: Date(), announcing: announcing, client: dependencies.postgres) {
+        case .stored(let results):
+            dependencies.relay.notify()
+            return results
+        case .mayHoldRetries: lookUpRetries = [true]
+        case .unknown, .stale: break
+        }
+        for lookingUpRetries in lookUpRetries {
             do { return try await attempt(lookingUpRetries: lookingUpRetries) } catch is MayHoldRetries { continue }
         }
         return try await attempt(lookingUpRetries: true)

@@ -1,7 +1,6 @@
 import EventBus
 import EventContracts
 import Foundation
-import Metrics
 import PostgresNIO
 import PostgresSupport
 
@@ -78,36 +77,55 @@ extension MessagesStore {
         return batch.results
     }
 
+    /// What became of a batch offered to `storeAsKnown`.
+    enum AsKnown: Equatable {
+        /// Stored, in one statement.
+        case stored([SendResult])
+        /// A conversation was not known, or a send would be refused: nothing written.
+        case unknown
+        /// A conversation changed since it was known, now forgotten: nothing written.
+        case stale
+        /// A send is stored already (it failed the insert on its key), or may be: nothing written;
+        /// store the batch looking its sends up.
+        case mayHoldRetries
+    }
+
     /// The same batch in one statement and no transaction (no `BEGIN`, no lock round trip, no
     /// `COMMIT`), built from what `known` says of its conversations, and written only if Postgres
     /// finds every one of them so under its lock (`store_messages_as_known`, migration 0007).
-    /// Nil, with nothing written, when `store` must do it: a conversation not known or changed
-    /// since, a send it would refuse, or a retry among the sends. Run on its own connection.
+    /// Anything else, and `store` must do it. Run on its own connection.
     func storeAsKnown(
         _ sends: [MessageSent], at sentAt: Date, announcing: ([MessageStored]) throws -> [OutgoingMessage], client: PostgresClient
-    ) async throws -> [SendResult]? {
+    ) async throws -> AsKnown {
+        let outcome = try await attemptAsKnown(sends, at: sentAt, announcing: announcing, client: client)
+        known.count(outcome)
+        return outcome
+    }
+
+    private func attemptAsKnown(
+        _ sends: [MessageSent], at sentAt: Date, announcing: ([MessageStored]) throws -> [OutgoingMessage], client: PostgresClient
+    ) async throws -> AsKnown {
         var batch = SendBatch(sends)
         let conversationIds = batch.conversationIds
-        guard !batch.fresh.isEmpty, let conversations = known.lookup(conversationIds) else { return nil }
+        guard !batch.fresh.isEmpty, let conversations = known.lookup(conversationIds) else { return .unknown }
         let plan = batch.plan(conversations: conversations, at: sentAt)
-        guard !plan.refusesAny, !plan.rows.ids.isEmpty else { return nil }
+        // A refusal may be a retry's (see `store`); the long way settles which.
+        guard !plan.refusesAny else { return .mayHoldRetries }
+        let expected = conversationIds.compactMap { conversations[$0] }
         let statement = MessagesStatements.InsertMessagesAsKnown(
-            knownIds: conversationIds, knownLastSeqs: conversationIds.map { conversations[$0]!.lastSeq },
-            knownVersions: conversationIds.map { conversations[$0]!.membersVersion },
+            knownIds: conversationIds, knownLastSeqs: expected.map(\.lastSeq), knownVersions: expected.map(\.membersVersion),
             insert: MessagesStatements.InsertMessages(
                 rows: plan.rows, sentAt: sentAt, lastSeq: plan.lastSeq, senderMarks: plan.senderMarks, announcements: try announcing(plan.stored)))
         do {
             try await client.withConnection { try await $0.run(statement, logger: logger) }
         } catch let error as PSQLError where error.isStaleKnowledge {
             known.forget(conversationIds)
-            known.foundStale.increment()
-            return nil
+            return .stale
         } catch let error as PSQLError where error.isRepeatedSend {
-            return nil
+            return .mayHoldRetries
         }
         known.advance(plan.lastSeq)
-        known.storedAsKnown.increment()
-        return batch.results
+        return .stored(batch.results)
     }
 
     /// Locks the conversations and reads their members (`lock_with_members`): those that exist.

@@ -10,7 +10,11 @@
 ALTER TABLE conversations ADD COLUMN members_version bigint NOT NULL DEFAULT 0;
 
 -- Every change to who is a member moves the version on, in the transaction of the change: a
--- member added or removed, and an account deleted (its member entries stay, marked).
+-- member added or removed, and an account deleted (its member entries stay, marked). Each
+-- statement that adds or removes members touches one conversation, whose lock its transaction
+-- holds already (MessagesStore), so these updates add no lock to order. A member being added has
+-- their account locked against deletion until the addition commits (joinableUsers), so a
+-- deletion's trigger always sees the member entries it must move on.
 CREATE FUNCTION members_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
