@@ -14,8 +14,8 @@ struct KnownConversation: Sendable {
 /// The conversations messages stored to lately, as it last saw them. Never trusted: a batch built
 /// from them is stored only if Postgres finds each conversation's last seq and members' version
 /// unchanged, under its lock; so an entry that is out of date costs a round trip, never a wrong
-/// message. Bounded by the members it holds (a large group counts as many): when full, it starts
-/// again empty.
+/// message. Bounded by the conversations and members it holds (a large group counts as many):
+/// when full, it starts again empty.
 final class KnownConversations: Sendable {
     private struct Entries {
         var conversations: [String: KnownConversation] = [:]
