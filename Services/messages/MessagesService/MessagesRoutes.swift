@@ -35,7 +35,7 @@ struct MessagesRoutes: Sendable {
             guard other != me else { throw APIError.badRequest("cannot_talk_to_self", "A direct conversation needs another user.") }
             guard try await awaitUsers([other]).isEmpty else { throw APIError.notFound("No such user.") }
             let (conversation, created) = try await dependencies.transaction { connection in
-                guard try await store.joinableUsers([me, other], on: connection).contains(other) else { throw APIError.notFound("No such user.") }
+                guard try await store.knownUsers([other], on: connection).contains(other) else { throw APIError.notFound("No such user.") }
                 let (conversation, created) = try await store.directConversation(between: me, and: other, on: connection)
                 if created {
                     try await dependencies.announce(
@@ -62,7 +62,7 @@ struct MessagesRoutes: Sendable {
                     fields: Dictionary(uniqueKeysWithValues: unknown.sorted().map { ($0, "no such user") }))
             }
             let conversation = try await dependencies.transaction { connection in
-                let unknown = Set(wanted).subtracting(try await store.joinableUsers(wanted + [me], on: connection))
+                let unknown = Set(wanted).subtracting(try await store.knownUsers(wanted, on: connection))
                 guard unknown.isEmpty else { throw APIError(.notFound, code: "unknown_user", message: "Some members do not exist.") }
                 let conversation = try await store.createGroup(name: name, creator: me, memberIds: wanted, on: connection)
                 try await dependencies.announce(ConversationCreated(conversation: conversation.snapshot, actorId: me), on: connection, logger: context.logger)
@@ -128,7 +128,7 @@ struct MessagesRoutes: Sendable {
             guard current.members.count < MessageLimits.maxGroupMembers else {
                 throw APIError.conflict("group_full", "A group has at most \(MessageLimits.maxGroupMembers) members.")
             }
-            guard try await store.joinableUsers([body.userId], on: connection).contains(body.userId) else { throw APIError.notFound("No such user.") }
+            guard try await store.knownUsers([body.userId], on: connection).contains(body.userId) else { throw APIError.notFound("No such user.") }
             guard try await store.addMember(body.userId, to: id, on: connection), let updated = try await store.details(of: id, on: connection) else {
                 return current  // already a member
             }

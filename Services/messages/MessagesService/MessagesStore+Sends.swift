@@ -278,11 +278,11 @@ private struct SendBatch {
     /// Each send's result; a repeat within the batch gets what its first copy got (as a retry).
     var results: [SendResult] {
         answers.indices.map { index in
-            switch answers[repeatOf[index] ?? index] {
-            case .stored(let message, _) where repeatOf[index] != nil: .duplicate(message)
-            case .duplicate(let message) where repeatOf[index] != nil: .duplicate(message)
-            case let result?: result
-            case nil: .notMember
+            guard let first = repeatOf[index] else { return answers[index] ?? .notMember }
+            switch answers[first] {
+            case .stored(let message, _), .duplicate(let message): return .duplicate(message)
+            case let result?: return result
+            case nil: return .notMember
             }
         }
     }

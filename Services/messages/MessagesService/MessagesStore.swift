@@ -98,18 +98,6 @@ struct MessagesStore: Sendable {
         return known
     }
 
-    /// `knownUsers`, each one locked against deletion until the transaction ends (`FOR SHARE`), for
-    /// a transaction that makes them members: an account deleted meanwhile then waits for it, and
-    /// its deletion moves the members' version of the conversations it just joined (migration
-    /// 0007), which `KnownConversations` relies on. Locked in id order.
-    func joinableUsers(_ ids: [String], on connection: PostgresConnection) async throws -> Set<String> {
-        var joinable = Set<String>()
-        let rows = try await connection.query(
-            "SELECT id FROM known_users WHERE id = ANY(\(ids)) AND deleted_at IS NULL ORDER BY id FOR SHARE", logger: logger)
-        for try await id in rows.decode(String.self) { joinable.insert(id) }
-        return joinable
-    }
-
     // MARK: Conversations
 
     /// The one direct conversation of a pair, created if it does not exist; `created` tells which.

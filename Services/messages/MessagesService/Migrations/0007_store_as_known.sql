@@ -12,12 +12,16 @@ ALTER TABLE conversations ADD COLUMN members_version bigint NOT NULL DEFAULT 0;
 -- Every change to who is a member moves the version on, in the transaction of the change: a
 -- member added or removed, and an account deleted (its member entries stay, marked). Each
 -- statement that adds or removes members touches one conversation, whose lock its transaction
--- holds already (MessagesStore), so these updates add no lock to order. A member being added has
--- their account locked against deletion until the addition commits (joinableUsers), so a
--- deletion's trigger always sees the member entries it must move on.
+-- holds already (MessagesStore), so these updates add no lock to order. A member added has their
+-- account locked against deletion until the addition commits (FOR SHARE, here), so a deletion
+-- either waits and its trigger sees the new entries it must move on, or came first and the
+-- addition waits for it.
 CREATE FUNCTION members_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM 1 FROM known_users k WHERE k.id IN (SELECT changed.user_id FROM changed) ORDER BY k.id FOR SHARE;
+    END IF;
     UPDATE conversations c SET members_version = c.members_version + 1
     WHERE c.id IN (SELECT DISTINCT changed.conversation_id FROM changed);
     RETURN NULL;
