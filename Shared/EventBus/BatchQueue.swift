@@ -36,7 +36,9 @@ public final class BatchQueue<Item: Sendable>: Sendable {
         await drain(maxBatch: maxBatch, handle)
     }
 
-    private func drain(maxBatch: Int, _ handle: ([Item]) async -> Void) async {
+    /// Calls `handle` with what is queued now, a batch at a time (as `run` does once more when it
+    /// ends): for what was queued after `run` returned.
+    public func drain(maxBatch: Int, _ handle: ([Item]) async -> Void) async {
         while true {
             let batch = items.withLock { items -> [Item] in
                 let count = min(items.count, max(1, maxBatch))

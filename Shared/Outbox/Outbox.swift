@@ -35,14 +35,23 @@ extension Outbox {
     /// The `INSERT` that adds events to the outbox, its five arrays bound from `$first` on (by
     /// `bind`): the outbox's own statement, and a `WITH` member of a statement that writes its
     /// events together with its change, in one round trip (a stored batch of messages does).
-    public static func insertion(firstParameter first: Int) -> String {
+    ///
+    /// `handedOff` rows are for their writer to publish itself once they are committed
+    /// (`OutboxRelay.handOff`): the relay's rounds leave them alone for `handOffHold`, and take
+    /// them only if they are still there after it (the writer crashed, or the broker was away).
+    public static func insertion(firstParameter first: Int, handedOff: Bool = false) -> String {
         let arrays = (first..<first + 5).map { "$\($0)::text[]" }.joined(separator: ", ")
         return """
-            INSERT INTO outbox (event_id, exchange, routing_key, event_type, body)
-            SELECT id, exchange, routing_key, event_type, convert_to(body, 'UTF8')
+            INSERT INTO outbox (event_id, exchange, routing_key, event_type, body\(handedOff ? ", next_attempt_at" : ""))
+            SELECT id, exchange, routing_key, event_type, convert_to(body, 'UTF8')\(handedOff ? ", now() + interval '\(handOffHold.components.seconds) seconds'" : "")
             FROM unnest(\(arrays)) AS batch(id, exchange, routing_key, event_type, body)
             """
     }
+
+    /// How long the relay's rounds leave a handed-off row to its writer: twice as long as the relay
+    /// gives a hand-off to be published (far longer than it takes), and short enough that a
+    /// writer's crash delays its events by seconds only.
+    public static let handOffHold = Duration.seconds(10)
 
     /// The values of `insertion`'s five parameters; bodies are UTF-8 JSON, sent as text and stored
     /// as bytes.

@@ -21,6 +21,11 @@ import Synchronization
 /// Every round has a deadline: a round that hangs (a server killed mid-round, a half-open socket)
 /// is cancelled, its connection dropped, and the next round starts. `isStalled` says when no
 /// round has finished for a while although rows wait, for `/healthz` to report.
+///
+/// On the hot path a writer hands its events over instead (`handOff`): it wrote their rows held
+/// for a while (`Outbox.insertion(handedOff:)`), and the relay publishes them from memory at once,
+/// with no round to wait for and no rows to read back, then deletes their rows. Rows it could not
+/// publish (a broker away, a crash) are the rounds' once their hold is over.
 public final class OutboxRelay: Service {
     private let client: PostgresClient
     private let schema: SchemaName
@@ -32,6 +37,7 @@ public final class OutboxRelay: Service {
     private let stallAfter: Duration
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
+    private let handOffs: BatchQueue<HandOff>
     private let progress = Mutex(Progress())
     private let published = Counter(label: "swiftchat_outbox_published_total")
     private let deferred = Counter(label: "swiftchat_outbox_deferred_total")
@@ -41,13 +47,27 @@ public final class OutboxRelay: Service {
     /// (`make bench` prints them).
     private let roundTime = Timer(label: "swiftchat_outbox_round_seconds")
     private let publishTime = Timer(label: "swiftchat_outbox_publish_seconds")
+    /// Hand-offs published (and confirmed); their rows are deleted after.
+    private let handOffTime = Timer(label: "swiftchat_outbox_handoff_seconds")
     private let backlog = Gauge(label: "swiftchat_outbox_backlog")
     private let oldestAge = Gauge(label: "swiftchat_outbox_oldest_age_seconds")
 
     private struct Progress {
         /// When the round under way started; nil between rounds.
         var roundStarted: ContinuousClock.Instant?
+        /// When the hand-off being published started; nil between them.
+        var handOffStarted: ContinuousClock.Instant?
     }
+
+    /// An event handed over, and when.
+    private struct HandOff: Sendable {
+        let message: OutgoingMessage
+        let at: ContinuousClock.Instant
+    }
+
+    /// How long a hand-off may wait and then take to publish: half its rows' hold, so that it is
+    /// over before a round may take them (unless the broker is away, and then both publish it).
+    private static let handOffPatience = Outbox.handOffHold / 2
 
     public init(
         client: PostgresClient,
@@ -68,6 +88,8 @@ public final class OutboxRelay: Service {
         self.roundDeadline = roundDeadline
         self.stallAfter = stallAfter
         (self.wakeups, self.wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        // Past this many waiting (a broker away for long), hand-offs wait out their hold instead.
+        handOffs = BatchQueue(capacity: 20 * batchSize)
     }
 
     /// Asks the relay to look at the outbox now (call after committing a transaction that wrote to
@@ -76,34 +98,69 @@ public final class OutboxRelay: Service {
         wake.yield()
     }
 
-    /// True when a round has been under way for longer than `stallAfter` (its deadline did not end
-    /// it): the relay is stuck in an await that does not return, and the process should restart.
+    /// Publishes events whose rows were written handed off (`Outbox.insertion(handedOff:)`) and
+    /// committed: at once, in the order handed over, then deletes their rows. Never waits. What it
+    /// does not publish (the broker refused it, or was away) stays in the outbox, for the rounds
+    /// to publish once the rows' hold is over.
+    public func handOff(_ messages: [OutgoingMessage]) {
+        let now = ContinuousClock.now
+        for message in messages {
+            // Full (the broker away for long): the rest wait out their hold.
+            guard handOffs.append(HandOff(message: message, at: now)) else { return }
+        }
+    }
+
+    /// True when a round or a hand-off has been under way for longer than `stallAfter` (its
+    /// deadline did not end it): the relay is stuck in an await that does not return, and the
+    /// process should restart.
     public var isStalled: Bool {
-        progress.withLock { $0.roundStarted.map { ContinuousClock.now - $0 > stallAfter } ?? false }
+        let now = ContinuousClock.now
+        return progress.withLock { progress in
+            [progress.roundStarted, progress.handOffStarted].contains { $0.map { now - $0 > stallAfter } ?? false }
+        }
     }
 
     public func run() async throws {
         await withDiscardingTaskGroup { group in
-            group.addTask { [wake, pollInterval] in
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: pollInterval)
-                    wake.yield()
+            // Ends on graceful shutdown, once what was handed over is published and its rows deleted.
+            group.addTask { [self] in await runHandOffs() }
+            await withDiscardingTaskGroup { rounds in
+                rounds.addTask { [wake, pollInterval] in
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: pollInterval)
+                        wake.yield()
+                    }
                 }
-            }
-            var lastLook = ContinuousClock.now - .seconds(3600)
-            for await _ in wakeups.cancelOnGracefulShutdown() {
-                await drain()
-                // The backlog metrics and the housekeeping: at most every ten seconds.
-                if ContinuousClock.now - lastLook > .seconds(10) {
-                    lastLook = .now
-                    await look()
+                var lastLook = ContinuousClock.now - .seconds(3600)
+                for await _ in wakeups.cancelOnGracefulShutdown() {
+                    await drain()
+                    // The backlog metrics and the housekeeping: at most every ten seconds.
+                    if ContinuousClock.now - lastLook > .seconds(10) {
+                        lastLook = .now
+                        await look()
+                    }
                 }
+                rounds.cancelAll()
             }
-            group.cancelAll()
         }
-        // Last chance for what was committed just before shutdown.
+        // Last chance for what was committed just before shutdown: what was handed over after the
+        // hand-offs' loop ended, and what the rounds may take.
+        await handOffs.drain(maxBatch: batchSize) { await deleteHandedOff(await publishHandedOff($0)) }
         await drain()
         await publisher.shutdown()
+    }
+
+    /// Publishes hand-offs as they come, whatever came meanwhile together; a hand-off's rows are
+    /// deleted while the next one waits for its confirms.
+    private func runHandOffs() async {
+        let (confirmed, confirming) = AsyncStream.makeStream(of: [String].self)
+        await withDiscardingTaskGroup { deletions in
+            deletions.addTask { [self] in
+                for await eventIDs in confirmed { await deleteHandedOff(eventIDs) }
+            }
+            await handOffs.run(window: .zero, maxBatch: batchSize) { confirming.yield(await publishHandedOff($0)) }
+            confirming.finish()
+        }
     }
 
     /// Publishes until the outbox has nothing ready, or a round fails.
@@ -155,7 +212,7 @@ public final class OutboxRelay: Service {
                     var round = PartlyRefused(confirmed: [], refused: [])
                     for (index, row) in taken.enumerated() {
                         if index < outcomes.count, outcomes[index] == .confirmed {
-                            round.confirmed.append(row.position)
+                            round.confirmed.append(row.message.messageId)
                         } else {
                             round.refused.append(row.position)
                         }
@@ -172,9 +229,54 @@ public final class OutboxRelay: Service {
         return relayed
     }
 
+    /// Publishes handed-off events, within `handOffPatience` of their hand-off; returns the ids of
+    /// those confirmed. The others keep their rows, for the rounds after the hold: those the broker
+    /// refused, and those handed over too long ago (kept waiting while the broker was away).
+    private func publishHandedOff(_ batch: [HandOff]) async -> [String] {
+        let started = ContinuousClock.now
+        let fresh = batch.filter { started - $0.at < Self.handOffPatience }
+        guard let oldest = fresh.first?.at else { return [] }
+        let messages = fresh.map(\.message)
+        progress.withLock { $0.handOffStarted = started }
+        defer { progress.withLock { $0.handOffStarted = nil } }
+        do {
+            let outcomes = try await withDeadline(Self.handOffPatience - (started - oldest), "an outbox hand-off") { [publisher] in
+                try await publisher.publish(messages)
+            }
+            handOffTime.recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+            let confirmed = zip(messages, outcomes).filter { $0.1 == .confirmed }.map(\.0.messageId)
+            published.increment(by: confirmed.count)
+            return confirmed
+        } catch {
+            guard !Task.isCancelled else { return [] }
+            failedRounds.increment()
+            logger.warning(
+                "outbox hand-off failed; its rows wait for the relay's rounds",
+                metadata: ["schema": "\(schema)", "count": "\(messages.count)", "error": "\(String(reflecting: error))"])
+            return []
+        }
+    }
+
+    /// Deletes the rows of published hand-offs. Should it fail, the rounds publish them again after
+    /// their hold, which consumers absorb.
+    private func deleteHandedOff(_ eventIDs: [String]) async {
+        guard !eventIDs.isEmpty else { return }
+        do {
+            try await withDeadline(roundDeadline, "deleting published hand-offs' rows") { [client, logger] in
+                try await client.withConnection { try await $0.run(OutboxStatements.Delete(eventIDs: eventIDs), logger: logger) }
+            }
+        } catch {
+            guard !Task.isCancelled else { return }
+            logger.warning(
+                "could not delete published hand-offs' rows; the relay's rounds will publish them again",
+                metadata: ["schema": "\(schema)", "count": "\(eventIDs.count)", "error": "\(String(reflecting: error))"])
+        }
+    }
+
     /// A round's rows of which the broker refused some (the round's transaction rolled back).
     private struct PartlyRefused: Error {
-        var confirmed: [Int64]
+        /// Event ids (their rows are deleted as hand-offs' are), and positions.
+        var confirmed: [String]
         var refused: [Int64]
     }
 
@@ -185,7 +287,7 @@ public final class OutboxRelay: Service {
         let logger = logger
         try await client.transaction(logger: logger) { connection in
             if !round.confirmed.isEmpty {
-                try await connection.run(OutboxStatements.Delete(positions: round.confirmed), logger: logger)
+                try await connection.run(OutboxStatements.Delete(eventIDs: round.confirmed), logger: logger)
             }
             try await connection.query(
                 """

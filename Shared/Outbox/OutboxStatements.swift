@@ -46,14 +46,19 @@ enum OutboxStatements {
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    /// Rows published after all, when a round the broker refused part of put them back (see
-    /// `OutboxRelay.relayBatch`).
+    /// Rows published outside a round, by event id: a hand-off's (see `OutboxRelay.handOff`), in
+    /// a transaction of its own, and those a partly refused round had confirmed. It need not wait
+    /// for the disk either: a delete lost in a crash has the rows published again (a hand-off's after
+    /// its hold), which consumers absorb.
     struct Delete: PostgresPreparedStatement {
-        static let sql = "DELETE FROM outbox WHERE position = ANY($1::int8[])"
+        static let sql = """
+            WITH commit_without_flush AS (SELECT set_config('synchronous_commit', 'off', true))
+            DELETE FROM outbox USING commit_without_flush WHERE event_id = ANY($1::text[])
+            """
         typealias Row = ()
-        let positions: [Int64]
+        let eventIDs: [String]
 
-        func makeBindings() -> PostgresBindings { PostgresBindings(positions) }
+        func makeBindings() -> PostgresBindings { PostgresBindings(eventIDs) }
         func decodeRow(_ row: PostgresRow) throws -> Row {}
     }
 }

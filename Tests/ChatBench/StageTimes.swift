@@ -4,7 +4,8 @@ import Foundation
 /// end: every consumer's handler time (`swiftchat_bus_handler_seconds`, one row per queue), every
 /// outbox relay's rounds that published (`swiftchat_outbox_round_seconds`) and the broker's part
 /// of those rounds (`swiftchat_outbox_publish_seconds`: publishing, and waiting for the
-/// confirms). A stage busy for most of the phase is a serial stage at its limit: its queue builds
+/// confirms), and its hand-offs (`swiftchat_outbox_handoff_seconds`: the same, for events handed
+/// over). A stage busy for most of the phase is a serial stage at its limit: its queue builds
 /// up and every message waits there, whatever the cores have left.
 struct StageWindow {
     /// The services to read, by name and metrics port.
@@ -74,7 +75,7 @@ struct StageSample {
     /// The timers read, by metric name, and what a row without a queue is called.
     private static let timers = [
         ("swiftchat_bus_handler_seconds_", ""), ("swiftchat_outbox_round_seconds_", "outbox relay rounds"),
-        ("swiftchat_outbox_publish_seconds_", "outbox relay: broker's part"),
+        ("swiftchat_outbox_publish_seconds_", "outbox relay: broker's part"), ("swiftchat_outbox_handoff_seconds_", "outbox hand-offs"),
     ]
 
     init?(_ line: Substring) {

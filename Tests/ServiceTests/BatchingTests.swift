@@ -174,7 +174,7 @@ struct BatchingTests {
             func asKnown() async throws -> MessagesStore.AsKnown {
                 try await store.storeAsKnown(sends(2), at: Date(), announcing: Self.announcing, client: client)
             }
-            func theLongWay() async throws -> [SendResult] {
+            func theLongWay() async throws -> StoredSends {
                 let batch = sends(2)
                 return try await client.withTransaction(logger: TestStack.logger) { connection in
                     try await store.store(batch, at: Date(), lookingUpRetries: false, announcing: Self.announcing, on: connection)
@@ -184,8 +184,8 @@ struct BatchingTests {
                 try await client.query("SELECT count(*) FROM \(unescaped: table)").decode(Int64.self).reduce(0, +)
             }
             func stored(_ outcome: MessagesStore.AsKnown) -> [String] {
-                guard case .stored(let results) = outcome else { return ["\(outcome)"] }
-                return results.map { result in
+                guard case .stored(let batch) = outcome else { return ["\(outcome)"] }
+                return batch.results.map { result in
                     if case .stored(let message, let members) = result { "\(message.seq) to \(members.joined(separator: ","))" } else { "\(result)" }
                 }
             }
@@ -197,6 +197,9 @@ struct BatchingTests {
             #expect(stored(try await asKnown()) == ["5 to a,b", "6 to a,b"])
             #expect(try await count("messages") == 6)
             #expect(try await count("outbox") == 3)
+            // Both ways write the rows handed off: held from the relay's rounds, for the hand-off.
+            let held = try await client.query("SELECT count(*) FROM outbox WHERE next_attempt_at > now() + interval '5 seconds'")
+            #expect(try await held.decode(Int64.self).reduce(0, +) == 3)
             // A repeat of a stored send (k2: k0 and k1 were never stored), or a send the known
             // members would refuse: nothing written, and the long way decides (looking them up).
             let again = MessageSent(senderId: "a", clientMsgId: "k2", conversationId: "g", body: "again", instanceId: "")

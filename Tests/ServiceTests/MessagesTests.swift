@@ -102,7 +102,8 @@ struct MessagesTests {
             let people = try await people(auth, messages, 2)
             let (alice, bob) = (people[0], people[1])
             let id = try #require(conversationId(try await post(messages, "/api/conversations", alice, #"{"type": "direct", "userId": "\#(bob.userId)"}"#)))
-            let storedBefore = try await storedAsKnown(messages)
+            let storedBefore = try await metric(Self.storedAsKnown, of: messages)
+            let handedOffBefore = try await metric(Self.handOffs, of: messages)
             let publisher = EventPublisher(configuration: TestStack.amqp(), logger: TestStack.logger)
             let total = 1_000
             var batch: [OutgoingMessage] = []
@@ -138,14 +139,20 @@ struct MessagesTests {
             #expect(stored.compactMap { $0["seq"] as? Int } == Array(1...total))
             #expect(stored.compactMap { $0["clientMsgId"] as? String } == (0..<total).map { "bus-\($0)" })
             // After the first batch, the conversation is known: later batches take one statement.
-            #expect(try await storedAsKnown(messages) > storedBefore)
+            #expect(try await metric(Self.storedAsKnown, of: messages) > storedBefore)
+            // Each stored batch was handed to the relay, not left for its rounds.
+            #expect(try await metric(Self.handOffs, of: messages) > handedOffBefore)
         }
     }
 
-    /// Batches messages stored as known so far (the metric is the process's: read it before and after).
-    private func storedAsKnown(_ messages: some TestClientProtocol) async throws -> Double {
+    /// Batches messages stored as known, and hand-offs the relay published.
+    private static let storedAsKnown = #"swiftchat_messages_known_batches_total{result="stored"}"#
+    private static let handOffs = "swiftchat_outbox_handoff_seconds_count"
+
+    /// A metric's value so far (the metrics are the process's: read one before and after).
+    private func metric(_ name: String, of messages: some TestClientProtocol) async throws -> Double {
         let metrics = try await messages.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
-        let line = metrics.split(separator: "\n").first { $0.hasPrefix(#"swiftchat_messages_known_batches_total{result="stored"}"#) }
+        let line = metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }
         return (line?.split(separator: " ").last).flatMap { Double($0) } ?? 0
     }
 

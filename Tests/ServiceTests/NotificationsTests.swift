@@ -1,4 +1,5 @@
 import EventBus
+import EventContracts
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -319,6 +320,39 @@ struct NotificationsTests {
                         payload(try? await listNotifications(notifications, bob).first)["count"] as? Int == 5
                     })
             }
+        }
+    }
+
+    @Test("a message notification counts messages whatever order their events come in; once read, only a newer message raises it")
+    func messagesInAnyOrder() async throws {
+        let schema = TestStack.uniqueSchema("notifications")
+        try await TestStack.withDatabase(schema: schema) { client in
+            try await NotificationsService.definition.migrate(TestStack.database(schema: schema), logger: TestStack.logger)
+            let store = NotificationsStore(logger: TestStack.logger)
+            func arrive(_ seq: Int64) async throws {
+                let message = MessageRecord(
+                    id: "m\(seq)", conversationId: "c", seq: seq, senderId: "a", clientMsgId: "k\(seq)", body: "\(seq)", sentAt: Date())
+                let stored = [MessageStored(message: message, memberIds: ["a", "b"])]
+                _ = try await client.withConnection { try await store.recordMessages(stored, offline: ["b"], on: $0) }
+            }
+            /// b's notification: its count, last seq, the seq its payload shows, and whether it is read.
+            func notification() async throws -> String {
+                let rows = try await client.query("SELECT count, last_seq, payload->'lastMessage'->>'seq', read FROM notifications WHERE user_id = 'b'")
+                return try await rows.decode((Int, Int64, String, Bool).self).reduce(into: "") { text, row in
+                    text += "\(row.0) to \(row.1), shows \(row.2)\(row.3 ? ", read" : "")"
+                }
+            }
+
+            try await arrive(3)
+            try await arrive(2)  // late (published after its hold, say): counted, the newer one still shown
+            #expect(try await notification() == "2 to 3, shows 3")
+            try await arrive(5)
+            #expect(try await notification() == "3 to 5, shows 5")
+            _ = try await client.withConnection { try await store.markConversationRead("c", by: "b", upTo: 5, on: $0) }
+            try await arrive(4)  // late, and read already: nothing changes
+            #expect(try await notification() == "3 to 5, shows 5, read")
+            try await arrive(6)
+            #expect(try await notification() == "1 to 6, shows 6")
         }
     }
 

@@ -45,11 +45,7 @@ struct OutboxRelayTests {
     @Test("a row the broker cannot route stays, its attempt counted and its retry delayed; the rows around it go out in order")
     func unroutableRowWaits() async throws {
         try await withRelay(batchSize: 4) { relay, client, schema, queue in
-            let nowhere = try {
-                var message = try probeMessage(10, queue: queue)
-                message.routingKey = "test.probe.nowhere.\(queue)"  // no queue is bound to it
-                return message
-            }()
+            let nowhere = try unroutableProbe(10, queue: queue)
             try await write(0..<10, on: client, queue: queue)
             try await client.withTransaction(logger: logger) { try await Outbox().enqueue(nowhere, on: $0, logger: logger) }
             try await write(11..<20, on: client, queue: queue)
@@ -67,6 +63,60 @@ struct OutboxRelayTests {
                     return rows.count == 1 && rows[0].eventID == nowhere.messageId && rows[0].attempts == 1 && rows[0].nextAttemptAfterWrite >= 1
                 }
                 #expect(waits)
+            }
+        }
+    }
+
+    @Test(
+        "handed-off events go out at once, in order, their rows deleted; rows whose writer never handed them over wait out their hold, then the rounds publish them"
+    )
+    func handOffs() async throws {
+        try await withRelay(batchSize: 16) { relay, client, schema, queue in
+            let received = Recorder<Int>()
+            let consumer = EventConsumer(configuration: TestStack.amqp(), handler: ProbeHandler(queue: queue) { received.append($0.sequence) }, logger: logger)
+            try await whileRunning([relay, consumer]) {
+                // Handed over a commit at a time: no notice, no round.
+                for sizes in [0..<1, 1..<40, 40..<41, 41..<60] {
+                    relay.handOff(try await writeHandedOff(sizes, on: client, queue: queue))
+                }
+                #expect(await eventually(timeout: .seconds(30)) { received.firstArrivals.count >= 60 })
+                #expect(received.firstArrivals == Array(0..<60))
+                let emptied = try await eventually(timeout: .seconds(10)) { try await outboxRows(client, schema).isEmpty }
+                #expect(emptied)
+
+                // Written and committed, never handed over (its writer crashed): a round leaves
+                // them to their writer for the hold, then takes them.
+                _ = try await writeHandedOff(60..<70, on: client, queue: queue)
+                await relay.drain()
+                let held = try await outboxRows(client, schema)
+                #expect(held.count == 10 && held.allSatisfy { $0.attempts == 0 && $0.nextAttemptAfterWrite > 5 }, "\(held)")
+                try await client.query("UPDATE \(unescaped: schema.rawValue).outbox SET next_attempt_at = now()")  // the hold is over
+                relay.notify()
+                #expect(await eventually(timeout: .seconds(30)) { received.firstArrivals.count >= 70 })
+                #expect(received.firstArrivals == Array(0..<70))
+                let published = try await eventually(timeout: .seconds(10)) { try await outboxRows(client, schema).isEmpty }
+                #expect(published)
+            }
+        }
+    }
+
+    @Test("a handed-off event the broker cannot route keeps its row, held; the event handed over with it goes out and its row goes")
+    func unroutableHandOffStays() async throws {
+        try await withRelay(batchSize: 16) { relay, client, schema, queue in
+            let nowhere = try unroutableProbe(0, queue: queue)
+            let routable = try probeMessage(1, queue: queue)
+            try await writeHandedOff([nowhere, routable], on: client)
+            let received = Recorder<Int>()
+            let consumer = EventConsumer(configuration: TestStack.amqp(), handler: ProbeHandler(queue: queue) { received.append($0.sequence) }, logger: logger)
+            try await whileRunning([relay, consumer]) {
+                relay.handOff([nowhere, routable])
+                #expect(await eventually(timeout: .seconds(30)) { received.firstArrivals == [1] })
+                let settled = try await eventually(timeout: .seconds(10)) {
+                    let rows = try await outboxRows(client, schema)
+                    return rows.count == 1 && rows[0].eventID == nowhere.messageId && rows[0].attempts == 0 && rows[0].nextAttemptAfterWrite > 5
+                }
+                let rows = try await outboxRows(client, schema)
+                #expect(settled, "\(rows)")
             }
         }
     }
@@ -106,6 +156,30 @@ struct OutboxRelayTests {
             try await body(relay, client, schema, queue)
         }
         try await EventBusAdmin.deleteQueues([queue, "\(queue).dead"], configuration: configuration)
+    }
+
+    /// A probe no queue is bound for.
+    private func unroutableProbe(_ sequence: Int, queue: String) throws -> OutgoingMessage {
+        var message = try probeMessage(sequence, queue: queue)
+        message.routingKey = "test.probe.nowhere.\(queue)"
+        return message
+    }
+
+    /// Probes `sequences` written handed off, in one transaction (as a writer does before it hands
+    /// them to the relay); returns them.
+    private func writeHandedOff(_ sequences: Range<Int>, on client: PostgresClient, queue: String) async throws -> [OutgoingMessage] {
+        let messages = try sequences.map { try probeMessage($0, queue: queue) }
+        try await writeHandedOff(messages, on: client)
+        return messages
+    }
+
+    private func writeHandedOff(_ messages: [OutgoingMessage], on client: PostgresClient) async throws {
+        var bindings = PostgresBindings(capacity: 5)
+        Outbox.bind(messages, to: &bindings)
+        let insertion = PostgresQuery(unsafeSQL: Outbox.insertion(firstParameter: 1, handedOff: true), binds: bindings)
+        try await client.withTransaction(logger: logger) { connection in
+            _ = try await connection.query(insertion, logger: logger)
+        }
     }
 
     /// Probes `sequences`, in one transaction.

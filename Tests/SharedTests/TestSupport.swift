@@ -111,8 +111,8 @@ func probeBatch(_ sequences: [Int], queue: String) throws -> OutgoingMessage {
 struct WaitingOutboxRow {
     var eventID: String
     var attempts: Int
-    /// Seconds from its write to its next attempt: about 0 until an attempt fails, then the
-    /// relay's delay for the retry on top of when that attempt was.
+    /// Seconds from its write to its next attempt: about 0 (a handed-off row: its hold) until an
+    /// attempt fails, then the relay's delay for the retry on top of when that attempt was.
     var nextAttemptAfterWrite: Double
 }
 

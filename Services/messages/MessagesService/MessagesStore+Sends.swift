@@ -26,6 +26,13 @@ struct Roster: Sendable {
     }
 }
 
+/// A batch of sends, stored: what became of each send, and the events announcing the new messages,
+/// whose outbox rows were written handed off (for `OutboxRelay.handOff`, once committed).
+struct StoredSends: Sendable, Equatable {
+    var results: [SendResult]
+    var announcements: [OutgoingMessage]
+}
+
 /// A receipt marker after a batch moved it.
 struct MarkerChange: Sendable, Equatable {
     let conversationId: String
@@ -51,8 +58,9 @@ extension MessagesStore {
     func store(
         _ sends: [MessageSent], at sentAt: Date, lookingUpRetries: Bool, announcing: ([MessageStored]) throws -> [OutgoingMessage],
         on connection: PostgresConnection
-    ) async throws -> [SendResult] {
+    ) async throws -> StoredSends {
         var batch = SendBatch(sends)
+        var announcements: [OutgoingMessage] = []
         if lookingUpRetries { batch.answerRetries(with: try await storedMessages(for: batch.unique.map { sends[$0] }, on: connection)) }
         if !batch.fresh.isEmpty {
             let conversations = try await lockWithMembers(batch.conversationIds, on: connection)
@@ -60,11 +68,11 @@ extension MessagesStore {
             let plan = batch.plan(conversations: conversations, at: sentAt)
             if !lookingUpRetries, plan.refusesAny { throw MayHoldRetries() }
             if !plan.rows.ids.isEmpty {
+                announcements = try announcing(plan.stored)
                 do {
                     try await connection.run(
                         MessagesStatements.InsertMessages(
-                            rows: plan.rows, sentAt: sentAt, lastSeq: plan.lastSeq, senderMarks: plan.senderMarks,
-                            announcements: try announcing(plan.stored)),
+                            rows: plan.rows, sentAt: sentAt, lastSeq: plan.lastSeq, senderMarks: plan.senderMarks, announcements: announcements),
                         logger: logger)
                 } catch let error as PSQLError where error.isRepeatedSend {
                     throw MayHoldRetries()
@@ -74,13 +82,13 @@ extension MessagesStore {
                 known.advance(plan.lastSeq)
             }
         }
-        return batch.results
+        return StoredSends(results: batch.results, announcements: announcements)
     }
 
     /// What became of a batch offered to `storeAsKnown`.
     enum AsKnown: Equatable {
         /// Stored, in one statement.
-        case stored([SendResult])
+        case stored(StoredSends)
         /// A conversation was not known, or a send would be refused: nothing written.
         case unknown
         /// A conversation changed since it was known, now forgotten: nothing written.
@@ -112,10 +120,11 @@ extension MessagesStore {
         // A refusal may be a retry's (see `store`); the long way settles which.
         guard !plan.refusesAny else { return .mayHoldRetries }
         let expected = conversationIds.compactMap { conversations[$0] }
+        let announcements = try announcing(plan.stored)
         let statement = MessagesStatements.InsertMessagesAsKnown(
             knownIds: conversationIds, knownLastSeqs: expected.map(\.lastSeq), knownVersions: expected.map(\.membersVersion),
             insert: MessagesStatements.InsertMessages(
-                rows: plan.rows, sentAt: sentAt, lastSeq: plan.lastSeq, senderMarks: plan.senderMarks, announcements: try announcing(plan.stored)))
+                rows: plan.rows, sentAt: sentAt, lastSeq: plan.lastSeq, senderMarks: plan.senderMarks, announcements: announcements))
         do {
             try await client.withConnection { try await $0.run(statement, logger: logger) }
         } catch let error as PSQLError where error.isStaleKnowledge {
@@ -125,7 +134,7 @@ extension MessagesStore {
             return .mayHoldRetries
         }
         known.advance(plan.lastSeq)
-        return .stored(batch.results)
+        return .stored(StoredSends(results: batch.results, announcements: announcements))
     }
 
     /// Locks the conversations and reads their members (`lock_with_members`): those that exist.

@@ -55,14 +55,15 @@ enum MessagesStatements {
     }
 
     /// Inserts the messages, advances the conversations' `last_seq` and the senders' markers, and
-    /// writes their announcement to the outbox: the whole batch in one round trip. `store_messages`
+    /// writes their announcement to the outbox, handed off (`MessageSending` hands it to the relay
+    /// after the commit): the whole batch in one round trip. `store_messages`
     /// (migration 0006) plans its statements once per connection, not per batch; the outbox rows
     /// are written beside it by `Outbox.insertion`, as every outbox write is. (A statement in
     /// `WITH` runs to completion whether or not anything reads it.)
     struct InsertMessages: PostgresPreparedStatement {
         static let sql = """
             WITH announced AS (
-                \(Outbox.insertion(firstParameter: 13))
+                \(Outbox.insertion(firstParameter: 13, handedOff: true))
             )
             SELECT store_messages(
                 $1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::timestamptz, $8::text[], $9::int8[],
@@ -124,7 +125,7 @@ extension MessagesStatements {
     struct InsertMessagesAsKnown: PostgresPreparedStatement {
         static let sql = """
             WITH announced AS (
-                \(Outbox.insertion(firstParameter: 16))
+                \(Outbox.insertion(firstParameter: 16, handedOff: true))
             )
             SELECT store_messages_as_known(
                 $1::text[], $2::int8[], $3::int8[],

@@ -38,7 +38,10 @@ enum NotificationStatements {
     }
 
     /// One message notification per (member, conversation), for members offline (`OfflineUsers`):
-    /// new, or raised by the messages' count (restarted once it was read).
+    /// new, or raised by the messages' count (restarted once it was read). Events need not come in
+    /// seq order (an event the outbox relay published late, after its hold): an older message
+    /// still counts while the notification is unread, and shows no payload over a newer one; once
+    /// read, only a newer message raises it again.
     struct RecordMessages: PostgresPreparedStatement {
         static let sql = """
             INSERT INTO notifications AS n
@@ -50,11 +53,11 @@ enum NotificationStatements {
             ON CONFLICT (user_id, group_key) DO UPDATE SET
                 count = CASE WHEN n.read THEN EXCLUDED.count ELSE n.count + EXCLUDED.count END,
                 created_at = CASE WHEN n.read THEN EXCLUDED.created_at ELSE n.created_at END,
-                payload = EXCLUDED.payload,
+                payload = CASE WHEN n.last_seq IS NULL OR n.last_seq < EXCLUDED.last_seq THEN EXCLUDED.payload ELSE n.payload END,
                 last_seq = GREATEST(n.last_seq, EXCLUDED.last_seq),
                 read = false,
                 position = nextval('notification_positions')
-            WHERE n.last_seq IS NULL OR n.last_seq < EXCLUDED.last_seq
+            WHERE n.last_seq IS NULL OR n.last_seq < EXCLUDED.last_seq OR NOT n.read
             RETURNING n.user_id, n.id, n.kind, n.payload::text, n.count, n.created_at, n.read
             """
         typealias Row = RowWithUser
