@@ -6,6 +6,11 @@ import PostgresSupport
 /// The statements every batch writes and relays, prepared once per connection (parsed once,
 /// planned for each batch: see `DatabaseConfiguration`).
 enum OutboxStatements {
+    /// A one-row `WITH` member (evaluated once) that lets the transaction around its statement
+    /// commit without waiting for the disk: a relay's deletes, which a crash can only undo into a
+    /// republish that consumers absorb. It saves the round trip a `SET LOCAL` would take.
+    static let commitWithoutFlush = "commit_without_flush AS (SELECT set_config('synchronous_commit', 'off', true))"
+
     /// Adds events; bodies are UTF-8 JSON, sent as text and stored as bytes.
     struct Enqueue: PostgresPreparedStatement {
         static let sql = Outbox.insertion(firstParameter: 1)
@@ -23,12 +28,12 @@ enum OutboxStatements {
     /// The oldest rows ready to publish, taken out of the outbox in the caller's transaction (rows
     /// another relay holds are skipped): they are gone for good only if it commits, which the relay
     /// does once the broker confirmed them. The commit need not wait for the disk (see
-    /// `OutboxRelay`); the setting rides on this statement (a one-row CTE, evaluated once), so a
+    /// `OutboxRelay`); the setting rides on this statement (`commitWithoutFlush`), so a
     /// round is three round trips to Postgres: the begin, this, the commit. `RETURNING` keeps no
     /// order.
     struct Take: PostgresPreparedStatement {
         static let sql = """
-            WITH commit_without_flush AS (SELECT set_config('synchronous_commit', 'off', true))
+            WITH \(commitWithoutFlush)
             DELETE FROM outbox USING commit_without_flush
             WHERE position = ANY(ARRAY(
                 SELECT position FROM outbox
@@ -52,7 +57,7 @@ enum OutboxStatements {
     /// its hold), which consumers absorb.
     struct Delete: PostgresPreparedStatement {
         static let sql = """
-            WITH commit_without_flush AS (SELECT set_config('synchronous_commit', 'off', true))
+            WITH \(commitWithoutFlush)
             DELETE FROM outbox USING commit_without_flush WHERE event_id = ANY($1::text[])
             """
         typealias Row = ()

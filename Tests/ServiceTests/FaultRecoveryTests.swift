@@ -63,9 +63,9 @@ struct FaultRecoveryTests {
             #expect(await eventually(timeout: .seconds(25)) { await plainGet("http://127.0.0.1:\(base)/metrics").contains("swiftchat_outbox_backlog 0") })
             #expect(await plainStatus("http://127.0.0.1:\(base)/healthz") == 200)
             // Its rounds that published, and the broker's part of them, are timed (the bench's stages).
-            let metrics = await plainGet("http://127.0.0.1:\(base)/metrics").split(separator: "\n")
+            let metrics = await plainGet("http://127.0.0.1:\(base)/metrics")
             for timer in ["swiftchat_outbox_round_seconds_count", "swiftchat_outbox_publish_seconds_count"] {
-                let count = metrics.first { $0.hasPrefix(timer + " ") }.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
+                let count = metricValue(timer, in: metrics)
                 #expect((count ?? 0) >= 1, "\(timer): \(count.map { "\($0)" } ?? "absent")")
             }
         }
@@ -481,6 +481,11 @@ func plainStatus(_ url: String) async -> Int {
             continuation.resume(returning: (response as? HTTPURLResponse)?.statusCode ?? 0)
         }.resume()
     }
+}
+
+/// One metric's value in a Prometheus text page (`name` with its labels, as printed), if present.
+func metricValue(_ name: String, in page: String) -> Double? {
+    page.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
 }
 
 /// The body of a plain GET, as text.

@@ -152,8 +152,7 @@ struct MessagesTests {
     /// A metric's value so far (the metrics are the process's: read one before and after).
     private func metric(_ name: String, of messages: some TestClientProtocol) async throws -> Double {
         let metrics = try await messages.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
-        let line = metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }
-        return (line?.split(separator: " ").last).flatMap { Double($0) } ?? 0
+        return metricValue(name, in: metrics) ?? 0
     }
 
     @Test(
