@@ -362,6 +362,9 @@ let package = Package(
         .executableTarget(
             name: "ChatBench",
             dependencies: [
+                "EventBus",
+                "ServiceConfig",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

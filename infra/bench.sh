@@ -87,7 +87,7 @@ stages="messages=18083,notifications=18086,socket-handler-1=18084,socket-handler
 
 # A phase the services cannot do (an older build's smaller limits, say) is reported, not fatal.
 bench() {
-    "$BENCH_BIN/chat-bench" --auth http://127.0.0.1:18081 --messages-url http://127.0.0.1:18083 --socket-ports 18084,18085 \
+    AMQP_VHOST=bench "$BENCH_BIN/chat-bench" --auth http://127.0.0.1:18081 --messages-url http://127.0.0.1:18083 --socket-ports 18084,18085 \
         --stages "$stages" "$@" \
         || echo "[bench] this phase failed (exit $?)"
 }

@@ -133,6 +133,7 @@ struct Bench {
             #"{"type":"send","clientMsgId":"b\#(k)","conversationId":"\#(conversations[(k % options.users) / 2])","body":"bench message \#(k)"}"#
         }
         let state = LatencyState(total: total, rate: options.rate)
+        let probe = try BrokerProbe()
         print("connecting \(options.users) websockets…")
         try await fleet.run(count: options.users, token: { users[$0].token }, received: { _, text in state.received(text) }) { sockets in
             let settled = await ProcessStats.settle(options.watched)
@@ -144,6 +145,7 @@ struct Bench {
             let cpu = CPUWindow(options.watched)
             let start = ContinuousClock.now
             state.start(at: start)
+            async let brokerTimes = probe.measure(for: .seconds(options.duration))
             var next = 0
             while next < total {
                 let now = ContinuousClock.now
@@ -160,6 +162,7 @@ struct Bench {
                 try await Task.sleep(for: .milliseconds(50))
             }
             state.report(rate: options.rate, duration: options.duration, users: options.users)
+            BrokerProbe.report(await brokerTimes)
             cpu.report(delivered: state.deliveredCount)
             await stages.report()
         }
