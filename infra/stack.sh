@@ -262,8 +262,8 @@ rabbitmq_env() {
     export HOME="$base/home"   # the Erlang cookie lives here
     # The broker shares the machine with the services, Postgres and Redis: no busy-waiting
     # schedulers (spinning takes CPU the services need), and half the cores' worth of schedulers,
-    # at least one (on 2 cores a second scheduler cost RabbitMQ 15–25% more CPU per message in
-    # `make bench` and took about 1 ms off its confirms, not off a message's latency; see the
+    # at least one (on 2 cores a second scheduler cost RabbitMQ 15–30% more CPU per message in
+    # `make bench` and took about 1.3 ms off its confirms, not off a message's latency; see the
     # README's Benchmark).
     local schedulers=$(( $(nproc) / 2 ))
     (( schedulers >= 1 )) || schedulers=1
