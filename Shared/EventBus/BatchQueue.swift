@@ -18,12 +18,19 @@ public final class BatchQueue<Item: Sendable>: Sendable {
 
     /// Queues an item; false (nothing queued) when `capacity` items are waiting already.
     public func append(_ item: Item) -> Bool {
+        append(contentsOf: CollectionOfOne(item)) == 1
+    }
+
+    /// Queues items in order, as many as fit under `capacity` (one lock, one wake-up); returns how
+    /// many were queued.
+    @discardableResult
+    public func append(contentsOf newItems: some Collection<Item>) -> Int {
         let accepted = items.withLock { items in
-            guard items.count < capacity else { return false }
-            items.append(item)
-            return true
+            let room = min(newItems.count, max(0, capacity - items.count))
+            items.append(contentsOf: newItems.prefix(room))
+            return room
         }
-        if accepted { wake.yield() }
+        if accepted > 0 { wake.yield() }
         return accepted
     }
 

@@ -104,10 +104,8 @@ public final class OutboxRelay: Service {
     /// to publish once the rows' hold is over.
     public func handOff(_ messages: [OutgoingMessage]) {
         let now = ContinuousClock.now
-        for message in messages {
-            // Full (the broker away for long): the rest wait out their hold.
-            guard handOffs.append(HandOff(message: message, at: now)) else { return }
-        }
+        // Full (the broker away for long): what does not fit waits out its hold.
+        handOffs.append(contentsOf: messages.lazy.map { HandOff(message: $0, at: now) })
     }
 
     /// True when a round or a hand-off has been under way for longer than `stallAfter` (its

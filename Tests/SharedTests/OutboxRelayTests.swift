@@ -31,13 +31,7 @@ struct OutboxRelayTests {
                     relay.notify()
                     next += size
                 }
-                let total = next
-                #expect(await eventually(timeout: .seconds(30)) { received.firstArrivals.count >= total })
-                // At least once is the relay's promise (a confirm that never came is published
-                // again), so order is read from each event's first arrival.
-                #expect(received.firstArrivals == Array(0..<total), "published out of order, or not at all")
-                let emptied = try await eventually(timeout: .seconds(10)) { try await outboxRows(client, schema).isEmpty }
-                #expect(emptied)
+                try await expectPublished(0..<next, received: received, client: client, schema: schema)
             }
         }
     }
@@ -79,10 +73,7 @@ struct OutboxRelayTests {
                 for sizes in [0..<1, 1..<40, 40..<41, 41..<60] {
                     relay.handOff(try await writeHandedOff(sizes, on: client, queue: queue))
                 }
-                #expect(await eventually(timeout: .seconds(30)) { received.firstArrivals.count >= 60 })
-                #expect(received.firstArrivals == Array(0..<60))
-                let emptied = try await eventually(timeout: .seconds(10)) { try await outboxRows(client, schema).isEmpty }
-                #expect(emptied)
+                try await expectPublished(0..<60, received: received, client: client, schema: schema)
 
                 // Written and committed, never handed over (its writer crashed): a round leaves
                 // them to their writer for the hold, then takes them.
@@ -92,10 +83,7 @@ struct OutboxRelayTests {
                 #expect(held.count == 10 && held.allSatisfy { $0.attempts == 0 && $0.nextAttemptAfterWrite > 5 }, "\(held)")
                 try await client.query("UPDATE \(unescaped: schema.rawValue).outbox SET next_attempt_at = now()")  // the hold is over
                 relay.notify()
-                #expect(await eventually(timeout: .seconds(30)) { received.firstArrivals.count >= 70 })
-                #expect(received.firstArrivals == Array(0..<70))
-                let published = try await eventually(timeout: .seconds(10)) { try await outboxRows(client, schema).isEmpty }
-                #expect(published)
+                try await expectPublished(0..<70, received: received, client: client, schema: schema)
             }
         }
     }
@@ -156,6 +144,19 @@ struct OutboxRelayTests {
             try await body(relay, client, schema, queue)
         }
         try await EventBusAdmin.deleteQueues([queue, "\(queue).dead"], configuration: configuration)
+    }
+
+    /// Every probe of `sequences` arrived, in order, and the outbox is empty (what was published
+    /// was deleted). At least once is the relay's promise (a confirm that never came is published
+    /// again), so order is read from each event's first arrival.
+    private func expectPublished(
+        _ sequences: Range<Int>, received: Recorder<Int>, client: PostgresClient, schema: SchemaName,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        #expect(await eventually(timeout: .seconds(30)) { received.firstArrivals.count >= sequences.count }, sourceLocation: sourceLocation)
+        #expect(received.firstArrivals == Array(sequences), "published out of order, or not at all", sourceLocation: sourceLocation)
+        let emptied = try await eventually(timeout: .seconds(10)) { try await outboxRows(client, schema).isEmpty }
+        #expect(emptied, "published rows left in the outbox", sourceLocation: sourceLocation)
     }
 
     /// A probe no queue is bound for.
