@@ -341,6 +341,7 @@ let package = Package(
                 "StackTesting",
                 "BlockingExecutor",
                 "EventBus",
+                "ServiceConfig",
                 "EventContracts",
                 "RedisClient",
                 "PostgresSupport",

@@ -12,6 +12,7 @@
 # started.
 #   USERS=1000 RATES="1000 5000" DURATION=20 PHASES="rate idle catchup fanout" make bench
 #   SERVICES_BIN=/path/to/other/release/bin make bench   # the same load against other binaries
+#   AMQP_BATCH_INTERVAL_MS=0 make bench                  # the services inherit the environment
 #   BENCH_LOG_LEVEL=info make bench                      # the services log more than warnings
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -12,6 +12,9 @@ public struct AMQPConfiguration: Sendable {
     public var connectTimeout: Duration
     /// How long a publish waits (reconnecting as needed) before it reports failure to the caller.
     public var publishTimeout: Duration
+    /// The least time between the starts of two batches of one stage (`BatchPacing`): a
+    /// consumer's batches, a batcher's broker messages, a relay's hand-offs. Zero: unpaced.
+    public var batchInterval: Duration
 
     public init(
         host: String = "127.0.0.1",
@@ -21,7 +24,8 @@ public struct AMQPConfiguration: Sendable {
         virtualHost: String = "/",
         heartbeatSeconds: Int = 10,
         connectTimeout: Duration = .seconds(3),
-        publishTimeout: Duration = .seconds(10)
+        publishTimeout: Duration = .seconds(10),
+        batchInterval: Duration = .milliseconds(10)
     ) {
         self.host = host
         self.port = port
@@ -31,11 +35,16 @@ public struct AMQPConfiguration: Sendable {
         self.heartbeatSeconds = heartbeatSeconds
         self.connectTimeout = connectTimeout
         self.publishTimeout = publishTimeout
+        self.batchInterval = batchInterval
     }
 
     /// `AMQP_HOST`, `AMQP_PORT`, `AMQP_USER`, `AMQP_PASSWORD` (or `AMQP_PASSWORD_FILE`), `AMQP_VHOST`, `AMQP_HEARTBEAT_SECONDS`,
-    /// `AMQP_PUBLISH_TIMEOUT_SECONDS`.
+    /// `AMQP_PUBLISH_TIMEOUT_SECONDS`, `AMQP_BATCH_INTERVAL_MS`.
     public init(environment: EnvironmentReader) throws {
+        let batchIntervalMs = try environment.int("AMQP_BATCH_INTERVAL_MS", default: 10)
+        guard (0...1_000).contains(batchIntervalMs) else {
+            throw ConfigurationError(key: "AMQP_BATCH_INTERVAL_MS", value: "\(batchIntervalMs)", expected: "0 to 1000 (milliseconds)")
+        }
         self.init(
             host: environment.string("AMQP_HOST", default: "127.0.0.1"),
             port: try environment.int("AMQP_PORT", default: 26672),
@@ -43,7 +52,8 @@ public struct AMQPConfiguration: Sendable {
             password: try environment.secret("AMQP_PASSWORD") ?? "swiftchat",
             virtualHost: environment.string("AMQP_VHOST", default: "/"),
             heartbeatSeconds: try environment.int("AMQP_HEARTBEAT_SECONDS", default: 10),
-            publishTimeout: .seconds(try environment.int("AMQP_PUBLISH_TIMEOUT_SECONDS", default: 10))
+            publishTimeout: .seconds(try environment.int("AMQP_PUBLISH_TIMEOUT_SECONDS", default: 10)),
+            batchInterval: .milliseconds(batchIntervalMs)
         )
     }
 }

@@ -2,8 +2,9 @@ import ServiceLifecycle
 import Synchronization
 
 /// Work from many callers, taken by one loop a batch at a time: `append` never waits, and `run`
-/// hands the consumer whatever arrived meanwhile (after at most `window` more), up to `maxBatch`
-/// items in order. On graceful shutdown it hands over what is left, then returns.
+/// hands the consumer whatever arrived meanwhile (after at most `window` more, and no sooner than
+/// `interval` after the last batch began), up to `maxBatch` items in order. On graceful shutdown
+/// it hands over what is left, then returns.
 public final class BatchQueue<Item: Sendable>: Sendable {
     private let items = Mutex<[Item]>([])
     private let capacity: Int
@@ -35,9 +36,12 @@ public final class BatchQueue<Item: Sendable>: Sendable {
     }
 
     /// Calls `handle` with each batch until graceful shutdown, and once more with what is left.
-    public func run(window: Duration, maxBatch: Int, _ handle: ([Item]) async -> Void) async {
+    public func run(window: Duration, interval: Duration = .zero, maxBatch: Int, _ handle: ([Item]) async -> Void) async {
+        var pacing = BatchPacing(interval: interval)
         for await _ in wakeups.cancelOnGracefulShutdown() {
             if window > .zero { try? await Task.sleep(for: window) }
+            await pacing.waitForTurn()
+            pacing.started()
             await drain(maxBatch: maxBatch, handle)
         }
         await drain(maxBatch: maxBatch, handle)

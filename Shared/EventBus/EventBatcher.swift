@@ -6,7 +6,8 @@ import ServiceLifecycle
 /// Publishes events from many callers as batch envelopes, as a lifecycle `Service`: `submit` only
 /// queues (a socket's read loop never waits on the broker), and the batcher publishes whatever
 /// arrived while the previous batch was being confirmed, up to `maxBatch` events per broker
-/// message. Under load batches grow by themselves; when idle an event waits at most `window`.
+/// message. Under load batches grow by themselves, and start at least the publisher's
+/// `batchInterval` apart; when idle an event waits at most `window`.
 ///
 /// The order of `submit` calls is the order in the queue. Events the broker did not take
 /// (unroutable, refused, or no confirm within the publish timeout) go to `onFailure`, so their
@@ -49,7 +50,7 @@ public final class EventBatcher<Payload: EventPayload>: Service {
     }
 
     public func run() async throws {
-        await queue.run(window: window, maxBatch: maxBatch) { batch in await publish(batch) }
+        await queue.run(window: window, interval: publisher.batchInterval, maxBatch: maxBatch) { batch in await publish(batch) }
     }
 
     private func publish(_ batch: [Payload]) async {

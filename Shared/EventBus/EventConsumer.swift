@@ -6,8 +6,9 @@ import ServiceConfig
 import ServiceLifecycle
 
 /// Runs one `EventHandler` on its queue, as a lifecycle `Service`: manual acks, a prefetch
-/// window, batches of whatever has arrived. It reconnects and re-declares its topology by itself
-/// after the broker restarts; unacknowledged deliveries are redelivered by the broker.
+/// window, batches of whatever has arrived, started at least `batchInterval` apart (`BatchPacing`).
+/// It reconnects and re-declares its topology by itself after the broker restarts; unacknowledged
+/// deliveries are redelivered by the broker.
 ///
 /// Failures (see `EventHandler`): a batch that fails for an outage (`isTransient`) is retried
 /// whole with backoff, holding its deliveries, so an outage dead-letters nothing; any other failure
@@ -81,9 +82,13 @@ public final class EventConsumer<Handler: EventHandler>: Service {
                 group.addTask { await Self.sendHeartbeats(on: connection, every: interval) }
             }
             defer { group.cancelAll() }
+            var pacing = BatchPacing(interval: configuration.batchInterval)
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                // What arrives meanwhile waits in the prefetch window and joins the next batch.
+                await pacing.waitForTurn()
                 let deliveries = try await connection.nextDeliveries(limit: handler.subscription.batchSize, timeout: .milliseconds(200))
                 guard !deliveries.isEmpty else { continue }
+                pacing.started()
                 metrics.batchSize.record(deliveries.count)
                 let verdicts = await handle(deliveries)
                 // Cancelled, or shutting down while an outage holds the batch: leave the deliveries

@@ -27,6 +27,9 @@ public actor EventPublisher {
         self.logger = logger
     }
 
+    /// How far apart the stages that publish through it start their batches (`BatchPacing`).
+    public nonisolated var batchInterval: Duration { configuration.batchInterval }
+
     /// Publishes a batch; the outcomes are in the order of `messages`.
     /// Throws `.publishTimeout` when the broker stayed unreachable for `publishTimeout`.
     ///

@@ -156,7 +156,9 @@ public final class OutboxRelay: Service {
             deletions.addTask { [self] in
                 for await eventIDs in confirmed { await deleteHandedOff(eventIDs) }
             }
-            await handOffs.run(window: .zero, maxBatch: batchSize) { confirming.yield(await publishHandedOff($0)) }
+            await handOffs.run(window: .zero, interval: publisher.batchInterval, maxBatch: batchSize) {
+                confirming.yield(await publishHandedOff($0))
+            }
             confirming.finish()
         }
     }
