@@ -33,8 +33,7 @@ struct BatchPacingTests {
 
     @Test("a consumer starts its batches at least batchInterval apart; deliveries that arrive meanwhile go in the next, in order")
     func consumerIsPaced() async throws {
-        var configuration = TestStack.amqp()
-        configuration.batchInterval = .milliseconds(200)
+        let configuration = TestStack.amqp(batchInterval: .milliseconds(200))
         let queue = TestStack.uniqueName("paced")
         try await EventBusAdmin.declare(probeTopology(queue: queue), configuration: configuration)
         let batches = Recorder<(started: ContinuousClock.Instant, sequences: [Int])>()

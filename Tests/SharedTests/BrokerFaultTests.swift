@@ -15,8 +15,9 @@ struct BrokerFaultTests {
 
     @Test("RabbitMQ SIGKILLed and restarted during 1,000 confirmed publishes: every confirmed message is consumed")
     func confirmedMessagesSurviveBrokerKill() async throws {
-        // Long enough to ride out the broker's restart without giving up.
-        let configuration = TestStack.amqp(publishTimeout: .seconds(90))
+        // Long enough to ride out the broker's restart without giving up. Unpaced: its consumer
+        // takes one delivery at a time, which pacing would hold to one per interval.
+        let configuration = TestStack.amqp(publishTimeout: .seconds(90), batchInterval: .zero)
         let queue = TestStack.uniqueName("killed")
         let topology = probeTopology(queue: queue)
         try await EventBusAdmin.declare(topology, configuration: configuration)
@@ -57,7 +58,9 @@ struct BrokerFaultTests {
 
     @Test("outbox: 1,000 writes while the broker is down are all published when it returns, and each applied once")
     func outboxSurvivesBrokerOutage() async throws {
-        let configuration = TestStack.amqp(publishTimeout: .seconds(2))
+        // Unpaced: its consumer takes one delivery at a time, which pacing would hold to one per
+        // interval.
+        let configuration = TestStack.amqp(publishTimeout: .seconds(2), batchInterval: .zero)
         let schema = TestStack.uniqueSchema("outbox")
         let queue = TestStack.uniqueName("outbox")
         let topology = probeTopology(queue: queue)

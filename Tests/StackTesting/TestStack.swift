@@ -36,9 +36,12 @@ public enum TestStack {
         return logger
     }
 
-    public static func amqp(publishTimeout: Duration = .seconds(10)) -> AMQPConfiguration {
+    /// The stack's broker as the services see it (their batch pacing included), unless a test
+    /// sets its own `batchInterval`.
+    public static func amqp(publishTimeout: Duration = .seconds(10), batchInterval: Duration? = nil) -> AMQPConfiguration {
         var configuration = (try? AMQPConfiguration(environment: environment)) ?? AMQPConfiguration()
         configuration.publishTimeout = publishTimeout
+        if let batchInterval { configuration.batchInterval = batchInterval }
         return configuration
     }
 
