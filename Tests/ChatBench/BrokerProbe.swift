@@ -3,13 +3,14 @@ import Foundation
 import Logging
 import ServiceConfig
 
-/// The broker's own latency while a phase runs: one small confirmed publish every 10 ms into a
-/// quorum queue of the probe's own, through the services' `EventPublisher`. A quorum queue hands a
-/// message to its consumers once it has committed it, which is when it confirms it, so each hop a
-/// chat message makes through the broker waits about this long at that load (plus the wait for
-/// the batch before it, on a publisher). Its load on the broker is about 100 messages a second.
+/// The broker's own latency while a phase runs: one small confirmed publish every 10 ms (`every`)
+/// into a quorum queue of the probe's own, through the services' `EventPublisher`. A quorum queue
+/// hands a message to its consumers once it has committed it, which is when it confirms it, so each
+/// hop a chat message makes through the broker waits about this long at that load (plus the wait
+/// for the batch before it, on a publisher). Its load on the broker is about 100 messages a second.
 struct BrokerProbe: Sendable {
     static let queue = "bench.broker-probe"
+    static let every: Duration = .milliseconds(10)
     let configuration: AMQPConfiguration
 
     /// The local stack's broker as the environment names it (`AMQP_*`; `make bench` sets the
@@ -40,7 +41,7 @@ struct BrokerProbe: Sendable {
                     break
                 }
                 times.append((ContinuousClock.now - started).seconds * 1000)
-                try await Task.sleep(until: started + .milliseconds(10))
+                try await Task.sleep(until: started + Self.every)
             }
             try await EventBusAdmin.deleteQueues([Self.queue], configuration: configuration)
         } catch is CancellationError {
@@ -54,12 +55,13 @@ struct BrokerProbe: Sendable {
 
     /// One line: the confirms' p50, p90, p99 and maximum.
     static func report(_ times: [Double]) {
-        guard !times.isEmpty else { return print("broker probe: no confirmed publish") }
         let sorted = times.sorted()
-        func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        guard let p50 = sorted.percentile(0.5), let p90 = sorted.percentile(0.9), let p99 = sorted.percentile(0.99), let max = sorted.last else {
+            return print("broker probe: no confirmed publish")
+        }
         print(
             String(
-                format: "broker, a lone confirmed publish every 10 ms into a quorum queue (%d): ms p50 %.1f  p90 %.1f  p99 %.1f  max %.1f",
-                sorted.count, percentile(0.5), percentile(0.9), percentile(0.99), sorted.last!))
+                format: "broker, a lone confirmed publish every %.0f ms into a quorum queue (%d): ms p50 %.1f  p90 %.1f  p99 %.1f  max %.1f",
+                every.seconds * 1000, sorted.count, p50, p90, p99, max))
     }
 }

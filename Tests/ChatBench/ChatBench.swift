@@ -433,8 +433,7 @@ final class LatencyState: Sendable {
             let delivered = values.delivered.filter { $0 >= 0 }.sorted()
             let acked = values.acked.filter { $0 >= 0 }.sorted()
             func percentile(_ sorted: [Double], _ p: Double) -> String {
-                guard !sorted.isEmpty else { return "-" }
-                return String(format: "%.1f", sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))])
+                sorted.percentile(p).map { String(format: "%.1f", $0) } ?? "-"
             }
             let span = values.start.flatMap { start in values.lastDelivery.map { $0 - start } } ?? .zero
             print("")
