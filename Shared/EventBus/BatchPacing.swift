@@ -1,5 +1,6 @@
-/// Keeps one stage's batches at least `interval` apart, start to start: a consumer's batches, a
-/// batcher's broker messages, a relay's hand-offs.
+/// Keeps one stage's batches at least `interval` apart, start to start: a consumer's batches, and a
+/// batch queue's first batch after each wake-up (a batcher's broker messages, a relay's hand-offs:
+/// see `BatchQueue`).
 ///
 /// Every batch costs each process on its path a wake-up, a round trip and a confirm, whatever its
 /// size. A stage that starts its next batch as soon as the last is done makes batches as small as

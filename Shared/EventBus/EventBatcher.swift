@@ -1,13 +1,15 @@
 import EventContracts
 import Logging
 import Metrics
+import ServiceConfig
 import ServiceLifecycle
 
 /// Publishes events from many callers as batch envelopes, as a lifecycle `Service`: `submit` only
 /// queues (a socket's read loop never waits on the broker), and the batcher publishes whatever
 /// arrived while the previous batch was being confirmed, up to `maxBatch` events per broker
-/// message. Under load batches grow by themselves, and start at least the publisher's
-/// `batchInterval` apart; when idle an event waits at most `window`.
+/// message: one is in flight at a time, so under load batches grow by themselves. The first after
+/// its queue ran empty waits at most `window` for company, and starts no sooner than the publisher's
+/// `batchInterval` after the last began (`BatchQueue`).
 ///
 /// The order of `submit` calls is the order in the queue. Events the broker did not take
 /// (unroutable, refused, or no confirm within the publish timeout) go to `onFailure`, so their
@@ -23,6 +25,8 @@ public final class EventBatcher<Payload: EventPayload>: Service {
     private let onFailure: FailureHandler
     private let queue: BatchQueue<Payload>
     private let batchSize: Recorder
+    /// Each broker message's publish and confirm: `make bench` prints the batches and their time.
+    private let publishTime: Timer
     private let refused: Counter
 
     /// - Parameters:
@@ -39,6 +43,7 @@ public final class EventBatcher<Payload: EventPayload>: Service {
         self.onFailure = onFailure
         self.queue = BatchQueue(capacity: capacity)
         batchSize = Recorder(label: "swiftchat_bus_batched_events", dimensions: [("type", Payload.eventType)], aggregate: true)
+        publishTime = Timer(label: "swiftchat_bus_batcher_seconds", dimensions: [("type", Payload.eventType)])
         refused = Counter(label: "swiftchat_bus_batcher_refused_total", dimensions: [("type", Payload.eventType)])
     }
 
@@ -55,6 +60,8 @@ public final class EventBatcher<Payload: EventPayload>: Service {
 
     private func publish(_ batch: [Payload]) async {
         batchSize.record(batch.count)
+        let started = ContinuousClock.now
+        defer { publishTime.recordNanoseconds((ContinuousClock.now - started).nanoseconds) }
         do {
             let outcome = try await publisher.publish([OutgoingMessage(EventBatchEnvelope(producer: producer, payloads: batch))]).first
             if outcome != .confirmed {

@@ -4,8 +4,9 @@ import Foundation
 /// end: every consumer's handler time (`swiftchat_bus_handler_seconds`, one row per queue), every
 /// outbox relay's rounds that published (`swiftchat_outbox_round_seconds`) and the broker's part
 /// of those rounds (`swiftchat_outbox_publish_seconds`: publishing, and waiting for the
-/// confirms), and its hand-offs (`swiftchat_outbox_handoff_seconds`: the same, for events handed
-/// over). A stage busy for most of the phase is a serial stage at its limit: its queue builds
+/// confirms), its hand-offs (`swiftchat_outbox_handoff_seconds`: the same, for events handed
+/// over), and every batcher's broker messages (`swiftchat_bus_batcher_seconds`, one row per
+/// event type: socket-handler's sends and receipts). A stage busy for most of the phase is a serial stage at its limit: its queue builds
 /// up and every message waits there, whatever the cores have left.
 struct StageWindow {
     /// The services to read, by name and metrics port.
@@ -76,6 +77,7 @@ struct StageSample {
     private static let timers = [
         ("swiftchat_bus_handler_seconds_", ""), ("swiftchat_outbox_round_seconds_", "outbox relay rounds"),
         ("swiftchat_outbox_publish_seconds_", "outbox relay: broker's part"), ("swiftchat_outbox_handoff_seconds_", "outbox hand-offs"),
+        ("swiftchat_bus_batcher_seconds_", ""),
     ]
 
     init?(_ line: Substring) {
@@ -84,12 +86,19 @@ struct StageSample {
         guard name.hasPrefix("sum") || name.hasPrefix("count"), let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { return nil }
         isCount = name.hasPrefix("count")
         self.value = value
-        // The queue's name without the namespace before its first dot (`bench_messages.`).
-        if let open = line.range(of: "queue=\""), let close = line[open.upperBound...].firstIndex(of: "\"") {
-            let queue = line[open.upperBound..<close]
+        // The queue's name without the namespace before its first dot (`bench_messages.`), or the
+        // batcher's event type.
+        if let queue = Self.label("queue", in: line) {
             stage = String(queue.split(separator: ".", maxSplits: 1).last ?? queue)
+        } else if let type = Self.label("type", in: line) {
+            stage = "\(type) batcher"
         } else {
             stage = unqueued
         }
+    }
+
+    private static func label(_ name: String, in line: Substring) -> Substring? {
+        guard let open = line.range(of: "\(name)=\""), let close = line[open.upperBound...].firstIndex(of: "\"") else { return nil }
+        return line[open.upperBound..<close]
     }
 }
