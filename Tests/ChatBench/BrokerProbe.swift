@@ -40,7 +40,7 @@ struct BrokerProbe: Sendable {
                     print("the broker probe stopped: the broker answered \(outcomes)")
                     break
                 }
-                times.append((ContinuousClock.now - started).seconds * 1000)
+                times.append((ContinuousClock.now - started).inMilliseconds)
                 try await Task.sleep(until: started + Self.every)
             }
             try await EventBusAdmin.deleteQueues([Self.queue], configuration: configuration)
@@ -62,6 +62,6 @@ struct BrokerProbe: Sendable {
         print(
             String(
                 format: "broker, a lone confirmed publish every %.0f ms into a quorum queue (%d): ms p50 %.1f  p90 %.1f  p99 %.1f  max %.1f",
-                every.seconds * 1000, sorted.count, p50, p90, p99, max))
+                every.inMilliseconds, sorted.count, p50, p90, p99, max))
     }
 }

@@ -236,7 +236,7 @@ struct Bench {
                 after = last
             }
             guard fetched == options.messages else { throw BenchError("caught up \(fetched) of \(options.messages)") }
-            rounds.append(((ContinuousClock.now - start).milliseconds, decoding.milliseconds))
+            rounds.append(((ContinuousClock.now - start).inMilliseconds, decoding.inMilliseconds))
         }
         let best = rounds.min { $0.total < $1.total } ?? (0, 0)
         print(
@@ -327,7 +327,7 @@ struct Bench {
             let arrived = arrivals.withLock { $0 }
             /// Milliseconds from each send to `times`, sorted; and their median (-1 for none).
             func latencies(_ times: [ContinuousClock.Instant?]) -> [Double] {
-                zip(sentAt, times).compactMap { sent, at in at.map { ($0 - sent).milliseconds } }.sorted()
+                zip(sentAt, times).compactMap { sent, at in at.map { ($0 - sent).inMilliseconds } }.sorted()
             }
             func median(_ sorted: [Double]) -> Double { sorted.isEmpty ? -1 : sorted[sorted.count / 2] }
             let lasts = latencies(arrived.last)
@@ -411,7 +411,7 @@ final class LatencyState: Sendable {
         let nowDate = storedAt == nil ? nil : Date()
         values.withLock { values in
             guard let start = values.start, k >= 0, k < values.delivered.count else { return }
-            let latency = (now - (start + .seconds(Double(k) / rate))).milliseconds
+            let latency = (now - (start + .seconds(Double(k) / rate))).inMilliseconds
             if kind == .ack {
                 if values.acked[k] < 0 { values.acked[k] = latency }
             } else if values.delivered[k] < 0 {

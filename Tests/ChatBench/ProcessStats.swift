@@ -242,5 +242,6 @@ struct CPUWindow {
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-    var milliseconds: Double { seconds * 1000 }
+    /// Fractional, for latencies; not `milliseconds`, which `ServiceConfig` has as whole ones.
+    var inMilliseconds: Double { seconds * 1000 }
 }
