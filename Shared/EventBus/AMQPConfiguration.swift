@@ -13,7 +13,8 @@ public struct AMQPConfiguration: Sendable {
     /// How long a publish waits (reconnecting as needed) before it reports failure to the caller.
     public var publishTimeout: Duration
     /// The least time between the starts of two batches of one stage (`BatchPacing`): a
-    /// consumer's batches, a batcher's broker messages, a relay's hand-offs. Zero: unpaced.
+    /// consumer's batches; for a batcher's broker messages and a relay's hand-offs, the first of
+    /// each turn (`BatchQueue`). Zero: unpaced.
     public var batchInterval: Duration
 
     public init(

@@ -2,12 +2,13 @@ import ServiceLifecycle
 import Synchronization
 
 /// Work from many callers, taken by one loop a batch at a time: `append` never waits, and `run`
-/// hands the consumer whatever arrived meanwhile, up to `maxBatch` items in order. The first batch
-/// after a wake-up waits at most `window` more, and starts no sooner than `interval` after the last
-/// batch began. What arrives while a batch is handled follows at once: under steady load the
-/// handler's own round trip (a publish and its confirm) spaces the batches, and pacing each of them
-/// as well made `make bench`'s latency worse and saved no CPU (see the README's Benchmark). On
-/// graceful shutdown it hands over what is left, then returns.
+/// hands the consumer whatever arrived meanwhile, up to `maxBatch` items in order, in turns. A turn
+/// begins when items arrive: it waits `window` for company, then until `interval` has passed since
+/// the previous turn began, and hands over batches until the queue is empty. So what arrives while a
+/// batch is handled follows at once, in the same turn: under steady load the handler's own round
+/// trip (for both users, a publish and its confirm) spaces the batches, and pacing each of them as
+/// well made `make bench`'s latency worse and saved no CPU (see the README's Benchmark). On graceful
+/// shutdown it hands over what is left, then returns.
 public final class BatchQueue<Item: Sendable>: Sendable {
     private let items = Mutex<[Item]>([])
     private let capacity: Int

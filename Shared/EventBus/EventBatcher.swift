@@ -8,8 +8,8 @@ import ServiceLifecycle
 /// queues (a socket's read loop never waits on the broker), and the batcher publishes whatever
 /// arrived while the previous batch was being confirmed, up to `maxBatch` events per broker
 /// message: one is in flight at a time, so under load batches grow by themselves. The first after
-/// its queue ran empty waits at most `window` for company, and starts no sooner than the publisher's
-/// `batchInterval` after the last began (`BatchQueue`).
+/// its queue ran empty waits `window` for company, then its turn: the publisher's `batchInterval`
+/// after the previous first began (`BatchQueue`).
 ///
 /// The order of `submit` calls is the order in the queue. Events the broker did not take
 /// (unroutable, refused, or no confirm within the publish timeout) go to `onFailure`, so their
@@ -25,7 +25,8 @@ public final class EventBatcher<Payload: EventPayload>: Service {
     private let onFailure: FailureHandler
     private let queue: BatchQueue<Payload>
     private let batchSize: Recorder
-    /// Each broker message's publish and confirm: `make bench` prints the batches and their time.
+    /// Each broker message's publish and confirm (and, when it fails, telling the senders): `make
+    /// bench` prints the batches and their time.
     private let publishTime: Timer
     private let refused: Counter
 

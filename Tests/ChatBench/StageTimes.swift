@@ -31,7 +31,7 @@ struct StageWindow {
         guard !services.isEmpty else { return }
         let wall = (ContinuousClock.now - start).seconds
         let after = await Self.read(services)
-        print("stage (service: queue or outbox)              busy %   batches   ms/batch")
+        print("stage (service: queue, outbox or batcher)     busy %   batches   ms/batch")
         for key in after.keys.sorted() {
             let used = after[key]!.minus(before[key] ?? StageTime())
             guard used.count > 0 else { continue }
@@ -75,7 +75,7 @@ struct StageSample {
     let isCount: Bool
     let value: Double
 
-    /// The timers read, by metric name, and what a row without a queue is called.
+    /// The timers read, by metric name, and what a row without a queue or type label is called.
     private static let timers = [
         ("swiftchat_bus_handler_seconds_", ""), ("swiftchat_outbox_round_seconds_", "outbox relay rounds"),
         ("swiftchat_outbox_publish_seconds_", "outbox relay: broker's part"), ("swiftchat_outbox_handoff_seconds_", "outbox hand-offs"),
@@ -99,8 +99,11 @@ struct StageSample {
         }
     }
 
+    /// A label's value: `name="…"` first or after a comma, so `queue` never matches `dead_queue`.
     private static func label(_ name: String, in line: Substring) -> Substring? {
-        guard let open = line.range(of: "\(name)=\""), let close = line[open.upperBound...].firstIndex(of: "\"") else { return nil }
+        guard let open = line.range(of: "{\(name)=\"") ?? line.range(of: ",\(name)=\""),
+            let close = line[open.upperBound...].firstIndex(of: "\"")
+        else { return nil }
         return line[open.upperBound..<close]
     }
 }

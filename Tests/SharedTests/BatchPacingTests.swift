@@ -3,19 +3,45 @@ import ServiceConfig
 import StackTesting
 import Testing
 
-/// A stage's batches start at least `AMQP_BATCH_INTERVAL_MS` apart, and what arrives meanwhile
-/// joins the next batch, in order.
+/// A consumer's batches start at least `AMQP_BATCH_INTERVAL_MS` apart, and so does a batch queue's
+/// first batch after its queue ran empty; what arrives meanwhile joins the next batch, in order.
 @Suite("Batch pacing")
 struct BatchPacingTests {
-    @Test("a batch queue starts its batches at least the interval apart; what is queued meanwhile goes in the next, in order")
+    @Test(
+        "a batch queue whose handler returns at once starts its batches at least the interval apart; what is queued meanwhile goes in the next, in order"
+    )
     func batchQueueIsPaced() async throws {
+        let all = try await batchesOfSteadyArrivals(interval: .milliseconds(100), handling: .zero)
+        for (earlier, later) in zip(all, all.dropFirst()) {
+            #expect(later.started - earlier.started >= .milliseconds(95), "batches \(earlier.items) and \(later.items)")
+        }
+    }
+
+    @Test(
+        "a batch queue whose handler takes a while hands over what arrived meanwhile as soon as it returns: under steady load the round trip spaces the batches, not the interval"
+    )
+    func batchQueueFollowsItsHandlerUnderSteadyLoad() async throws {
+        // A publish waiting for its confirm, while items keep arriving faster than it returns.
+        let all = try await batchesOfSteadyArrivals(interval: .milliseconds(200), handling: .milliseconds(20))
+        // Paced at 200 ms, a quarter of a second of arrivals would make at most two batches.
+        let quick = zip(all, all.dropFirst()).filter { $1.started - $0.started < .milliseconds(200) }
+        #expect(quick.count >= 3, "the batches waited for the interval: \(all.map(\.items.count))")
+    }
+
+    /// Runs a batch queue over 50 items queued 5 ms apart (about a quarter of a second), its
+    /// handler taking `handling` for each batch; returns the batches, each item once and in order.
+    private func batchesOfSteadyArrivals(
+        interval: Duration, handling: Duration
+    ) async throws -> [(started: ContinuousClock.Instant, items: [Int])] {
         let queue = BatchQueue<Int>(capacity: 1_000)
         let batches = Recorder<(started: ContinuousClock.Instant, items: [Int])>()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                await queue.run(window: .zero, interval: .milliseconds(100), maxBatch: 100) { batch in batches.append((.now, batch)) }
+                await queue.run(window: .zero, interval: interval, maxBatch: 100) { batch in
+                    batches.append((.now, batch))
+                    if handling > .zero { try? await Task.sleep(for: handling) }
+                }
             }
-            // Arrivals spread over about a quarter of a second.
             for item in 0..<50 {
                 #expect(queue.append(item))
                 try await Task.sleep(for: .milliseconds(5))
@@ -25,10 +51,8 @@ struct BatchPacingTests {
         }
         let all = batches.all
         #expect(all.flatMap(\.items) == Array(0..<50), "each item once, in order")
-        #expect(all.count < 50, "items queued while the loop waited its turn were not batched: \(all.map(\.items.count))")
-        for (earlier, later) in zip(all, all.dropFirst()) {
-            #expect(later.started - earlier.started >= .milliseconds(95), "batches \(earlier.items) and \(later.items)")
-        }
+        #expect(all.count < 50, "items queued meanwhile were not batched: \(all.map(\.items.count))")
+        return all
     }
 
     @Test("a consumer starts its batches at least batchInterval apart; deliveries that arrive meanwhile go in the next, in order")
