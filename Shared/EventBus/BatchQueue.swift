@@ -6,9 +6,9 @@ import Synchronization
 /// begins when items arrive: it waits `window` for company, then until `interval` has passed since
 /// the previous turn began, and hands over batches until the queue is empty. So what arrives while a
 /// batch is handled follows at once, in the same turn: under steady load the handler's own round
-/// trip (for both users, a publish and its confirm) spaces the batches, and pacing each of them as
-/// well made `make bench`'s latency worse and saved no CPU (see the README's Benchmark). On graceful
-/// shutdown it hands over what is left, then returns.
+/// trip (for the send batchers and the relay's hand-offs, a publish and its confirm) spaces the
+/// batches, and pacing each of them as well made `make bench`'s latency worse and saved no CPU (see
+/// the README's Benchmark). On graceful shutdown it hands over what is left, then returns.
 public final class BatchQueue<Item: Sendable>: Sendable {
     private let items = Mutex<[Item]>([])
     private let capacity: Int
