@@ -7,7 +7,8 @@ import ServiceConfig
 /// into a quorum queue of the probe's own, through the services' `EventPublisher`. A quorum queue
 /// hands a message to its consumers once it has committed it, which is when it confirms it, so each
 /// hop a chat message makes through the broker waits about this long at that load (plus the wait
-/// for the batch before it, on a publisher). Its load on the broker is about 100 messages a second.
+/// for the batch before it, on a publisher). Its load on the broker is up to 100 messages a second
+/// (fewer when confirms take longer than `every`).
 struct BrokerProbe: Sendable {
     static let queue = "bench.broker-probe"
     static let every: Duration = .milliseconds(10)
