@@ -6,10 +6,10 @@ import Foundation
 /// of those rounds (`swiftchat_outbox_publish_seconds`: publishing, and waiting for the
 /// confirms), its hand-offs (`swiftchat_outbox_handoff_seconds`: the same, for events handed
 /// over), and every batcher's broker messages (`swiftchat_bus_batcher_seconds`, one row per
-/// instance and event type: socket-handler's sends and receipts). A stage busy for most of the phase is a
-/// serial stage at its limit: its queue builds up and every message waits there, whatever the
-/// cores have left (a batcher, one broker message in flight, is busy whenever sends keep coming:
-/// its batches grow instead).
+/// instance and event type: socket-handler's sends and receipts). A stage busy for most of the
+/// phase is a serial stage at its limit: its queue builds up and every message waits there,
+/// whatever the cores have left (a batcher, one broker message in flight, is busy whenever sends
+/// keep coming: its batches grow instead).
 struct StageWindow {
     /// The services to read, by name and metrics port.
     let services: [(name: String, port: Int)]
