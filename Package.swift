@@ -43,8 +43,10 @@ let package = Package(
             providers: [.apt(["librabbitmq-dev"])]
         ),
         .systemLibrary(
-            name: "CMalloc",
-            path: "Shared/CMalloc"
+            name: "CJemalloc",
+            path: "Shared/CJemalloc",
+            pkgConfig: "jemalloc",
+            providers: [.apt(["libjemalloc-dev"])]
         ),
         .systemLibrary(
             name: "CHiredis",
@@ -54,6 +56,12 @@ let package = Package(
         ),
 
         // Shared libraries.
+        .target(
+            name: "Allocator",
+            dependencies: ["CJemalloc"],
+            path: "Shared/Allocator",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "ServiceConfig",
             path: "Shared/ServiceConfig",
@@ -162,7 +170,7 @@ let package = Package(
         .target(
             name: "LiveSockets",
             dependencies: [
-                "CMalloc",
+                "Allocator",
                 "EventContracts",
                 "RedisClient",
                 "ServiceConfig",
@@ -183,6 +191,7 @@ let package = Package(
         .target(
             name: "ServiceRuntime",
             dependencies: [
+                "Allocator",
                 "BlockingExecutor",
                 "EventBus",
                 "EventContracts",
@@ -339,6 +348,8 @@ let package = Package(
             name: "SharedTests",
             dependencies: [
                 "StackTesting",
+                "Allocator",
+                "CJemalloc",
                 "BlockingExecutor",
                 "EventBus",
                 "ServiceConfig",

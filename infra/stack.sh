@@ -45,7 +45,7 @@ as_root() { if is_root; then "$@"; else sudo "$@"; fi; }
 # install
 
 APT_PACKAGES=(postgresql redis-server rabbitmq-server nginx-light librabbitmq-dev libhiredis-dev
-              pkg-config libssl-dev zlib1g-dev curl openssl procps acl python3)
+              libjemalloc-dev pkg-config libssl-dev zlib1g-dev curl openssl procps acl python3)
 
 missing_packages() {
     local missing=()

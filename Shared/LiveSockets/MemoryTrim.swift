@@ -1,14 +1,11 @@
+import Allocator
 import NIOPosix
-
-#if canImport(CMalloc)
-import CMalloc
-#endif
 
 /// Gives the memory a burst of upgrades used back to the system. Thousands of sockets opening at
 /// once (a reconnect storm after a restart) each hold their handshake's state for a moment; once
-/// freed, glibc keeps those pages, scattered between the sockets' long-lived objects, so the
-/// process stays that large. `malloc_trim` returns the free pages (it walks the heap, so it runs
-/// on NIO's thread pool, and only after a burst).
+/// freed, the allocator keeps those pages for a while, and an instance that goes quiet after the
+/// storm would stay that large. `Allocator.returnFreePages` returns them (it walks the arenas, so
+/// it runs on NIO's thread pool, and only after a burst).
 enum MemoryTrim {
     /// Decides when to trim: after at least `burst` sockets joined or left, once a second passes
     /// with none doing so.
@@ -29,8 +26,6 @@ enum MemoryTrim {
     }
 
     static func run() async {
-        #if canImport(CMalloc)
-        _ = try? await NIOThreadPool.singleton.runIfActive { malloc_trim(0) }
-        #endif
+        _ = try? await NIOThreadPool.singleton.runIfActive { Allocator.returnFreePages() }
     }
 }

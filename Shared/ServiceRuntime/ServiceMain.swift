@@ -1,3 +1,4 @@
+import Allocator
 import EventBus
 import Foundation
 import Hummingbird
@@ -88,7 +89,11 @@ public struct ServiceDefinition: Sendable {
             admission: dependencies.socketAdmission,
             logger: logger
         )
-        logger.info("starting", metadata: ["port": "\(dependencies.http.port)", "schema": "\(database?.schema.rawValue ?? "none")"])
+        logger.info(
+            "starting",
+            metadata: [
+                "port": "\(dependencies.http.port)", "schema": "\(database?.schema.rawValue ?? "none")", "allocator": "jemalloc \(Allocator.version)",
+            ])
         // SIGTERM ends the process within its grace period whatever it waits on: graceful first,
         // then cancellation, then (a task that ignores cancellation) a crash, rather than a hang.
         // Shut down last first: readiness turns off, the live sockets say going away, then the
