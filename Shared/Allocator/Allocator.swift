@@ -21,6 +21,7 @@ public enum Allocator {
         _ = mallctl("arena.\(allArenas).purge", nil, nil, nil, 0)
     }
 
-    /// `MALLCTL_ARENAS_ALL`: the index that names every arena at once.
-    private static let allArenas = 4096
+    /// `MALLCTL_ARENAS_ALL`: the index that names every arena at once (in `mallctl` names such as
+    /// `arena.<i>.purge` and `stats.arenas.<i>.pdirty`).
+    public static let allArenas = 4096
 }

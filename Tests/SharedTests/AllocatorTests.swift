@@ -43,11 +43,11 @@ struct AllocatorTests {
         return value
     }
 
-    /// Pages freed and not yet returned, over all arenas (4096 is `MALLCTL_ARENAS_ALL`), from a
-    /// fresh snapshot of the statistics (a new epoch).
+    /// Pages freed and not yet returned, over all arenas, from a fresh snapshot of the statistics
+    /// (a new epoch).
     private func dirtyPages() throws -> Int {
         var epoch: UInt64 = 1
         try #require(mallctl("epoch", nil, nil, &epoch, MemoryLayout<UInt64>.size) == 0)
-        return try read("stats.arenas.4096.pdirty", as: Int.self)
+        return try read("stats.arenas.\(Allocator.allArenas).pdirty", as: Int.self)
     }
 }
