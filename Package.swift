@@ -385,6 +385,19 @@ let package = Package(
             path: "Tests/ChatBench",
             swiftSettings: swiftSettings
         ),
+        // Its sockets, without a server: what they keep of the upgrade's reply.
+        .testTarget(
+            name: "ChatBenchTests",
+            dependencies: [
+                "ChatBench",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "Tests/ChatBenchTests",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ServiceTests",
             dependencies: [

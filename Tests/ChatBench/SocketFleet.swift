@@ -73,35 +73,47 @@ struct SocketFleet {
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // A frame may be large: a 1,024-member group's conversation frame lists every
-                    // member (about 67 KB). A frame the decoder refuses is the fleet's own error,
-                    // named as such by its handler (NIO's error handler would close the socket
-                    // before the handler heard why).
-                    let upgrader = NIOTypedWebSocketClientUpgrader<(any Channel)?>(
-                        maxFrameSize: Self.maxMessageBytes, enableAutomaticErrorHandling: false
-                    ) { channel, _ in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(
-                                NIOWebSocketFrameAggregator(
-                                    minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 64, maxAccumulatedFrameSize: Self.maxMessageBytes))
-                            try channel.pipeline.syncOperations.addHandler(handler)
-                            return channel
-                        }
-                    }
-                    var headers = HTTPHeaders()
-                    headers.add(name: "Host", value: "127.0.0.1:\(port)")
-                    headers.add(name: "Authorization", value: "Bearer \(token)")
-                    let upgrade = NIOTypedHTTPClientUpgradeConfiguration<(any Channel)?>(
-                        upgradeRequestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/ws/chat", headers: headers),
-                        upgraders: [upgrader],
-                        notUpgradingCompletionHandler: { channel in channel.close().map { nil } }
-                    )
-                    return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
-                        configuration: .init(upgradeConfiguration: upgrade))
+                    try Self.configure(channel, host: "127.0.0.1:\(port)", token: token, handler: handler)
                 }
             }
         guard let channel = try await upgraded.get() else { throw BenchError("the websocket upgrade was refused") }
         return channel
+    }
+
+    /// A socket's pipeline (on its loop, before it connects): the upgrade request of `/ws/chat`
+    /// with the token, then, once the server's 101 has come, `handler` for its frames. The future
+    /// gives the channel when upgraded, nil when the server answered otherwise.
+    static func configure(
+        _ channel: any Channel, host: String, token: String, handler: FleetSocketHandler
+    ) throws -> EventLoopFuture<(any Channel)?> {
+        // A frame may be large: a 1,024-member group's conversation frame lists every member
+        // (about 67 KB). A frame the decoder refuses is the fleet's own error, named as such by its
+        // handler (NIO's error handler would close the socket before the handler heard why).
+        let upgrader = NIOTypedWebSocketClientUpgrader<(any Channel)?>(
+            maxFrameSize: maxMessageBytes, enableAutomaticErrorHandling: false
+        ) { channel, _ in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(
+                    NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 64, maxAccumulatedFrameSize: maxMessageBytes))
+                try channel.pipeline.syncOperations.addHandler(handler)
+                return channel
+            }
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: host)
+        headers.add(name: "Authorization", value: "Bearer \(token)")
+        let upgrade = NIOTypedHTTPClientUpgradeConfiguration<(any Channel)?>(
+            upgradeRequestHead: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/ws/chat", headers: headers),
+            upgraders: [upgrader],
+            notUpgradingCompletionHandler: { channel in channel.close().map { nil } }
+        )
+        // Frames the server writes at once (a ping due as the socket opens) can come in the same
+        // read as its 101: kept for the websocket decoder. NIO's default drops them, and a ping
+        // dropped so went unanswered, so the server closed the socket a ping period later ("1001
+        // Ping timeout").
+        var configuration = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: upgrade)
+        configuration.leftOverBytesStrategy = .forwardBytes
+        return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(configuration: configuration)
     }
 }
 
@@ -154,7 +166,7 @@ final class FleetSockets: Sendable {
 }
 
 /// One socket's frames: text to the fleet's callback, pings answered, the server's close counted.
-private final class FleetSocketHandler: ChannelInboundHandler, @unchecked Sendable {
+final class FleetSocketHandler: ChannelInboundHandler, @unchecked Sendable {
     // @unchecked: made before its channel exists, then only used on the channel's event loop.
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
