@@ -108,8 +108,8 @@ struct SocketFleet {
             notUpgradingCompletionHandler: { channel in channel.close().map { nil } }
         )
         // Frames the server writes at once (a ping due as the socket opens) can come in the same
-        // read as its 101: kept for the websocket decoder. NIO's default drops them, and a ping
-        // dropped so went unanswered, so the server closed the socket a ping period later ("1001
+        // read as its 101: kept for the websocket decoder. NIO's default drops them; a ping lost
+        // that way went unanswered, and the server closed the socket a ping period later ("1001
         // Ping timeout").
         var configuration = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: upgrade)
         configuration.leftOverBytesStrategy = .forwardBytes
