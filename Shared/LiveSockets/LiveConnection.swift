@@ -79,6 +79,19 @@ public final class LiveConnection: Sendable {
         enqueue(.text(text))
     }
 
+    /// Queues a frame as `send(_:)` does, but leaves waking the socket's handler to `wakes`: a
+    /// batch of frames for many sockets then wakes each event loop once, not once per frame.
+    @discardableResult
+    public func send(_ text: String, waking wakes: inout SocketWakes) -> Bool {
+        switch append(.text(text)) {
+        case .queued(let wake):
+            if wake, let channel { wakes.add(channel) }
+            return true
+        case .refused:
+            return false
+        }
+    }
+
     /// Queues a close frame: what was queued before it still goes out, nothing after it does.
     public func close(reason: String, code: WebSocketErrorCode = .normalClosure) {
         enqueue(.close(code, reason))
@@ -86,6 +99,20 @@ public final class LiveConnection: Sendable {
 
     @discardableResult
     private func enqueue(_ item: Outbound) -> Bool {
+        switch append(item) {
+        case .queued(let wake):
+            if wake { channel?.pipeline.fireUserInboundEventTriggered(Wake()) }
+            return true
+        case .refused:
+            return false
+        }
+    }
+
+    private enum Appended { case queued(wake: Bool), refused }
+
+    /// Appends to the queue; `wake` when the handler must be woken to write it (no wake is on its
+    /// way already). A text past the buffer's limit cuts the connection off instead.
+    private func append(_ item: Outbound) -> Appended {
         enum Outcome { case queued(wake: Bool), overflowed, ended }
         let outcome = queue.withLock { queue -> Outcome in
             guard !queue.ended else { return .ended }
@@ -102,13 +129,12 @@ public final class LiveConnection: Sendable {
         }
         switch outcome {
         case .queued(let wake):
-            if wake { channel?.pipeline.fireUserInboundEventTriggered(Wake()) }
-            return true
+            return .queued(wake: wake)
         case .overflowed:
             cutOff(.overflowed)
-            return false
+            return .refused
         case .ended:
-            return false
+            return .refused
         }
     }
 

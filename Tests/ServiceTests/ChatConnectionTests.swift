@@ -291,14 +291,33 @@ struct ChatConnectionTests {
         #expect(registry.connections(of: "alice").count == 2)
         sender.connection.awaitAck("c-1")
         let delivery = LiveDelivery(recipients: ["alice"], frame: "message", ack: LiveAck(senderId: "alice", clientMsgId: "c-1", frame: "ack"))
-        registry.deliver(delivery)
-        registry.deliver(delivery)
+        registry.deliver([delivery, delivery])
         #expect(try await sender.texts() == ["ack", "message"])
         #expect(try await otherDevice.texts() == ["message", "message"])
         // Closing one socket leaves the user's other here.
         try await sender.channel.close()
         await sender.channel.testingEventLoop.run()
         #expect(registry.connections(of: "alice").map(\.sessionId) == ["s2"])
+    }
+
+    @Test("a batch's frames go out once its sockets are woken, each in order, a close queued meanwhile after them")
+    func batchWakes() async throws {
+        let registry = ConnectionRegistry()
+        let alice = try await TestSocket.open("alice", session: "s1", registry: registry)
+        let bob = try await TestSocket.open("bob", session: "s2", registry: registry)
+        var wakes = SocketWakes()
+        #expect(alice.connection.send("one", waking: &wakes))
+        #expect(bob.connection.send("two", waking: &wakes))
+        #expect(alice.connection.send("three", waking: &wakes))
+        alice.connection.close(reason: "signed out")
+        // Queued, not yet written: nothing has woken the sockets' handlers.
+        #expect(try await alice.written().isEmpty)
+        #expect(try await bob.written().isEmpty)
+        wakes.fire()
+        let frames = try await alice.written()
+        #expect(frames.filter { $0.opcode == .text }.map { String(buffer: $0.data) } == ["one", "three"])
+        #expect(frames.last?.opcode == .connectionClose)
+        #expect(try await bob.texts() == ["two"])
     }
 
     @Test("the message, ack and receipt frames written by hand are the encoder's JSON, byte for byte")

@@ -2,15 +2,24 @@ import EventContracts
 import LiveSockets
 
 extension ConnectionRegistry {
+    /// Delivers a batch's live frames to the recipients here, waking each event loop once for all
+    /// of them (`SocketWakes`).
+    func deliver(_ deliveries: some Sequence<LiveDelivery>) {
+        var wakes = SocketWakes()
+        for delivery in deliveries { deliver(delivery, waking: &wakes) }
+        wakes.fire()
+    }
+
     /// Delivers a live frame to the recipients here. The connection that sent an acknowledged
-    /// message gets the `ack`; every other connection of the recipients gets the frame.
-    func deliver(_ delivery: LiveDelivery) {
+    /// message gets the `ack`; every other connection of the recipients gets the frame. The
+    /// sockets to wake join `wakes`, for the caller to wake once its batch is queued.
+    func deliver(_ delivery: LiveDelivery, waking wakes: inout SocketWakes) {
         for userId in delivery.recipients {
             for connection in connections(of: userId) {
                 if let ack = delivery.ack, ack.senderId == userId, connection.takeAck(ack.clientMsgId) {
-                    connection.send(ack.frame)
+                    connection.send(ack.frame, waking: &wakes)
                 } else {
-                    connection.send(delivery.frame)
+                    connection.send(delivery.frame, waking: &wakes)
                 }
             }
         }

@@ -46,7 +46,7 @@ struct LiveRouter: Sendable {
                 byInstance[instance, default: []].append(LiveDelivery(recipients: recipients, frame: route.frame, ack: ack))
             }
         }
-        for delivery in byInstance.removeValue(forKey: presence.instanceId) ?? [] { connections.deliver(delivery) }
+        connections.deliver(byInstance.removeValue(forKey: presence.instanceId) ?? [])
         let messages = try byInstance.map { instance, deliveries in try OutgoingMessage.toInstance(instance, producer: producer, deliveries) }
         guard !messages.isEmpty else { return }
         let outcomes = try await publisher.publish(messages)

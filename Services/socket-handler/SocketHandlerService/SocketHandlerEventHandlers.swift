@@ -117,10 +117,14 @@ struct InstanceHandler: EventHandler {
     }
 
     func handle(_ batch: [IncomingEvent<Event>]) async throws -> [EventOutcome] {
+        // The batch's frames are queued first and their sockets woken together, once per event
+        // loop; a close queued meanwhile goes out after the frames queued before it.
+        var wakes = SocketWakes()
+        defer { wakes.fire() }
         for item in batch {
             switch item.event {
             case .live(let delivery):
-                connections.deliver(delivery)
+                connections.deliver(delivery, waking: &wakes)
             case .answered(let answer):
                 let frame =
                     answer.message.map { LiveFrame.encode(OutboundFrame.Ack(clientMsgId: answer.clientMsgId, message: $0)) }
