@@ -4,8 +4,12 @@ import CJemalloc
 /// serves every allocation of the process in glibc's place. Swift allocates and frees small
 /// objects for every frame and event, on several threads at once; at 5,000 msg/s the services used
 /// about 6% less CPU per message with jemalloc than with glibc's allocator (socket-handler 7–9%),
-/// less in 12 of 14 pairs of runs (README, Benchmark).
+/// less in 12 of 14 pairs of runs (docs/benchmark-history.md, "jemalloc as every service's
+/// allocator, kept").
 public enum Allocator {
+    /// What allocates, as each service's `starting` line logs it: `jemalloc <version>`.
+    public static var described: String { "jemalloc \(version)" }
+
     /// jemalloc's version, as it reports it: logged at start-up, so a log says what allocated.
     public static var version: String {
         var value: UnsafePointer<CChar>?

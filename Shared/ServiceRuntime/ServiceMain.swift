@@ -92,7 +92,7 @@ public struct ServiceDefinition: Sendable {
         logger.info(
             "starting",
             metadata: [
-                "port": "\(dependencies.http.port)", "schema": "\(database?.schema.rawValue ?? "none")", "allocator": "jemalloc \(Allocator.version)",
+                "port": "\(dependencies.http.port)", "schema": "\(database?.schema.rawValue ?? "none")", "allocator": "\(Allocator.described)",
             ])
         // SIGTERM ends the process within its grace period whatever it waits on: graceful first,
         // then cancellation, then (a task that ignores cancellation) a crash, rather than a hang.
