@@ -11,11 +11,15 @@ import Synchronization
 /// the README's Benchmark). A wake-up left behind by items a turn already took begins a turn that
 /// finds nothing, and the next item waits for the interval after it: skipping such turns was
 /// measured too, and was no better. On graceful shutdown it hands over what is left, then returns.
+///
+/// `append` is inlinable, so a caller in another module gets a copy made for its own item type: a
+/// send is queued once per message, and unspecialized, the generic code looked up the metadata of
+/// its types (the array, the lock) in the runtime's caches on every call.
 public final class BatchQueue<Item: Sendable>: Sendable {
-    private let items = Mutex<[Item]>([])
-    private let capacity: Int
+    @usableFromInline let items = Mutex<[Item]>([])
+    @usableFromInline let capacity: Int
     private let wakeups: AsyncStream<Void>
-    private let wake: AsyncStream<Void>.Continuation
+    @usableFromInline let wake: AsyncStream<Void>.Continuation
 
     /// `capacity` items may wait at once; past it `append` refuses.
     public init(capacity: Int) {
@@ -24,13 +28,14 @@ public final class BatchQueue<Item: Sendable>: Sendable {
     }
 
     /// Queues an item; false (nothing queued) when `capacity` items are waiting already.
+    @inlinable
     public func append(_ item: Item) -> Bool {
         append(contentsOf: CollectionOfOne(item)) == 1
     }
 
     /// Queues items in order, as many as fit under `capacity` (one lock, one wake-up); returns how
     /// many were queued.
-    @discardableResult
+    @inlinable @discardableResult
     public func append(contentsOf newItems: some Collection<Item>) -> Int {
         let accepted = items.withLock { items in
             let room = min(newItems.count, max(0, capacity - items.count))

@@ -23,12 +23,12 @@ public final class EventBatcher<Payload: EventPayload>: Service {
     private let maxBatch: Int
     private let logger: Logger
     private let onFailure: FailureHandler
-    private let queue: BatchQueue<Payload>
+    @usableFromInline let queue: BatchQueue<Payload>
     private let batchSize: Recorder
     /// Each broker message's publish and confirm (and, when it fails, telling the senders): `make
     /// bench` prints the batches and their time.
     private let publishTime: Timer
-    private let refused: Counter
+    @usableFromInline let refused: Counter
 
     /// - Parameters:
     ///   - capacity: events that may wait at once; past it `submit` refuses (the broker is away).
@@ -49,6 +49,8 @@ public final class EventBatcher<Payload: EventPayload>: Service {
     }
 
     /// Queues one event; false (nothing queued) when `capacity` events are already waiting.
+    /// Inlinable, as `BatchQueue.append` is: it is called once per send.
+    @inlinable
     public func submit(_ payload: Payload) -> Bool {
         let accepted = queue.append(payload)
         if !accepted { refused.increment() }

@@ -129,10 +129,8 @@ public final class EventConsumer<Handler: EventHandler>: Service {
             do {
                 // A type this handler does not take is acked and skipped.
                 guard let events = try decoder.decode(type: delivery.type, body: delivery.body) else { continue }
-                for (index, event) in events.enumerated() {
-                    items.append(event)
-                    owners.append((position, index))
-                }
+                items += events
+                owners += events.indices.map { (position, $0) }
             } catch {
                 logger.error("dead-lettering an undecodable message", metadata: ["queue": "\(queue)", "error": "\(error)"])
                 verdicts[position] = .reject

@@ -19,6 +19,11 @@ extension JSONReadable {
     public init(json data: Data) throws {
         self = try JSONReader.read(data) { try Self(json: &$0) }
     }
+
+    /// Reads one value from the whole of `text` (nothing but white space may follow it).
+    public init(json text: String) throws {
+        self = try JSONReader.read(text) { try Self(json: &$0) }
+    }
 }
 
 /// Reads JSON text from the front, one value at a time; every method skips the white space before
@@ -36,15 +41,24 @@ public struct JSONReader {
 
     /// Runs `body` with a reader over `data`; `body` must read exactly one value.
     public static func read<Value>(_ data: Data, _ body: (inout JSONReader) throws -> Value) throws -> Value {
-        try data.withUnsafeBytes { raw in
-            var reader = JSONReader(bytes: raw.bindMemory(to: UInt8.self))
-            // A UTF-8 byte order mark before the value is allowed, as the decoder allows it.
-            if reader.bytes.starts(with: [0xEF, 0xBB, 0xBF]) { reader.index = 3 }
-            let value = try body(&reader)
-            reader.skipWhiteSpace()
-            guard reader.index == reader.bytes.count else { throw reader.error("text after the value") }
-            return value
-        }
+        try data.withUnsafeBytes { raw in try read(raw.bindMemory(to: UInt8.self), body) }
+    }
+
+    /// Runs `body` with a reader over the UTF-8 of `text` (a socket's frame, read where it is,
+    /// not copied into `Data` first); `body` must read exactly one value.
+    public static func read<Value>(_ text: String, _ body: (inout JSONReader) throws -> Value) throws -> Value {
+        var text = text
+        return try text.withUTF8 { bytes in try read(bytes, body) }
+    }
+
+    private static func read<Value>(_ bytes: UnsafeBufferPointer<UInt8>, _ body: (inout JSONReader) throws -> Value) throws -> Value {
+        var reader = JSONReader(bytes: bytes)
+        // A UTF-8 byte order mark before the value is allowed, as the decoder allows it.
+        if reader.bytes.starts(with: [0xEF, 0xBB, 0xBF]) { reader.index = 3 }
+        let value = try body(&reader)
+        reader.skipWhiteSpace()
+        guard reader.index == reader.bytes.count else { throw reader.error("text after the value") }
+        return value
     }
 
     /// An object: `member` is called with each key and must read (or `skipValue`) its value.
@@ -168,10 +182,18 @@ public struct JSONReader {
         }
     }
 
-    /// A required member's value, read (a member that was absent is an error).
+    /// A required member's value, read (a member that was absent is an error). Inlinable, so each
+    /// reader gets a copy for its own types: it is called for every required member of every event.
+    @inlinable
     public func required<Value>(_ value: Value?, _ key: String) throws -> Value {
-        guard let value else { throw EventDecodingError("malformed JSON: no \"\(key)\" in the object ending before byte \(index)") }
+        guard let value else { throw missing(key) }
         return value
+    }
+
+    /// The error for a required member that was absent.
+    @usableFromInline
+    func missing(_ key: String) -> EventDecodingError {
+        EventDecodingError("malformed JSON: no \"\(key)\" in the object ending before byte \(index)")
     }
 
     // MARK: - The parts

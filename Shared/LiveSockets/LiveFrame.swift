@@ -14,10 +14,16 @@ public enum LiveFrame {
         public let retryAfterMs: Int?
     }
 
+    /// A frame that writes its own JSON (the hot path's: acks, messages, receipts). Chosen when
+    /// compiling, where the frame's type is known: a cast to find out at run time looked the
+    /// conformance up in the runtime's cache for every frame.
+    public static func encode(_ frame: some JSONAppendable) -> String {
+        String(decoding: frame.jsonBytes, as: UTF8.self)
+    }
+
     public static func encode(_ frame: some Encodable) -> String {
-        if let frame = frame as? any JSONAppendable { return String(decoding: frame.jsonBytes, as: UTF8.self) }
         // Encoding these plain value types cannot fail.
-        return (try? String(decoding: EventCoding.encoder.encode(frame), as: UTF8.self)) ?? "{}"
+        (try? String(decoding: EventCoding.encoder.encode(frame), as: UTF8.self)) ?? "{}"
     }
 
     public static func error(_ code: String, _ message: String, clientMsgId: String? = nil, retryAfterMs: Int? = nil) -> String {

@@ -77,6 +77,7 @@ public struct IdempotentConsumer: Sendable {
 
 /// Records a batch's event ids; returns those not seen before. Prepared: every batch runs it.
 struct RecordProcessed: PostgresPreparedStatement {
+    static let name = "processed_events_record"
     static let sql = """
         INSERT INTO processed_events (consumer, event_id)
         SELECT $1, id FROM unnest($2::text[]) AS batch(id)
@@ -87,6 +88,11 @@ struct RecordProcessed: PostgresPreparedStatement {
     let consumer: String
     let eventIDs: [String]
 
-    func makeBindings() -> PostgresBindings { PostgresBindings(consumer, eventIDs) }
+    func makeBindings() -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 2)
+        bindings.append(consumer)
+        bindings.append(eventIDs)
+        return bindings
+    }
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(String.self) }
 }

@@ -13,6 +13,7 @@ enum OutboxStatements {
 
     /// Adds events; bodies are UTF-8 JSON, sent as text and stored as bytes.
     struct Enqueue: PostgresPreparedStatement {
+        static let name = "outbox_enqueue"
         static let sql = Outbox.insertion(firstParameter: 1)
         typealias Row = ()
         let messages: [OutgoingMessage]
@@ -32,6 +33,7 @@ enum OutboxStatements {
     /// round is three round trips to Postgres: the begin, this, the commit. `RETURNING` keeps no
     /// order.
     struct Take: PostgresPreparedStatement {
+        static let name = "outbox_take"
         static let sql = """
             WITH \(commitWithoutFlush)
             DELETE FROM outbox USING commit_without_flush
@@ -47,7 +49,11 @@ enum OutboxStatements {
         typealias Row = (Int64, String, String, String, String, ByteBuffer)
         let limit: Int
 
-        func makeBindings() -> PostgresBindings { PostgresBindings(limit) }
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(limit)
+            return bindings
+        }
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
@@ -56,6 +62,7 @@ enum OutboxStatements {
     /// for the disk either: a delete lost in a crash has the rows published again (a hand-off's after
     /// its hold), which consumers absorb.
     struct Delete: PostgresPreparedStatement {
+        static let name = "outbox_delete"
         static let sql = """
             WITH \(commitWithoutFlush)
             DELETE FROM outbox USING commit_without_flush WHERE event_id = ANY($1::text[])
@@ -63,7 +70,11 @@ enum OutboxStatements {
         typealias Row = ()
         let eventIDs: [String]
 
-        func makeBindings() -> PostgresBindings { PostgresBindings(eventIDs) }
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(eventIDs)
+            return bindings
+        }
         func decodeRow(_ row: PostgresRow) throws -> Row {}
     }
 }

@@ -7,14 +7,13 @@ import PostgresNIO
 // are (`plan_cache_mode` in `DatabaseConfiguration`), except inside a function that asks for
 // plans made once (messages' `lock_with_members`, `store_messages` and `store_messages_as_known`).
 // Other statements stay plain queries.
-
-extension PostgresBindings {
-    /// The values of a prepared statement's `$1`, `$2`, … in that order.
-    public init(_ values: any PostgresDynamicTypeEncodable...) {
-        self.init(capacity: values.count)
-        for value in values { append(value) }
-    }
-}
+//
+// Each statement declares its `name` as a constant: PostgresNIO's default, the type's name, is
+// written out with `String(reflecting:)` on every execution (about 1% of messages' CPU at 5,000
+// msg/s). And each appends its values to its bindings one by one, each as its own type: passed as
+// `any PostgresDynamicTypeEncodable` (or through a parameter pack, which the optimizer does not
+// specialize value by value), every element of every array went through PostgresNIO's generic
+// code, which looks up type metadata as it goes (3.9% of messages' CPU, 2.6% specialized).
 
 extension PostgresConnection {
     /// Runs a prepared statement that returns no rows. (PostgresNIO's `execute` overload that

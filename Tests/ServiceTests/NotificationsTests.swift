@@ -368,14 +368,15 @@ struct NotificationsTests {
             try await client.query("UPDATE \(unescaped: presence) SET online = true WHERE substr(user_id, 2)::int <= 1000")
             let ids = (1...190).map { "u\($0 * 10)" } + ["nobody"]  // u10 … u1000 online, u1010 … u1900 not
             let sql = NotificationStatements.OfflineUsers.sql.replacingOccurrences(of: "presence", with: presence)
+            let binds = NotificationStatements.OfflineUsers(ids: ids).makeBindings()
             var plan = ""
-            for try await line in try await client.query(PostgresQuery(unsafeSQL: "EXPLAIN \(sql)", binds: PostgresBindings(ids))).decode(String.self) {
+            for try await line in try await client.query(PostgresQuery(unsafeSQL: "EXPLAIN \(sql)", binds: binds)).decode(String.self) {
                 plan += line + "\n"
             }
             // A nested loop reading the presence rows again for each id is what the old form made.
             #expect(!plan.contains("Nested Loop") || plan.contains("Index"), "\(plan)")
             var offline: Set<String> = []
-            for try await id in try await client.query(PostgresQuery(unsafeSQL: sql, binds: PostgresBindings(ids))).decode(String.self) {
+            for try await id in try await client.query(PostgresQuery(unsafeSQL: sql, binds: binds)).decode(String.self) {
                 offline.insert(id)
             }
             #expect(offline == Set((101...190).map { "u\($0 * 10)" } + ["nobody"]))

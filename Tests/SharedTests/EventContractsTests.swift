@@ -211,6 +211,7 @@ struct EventContractsTests {
             ]
             for text in texts {
                 #expect(try Value(json: text) == value, "\(Value.self) from \(String(decoding: text, as: UTF8.self))")
+                #expect(try Value(json: String(decoding: text, as: UTF8.self)) == value, "\(Value.self) from a string")
                 #expect(try EventCoding.decoder.decode(Value.self, from: text) == value)
             }
         }
@@ -254,6 +255,10 @@ struct EventContractsTests {
         for text in bad {
             #expect(throws: EventDecodingError.self, "\(String(decoding: text, as: UTF8.self))") { try LiveAck(json: text) }
             #expect(throws: (any Error).self) { try EventCoding.decoder.decode(LiveAck.self, from: text) }
+            // A socket's frame is read from its string: the same text is refused the same way.
+            if let string = String(validating: text, as: UTF8.self) {
+                #expect(throws: EventDecodingError.self, "\(string)") { try LiveAck(json: string) }
+            }
         }
         // Stricter than the decoder, which lets a trailing comma or a malformed number pass.
         for text in [",}", #","x":01.e}"#, #","x":-}"#, #","x":[1,]}"#] {
@@ -271,6 +276,7 @@ struct EventContractsTests {
         }
         // A byte order mark before the value, as the decoder allows.
         #expect(try LiveAck(json: Data([0xEF, 0xBB, 0xBF]) + Data(valid.utf8)) == LiveAck(senderId: "u", clientMsgId: "m", frame: "{}"))
+        #expect(try LiveAck(json: "\u{FEFF}" + valid) == LiveAck(senderId: "u", clientMsgId: "m", frame: "{}"))
         let outOfRange = #"{"conversationId":"c","deliveredSeq":9223372036854775808,"userId":"u"}"#
         #expect(throws: EventDecodingError.self) { try ReceiptMarked(json: Data(outOfRange.utf8)) }
         let deep = #"{"clientMsgId":"m","frame":"{}","senderId":"u","x":"# + String(repeating: "[", count: 70) + String(repeating: "]", count: 70) + "}"

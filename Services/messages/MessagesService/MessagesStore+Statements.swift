@@ -12,6 +12,7 @@ import PostgresSupport
 enum MessagesStatements {
     /// Messages already stored for these (sender, clientMsgId) pairs.
     struct StoredSends: PostgresPreparedStatement {
+        static let name = "messages_stored_sends"
         static let sql = """
             SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.client_msg_id, m.body, m.sent_at
             FROM unnest($1::text[], $2::text[]) AS s(sender_id, client_msg_id)
@@ -21,7 +22,12 @@ enum MessagesStatements {
         let senderIds: [String]
         let clientMsgIds: [String]
 
-        func makeBindings() -> PostgresBindings { PostgresBindings(senderIds, clientMsgIds) }
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 2)
+            bindings.append(senderIds)
+            bindings.append(clientMsgIds)
+            return bindings
+        }
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
@@ -32,16 +38,22 @@ enum MessagesStatements {
     /// once per connection, not per batch. One row per member; a conversation with none has one
     /// row without a member.
     struct LockWithMembers: PostgresPreparedStatement {
+        static let name = "messages_lock_with_members"
         static let sql = "SELECT conversation_id, last_seq, members_version, type, user_id, deleted FROM lock_with_members($1::text[])"
         typealias Row = (String, Int64, Int64, String, String?, Bool?)
         let ids: [String]
 
-        func makeBindings() -> PostgresBindings { PostgresBindings(ids) }
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(ids)
+            return bindings
+        }
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
     /// The members of conversations, and whether each one's account was deleted.
     struct Members: PostgresPreparedStatement {
+        static let name = "messages_members"
         static let sql = """
             SELECT m.conversation_id, m.user_id, k.deleted_at IS NOT NULL
             FROM members m LEFT JOIN known_users k ON k.id = m.user_id
@@ -50,7 +62,11 @@ enum MessagesStatements {
         typealias Row = (String, String, Bool)
         let conversationIds: [String]
 
-        func makeBindings() -> PostgresBindings { PostgresBindings(conversationIds) }
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(conversationIds)
+            return bindings
+        }
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
@@ -61,6 +77,7 @@ enum MessagesStatements {
     /// are written beside it by `Outbox.insertion`, as every outbox write is. (A statement in
     /// `WITH` runs to completion whether or not anything reads it.)
     struct InsertMessages: PostgresPreparedStatement {
+        static let name = "messages_insert_messages"
         static let sql = """
             WITH announced AS (
                 \(Outbox.insertion(firstParameter: 13, handedOff: true))
@@ -105,12 +122,13 @@ enum MessagesStatements {
 
         /// `store_messages`'s twelve arguments, then the outbox rows' five.
         func bind(to bindings: inout PostgresBindings) {
-            for value: any PostgresDynamicTypeEncodable in [
-                rows.ids, rows.conversationIds, rows.seqs, rows.senderIds, rows.clientMsgIds, rows.bodies, sentAt,
-                advancedIds, lastSeqs, markedConversationIds, markedUserIds, markedSeqs,
-            ] {
-                bindings.append(value)
-            }
+            rows.bind(to: &bindings)
+            bindings.append(sentAt)
+            bindings.append(advancedIds)
+            bindings.append(lastSeqs)
+            bindings.append(markedConversationIds)
+            bindings.append(markedUserIds)
+            bindings.append(markedSeqs)
             Outbox.bind(announcements, to: &bindings)
         }
         func decodeRow(_ row: PostgresRow) throws -> Row {}
@@ -123,6 +141,7 @@ extension MessagesStatements {
     /// otherwise it fails with SQLSTATE SC001 and writes nothing, the outbox rows included (one
     /// statement).
     struct InsertMessagesAsKnown: PostgresPreparedStatement {
+        static let name = "messages_insert_messages_as_known"
         static let sql = """
             WITH announced AS (
                 \(Outbox.insertion(firstParameter: 16, handedOff: true))
@@ -139,7 +158,10 @@ extension MessagesStatements {
         let insert: InsertMessages
 
         func makeBindings() -> PostgresBindings {
-            var bindings = PostgresBindings(knownIds, knownLastSeqs, knownVersions)
+            var bindings = PostgresBindings(capacity: 20)
+            bindings.append(knownIds)
+            bindings.append(knownLastSeqs)
+            bindings.append(knownVersions)
             insert.bind(to: &bindings)
             return bindings
         }
@@ -163,5 +185,15 @@ struct MessageRows {
         senderIds.append(message.senderId)
         clientMsgIds.append(message.clientMsgId)
         bodies.append(message.body)
+    }
+
+    /// The six columns, in this order, as `store_messages` takes them.
+    func bind(to bindings: inout PostgresBindings) {
+        bindings.append(ids)
+        bindings.append(conversationIds)
+        bindings.append(seqs)
+        bindings.append(senderIds)
+        bindings.append(clientMsgIds)
+        bindings.append(bodies)
     }
 }

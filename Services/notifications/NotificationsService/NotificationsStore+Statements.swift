@@ -10,11 +10,16 @@ enum NotificationStatements {
 
     /// The conversations' types and names, for the notifications' payloads.
     struct ConversationNames: PostgresPreparedStatement {
+        static let name = "notifications_conversation_names"
         static let sql = "SELECT id, type, name FROM conversations WHERE id = ANY($1::text[])"
         typealias Row = (String, String, String?)
         let ids: [String]
 
-        func makeBindings() -> PostgresBindings { PostgresBindings(ids) }
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(ids)
+            return bindings
+        }
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
@@ -25,6 +30,7 @@ enum NotificationStatements {
     /// everyone was offline (users who signed up, not yet connected) made it a nested loop over
     /// every online row for each id, 12 ms instead of 0.5 ms for 190 ids among 2,000 users.
     struct OfflineUsers: PostgresPreparedStatement {
+        static let name = "notifications_offline_users"
         static let sql = """
             SELECT u.id FROM unnest($1::text[]) AS u(id)
             LEFT JOIN presence p ON p.user_id = u.id
@@ -33,7 +39,11 @@ enum NotificationStatements {
         typealias Row = String
         let ids: [String]
 
-        func makeBindings() -> PostgresBindings { PostgresBindings(ids) }
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(ids)
+            return bindings
+        }
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
@@ -43,6 +53,7 @@ enum NotificationStatements {
     /// still counts while the notification is unread, and shows no payload over a newer one; once
     /// read, only a newer message raises it again.
     struct RecordMessages: PostgresPreparedStatement {
+        static let name = "notifications_record_messages"
         static let sql = """
             INSERT INTO notifications AS n
                 (id, user_id, kind, group_key, conversation_id, actor_id, payload, count, last_seq, created_at)
@@ -71,7 +82,18 @@ enum NotificationStatements {
         let lastSeqs: [Int64]
         let times: [Date]
 
-        func makeBindings() -> PostgresBindings { PostgresBindings(ids, userIds, conversationIds, payloads, payloadIndices, counts, lastSeqs, times) }
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 8)
+            bindings.append(ids)
+            bindings.append(userIds)
+            bindings.append(conversationIds)
+            bindings.append(payloads)
+            bindings.append(payloadIndices)
+            bindings.append(counts)
+            bindings.append(lastSeqs)
+            bindings.append(times)
+            return bindings
+        }
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 }

@@ -70,9 +70,8 @@ enum ClientFrame: Sendable {
     }
 
     static func decode(_ text: String) throws(Invalid) -> ClientFrame {
-        let data = Data(text.utf8)
-        guard let fields = try? Fields(json: data) else {
-            let clientMsgId = (try? EventCoding.decoder.decode(Head.self, from: data))?.clientMsgId
+        guard let fields = try? Fields(json: text) else {
+            let clientMsgId = (try? EventCoding.decoder.decode(Head.self, from: Data(text.utf8)))?.clientMsgId
             throw Invalid(
                 code: "invalid_frame", message: "A frame is one JSON object with a string \"type\" and fields of the right types.", clientMsgId: clientMsgId)
         }
