@@ -182,8 +182,8 @@ public struct JSONReader {
         }
     }
 
-    /// A required member's value, read (a member that was absent is an error). Inlinable, so each
-    /// reader gets a copy for its own types: it is called for every required member of every event.
+    /// A required member's value, read (a member that was absent is an error). Inlinable, so a
+    /// reader in another module (a client frame's, once per frame) gets a copy for its own types.
     @inlinable
     public func required<Value>(_ value: Value?, _ key: String) throws -> Value {
         guard let value else { throw missing(key) }

@@ -8,12 +8,13 @@ import PostgresNIO
 // plans made once (messages' `lock_with_members`, `store_messages` and `store_messages_as_known`).
 // Other statements stay plain queries.
 //
-// Each statement declares its `name` as a constant: PostgresNIO's default, the type's name, is
-// written out with `String(reflecting:)` on every execution (about 1% of messages' CPU at 5,000
-// msg/s). And each appends its values to its bindings one by one, each as its own type: passed as
-// `any PostgresDynamicTypeEncodable` (or through a parameter pack, which the optimizer does not
-// specialize value by value), every element of every array went through PostgresNIO's generic
-// code, which looks up type metadata as it goes (3.9% of messages' CPU, 2.6% specialized).
+// Each statement declares its `name` as a constant, unique among all the statements one connection
+// runs (Outbox's and `RecordProcessed` run in every service): PostgresNIO's default, the type's
+// name, is written out with `String(reflecting:)` on every execution. And each appends its values
+// to its bindings one by one, each as its own type: passed as `any PostgresDynamicTypeEncodable`
+// (or through a parameter pack, which the optimizer does not specialize value by value), every
+// element of every array went through PostgresNIO's generic code, which looks up type metadata as
+// it goes (see the README's Benchmark).
 
 extension PostgresConnection {
     /// Runs a prepared statement that returns no rows. (PostgresNIO's `execute` overload that
