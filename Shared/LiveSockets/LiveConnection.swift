@@ -83,13 +83,7 @@ public final class LiveConnection: Sendable {
     /// batch of frames for many sockets then wakes each event loop once, not once per frame.
     @discardableResult
     public func send(_ text: String, waking wakes: inout SocketWakes) -> Bool {
-        switch append(.text(text)) {
-        case .queued(let wake):
-            if wake, let channel { wakes.add(channel) }
-            return true
-        case .refused:
-            return false
-        }
+        enqueue(.text(text)) { wakes.add($0) }
     }
 
     /// Queues a close frame: what was queued before it still goes out, nothing after it does.
@@ -97,22 +91,11 @@ public final class LiveConnection: Sendable {
         enqueue(.close(code, reason))
     }
 
+    /// Appends to the queue and has `wake` wake the handler to write it, unless a wake is on its
+    /// way already; by default the socket is woken at once. A text past the buffer's limit cuts
+    /// the connection off instead.
     @discardableResult
-    private func enqueue(_ item: Outbound) -> Bool {
-        switch append(item) {
-        case .queued(let wake):
-            if wake { channel?.pipeline.fireUserInboundEventTriggered(Wake()) }
-            return true
-        case .refused:
-            return false
-        }
-    }
-
-    private enum Appended { case queued(wake: Bool), refused }
-
-    /// Appends to the queue; `wake` when the handler must be woken to write it (no wake is on its
-    /// way already). A text past the buffer's limit cuts the connection off instead.
-    private func append(_ item: Outbound) -> Appended {
+    private func enqueue(_ item: Outbound, wake: (any Channel) -> Void = { $0.pipeline.fireUserInboundEventTriggered(Wake()) }) -> Bool {
         enum Outcome { case queued(wake: Bool), overflowed, ended }
         let outcome = queue.withLock { queue -> Outcome in
             guard !queue.ended else { return .ended }
@@ -128,13 +111,14 @@ public final class LiveConnection: Sendable {
             return .queued(wake: wake)
         }
         switch outcome {
-        case .queued(let wake):
-            return .queued(wake: wake)
+        case .queued(let needsWake):
+            if needsWake, let channel { wake(channel) }
+            return true
         case .overflowed:
             cutOff(.overflowed)
-            return .refused
+            return false
         case .ended:
-            return .refused
+            return false
         }
     }
 
