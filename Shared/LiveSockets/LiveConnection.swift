@@ -16,8 +16,7 @@ public final class LiveConnection: Sendable {
         case close(WebSocketErrorCode, String)
     }
 
-    /// Why a socket is cut off (`cutOff(_:)`), which says the code of its close frame. Sent
-    /// through the socket's pipeline to have its handler do it.
+    /// Why a socket is cut off (`cutOff(_:)`), which says the code of its close frame.
     public enum CutOff: Sendable, Equatable {
         /// More than the buffer's frames queued up for it: 1008 (policy).
         case overflowed
@@ -35,11 +34,6 @@ public final class LiveConnection: Sendable {
             }
         }
     }
-
-    /// Sent through the socket's pipeline to have its handler write what is queued.
-    struct Wake: Sendable {}
-    /// Sent through the socket's pipeline to have its handler ping the client.
-    struct Ping: Sendable {}
 
     private struct Queue {
         var items: [Outbound] = []
@@ -59,8 +53,11 @@ public final class LiveConnection: Sendable {
     private let pending = Mutex<[String: (count: Int, sent: ContinuousClock.Instant)]>([:])
     /// Why it was cut off first, if it was (its socket then closes within `closeWriteTimeout`).
     private let cutOffReason = Mutex<CutOff?>(nil)
-    /// The socket's channel; nil for a connection that only queues (tests).
-    private let channel: (any Channel)?
+    /// The socket's handler while it is in its channel's pipeline, set and read on the channel's
+    /// loop only; nil for a connection that only queues (tests). The connection calls the handler
+    /// there directly (to write what is queued, to ping, to cut off), rather than sending an event
+    /// down the pipeline that every handler before it would look at first.
+    private let handler: NIOLoopBoundBox<LiveSocketHandler?>?
     /// Since when (ms on the uptime clock) queued frames wait for the client to read; 0 when none do.
     private let blockedSince = Atomic<Int64>(0)
 
@@ -69,33 +66,33 @@ public final class LiveConnection: Sendable {
         self.userId = userId
         self.sessionId = sessionId
         self.bufferLimit = bufferLimit
-        self.channel = channel
+        self.handler = channel.map { NIOLoopBoundBox.makeEmptyBox(valueType: LiveSocketHandler.self, eventLoop: $0.eventLoop) }
     }
 
     /// Queues a frame; false when the socket is closing or the reader is too slow (the connection
     /// is then cut off).
     @discardableResult
     public func send(_ text: String) -> Bool {
-        enqueue(.text(text))
+        enqueue(.text(text), wake: wakeNow)
     }
 
     /// Queues a frame as `send(_:)` does, but leaves waking the socket's handler to `wakes`: a
     /// batch of frames for many sockets then wakes each event loop once, not once per frame.
     @discardableResult
     public func send(_ text: String, waking wakes: inout SocketWakes) -> Bool {
-        enqueue(.text(text)) { wakes.add($0) }
+        enqueue(.text(text)) { wakes.add(self, on: $0) }
     }
 
     /// Queues a close frame: what was queued before it still goes out, nothing after it does.
     public func close(reason: String, code: WebSocketErrorCode = .normalClosure) {
-        enqueue(.close(code, reason))
+        enqueue(.close(code, reason), wake: wakeNow)
     }
 
-    /// Appends to the queue and has `wake` wake the handler to write it, unless a wake is on its
-    /// way already; by default the socket is woken at once. A text past the buffer's limit cuts
-    /// the connection off instead.
+    /// Appends to the queue and has `wake` wake the handler to write it (at once, `wakeNow`, or
+    /// with a batch's other sockets), unless a wake is on its way already. A text past the
+    /// buffer's limit cuts the connection off instead.
     @discardableResult
-    private func enqueue(_ item: Outbound, wake: (any Channel) -> Void = { $0.pipeline.fireUserInboundEventTriggered(Wake()) }) -> Bool {
+    private func enqueue(_ item: Outbound, wake: (_ handlerLoop: any EventLoop) -> Void) -> Bool {
         enum Outcome { case queued(wake: Bool), overflowed, ended }
         let outcome = queue.withLock { queue -> Outcome in
             guard !queue.ended else { return .ended }
@@ -112,7 +109,7 @@ public final class LiveConnection: Sendable {
         }
         switch outcome {
         case .queued(let needsWake):
-            if needsWake, let channel { wake(channel) }
+            if needsWake, let handler { wake(handler.eventLoop) }
             return true
         case .overflowed:
             cutOff(.overflowed)
@@ -122,9 +119,35 @@ public final class LiveConnection: Sendable {
         }
     }
 
+    /// Has the socket's handler write what is queued: at once on its loop, else as a task there.
+    private func wakeNow(_: any EventLoop) {
+        onHandler { $0.writeQueued() }
+    }
+
     /// Has the socket's handler ping the client (closing it if the last ping went unanswered).
     func ping() {
-        channel?.pipeline.fireUserInboundEventTriggered(Ping())
+        onHandler { $0.ping() }
+    }
+
+    /// Runs `body` with the socket's handler on its loop: at once when called there, else as a
+    /// task on it; not at all once the handler has left the pipeline (the socket closed).
+    private func onHandler(_ body: @escaping @Sendable (LiveSocketHandler) -> Void) {
+        guard let handler else { return }
+        if handler.eventLoop.inEventLoop {
+            handler.value.map(body)
+        } else {
+            handler.eventLoop.execute { handler.value.map(body) }
+        }
+    }
+
+    /// On the socket's loop: has its handler write what is queued (`SocketWakes`).
+    func writeQueuedOnLoop() {
+        handler?.value?.writeQueued()
+    }
+
+    /// On the socket's loop: the handler joined the pipeline (itself) or left it (nil).
+    func attach(_ socketHandler: LiveSocketHandler?) {
+        handler?.value = socketHandler
     }
 
     /// What is queued, for the handler to write; an empty answer ends the draining.
@@ -151,7 +174,7 @@ public final class LiveConnection: Sendable {
     public func cutOff(_ reason: CutOff) {
         ended()
         cutOffReason.withLock { $0 = $0 ?? reason }
-        channel?.pipeline.fireUserInboundEventTriggered(reason)
+        onHandler { $0.cutOff(reason) }
     }
 
     /// The handler marks when the socket stops and starts taking writes again, for `isStuck`.

@@ -35,6 +35,9 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
     /// What closes the socket if its close does not finish first: cancelled when the socket
     /// closes, so a closed socket is not held until the timer would have fired.
     private(set) var closeTimer: Scheduled<Void>?
+    /// Its place in the pipeline while it is there, for the connection's calls (`writeQueued`,
+    /// `ping`, `cutOff(_:)`), which come on the loop.
+    private var context: ChannelHandlerContext?
 
     private init(
         connection: LiveConnection, connections: ConnectionRegistry, settings: LiveSocketSettings, logger: Logger,
@@ -81,9 +84,18 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        connection.attach(self)
         guard context.channel.isActive else { return }
         registered = true
         first = connections.add(connection)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // The connection outlives its socket (until the keeper cleans up after it); it must not
+        // keep the handler, nor call it.
+        connection.attach(nil)
+        self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -159,12 +171,6 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
-        case is LiveConnection.Wake:
-            drain(context: context)
-        case is LiveConnection.Ping:
-            ping(context: context)
-        case let reason as LiveConnection.CutOff:
-            cutOff(reason, context: context)
         case ChannelEvent.inputClosed as ChannelEvent:
             // The client closed its side without a close frame (the server allows half-closed
             // connections for HTTP): it is gone, so is the socket.
@@ -176,6 +182,21 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
         default:
             context.fireUserInboundEventTriggered(event)
         }
+    }
+
+    /// The connection queued frames (or a close): written now, as far as the socket takes them.
+    func writeQueued() {
+        if let context { drain(context: context) }
+    }
+
+    /// The keeper's sweep asks for a ping.
+    func ping() {
+        if let context { ping(context: context) }
+    }
+
+    /// The connection was cut off.
+    func cutOff(_ reason: LiveConnection.CutOff) {
+        if let context { cutOff(reason, context: context) }
     }
 
     /// Writes what the connection queued while the socket takes writes; when it stops, the rest

@@ -5,20 +5,20 @@ import NIOCore
 /// on each event loop wakes all of that loop's sockets, where waking each socket on its own would
 /// put one task (and often one wake-up of the loop's thread) on its loop per frame.
 public struct SocketWakes: Sendable {
-    private var byLoop: [ObjectIdentifier: (loop: any EventLoop, channels: [any Channel])] = [:]
+    private var byLoop: [ObjectIdentifier: (loop: any EventLoop, connections: [LiveConnection])] = [:]
 
     public init() {}
 
-    mutating func add(_ channel: any Channel) {
-        byLoop[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].channels.append(channel)
+    mutating func add(_ connection: LiveConnection, on loop: any EventLoop) {
+        byLoop[ObjectIdentifier(loop), default: (loop, [])].connections.append(connection)
     }
 
     /// Wakes every socket added, on its event loop. Every batch that adds sockets must end here:
     /// a socket added and never woken writes nothing more until it is closed.
     public func fire() {
-        for (loop, channels) in byLoop.values {
+        for (loop, connections) in byLoop.values {
             loop.execute {
-                for channel in channels { channel.pipeline.syncOperations.fireUserInboundEventTriggered(LiveConnection.Wake()) }
+                for connection in connections { connection.writeQueuedOnLoop() }
             }
         }
     }

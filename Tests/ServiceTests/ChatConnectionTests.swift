@@ -320,6 +320,21 @@ struct ChatConnectionTests {
         #expect(try await bob.texts() == ["two"])
     }
 
+    @Test("a closed socket's connection lets its handler go, and a ping or cut-off after that writes nothing")
+    func handlerLetGo() async throws {
+        let registry = ConnectionRegistry()
+        let alice = try await TestSocket.open("alice", session: "s1", registry: registry)
+        weak var handler = try await alice.channel.pipeline.handler(type: LiveSocketHandler.self).get()
+        #expect(handler != nil)
+        try await alice.channel.close()
+        await alice.channel.testingEventLoop.run()
+        // The connection is still held (here, and by the keeper until it cleans up after it).
+        #expect(handler == nil)
+        alice.connection.ping()
+        alice.connection.cutOff(.stuck)
+        #expect(try await alice.written().isEmpty)
+    }
+
     @Test("the message, ack and receipt frames written by hand are the encoder's JSON, byte for byte")
     func framesWrittenByHand() throws {
         let reference = EventCoding.makeEncoder()
