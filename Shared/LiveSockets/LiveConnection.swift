@@ -53,27 +53,27 @@ public final class LiveConnection: Sendable {
     private let pending = Mutex<[String: (count: Int, sent: ContinuousClock.Instant)]>([:])
     /// Why it was cut off first, if it was (its socket then closes within `closeWriteTimeout`).
     private let cutOffReason = Mutex<CutOff?>(nil)
-    /// The socket's handler while it is in its channel's pipeline, set and read on the channel's
-    /// loop only; nil for a connection that only queues (tests). The connection calls the handler
-    /// there directly (to write what is queued, to ping, to cut off), rather than sending an event
-    /// down the pipeline that every handler before it would look at first.
-    private let handler: NIOLoopBoundBox<LiveSocketHandler?>?
+    /// The socket's handler while it is in the channel's pipeline (set and read on the channel's
+    /// loop only), which the connection calls there directly: to write what is queued, to ping, to
+    /// cut off.
+    private let handler: NIOLoopBoundBox<LiveSocketHandler?>
     /// Since when (ms on the uptime clock) queued frames wait for the client to read; 0 when none do.
     private let blockedSince = Atomic<Int64>(0)
 
     /// `bufferLimit` frames may wait for a slow reader; one more and the connection is cut off.
-    public init(userId: String, sessionId: String, bufferLimit: Int, channel: (any Channel)? = nil) {
+    /// `eventLoop` is the socket's channel's.
+    init(userId: String, sessionId: String, bufferLimit: Int, eventLoop: any EventLoop) {
         self.userId = userId
         self.sessionId = sessionId
         self.bufferLimit = bufferLimit
-        self.handler = channel.map { NIOLoopBoundBox.makeEmptyBox(valueType: LiveSocketHandler.self, eventLoop: $0.eventLoop) }
+        self.handler = NIOLoopBoundBox.makeEmptyBox(valueType: LiveSocketHandler.self, eventLoop: eventLoop)
     }
 
     /// Queues a frame; false when the socket is closing or the reader is too slow (the connection
     /// is then cut off).
     @discardableResult
     public func send(_ text: String) -> Bool {
-        enqueue(.text(text), wake: wakeNow)
+        enqueue(.text(text)) { _ in wakeNow() }
     }
 
     /// Queues a frame as `send(_:)` does, but leaves waking the socket's handler to `wakes`: a
@@ -85,7 +85,7 @@ public final class LiveConnection: Sendable {
 
     /// Queues a close frame: what was queued before it still goes out, nothing after it does.
     public func close(reason: String, code: WebSocketErrorCode = .normalClosure) {
-        enqueue(.close(code, reason), wake: wakeNow)
+        enqueue(.close(code, reason)) { _ in wakeNow() }
     }
 
     /// Appends to the queue and has `wake` wake the handler to write it (at once, `wakeNow`, or
@@ -109,7 +109,7 @@ public final class LiveConnection: Sendable {
         }
         switch outcome {
         case .queued(let needsWake):
-            if needsWake, let handler { wake(handler.eventLoop) }
+            if needsWake { wake(handler.eventLoop) }
             return true
         case .overflowed:
             cutOff(.overflowed)
@@ -120,7 +120,7 @@ public final class LiveConnection: Sendable {
     }
 
     /// Has the socket's handler write what is queued: at once on its loop, else as a task there.
-    private func wakeNow(_: any EventLoop) {
+    private func wakeNow() {
         onHandler { $0.writeQueued() }
     }
 
@@ -132,22 +132,27 @@ public final class LiveConnection: Sendable {
     /// Runs `body` with the socket's handler on its loop: at once when called there, else as a
     /// task on it; not at all once the handler has left the pipeline (the socket closed).
     private func onHandler(_ body: @escaping @Sendable (LiveSocketHandler) -> Void) {
-        guard let handler else { return }
         if handler.eventLoop.inEventLoop {
             handler.value.map(body)
         } else {
-            handler.eventLoop.execute { handler.value.map(body) }
+            handler.eventLoop.execute { [handler] in handler.value.map(body) }
         }
     }
 
     /// On the socket's loop: has its handler write what is queued (`SocketWakes`).
     func writeQueuedOnLoop() {
-        handler?.value?.writeQueued()
+        handler.value?.writeQueued()
     }
 
-    /// On the socket's loop: the handler joined the pipeline (itself) or left it (nil).
-    func attach(_ socketHandler: LiveSocketHandler?) {
-        handler?.value = socketHandler
+    /// On the socket's loop: its handler joined the pipeline.
+    func handlerJoined(_ socketHandler: LiveSocketHandler) {
+        handler.value = socketHandler
+    }
+
+    /// On the socket's loop: its handler left the pipeline (the socket closed). The connection
+    /// outlives the socket until its clean-up ran, and must not keep the handler, nor call it.
+    func handlerLeft() {
+        handler.value = nil
     }
 
     /// What is queued, for the handler to write; an empty answer ends the draining.

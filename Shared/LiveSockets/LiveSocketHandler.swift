@@ -57,7 +57,8 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
         on channel: any Channel, identity: Identity, connections: ConnectionRegistry, settings: LiveSocketSettings, logger: Logger,
         opened: @escaping @Sendable (LiveConnection, _ first: Bool) async -> Void, received: @escaping @Sendable (String, LiveConnection) -> Void
     ) -> EventLoopFuture<Void> {
-        let connection = LiveConnection(userId: identity.userId, sessionId: identity.sessionId, bufferLimit: settings.outboundBuffer, channel: channel)
+        let connection = LiveConnection(
+            userId: identity.userId, sessionId: identity.sessionId, bufferLimit: settings.outboundBuffer, eventLoop: channel.eventLoop)
         let handler = LiveSocketHandler(connection: connection, connections: connections, settings: settings, logger: logger, received: received)
         do {
             // Fragments are joined up to the message limit; a longer message is an error (1009).
@@ -85,16 +86,14 @@ final class LiveSocketHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        connection.attach(self)
+        connection.handlerJoined(self)
         guard context.channel.isActive else { return }
         registered = true
         first = connections.add(connection)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        // The connection outlives its socket (until the keeper cleans up after it); it must not
-        // keep the handler, nor call it.
-        connection.attach(nil)
+        connection.handlerLeft()
         self.context = nil
     }
 

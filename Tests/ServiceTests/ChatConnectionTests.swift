@@ -320,7 +320,7 @@ struct ChatConnectionTests {
         #expect(try await bob.texts() == ["two"])
     }
 
-    @Test("a closed socket's connection lets its handler go, and a ping or cut-off after that writes nothing")
+    @Test("a closed socket's connection lets its handler go, and a ping or cut-off after that is a no-op")
     func handlerLetGo() async throws {
         let registry = ConnectionRegistry()
         let alice = try await TestSocket.open("alice", session: "s1", registry: registry)
@@ -328,7 +328,7 @@ struct ChatConnectionTests {
         #expect(handler != nil)
         try await alice.channel.close()
         await alice.channel.testingEventLoop.run()
-        // The connection is still held (here, and by the keeper until it cleans up after it).
+        // The connection is still held (here, and in the registry's queue of closed sockets).
         #expect(handler == nil)
         alice.connection.ping()
         alice.connection.cutOff(.stuck)
