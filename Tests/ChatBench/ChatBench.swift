@@ -129,8 +129,9 @@ struct Bench {
         }
         // Every frame, encoded before the clock starts. Message k goes from user k % N to its pair.
         let total = Int(options.rate * options.duration)
-        let frames = (0..<total).map { k -> String in
-            #"{"type":"send","clientMsgId":"b\#(k)","conversationId":"\#(conversations[(k % options.users) / 2])","body":"bench message \#(k)"}"#
+        let frames = (0..<total).map { k -> (socket: Int, text: String) in
+            let conversation = conversations[(k % options.users) / 2]
+            return (k % options.users, #"{"type":"send","clientMsgId":"b\#(k)","conversationId":"\#(conversation)","body":"bench message \#(k)"}"#)
         }
         let state = LatencyState(total: total, rate: options.rate)
         let probe = try BrokerProbe()
@@ -139,6 +140,7 @@ struct Bench {
             let settled = await ProcessStats.settle(options.watched)
             print("the stack settled after the setup in \(settled)")
             print("sending \(total) messages at \(Int(options.rate))/s for \(Int(options.duration)) s…")
+            let schedule = sockets.schedule(frames, rate: options.rate)
             let stages = await StageWindow.open(options.stages)
             // The CPU window first: reading every thread's counters takes milliseconds, and it must
             // not sit between the start and the wall-clock date taken with it (`sentAt` splits).
@@ -146,17 +148,7 @@ struct Bench {
             let start = ContinuousClock.now
             state.start(at: start)
             async let brokerTimes = probe.measure(for: .seconds(options.duration))
-            var next = 0
-            while next < total {
-                let now = ContinuousClock.now
-                var due: [(socket: Int, text: String)] = []
-                while next < total, start + .seconds(Double(next) / options.rate) <= now {
-                    due.append((next % options.users, frames[next]))
-                    next += 1
-                }
-                if !due.isEmpty { sockets.send(due) }
-                try await Task.sleep(for: .milliseconds(1))
-            }
+            try await sockets.send(schedule, from: start)
             let drainDeadline = ContinuousClock.now + .seconds(15)
             while state.deliveredCount < total, ContinuousClock.now < drainDeadline {
                 try await Task.sleep(for: .milliseconds(50))

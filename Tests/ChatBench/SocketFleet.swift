@@ -153,6 +153,51 @@ final class FleetSockets: Sendable {
 
     func send(_ text: String, on socket: Int) { send([(socket, text)]) }
 
+    /// `frames` to send open loop, `frames[k]` due `k / rate` seconds after the start, grouped by
+    /// the event loop of its socket before the clock starts.
+    func schedule(_ frames: [(socket: Int, text: String)], rate: Double) -> FleetSchedule {
+        var byLoop: [ObjectIdentifier: (loop: any EventLoop, frames: [FleetSchedule.Frame])] = [:]
+        for (k, (socket, text)) in frames.enumerated() {
+            let channel = channels[socket]
+            let frame = FleetSchedule.Frame(offset: .seconds(Double(k) / rate), channel: channel, text: text)
+            byLoop[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].frames.append(frame)
+        }
+        return FleetSchedule(byLoop: Array(byLoop.values))
+    }
+
+    /// Sends every frame of `schedule` once it is due after `start`, whatever happened before:
+    /// each event loop looks at its own sockets' frames every millisecond, on its own timer. A
+    /// sender that slept on the Swift clock cost a timer thread's and a task's thread's wake-up a
+    /// millisecond, and a hop onto every loop, in the process that shares the cores with what it
+    /// measures. Returns once every frame has been written.
+    func send(_ schedule: FleetSchedule, from start: ContinuousClock.Instant) async throws {
+        let sent = schedule.byLoop.map { loop, frames in
+            let done = loop.makePromise(of: Void.self)
+            loop.execute {
+                let next = NIOLoopBoundBox(0, eventLoop: loop)
+                loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(1)) { task in
+                    let now = ContinuousClock.now
+                    var written: [ObjectIdentifier: any Channel] = [:]
+                    while next.value < frames.count, start + frames[next.value].offset <= now {
+                        let frame = frames[next.value]
+                        frame.channel.write(
+                            WebSocketFrame(fin: true, opcode: .text, maskKey: fleetMaskKey, data: ByteBuffer(string: frame.text)),
+                            promise: nil)
+                        written[ObjectIdentifier(frame.channel)] = frame.channel
+                        next.value += 1
+                    }
+                    for channel in written.values { channel.flush() }
+                    if next.value == frames.count {
+                        task.cancel()
+                        done.succeed()
+                    }
+                }
+            }
+            return done.futureResult
+        }
+        for frames in sent { try await frames.get() }
+    }
+
     /// A close frame on every socket, then the connections closed.
     fileprivate func close(_ counts: ConnectionCounts) async {
         counts.closing.store(true, ordering: .relaxed)
@@ -163,6 +208,18 @@ final class FleetSockets: Sendable {
         guard let loop = channels.first?.eventLoop else { return }
         try? await EventLoopFuture.andAllComplete(closed, on: loop).get()
     }
+}
+
+/// Frames to send open loop (`FleetSockets.schedule`), each with its socket's channel and when it
+/// is due, grouped by event loop.
+struct FleetSchedule: Sendable {
+    struct Frame: Sendable {
+        let offset: Duration
+        let channel: any Channel
+        let text: String
+    }
+
+    fileprivate let byLoop: [(loop: any EventLoop, frames: [Frame])]
 }
 
 /// One socket's frames: text to the fleet's callback, pings answered, the server's close counted.

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import NIOCore
 import NIOEmbedded
+import NIOPosix
 import NIOWebSocket
 import Synchronization
 import Testing
@@ -45,6 +46,48 @@ struct SocketFleetTests {
         _ = try channel.finish(acceptAlreadyClosed: true)
     }
 
+    @Test("scheduled frames go out open loop: each once, not before it is due, in order on its socket")
+    func scheduledFrames() async throws {
+        // Four channels on two event loops (pipes, so nothing listens); each records the frames
+        // written to it and when, instead of writing them.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let written = WrittenFrames()
+        var channels: [any Channel] = []
+        for socket in 0..<4 {
+            var ends: [CInt] = [0, 0]
+            #expect(pipe(&ends) == 0)
+            let channel = try await NIOPipeBootstrap(group: group.next())
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(FrameRecorder(socket: socket, written: written))
+                    }
+                }
+                .takingOwnershipOfDescriptors(input: ends[0], output: ends[1]).get()
+            channels.append(channel)
+        }
+        let sockets = FleetSockets(channels)
+        let rate = 2_000.0
+        let frames = (0..<40).map { k in (socket: k % 4, text: "frame \(k)") }
+        let schedule = sockets.schedule(frames, rate: rate)
+        let start = ContinuousClock.now + .milliseconds(5)
+        try await sockets.send(schedule, from: start)
+
+        // Every frame was written by the time `send` returned, once, and none before it was due.
+        let records = written.records.withLock { $0 }
+        #expect(records.map(\.text).sorted() == frames.map(\.text).sorted())
+        for record in records {
+            let k = try #require(Int(record.text.dropFirst("frame ".count)))
+            #expect(record.socket == k % 4)
+            #expect(record.at >= start + .seconds(Double(k) / rate), "frame \(k) went out before it was due")
+        }
+        for socket in 0..<4 {
+            let order = records.filter { $0.socket == socket }.map(\.text)
+            #expect(order == frames.filter { $0.socket == socket }.map(\.text))
+        }
+        for channel in channels { try await channel.close() }
+        try await group.shutdownGracefully()
+    }
+
     /// What the channel wrote, as text.
     private func outbound(of channel: EmbeddedChannel) throws -> String {
         var written = ByteBuffer()
@@ -54,4 +97,30 @@ struct SocketFleetTests {
         }
         return String(buffer: written)
     }
+}
+
+/// The frames written to the test's channels: which socket, their text, when.
+private final class WrittenFrames: Sendable {
+    let records = Mutex<[(socket: Int, text: String, at: ContinuousClock.Instant)]>([])
+}
+
+/// Records the websocket frames written to its channel in `written`, and drops them.
+private final class FrameRecorder: ChannelOutboundHandler, Sendable {
+    typealias OutboundIn = WebSocketFrame
+
+    let socket: Int
+    let written: WrittenFrames
+
+    init(socket: Int, written: WrittenFrames) {
+        self.socket = socket
+        self.written = written
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let text = String(buffer: unwrapOutboundIn(data).data)
+        written.records.withLock { $0.append((socket, text, ContinuousClock.now)) }
+        promise?.succeed()
+    }
+
+    func flush(context: ChannelHandlerContext) {}
 }
