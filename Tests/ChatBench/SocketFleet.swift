@@ -122,6 +122,11 @@ struct SocketFleet {
 /// system's random generator per frame.
 private let fleetMaskKey: WebSocketMaskingKey = .random()
 
+/// A client's text frame, masked with the fleet's key.
+private func textFrame(_ text: String) -> WebSocketFrame {
+    WebSocketFrame(fin: true, opcode: .text, maskKey: fleetMaskKey, data: ByteBuffer(string: text))
+}
+
 /// The open sockets of a fleet, to send on.
 final class FleetSockets: Sendable {
     private let channels: [any Channel]
@@ -130,28 +135,10 @@ final class FleetSockets: Sendable {
         self.channels = channels
     }
 
-    /// Sends text frames, each on its socket: one hop onto each event loop concerned, each socket
-    /// written to once and flushed once.
-    func send(_ frames: [(socket: Int, text: String)]) {
-        var byLoop: [ObjectIdentifier: (loop: any EventLoop, frames: [(any Channel, String)])] = [:]
-        for (socket, text) in frames {
-            let channel = channels[socket]
-            byLoop[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].frames.append((channel, text))
-        }
-        for (loop, frames) in byLoop.values {
-            loop.execute {
-                var written: [ObjectIdentifier: any Channel] = [:]
-                for (channel, text) in frames {
-                    let frame = WebSocketFrame(fin: true, opcode: .text, maskKey: fleetMaskKey, data: ByteBuffer(string: text))
-                    channel.write(frame, promise: nil)
-                    written[ObjectIdentifier(channel)] = channel
-                }
-                for channel in written.values { channel.flush() }
-            }
-        }
+    /// Sends one text frame on `socket`.
+    func send(_ text: String, on socket: Int) {
+        channels[socket].writeAndFlush(textFrame(text), promise: nil)
     }
-
-    func send(_ text: String, on socket: Int) { send([(socket, text)]) }
 
     /// `frames` to send open loop, `frames[k]` due `k / rate` seconds after the start, grouped by
     /// the event loop of its socket before the clock starts.
@@ -167,35 +154,28 @@ final class FleetSockets: Sendable {
 
     /// Sends every frame of `schedule` once it is due after `start`, whatever happened before:
     /// each event loop looks at its own sockets' frames every millisecond, on its own timer. A
-    /// sender that slept on the Swift clock cost a timer thread's and a task's thread's wake-up a
-    /// millisecond, and a hop onto every loop, in the process that shares the cores with what it
-    /// measures. Returns once every frame has been written.
+    /// sender that slept on the Swift clock cost a wake-up of Dispatch's timer thread and of a task
+    /// thread every millisecond, and a hop onto every loop, in the process that shares the cores
+    /// with what it measures. Returns once every frame has been written.
     func send(_ schedule: FleetSchedule, from start: ContinuousClock.Instant) async throws {
-        let sent = schedule.byLoop.map { loop, frames in
+        let loopsDone = schedule.byLoop.map { loop, frames in
             let done = loop.makePromise(of: Void.self)
-            loop.execute {
-                let next = NIOLoopBoundBox(0, eventLoop: loop)
-                loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(1)) { task in
-                    let now = ContinuousClock.now
-                    var written: [ObjectIdentifier: any Channel] = [:]
-                    while next.value < frames.count, start + frames[next.value].offset <= now {
-                        let frame = frames[next.value]
-                        frame.channel.write(
-                            WebSocketFrame(fin: true, opcode: .text, maskKey: fleetMaskKey, data: ByteBuffer(string: frame.text)),
-                            promise: nil)
-                        written[ObjectIdentifier(frame.channel)] = frame.channel
-                        next.value += 1
-                    }
-                    for channel in written.values { channel.flush() }
-                    if next.value == frames.count {
-                        task.cancel()
-                        done.succeed()
-                    }
+            let next = NIOLoopBoundBox.makeBoxSendingValue(0, eventLoop: loop)
+            loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(1), notifying: done) { task in
+                let now = ContinuousClock.now
+                var written: [ObjectIdentifier: any Channel] = [:]
+                while next.value < frames.count, start + frames[next.value].offset <= now {
+                    let frame = frames[next.value]
+                    frame.channel.write(textFrame(frame.text), promise: nil)
+                    written[ObjectIdentifier(frame.channel)] = frame.channel
+                    next.value += 1
                 }
+                for channel in written.values { channel.flush() }
+                if next.value == frames.count { task.cancel() }
             }
             return done.futureResult
         }
-        for frames in sent { try await frames.get() }
+        for loopDone in loopsDone { try await loopDone.get() }
     }
 
     /// A close frame on every socket, then the connections closed.

@@ -55,7 +55,7 @@ struct SocketFleetTests {
         var channels: [any Channel] = []
         for socket in 0..<4 {
             var ends: [CInt] = [0, 0]
-            #expect(pipe(&ends) == 0)
+            try #require(pipe(&ends) == 0)
             let channel = try await NIOPipeBootstrap(group: group.next())
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -72,8 +72,13 @@ struct SocketFleetTests {
         let start = ContinuousClock.now + .milliseconds(5)
         try await sockets.send(schedule, from: start)
 
-        // Every frame was written by the time `send` returned, once, and none before it was due.
-        let records = written.records.withLock { $0 }
+        // Every frame was written by the time `send` returned, once, and none before it was due;
+        // each socket was flushed after its last frame.
+        let events = written.records.withLock { $0 }
+        let records = events.filter { $0.text != FrameRecorder.flushed }
+        for socket in 0..<4 {
+            #expect(events.last { $0.socket == socket }?.text == FrameRecorder.flushed, "socket \(socket) was not flushed")
+        }
         #expect(records.map(\.text).sorted() == frames.map(\.text).sorted())
         for record in records {
             let k = try #require(Int(record.text.dropFirst("frame ".count)))
@@ -104,9 +109,13 @@ private final class WrittenFrames: Sendable {
     let records = Mutex<[(socket: Int, text: String, at: ContinuousClock.Instant)]>([])
 }
 
-/// Records the websocket frames written to its channel in `written`, and drops them.
+/// Records the websocket frames written to its channel in `written`, and its flushes (as
+/// `flushed`), and drops them.
 private final class FrameRecorder: ChannelOutboundHandler, Sendable {
     typealias OutboundIn = WebSocketFrame
+
+    /// What a flush is recorded as.
+    static let flushed = "(flushed)"
 
     let socket: Int
     let written: WrittenFrames
@@ -122,5 +131,7 @@ private final class FrameRecorder: ChannelOutboundHandler, Sendable {
         promise?.succeed()
     }
 
-    func flush(context: ChannelHandlerContext) {}
+    func flush(context: ChannelHandlerContext) {
+        written.records.withLock { $0.append((socket, Self.flushed, ContinuousClock.now)) }
+    }
 }
