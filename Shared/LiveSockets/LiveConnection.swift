@@ -73,26 +73,26 @@ public final class LiveConnection: Sendable {
     /// is then cut off).
     @discardableResult
     public func send(_ text: String) -> Bool {
-        enqueue(.text(text)) { _ in wakeNow() }
+        enqueue(.text(text)) { wakeNow() }
     }
 
     /// Queues a frame as `send(_:)` does, but leaves waking the socket's handler to `wakes`: a
     /// batch of frames for many sockets then wakes each event loop once, not once per frame.
     @discardableResult
     public func send(_ text: String, waking wakes: inout SocketWakes) -> Bool {
-        enqueue(.text(text)) { wakes.add(self, on: $0) }
+        enqueue(.text(text)) { wakes.add(self) }
     }
 
     /// Queues a close frame: what was queued before it still goes out, nothing after it does.
     public func close(reason: String, code: WebSocketErrorCode = .normalClosure) {
-        enqueue(.close(code, reason)) { _ in wakeNow() }
+        enqueue(.close(code, reason)) { wakeNow() }
     }
 
     /// Appends to the queue and has `wake` wake the handler to write it (at once, `wakeNow`, or
     /// with a batch's other sockets), unless a wake is on its way already. A text past the
     /// buffer's limit cuts the connection off instead.
     @discardableResult
-    private func enqueue(_ item: Outbound, wake: (_ handlerLoop: any EventLoop) -> Void) -> Bool {
+    private func enqueue(_ item: Outbound, wake: () -> Void) -> Bool {
         enum Outcome { case queued(wake: Bool), overflowed, ended }
         let outcome = queue.withLock { queue -> Outcome in
             guard !queue.ended else { return .ended }
@@ -109,7 +109,7 @@ public final class LiveConnection: Sendable {
         }
         switch outcome {
         case .queued(let needsWake):
-            if needsWake { wake(handler.eventLoop) }
+            if needsWake { wake() }
             return true
         case .overflowed:
             cutOff(.overflowed)
@@ -119,8 +119,12 @@ public final class LiveConnection: Sendable {
         }
     }
 
-    /// Has the socket's handler write what is queued: at once on its loop, else as a task there.
-    private func wakeNow() {
+    /// The event loop of the socket's channel, where its handler runs.
+    var eventLoop: any EventLoop { handler.eventLoop }
+
+    /// Has the socket's handler write what is queued: at once on its loop (as `SocketWakes` calls
+    /// it), else as a task there.
+    func wakeNow() {
         onHandler { $0.writeQueued() }
     }
 
@@ -137,11 +141,6 @@ public final class LiveConnection: Sendable {
         } else {
             handler.eventLoop.execute { [handler] in handler.value.map(body) }
         }
-    }
-
-    /// On the socket's loop: has its handler write what is queued (`SocketWakes`).
-    func writeQueuedOnLoop() {
-        handler.value?.writeQueued()
     }
 
     /// On the socket's loop: its handler joined the pipeline.

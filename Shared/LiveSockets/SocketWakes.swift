@@ -9,7 +9,8 @@ public struct SocketWakes: Sendable {
 
     public init() {}
 
-    mutating func add(_ connection: LiveConnection, on loop: any EventLoop) {
+    mutating func add(_ connection: LiveConnection) {
+        let loop = connection.eventLoop
         byLoop[ObjectIdentifier(loop), default: (loop, [])].connections.append(connection)
     }
 
@@ -18,7 +19,7 @@ public struct SocketWakes: Sendable {
     public func fire() {
         for (loop, connections) in byLoop.values {
             loop.execute {
-                for connection in connections { connection.writeQueuedOnLoop() }
+                for connection in connections { connection.wakeNow() }
             }
         }
     }
