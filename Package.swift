@@ -123,6 +123,7 @@ let package = Package(
         .target(
             name: "Outbox",
             dependencies: [
+                "BlockingExecutor",
                 "EventBus",
                 "EventContracts",
                 "PostgresSupport",
@@ -149,6 +150,7 @@ let package = Package(
         .target(
             name: "ServiceHTTP",
             dependencies: [
+                "BlockingExecutor",
                 "EventContracts",
                 "Observability",
                 "ServiceConfig",
@@ -171,6 +173,7 @@ let package = Package(
             name: "LiveSockets",
             dependencies: [
                 "Allocator",
+                "BlockingExecutor",
                 "EventContracts",
                 "RedisClient",
                 "ServiceConfig",
@@ -285,6 +288,7 @@ let package = Package(
         .target(
             name: "SocketHandlerService",
             dependencies: [
+                "BlockingExecutor",
                 "EventBus",
                 "EventContracts",
                 "LiveSockets",
@@ -364,6 +368,7 @@ let package = Package(
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],

@@ -1,3 +1,5 @@
+import BlockingExecutor
+
 /// Keeps one stage's batches at least `interval` apart, start to start: a consumer's batches, and a
 /// batch queue's first batch after each wake-up (a batcher's broker messages, a relay's hand-offs:
 /// see `BatchQueue`).
@@ -19,7 +21,7 @@ public struct BatchPacing: Sendable {
     /// Waits until the next batch may start.
     public func waitForTurn() async {
         guard interval > .zero, earliest > .now else { return }
-        try? await Task.sleep(until: earliest)
+        try? await LoopTimer.sleep(until: earliest)
     }
 
     /// A batch started now.

@@ -1,3 +1,4 @@
+import BlockingExecutor
 import ServiceLifecycle
 import Synchronization
 
@@ -50,7 +51,7 @@ public final class BatchQueue<Item: Sendable>: Sendable {
     public func run(window: Duration, interval: Duration = .zero, maxBatch: Int, _ handle: ([Item]) async -> Void) async {
         var pacing = BatchPacing(interval: interval)
         for await _ in wakeups.cancelOnGracefulShutdown() {
-            if window > .zero { try? await Task.sleep(for: window) }
+            if window > .zero { try? await LoopTimer.sleep(for: window) }
             await pacing.waitForTurn()
             pacing.started()
             await drain(maxBatch: maxBatch, handle)

@@ -1,3 +1,4 @@
+import BlockingExecutor
 import EventContracts
 import Foundation
 import Logging
@@ -70,7 +71,7 @@ public final class EventConsumer<Handler: EventHandler>: Service {
             await connection.shutdown()
             if Task.isCancelled || Task.isShuttingDownGracefully { break }
             let pause = backoff.next()
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+            try? await cancelWhenGracefulShutdown { try await LoopTimer.sleep(for: pause) }
         }
         await deadLetters.shutdown()
     }
@@ -105,7 +106,7 @@ public final class EventConsumer<Handler: EventHandler>: Service {
     /// it is still being handled. One task per connection, not one per batch. While the consumer
     /// waits for deliveries, the beat waits its turn on the connection (at most the 200 ms wait).
     private static func sendHeartbeats(on connection: AMQPConnection, every interval: Duration) async {
-        while (try? await Task.sleep(for: interval)) != nil {
+        while (try? await LoopTimer.sleep(for: interval)) != nil {
             try? await connection.sendHeartbeat()
         }
     }
@@ -172,7 +173,7 @@ public final class EventConsumer<Handler: EventHandler>: Service {
                 metrics.transientFailures.increment()
                 logger.warning("a dependency is away; retrying the batch", metadata: ["queue": "\(queue)", "error": "\(String(reflecting: error))"])
                 if Task.isCancelled || Task.isShuttingDownGracefully { return nil }
-                try? await Task.sleep(for: backoff.next())
+                try? await LoopTimer.sleep(for: backoff.next())
                 if Task.isCancelled || Task.isShuttingDownGracefully { return nil }
             } catch {
                 guard items.count > 1 else {

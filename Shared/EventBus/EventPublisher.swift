@@ -1,3 +1,4 @@
+import BlockingExecutor
 import EventContracts
 import Logging
 import Metrics
@@ -93,7 +94,7 @@ public actor EventPublisher {
                 lastError = error.description
                 logger.warning("publish failed, reconnecting", metadata: ["error": "\(error)"])
                 await drop()
-                try await Task.sleep(for: min(backoff.next(), ContinuousClock.now.duration(to: deadline)))
+                try await LoopTimer.sleep(for: min(backoff.next(), ContinuousClock.now.duration(to: deadline)))
             }
         }
         throw EventBusError(.publishTimeout, "no confirm within \(configuration.publishTimeout): \(lastError)")

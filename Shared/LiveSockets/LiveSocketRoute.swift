@@ -1,3 +1,4 @@
+import BlockingExecutor
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -157,7 +158,7 @@ public struct LiveSocketKeeper: DrainsBeforeServer {
         var nextPing = ContinuousClock.now + pingPeriod
         var churn = MemoryTrim.Churn()
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            try? await cancelWhenGracefulShutdown { try await LoopTimer.sleep(for: .seconds(1)) }
             if churn.settled(at: connections.changes) { await MemoryTrim.run() }
             if ContinuousClock.now >= nextPing {
                 nextPing = .now + pingPeriod
@@ -182,7 +183,7 @@ public struct LiveSocketKeeper: DrainsBeforeServer {
     private func waitForNoSockets(upTo limit: Duration) async {
         let deadline = ContinuousClock.now + limit
         while !connections.all.isEmpty, ContinuousClock.now < deadline, !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(20))
+            try? await LoopTimer.sleep(for: .milliseconds(20))
         }
     }
 }

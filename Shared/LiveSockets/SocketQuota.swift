@@ -1,3 +1,4 @@
+import BlockingExecutor
 import Foundation
 import Logging
 import RedisClient
@@ -62,7 +63,7 @@ public final class SocketQuota: Service {
     /// Keeps this instance's entries alive while their sockets are open.
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await cancelWhenGracefulShutdown { [ttl] in try await Task.sleep(for: ttl / 3) }
+            try? await cancelWhenGracefulShutdown { [ttl] in try await LoopTimer.sleep(for: ttl / 3) }
             let open = connections.all
             guard !open.isEmpty else { continue }
             let expiry = String(now + ttl.milliseconds)

@@ -1,3 +1,4 @@
+import BlockingExecutor
 import EventBus
 import Foundation
 import Logging
@@ -125,7 +126,7 @@ public final class OutboxRelay: Service {
             await withDiscardingTaskGroup { rounds in
                 rounds.addTask { [wake, pollInterval] in
                     while !Task.isCancelled {
-                        try? await Task.sleep(for: pollInterval)
+                        try? await LoopTimer.sleep(for: pollInterval)
                         wake.yield()
                     }
                 }

@@ -54,7 +54,7 @@ public final class RedisSubscriber: Service {
             }
             await connection.shutdown()
             if Task.isCancelled || Task.isShuttingDownGracefully { break }
-            try? await Task.sleep(for: delay)
+            try? await LoopTimer.sleep(for: delay)
             delay = min(delay * 2, .seconds(2))
         }
     }

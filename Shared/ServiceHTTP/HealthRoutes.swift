@@ -1,3 +1,4 @@
+import BlockingExecutor
 import Foundation
 import Hummingbird
 import Observability
@@ -67,7 +68,7 @@ extension Router {
         await withTaskGroup(of: Bool.self) { group in
             group.addTask { (try? await check.probe()) ?? false }
             group.addTask {
-                try? await Task.sleep(for: .seconds(1))
+                try? await LoopTimer.sleep(for: .seconds(1))
                 return false
             }
             let first = await group.next() ?? false

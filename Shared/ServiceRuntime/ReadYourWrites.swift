@@ -1,3 +1,5 @@
+import BlockingExecutor
+
 /// Read your own writes across services (the public contract): an id another service has just returned
 /// (a new user, say) reaches this service with an event that may still be on its way. A request
 /// naming it waits for it, bounded, before answering 404.
@@ -12,7 +14,7 @@ public enum ReadYourWrites {
         while true {
             if try await arrived() { return true }
             guard ContinuousClock.now + pause < deadline else { return try await arrived() }
-            try await Task.sleep(for: pause)
+            try await LoopTimer.sleep(for: pause)
             pause = min(pause * 2, .milliseconds(250))
         }
     }

@@ -1,4 +1,5 @@
 import Allocator
+import BlockingExecutor
 import EventBus
 import Foundation
 import Hummingbird
@@ -105,10 +106,10 @@ public struct ServiceDefinition: Sendable {
         group.maximumGracefulShutdownDuration = .seconds(try environment.int("SHUTDOWN_GRACE_SECONDS", default: 20))
         group.maximumCancellationDuration = .seconds(5)
         // With a database, every task of the group (and its child tasks) prefers the event loop its
-        // Postgres connections live on; blocking C calls still run on their own threads
-        // (`DedicatedThread`, the bcrypt thread pool). Without one there is no round trip to save,
-        // and the pool's threads share the work (socket-handler's fan-out was slower on one loop).
-        try await withTaskExecutorPreference(dependencies.database?.executor) { try await ServiceGroup(configuration: group).run() }
+        // Postgres connections live on, and sleeps on its timer; blocking C calls still run on their
+        // own threads (`DedicatedThread`, the bcrypt thread pool). Without one there is no round trip
+        // to save, and the pool's threads share the work (socket-handler's fan-out was slower on one loop).
+        try await LoopTimer.withPreference(dependencies.database?.executor) { try await ServiceGroup(configuration: group).run() }
         await dependencies.redis.shutdown()
     }
 
@@ -132,7 +133,7 @@ public struct ServiceDefinition: Sendable {
                     metadata: [
                         "attempt": "\(attempt)", "host": "\(database.host):\(database.port)", "error": "\(String(reflecting: error))",
                     ])
-                try await Task.sleep(for: backoff.next())
+                try await LoopTimer.sleep(for: backoff.next())
             }
         }
     }

@@ -150,7 +150,8 @@ struct Bench {
             async let brokerTimes = probe.measure(for: .seconds(options.duration))
             try await sockets.send(schedule, from: start)
             let drainDeadline = ContinuousClock.now + .seconds(15)
-            while state.deliveredCount < total, ContinuousClock.now < drainDeadline {
+            // Until every message is delivered and acked: an ack may come after every delivery.
+            while !state.isSettled, ContinuousClock.now < drainDeadline {
                 try await Task.sleep(for: .milliseconds(50))
             }
             state.report(rate: options.rate, duration: options.duration, users: options.users)
@@ -361,6 +362,7 @@ final class LatencyState: Sendable {
         var delivered: [Double]  // ms from scheduled send to delivery at the other member; -1 = not yet
         var acked: [Double]  // ms from scheduled send to the sender's ack
         var deliveredCount = 0
+        var ackedCount = 0
         var errors = 0
         var lastDelivery: ContinuousClock.Instant?
         var startDate = Date()
@@ -384,6 +386,11 @@ final class LatencyState: Sendable {
 
     var deliveredCount: Int { values.withLock { $0.deliveredCount } }
 
+    /// Every message delivered to its recipient and acked to its sender.
+    var isSettled: Bool {
+        values.withLock { $0.deliveredCount == $0.delivered.count && $0.ackedCount == $0.acked.count }
+    }
+
     func start(at instant: ContinuousClock.Instant) {
         values.withLock {
             $0.start = instant
@@ -405,7 +412,10 @@ final class LatencyState: Sendable {
             guard let start = values.start, k >= 0, k < values.delivered.count else { return }
             let latency = (now - (start + .seconds(Double(k) / rate))).inMilliseconds
             if kind == .ack {
-                if values.acked[k] < 0 { values.acked[k] = latency }
+                if values.acked[k] < 0 {
+                    values.acked[k] = latency
+                    values.ackedCount += 1
+                }
             } else if values.delivered[k] < 0 {
                 values.delivered[k] = latency
                 if let storedAt, let nowDate {

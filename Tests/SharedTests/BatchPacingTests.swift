@@ -1,4 +1,6 @@
+import BlockingExecutor
 import EventBus
+import NIOPosix
 import ServiceConfig
 import StackTesting
 import Testing
@@ -8,10 +10,14 @@ import Testing
 @Suite("Batch pacing")
 struct BatchPacingTests {
     @Test(
-        "a batch queue whose handler returns at once starts its batches at least the interval apart; what is queued meanwhile goes in the next, in order"
+        "a batch queue whose handler returns at once starts its batches at least the interval apart; what is queued meanwhile goes in the next, in order (sleeping on Dispatch's timers, and on an event loop's as in a service)",
+        arguments: [false, true]
     )
-    func batchQueueIsPaced() async throws {
-        let all = try await batchesOfSteadyArrivals(interval: .milliseconds(100), handling: .zero)
+    func batchQueueIsPaced(onLoop: Bool) async throws {
+        let executor = onLoop ? EventLoopTaskExecutor(MultiThreadedEventLoopGroup.singleton.any()) : nil
+        let all = try await LoopTimer.withPreference(executor) {
+            try await batchesOfSteadyArrivals(interval: .milliseconds(100), handling: .zero)
+        }
         for (earlier, later) in zip(all, all.dropFirst()) {
             #expect(later.started - earlier.started >= .milliseconds(95), "batches \(earlier.items) and \(later.items)")
         }

@@ -1,3 +1,4 @@
+import BlockingExecutor
 import EventBus
 import EventContracts
 import Foundation
@@ -79,7 +80,7 @@ final class PresenceAnnouncer: Service {
                 return
             } catch {
                 logger.warning("presence registry unavailable at start", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: backoff.next())
+                try? await LoopTimer.sleep(for: backoff.next())
             }
         }
     }
@@ -109,7 +110,7 @@ final class PresenceAnnouncer: Service {
                 failing = true
                 logger.warning("presence upkeep failed", metadata: ["error": "\(error)"])
             }
-            try? await cancelWhenGracefulShutdown { [timing] in try await Task.sleep(for: timing.sweep) }
+            try? await cancelWhenGracefulShutdown { [timing] in try await LoopTimer.sleep(for: timing.sweep) }
         }
     }
 
@@ -128,7 +129,7 @@ final class PresenceAnnouncer: Service {
                 // Shutting down: what is left is settled by the other instances' sweeps (or this
                 // one's next start), so do not hold the shutdown up retrying.
                 if Task.isCancelled || Task.isShuttingDownGracefully { break }
-                try? await Task.sleep(for: backoff.next())
+                try? await LoopTimer.sleep(for: backoff.next())
             }
         }
     }

@@ -19,7 +19,7 @@ public func withDeadline<Result: Sendable>(
     try await withThrowingTaskGroup(of: Result?.self) { group in
         group.addTask { try await work() }
         group.addTask {
-            try await Task.sleep(for: limit)
+            try await LoopTimer.sleep(for: limit)
             return nil
         }
         defer { group.cancelAll() }
