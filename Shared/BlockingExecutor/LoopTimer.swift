@@ -13,7 +13,7 @@ public enum LoopTimer {
     @TaskLocal static var loop: (any EventLoop)?
 
     /// Runs `body` preferring `executor` (nil: the default executor), with its sleeps on the
-    /// executor's loop.
+    /// executor's loop, which must outlive `body` (a service's is the never-closed singleton group's).
     public static func withPreference<Result: Sendable>(
         _ executor: EventLoopTaskExecutor?,
         _ body: () async throws -> Result
@@ -28,7 +28,10 @@ public enum LoopTimer {
     public static func sleep(for duration: Duration) async throws {
         guard let loop else { return try await Task.sleep(for: duration) }
         try Task.checkCancellation()
-        guard duration > .zero else { return }
+        // Suspends even when there is nothing to wait for, as `Task.sleep` does, so that a loop
+        // of sleeps never holds the event loop.
+        guard duration > .zero else { return await Task.yield() }
+        let deadline = ContinuousClock.now + duration
         let scheduled = loop.scheduleTask(in: TimeAmount(duration)) {}
         do {
             try await withTaskCancellationHandler {
@@ -36,8 +39,11 @@ public enum LoopTimer {
             } onCancel: {
                 scheduled.cancel()
             }
-        } catch {
+        } catch EventLoopError.cancelled {
             throw CancellationError()
+        } catch {
+            // The loop is closing and failed its timers: sleep the rest on Dispatch's.
+            try await Task.sleep(until: deadline)
         }
     }
 

@@ -105,10 +105,11 @@ public struct ServiceDefinition: Sendable {
         )
         group.maximumGracefulShutdownDuration = .seconds(try environment.int("SHUTDOWN_GRACE_SECONDS", default: 20))
         group.maximumCancellationDuration = .seconds(5)
-        // With a database, every task of the group (and its child tasks) prefers the event loop its
-        // Postgres connections live on, and sleeps on its timer; blocking C calls still run on their
-        // own threads (`DedicatedThread`, the bcrypt thread pool). Without one there is no round trip
-        // to save, and the pool's threads share the work (socket-handler's fan-out was slower on one loop).
+        // With a database, every task of the group (and its child tasks) prefers the event loop
+        // its Postgres connections live on, and sleeps on its timer; blocking C calls still run on
+        // their own threads (`DedicatedThread`, the bcrypt thread pool). Without one there is no
+        // round trip to save, and the pool's threads share the work (socket-handler's fan-out was
+        // slower on one loop).
         try await LoopTimer.withPreference(dependencies.database?.executor) { try await ServiceGroup(configuration: group).run() }
         await dependencies.redis.shutdown()
     }

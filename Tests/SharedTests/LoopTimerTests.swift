@@ -36,14 +36,19 @@ struct LoopTimerTests {
         await loop.shutdownGracefully()
     }
 
-    @Test("a cancelled sleep ends at once with CancellationError, as Task.sleep's does")
+    @Test("a sleep cancelled while it waits on the loop's timer ends at once with CancellationError, as Task.sleep's does")
     func cancelledSleepEnds() async throws {
-        let loop = MultiThreadedEventLoopGroup.singleton.any()
-        let sleeper = Task {
+        let loop = NIOAsyncTestingEventLoop()
+        // A testing loop runs what it is given on one queue, in order: the sleeper's first turn,
+        // queued as the task is made, waits on the timer before the cancel queued after it runs.
+        let sleeper = Task(executorPreference: EventLoopTaskExecutor(loop)) {
             try await LoopTimer.$loop.withValue(loop) { try await LoopTimer.sleep(for: .seconds(3_600)) }
         }
-        sleeper.cancel()
+        loop.execute { sleeper.cancel() }
+        // Past the hour: a sleep the cancel did not end would end now, without an error.
+        await loop.advanceTime(by: .hours(2))
         await #expect(throws: CancellationError.self) { try await sleeper.value }
+        await loop.shutdownGracefully()
     }
 
     @Test("under a loop's preference, code and its child tasks run on the loop and resume there after their sleeps")
