@@ -51,9 +51,10 @@ public struct DatabaseConfiguration: Sendable {
 
     /// `DATABASE_HOST`, `DATABASE_PORT`, `DATABASE_NAME`, `DATABASE_USER`, `DATABASE_PASSWORD` (or
     /// `DATABASE_PASSWORD_FILE`), `DATABASE_SCHEMA`, `DATABASE_POOL_SIZE` (connections this process
-    /// may hold), `DATABASE_KEEPALIVE_SECONDS` (an idle connection's check, 30; 0: none), `DATABASE_TLS`
-    /// (`disable`, `require` or `verify-full` with `DATABASE_TLS_CA_PATH`). The defaults are the
-    /// local stack's: a role per service named `swiftchat_<schema>`, with the same password.
+    /// may hold), `DATABASE_KEEPALIVE_SECONDS` (after how long idle a connection is checked, 30; 0:
+    /// never), `DATABASE_TLS` (`disable`, `require` or `verify-full` with `DATABASE_TLS_CA_PATH`).
+    /// The defaults are the local stack's: a role per service named `swiftchat_<schema>`, with the
+    /// same password.
     public init(environment: EnvironmentReader, defaultSchema: String) throws {
         let schema = try SchemaName(environment.string("DATABASE_SCHEMA", default: defaultSchema))
         let tls: TLSMode
@@ -98,13 +99,15 @@ public struct DatabaseConfiguration: Sendable {
     ///
     /// Each time a connection goes back to PostgresNIO's pool idle, the pool starts a timer task
     /// for its keep-alive and one for its idle timeout, and the next lease cancels them: hundreds a
-    /// second at 5,000 msg/s. Both were measured and kept. Without the keep-alive (0), messages'
-    /// timer and pool threads woke a fifth less, but CPU per message did not move beyond the
-    /// spread, and a connection that dies silently would only be found by the next query on it.
-    /// Connections kept open (`minimumConnections`) start no idle timer, and took a tenth off
-    /// messages' and notifications' CPU; but by its source PostgresNIO 1.33.2's pool can then trap
-    /// (`precondition(minimum <= stats.active)` in `createNewDemandConnectionIfPossible`) when a
-    /// lease needs a new connection while the pool is still refilling its minimum after an outage.
+    /// second at 5,000 msg/s. Both timers stay; the two ways to start fewer were measured and not
+    /// used. Without the keep-alive (0), messages' timer and pool threads woke a fifth less, but
+    /// CPU per message did not move beyond the spread, and a connection that died silently would
+    /// only be found by the next query on it. Connections kept open (`minimumConnections`) start
+    /// no idle timer: four of them with the keep-alive off took 13% and 16% off messages' and
+    /// notifications' CPU per message. But by its source PostgresNIO 1.33.2's pool can then trap,
+    /// on `precondition(self.minimumConcurrentConnections <= self.stats.active)` in
+    /// `createNewDemandConnectionIfPossible`, when a lease needs a new connection while the pool is
+    /// still refilling its minimum after an outage.
     public func clientConfiguration() -> PostgresClient.Configuration {
         let clientTLS: PostgresClient.Configuration.TLS
         switch tls {
