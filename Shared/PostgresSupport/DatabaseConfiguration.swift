@@ -104,7 +104,7 @@ public struct DatabaseConfiguration: Sendable {
     /// CPU per message did not move beyond the spread, and a connection that died silently would
     /// only be found by the next query on it. Connections kept open (`minimumConnections`) start
     /// no idle timer: four of them with the keep-alive off took 13% and 16% off messages' and
-    /// notifications' CPU per message. But by its source PostgresNIO 1.33.2's pool can then trap,
+    /// notifications' CPU per message. But PostgresNIO 1.33.2's pool can then trap (reproduced),
     /// on `precondition(self.minimumConcurrentConnections <= self.stats.active)` in
     /// `createNewDemandConnectionIfPossible`, when a lease needs a new connection while the pool is
     /// still refilling its minimum after an outage.
