@@ -17,6 +17,11 @@ public struct DatabaseConfiguration: Sendable {
     public var keepAlive: Duration?
     public var tls: TLSMode
 
+    /// Connections a process may hold unless `DATABASE_POOL_SIZE` says otherwise.
+    public static let defaultMaximumConnections = 20
+    /// Seconds idle before a connection is checked unless `DATABASE_KEEPALIVE_SECONDS` says otherwise.
+    public static let defaultKeepAliveSeconds = 30
+
     /// How the connection to Postgres is protected.
     public enum TLSMode: Sendable, Equatable {
         /// Plain TCP (the local stack, on loopback).
@@ -34,8 +39,8 @@ public struct DatabaseConfiguration: Sendable {
         username: String,
         password: String,
         schema: SchemaName,
-        maximumConnections: Int = 20,
-        keepAlive: Duration? = .seconds(30),
+        maximumConnections: Int = Self.defaultMaximumConnections,
+        keepAlive: Duration? = .seconds(Self.defaultKeepAliveSeconds),
         tls: TLSMode = .disable
     ) {
         self.host = host
@@ -68,11 +73,11 @@ public struct DatabaseConfiguration: Sendable {
             tls = .verifyFull(caPath: caPath)
         case let other: throw ConfigurationError(key: "DATABASE_TLS", value: other, expected: "disable, require or verify-full")
         }
-        let maximumConnections = try environment.int("DATABASE_POOL_SIZE", default: 20)
+        let maximumConnections = try environment.int("DATABASE_POOL_SIZE", default: Self.defaultMaximumConnections)
         guard maximumConnections >= 1 else {
             throw ConfigurationError(key: "DATABASE_POOL_SIZE", value: "\(maximumConnections)", expected: "at least 1")
         }
-        let keepAliveSeconds = try environment.int("DATABASE_KEEPALIVE_SECONDS", default: 30)
+        let keepAliveSeconds = try environment.int("DATABASE_KEEPALIVE_SECONDS", default: Self.defaultKeepAliveSeconds)
         guard keepAliveSeconds >= 0 else {
             throw ConfigurationError(key: "DATABASE_KEEPALIVE_SECONDS", value: "\(keepAliveSeconds)", expected: "0 (none) or more seconds")
         }
@@ -97,17 +102,10 @@ public struct DatabaseConfiguration: Sendable {
 
     /// PostgresNIO's settings for this configuration.
     ///
-    /// Each time a connection goes back to PostgresNIO's pool idle, the pool starts a timer task
-    /// for its keep-alive and one for its idle timeout, and the next lease cancels them: hundreds a
-    /// second at 5,000 msg/s. Both timers stay; the two ways to start fewer were measured and not
-    /// used. Without the keep-alive (0), messages' timer and pool threads woke a fifth less, but
-    /// CPU per message did not move beyond the spread, and a connection that died silently would
-    /// only be found by the next query on it. Connections kept open (`minimumConnections`) start
-    /// no idle timer: four of them with the keep-alive off took 13% and 16% off messages' and
-    /// notifications' CPU per message. But PostgresNIO 1.33.2's pool can then trap (reproduced),
-    /// on `precondition(self.minimumConcurrentConnections <= self.stats.active)` in
-    /// `createNewDemandConnectionIfPossible`, when a lease needs a new connection while the pool is
-    /// still refilling its minimum after an outage.
+    /// No minimum of connections kept open: with one, PostgresNIO 1.33.2's pool can trap
+    /// (`createNewDemandConnectionIfPossible`'s precondition) when a lease needs a new connection
+    /// while it refills the minimum after an outage, reproduced. So each connection parked idle
+    /// starts its keep-alive and idle-timeout timers; the README's Benchmark section measures both.
     public func clientConfiguration() -> PostgresClient.Configuration {
         let clientTLS: PostgresClient.Configuration.TLS
         switch tls {

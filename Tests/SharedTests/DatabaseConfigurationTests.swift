@@ -50,9 +50,7 @@ struct DatabaseConfigurationTests {
             @Sendable func open() async throws -> Int {
                 let rows = try await observer.query(
                     "SELECT count(*)::int8 FROM pg_stat_activity WHERE application_name = \(schema.rawValue)")
-                var count = 0
-                for try await value in rows.decode(Int64.self) { count = Int(value) }
-                return count
+                return Int(try await rows.decode(Int64.self).reduce(0, +))
             }
             try await pool.whileRunning { pool in
                 #expect(try await open() == 0)  // nothing asked for yet
