@@ -103,9 +103,11 @@ public struct DatabaseConfiguration: Sendable {
     /// PostgresNIO's settings for this configuration.
     ///
     /// No minimum of connections kept open: with one, PostgresNIO 1.33.2's pool can trap
-    /// (`createNewDemandConnectionIfPossible`'s precondition) when a lease needs a new connection
-    /// while it refills the minimum after an outage, reproduced. So each connection parked idle
-    /// starts its keep-alive and idle-timeout timers; the README's Benchmark section measures both.
+    /// (`createNewDemandConnectionIfPossible`'s precondition, reproduced) when a lease needs a new
+    /// connection while the pool refills its minimum after an outage. So each connection parked
+    /// idle starts a keep-alive and an idle-timeout timer. The keep-alive stays on: without it a
+    /// connection that died silently is found only by the next query on it. Both were measured
+    /// (docs/benchmark-history.md, "PostgresNIO's pool timers").
     public func clientConfiguration() -> PostgresClient.Configuration {
         let clientTLS: PostgresClient.Configuration.TLS
         switch tls {
