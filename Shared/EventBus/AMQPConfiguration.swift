@@ -42,10 +42,7 @@ public struct AMQPConfiguration: Sendable {
     /// `AMQP_HOST`, `AMQP_PORT`, `AMQP_USER`, `AMQP_PASSWORD` (or `AMQP_PASSWORD_FILE`), `AMQP_VHOST`, `AMQP_HEARTBEAT_SECONDS`,
     /// `AMQP_PUBLISH_TIMEOUT_SECONDS`, `AMQP_BATCH_INTERVAL_MS`.
     public init(environment: EnvironmentReader) throws {
-        let batchIntervalMs = try environment.int("AMQP_BATCH_INTERVAL_MS", default: 10)
-        guard (0...1_000).contains(batchIntervalMs) else {
-            throw ConfigurationError(key: "AMQP_BATCH_INTERVAL_MS", value: "\(batchIntervalMs)", expected: "0 to 1000 (milliseconds)")
-        }
+        let batchIntervalMs = try environment.int("AMQP_BATCH_INTERVAL_MS", default: 10, in: 0...1_000, expected: "0 to 1000 (milliseconds)")
         self.init(
             host: environment.string("AMQP_HOST", default: "127.0.0.1"),
             port: try environment.int("AMQP_PORT", default: 26672),

@@ -73,14 +73,10 @@ public struct DatabaseConfiguration: Sendable {
             tls = .verifyFull(caPath: caPath)
         case let other: throw ConfigurationError(key: "DATABASE_TLS", value: other, expected: "disable, require or verify-full")
         }
-        let maximumConnections = try environment.int("DATABASE_POOL_SIZE", default: Self.defaultMaximumConnections)
-        guard maximumConnections >= 1 else {
-            throw ConfigurationError(key: "DATABASE_POOL_SIZE", value: "\(maximumConnections)", expected: "at least 1")
-        }
-        let keepAliveSeconds = try environment.int("DATABASE_KEEPALIVE_SECONDS", default: Self.defaultKeepAliveSeconds)
-        guard keepAliveSeconds >= 0 else {
-            throw ConfigurationError(key: "DATABASE_KEEPALIVE_SECONDS", value: "\(keepAliveSeconds)", expected: "0 (none) or more seconds")
-        }
+        let maximumConnections = try environment.int(
+            "DATABASE_POOL_SIZE", default: Self.defaultMaximumConnections, in: 1..., expected: "at least 1")
+        let keepAliveSeconds = try environment.int(
+            "DATABASE_KEEPALIVE_SECONDS", default: Self.defaultKeepAliveSeconds, in: 0..., expected: "0 (none) or more seconds")
         self.init(
             host: environment.string("DATABASE_HOST", default: "127.0.0.1"),
             port: try environment.int("DATABASE_PORT", default: 25432),

@@ -37,6 +37,13 @@ public struct EnvironmentReader: Sendable {
         return value
     }
 
+    /// An integer that must lie in `range`; `expected` names the range in the error.
+    public func int(_ key: String, default defaultValue: Int, in range: some RangeExpression<Int>, expected: String) throws(ConfigurationError) -> Int {
+        let value = try int(key, default: defaultValue)
+        guard range.contains(value) else { throw ConfigurationError(key: key, value: "\(value)", expected: expected) }
+        return value
+    }
+
     public func bool(_ key: String, default defaultValue: Bool) throws(ConfigurationError) -> Bool {
         guard let raw = string(key)?.lowercased() else { return defaultValue }
         switch raw {

@@ -38,8 +38,7 @@ public struct AuthConfiguration: Sendable {
     /// `REFRESH_TOKEN_TTL_SECONDS`, `COOKIE_SECURE`, `BCRYPT_COST`, `SIGNIN_MAX_FAILURES_PER_ACCOUNT`,
     /// `SIGNIN_MAX_FAILURES_PER_ADDRESS`, `SIGNIN_FAILURE_WINDOW_SECONDS`.
     public init(environment: EnvironmentReader, privateKeyPEM: String) throws {
-        let cost = try environment.int("BCRYPT_COST", default: 10)
-        guard (10...16).contains(cost) else { throw ConfigurationError(key: "BCRYPT_COST", value: "\(cost)", expected: "10 to 16") }
+        let cost = try environment.int("BCRYPT_COST", default: 10, in: 10...16, expected: "10 to 16")
         self.init(
             privateKeyPEM: privateKeyPEM,
             accessTokenLifetime: .seconds(try environment.int("ACCESS_TOKEN_TTL_SECONDS", default: 15 * 60)),
