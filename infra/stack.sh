@@ -135,11 +135,13 @@ pg_user() { if is_root; then echo postgres; else id -un; fi; }
 as_pg_user() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1; }
 # Postgres's Unix-domain socket folder, which the services use (`stack.sh env`): a round trip costs
-# less CPU than over TCP on loopback (see the README's Benchmark). Empty when the socket's path
-# would not fit a socket address (107 bytes; a deep checkout): then TCP only.
+# less CPU than over TCP on loopback (see the README's Benchmark). Empty when the socket's path, in
+# bytes, is longer than SwiftNIO takes (103; a deep checkout): then TCP only.
 pg_socket_dir() {
     local dir=$RUN_DIR/postgres-socket
-    if ((${#dir} + ${#SWIFTCHAT_PG_PORT} + 10 <= 107)); then echo "$dir"; fi
+    [[ $dir == /* ]] || dir=$PWD/$dir
+    local socket=$dir/.s.PGSQL.$SWIFTCHAT_PG_PORT
+    if (($(LC_ALL=C; echo "${#socket}") <= 103)); then echo "$dir"; fi
 }
 # What the services' DATABASE_HOST is: the socket's folder while its socket is there, else loopback.
 pg_host() {
@@ -158,13 +160,13 @@ psql_admin() {
         -p "$SWIFTCHAT_PG_PORT" -U "$SWIFTCHAT_PG_ADMIN_USER" "$@"
 }
 
-# Run as root, Postgres runs as the postgres user, which must be able to walk down to its data
-# and log folders. A clone under a private home (mode 700, like /root) does not let it: give that
+# Run as root, Postgres runs as the postgres user, which must be able to walk down to its data,
+# log and run (socket) folders. A clone under a private home (mode 700, like /root) does not let it: give that
 # user passage (execute, nothing else) on exactly the folders in the way, or say what to do.
 postgres_reach() {
     is_root || return 0
     local target dir
-    for target in "$STACK_DIR" "$LOG_DIR"; do
+    for target in "$STACK_DIR" "$LOG_DIR" "$RUN_DIR"; do
         dir=""
         local IFS=/
         for part in ${target#/}; do

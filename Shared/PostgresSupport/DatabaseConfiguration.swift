@@ -105,6 +105,9 @@ public struct DatabaseConfiguration: Sendable {
         host.hasPrefix("/") ? "\(host)/.s.PGSQL.\(port)" : nil
     }
 
+    /// Where the client connects, for logs: the socket, or `host:port`.
+    public var endpoint: String { unixSocketPath ?? "\(host):\(port)" }
+
     /// PostgresNIO's settings for this configuration.
     ///
     /// No minimum of connections kept open: with one, PostgresNIO 1.33.2's pool can trap

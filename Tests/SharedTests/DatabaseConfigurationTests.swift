@@ -51,7 +51,7 @@ struct DatabaseConfigurationTests {
         #expect(tcp.clientConfiguration().port == 5433)
     }
 
-    @Test("the stack's services reach Postgres on its socket; loopback TCP answers as well")
+    @Test("the stack's DATABASE_HOST reaches Postgres on its socket; loopback TCP answers as well")
     func socketAndLoopback() async throws {
         // `inet_client_addr()` is the peer's address over TCP, NULL over a Unix-domain socket.
         @Sendable func peers(host: String) async throws -> [String?] {
@@ -66,8 +66,14 @@ struct DatabaseConfigurationTests {
             }
         }
         let stackHost = TestStack.database(schema: TestStack.uniqueSchema("transport")).host
-        try #require(stackHost.hasPrefix("/"), "stack.sh env gives a socket's folder as DATABASE_HOST, not \(stackHost)")
-        #expect(try await peers(host: stackHost) == [nil])
+        if stackHost == "127.0.0.1" {
+            // stack.sh's fallback where the socket's path would be too long (a deep checkout);
+            // infra/tests/private-home.sh checks the socket from a short path.
+            #expect(try await peers(host: stackHost) == ["127.0.0.1/32"])
+        } else {
+            #expect(stackHost.hasPrefix("/"))
+            #expect(try await peers(host: stackHost) == [nil])
+        }
         #expect(try await peers(host: "127.0.0.1") == ["127.0.0.1/32"])
     }
 
