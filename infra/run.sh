@@ -155,7 +155,7 @@ case "${1:-run}" in
 
 SwiftChat is running.
   Gateway (point a client here):  http://127.0.0.1:$SWIFTCHAT_GATEWAY_PORT
-  Postgres:  127.0.0.1:$SWIFTCHAT_PG_PORT (database $SWIFTCHAT_PG_DATABASE; the services connect through $(bash infra/stack.sh env | sed -n 's/^export DATABASE_HOST=//p'))
+  Postgres:  127.0.0.1:$SWIFTCHAT_PG_PORT (database $SWIFTCHAT_PG_DATABASE)
   Redis:     127.0.0.1:$SWIFTCHAT_REDIS_PORT
   RabbitMQ:  127.0.0.1:$SWIFTCHAT_AMQP_PORT
   Instances: $SWIFTCHAT_REPLICAS of each service

@@ -134,21 +134,6 @@ wait_for() {  # wait_for NAME SECONDS COMMAND...
 pg_user() { if is_root; then echo postgres; else id -un; fi; }
 as_pg_user() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1; }
-# Postgres's Unix-domain socket folder, which the services use (`stack.sh env`): a round trip costs
-# less CPU than over TCP on loopback (see the README's Benchmark). Empty when the socket's path, in
-# bytes, is longer than SwiftNIO takes (103; a deep checkout): then TCP only.
-pg_socket_dir() {
-    local dir=$RUN_DIR/postgres-socket
-    [[ $dir == /* ]] || dir=$PWD/$dir
-    local socket=$dir/.s.PGSQL.$SWIFTCHAT_PG_PORT
-    if (($(LC_ALL=C; echo "${#socket}") <= 103)); then echo "$dir"; fi
-}
-# What the services' DATABASE_HOST is: the socket's folder while its socket is there, else loopback.
-pg_host() {
-    local dir
-    dir="$(pg_socket_dir)"
-    if [[ -n $dir && -S $dir/.s.PGSQL.$SWIFTCHAT_PG_PORT ]]; then echo "$dir"; else echo 127.0.0.1; fi
-}
 
 # ---------------------------------------------------------------------------------------------
 # postgres
@@ -160,13 +145,13 @@ psql_admin() {
         -p "$SWIFTCHAT_PG_PORT" -U "$SWIFTCHAT_PG_ADMIN_USER" "$@"
 }
 
-# Run as root, Postgres runs as the postgres user, which must be able to walk down to its data,
-# log and run (socket) folders. A clone under a private home (mode 700, like /root) does not let it: give that
+# Run as root, Postgres runs as the postgres user, which must be able to walk down to its data
+# and log folders. A clone under a private home (mode 700, like /root) does not let it: give that
 # user passage (execute, nothing else) on exactly the folders in the way, or say what to do.
 postgres_reach() {
     is_root || return 0
     local target dir
-    for target in "$STACK_DIR" "$LOG_DIR" "$RUN_DIR"; do
+    for target in "$STACK_DIR" "$LOG_DIR"; do
         dir=""
         local IFS=/
         for part in ${target#/}; do
@@ -221,12 +206,9 @@ start_postgres() {
     local data=$STACK_DIR/postgres
     touch "$LOG_DIR/postgres.log"
     chown "$(pg_user)" "$LOG_DIR/postgres.log"
-    local socket_dir
-    socket_dir="$(pg_socket_dir)"
-    if [[ -n $socket_dir ]]; then mkdir -p "$socket_dir" && chown "$(pg_user)" "$socket_dir"; fi
-    # TCP on loopback, and a socket in the run folder (none outside the project's folder).
+    # Sockets off: everything talks TCP on loopback, so nothing is written outside the data folder.
     as_pg_user "$(pg_bin)/pg_ctl" -D "$data" -l "$LOG_DIR/postgres.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $SWIFTCHAT_PG_PORT -c unix_socket_directories='$socket_dir' -c max_connections=300 -c shared_buffers=256MB" \
+        -o "-c listen_addresses=127.0.0.1 -p $SWIFTCHAT_PG_PORT -c unix_socket_directories='' -c max_connections=300 -c shared_buffers=256MB" \
         start >/dev/null || { log_tail "$LOG_DIR/postgres.log"; die "postgres did not start: $LOG_DIR/postgres.log"; }
     head -n1 "$data/postmaster.pid" >"$(pidfile postgres)"
     wait_for postgres 30 postgres_ready
@@ -463,12 +445,9 @@ component_kill() {
                 children="$(pgrep -P "$pid" || true)"
                 kill -KILL "$pid" $children 2>/dev/null || true
                 for child in $pid $children; do wait_gone "$child" 10 || true; done
-                # Its lock files (the data folder's and the socket's) name a pid that may linger as
-                # a zombie nobody reaps, which the next start would take for a live server: the
-                # server is gone, so are the locks.
-                local socket_dir
-                socket_dir="$(pg_socket_dir)"
-                rm -f "$STACK_DIR/postgres/postmaster.pid" ${socket_dir:+"$socket_dir/.s.PGSQL.$SWIFTCHAT_PG_PORT.lock"}
+                # Its lock file names a pid that may linger as a zombie nobody reaps, which the
+                # next start would take for a live server: the server is gone, so is the lock.
+                rm -f "$STACK_DIR/postgres/postmaster.pid"
             fi ;;
         *)
             local pid
@@ -537,7 +516,7 @@ cmd_status() {
 cmd_env() {
     cat <<ENV
 export SWIFTCHAT_STACK_DIR=$STACK_DIR
-export DATABASE_HOST=$(pg_host)
+export DATABASE_HOST=127.0.0.1
 export DATABASE_PORT=$SWIFTCHAT_PG_PORT
 export DATABASE_NAME=$SWIFTCHAT_PG_DATABASE
 export DATABASE_ADMIN_USER=$SWIFTCHAT_PG_ADMIN_USER

@@ -5,8 +5,6 @@ import ServiceConfig
 
 /// How a service reaches Postgres, and which schema it owns.
 public struct DatabaseConfiguration: Sendable {
-    /// A host name or address, or, as libpq reads it, a directory (a path starting with `/`) that
-    /// holds the server's Unix-domain socket, `.s.PGSQL.<port>`.
     public var host: String
     public var port: Int
     public var database: String
@@ -26,7 +24,7 @@ public struct DatabaseConfiguration: Sendable {
 
     /// How the connection to Postgres is protected.
     public enum TLSMode: Sendable, Equatable {
-        /// Plain TCP, or a Unix-domain socket (to which TLS does not apply, as with libpq).
+        /// Plain TCP (the local stack, on loopback).
         case disable
         /// TLS, without checking the server's certificate.
         case require
@@ -56,8 +54,7 @@ public struct DatabaseConfiguration: Sendable {
         self.tls = tls
     }
 
-    /// `DATABASE_HOST` (a host, or the directory of the server's Unix-domain socket),
-    /// `DATABASE_PORT`, `DATABASE_NAME`, `DATABASE_USER`, `DATABASE_PASSWORD` (or
+    /// `DATABASE_HOST`, `DATABASE_PORT`, `DATABASE_NAME`, `DATABASE_USER`, `DATABASE_PASSWORD` (or
     /// `DATABASE_PASSWORD_FILE`), `DATABASE_SCHEMA`, `DATABASE_POOL_SIZE` (connections this process
     /// may hold), `DATABASE_KEEPALIVE_SECONDS` (after how long idle a connection is checked, 30; 0:
     /// never), `DATABASE_TLS` (`disable`, `require` or `verify-full` with `DATABASE_TLS_CA_PATH`).
@@ -99,15 +96,6 @@ public struct DatabaseConfiguration: Sendable {
         PostgresClient(configuration: clientConfiguration(), eventLoopGroup: eventLoopGroup, backgroundLogger: logger)
     }
 
-    /// The server's socket when `host` is a directory, as libpq names it; `nil` for TCP. On one
-    /// machine a socket costs less CPU per round trip than TCP on loopback.
-    public var unixSocketPath: String? {
-        host.hasPrefix("/") ? "\(host)/.s.PGSQL.\(port)" : nil
-    }
-
-    /// Where the client connects, for logs: the socket, or `host:port`.
-    public var endpoint: String { unixSocketPath ?? "\(host):\(port)" }
-
     /// PostgresNIO's settings for this configuration.
     ///
     /// No minimum of connections kept open: with one, PostgresNIO 1.33.2's pool can trap
@@ -131,13 +119,9 @@ public struct DatabaseConfiguration: Sendable {
             configuration.certificateVerification = .fullVerification
             clientTLS = .require(configuration)
         }
-        var configuration =
-            if let unixSocketPath {
-                PostgresClient.Configuration(unixSocketPath: unixSocketPath, username: username, password: password, database: database)
-            } else {
-                PostgresClient.Configuration(
-                    host: host, port: port, username: username, password: password, database: database, tls: clientTLS)
-            }
+        var configuration = PostgresClient.Configuration(
+            host: host, port: port, username: username, password: password, database: database, tls: clientTLS
+        )
         configuration.options.maximumConnections = maximumConnections
         // Every statement's unqualified names are the service's own schema's, set once per
         // connection; the schema also names the connection in `pg_stat_activity`

@@ -132,7 +132,7 @@ public struct ServiceDefinition: Sendable {
                 logger.warning(
                     "waiting for Postgres to run the migrations",
                     metadata: [
-                        "attempt": "\(attempt)", "endpoint": "\(database.endpoint)", "error": "\(String(reflecting: error))",
+                        "attempt": "\(attempt)", "host": "\(database.host):\(database.port)", "error": "\(String(reflecting: error))",
                     ])
                 try await LoopTimer.sleep(for: backoff.next())
             }

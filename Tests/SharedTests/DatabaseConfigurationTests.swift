@@ -4,7 +4,7 @@ import ServiceConfig
 import StackTesting
 import Testing
 
-@Suite("A service's Postgres pool: where it connects, its size, its keep-alive, its connections' names")
+@Suite("A service's Postgres pool: its size, its keep-alive, its connections' names")
 struct DatabaseConfigurationTests {
     private static func configuration(_ values: [String: String]) throws -> DatabaseConfiguration {
         try DatabaseConfiguration(environment: EnvironmentReader(values), defaultSchema: "messages")
@@ -38,43 +38,6 @@ struct DatabaseConfigurationTests {
     func outOfRange(key: String, values: [String: String]) {
         let error = #expect(throws: ConfigurationError.self) { try Self.configuration(values) }
         #expect(error?.key == key)
-    }
-
-    @Test("a host that is a directory names Postgres's Unix-domain socket in it, as libpq reads it")
-    func socketDirectory() throws {
-        let socket = try Self.configuration(["DATABASE_HOST": "/srv/pg run", "DATABASE_PORT": "5433"])
-        #expect(socket.unixSocketPath == "/srv/pg run/.s.PGSQL.5433")
-        #expect(socket.clientConfiguration().unixSocketPath == "/srv/pg run/.s.PGSQL.5433")
-        let tcp = try Self.configuration(["DATABASE_HOST": "postgres", "DATABASE_PORT": "5433"])
-        #expect(tcp.unixSocketPath == nil)
-        #expect(tcp.clientConfiguration().host == "postgres")
-        #expect(tcp.clientConfiguration().port == 5433)
-    }
-
-    @Test("the stack's DATABASE_HOST reaches Postgres on its socket; loopback TCP answers as well")
-    func socketAndLoopback() async throws {
-        // `inet_client_addr()` is the peer's address over TCP, NULL over a Unix-domain socket.
-        @Sendable func peers(host: String) async throws -> [String?] {
-            var database = TestStack.database(schema: TestStack.uniqueSchema("transport"))
-            database.host = host
-            return try await database.makeClient(logger: .init(label: "transport")).whileRunning { client in
-                var peers: [String?] = []
-                for try await peer in try await client.query("SELECT inet_client_addr()::text").decode(String?.self) {
-                    peers.append(peer)
-                }
-                return peers
-            }
-        }
-        let stackHost = TestStack.database(schema: TestStack.uniqueSchema("transport")).host
-        if stackHost == "127.0.0.1" {
-            // stack.sh's fallback where the socket's path would be too long (a deep checkout);
-            // infra/tests/private-home.sh checks the socket from a short path.
-            #expect(try await peers(host: stackHost) == ["127.0.0.1/32"])
-        } else {
-            #expect(stackHost.hasPrefix("/"))
-            #expect(try await peers(host: stackHost) == [nil])
-        }
-        #expect(try await peers(host: "127.0.0.1") == ["127.0.0.1/32"])
     }
 
     @Test("a running pool's connections carry its schema as their name; it opens them on demand and closes them when it stops")
