@@ -123,7 +123,7 @@ public struct LiveSocketKeeper: DrainsBeforeServer {
 
     /// `WS_PING_SECONDS`, 20 by default.
     public static func pingPeriod(_ environment: EnvironmentReader) throws -> Duration {
-        .seconds(try environment.int("WS_PING_SECONDS", default: 20))
+        try environment.seconds("WS_PING_SECONDS", default: 20, in: 1...3_600)
     }
 
     public func run() async throws {

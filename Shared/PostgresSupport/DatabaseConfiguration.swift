@@ -75,17 +75,16 @@ public struct DatabaseConfiguration: Sendable {
         }
         let maximumConnections = try environment.int(
             "DATABASE_POOL_SIZE", default: Self.defaultMaximumConnections, in: 1..., expected: "at least 1")
-        let keepAliveSeconds = try environment.int(
-            "DATABASE_KEEPALIVE_SECONDS", default: Self.defaultKeepAliveSeconds, in: 0..., expected: "0 (none) or more seconds")
+        let keepAlive = try environment.seconds("DATABASE_KEEPALIVE_SECONDS", default: Self.defaultKeepAliveSeconds, in: 0...86_400)
         self.init(
             host: environment.string("DATABASE_HOST", default: "127.0.0.1"),
-            port: try environment.int("DATABASE_PORT", default: 25432),
+            port: try environment.port("DATABASE_PORT", default: 25432),
             database: environment.string("DATABASE_NAME", default: "swiftchat"),
             username: environment.string("DATABASE_USER", default: "swiftchat_\(schema)"),
             password: try environment.secret("DATABASE_PASSWORD") ?? "swiftchat_\(schema)",
             schema: schema,
             maximumConnections: maximumConnections,
-            keepAlive: keepAliveSeconds > 0 ? .seconds(keepAliveSeconds) : nil,
+            keepAlive: keepAlive > .zero ? keepAlive : nil,
             tls: tls
         )
     }

@@ -31,17 +31,24 @@ public struct EnvironmentReader: Sendable {
         string(key) ?? defaultValue
     }
 
-    public func int(_ key: String, default defaultValue: Int) throws(ConfigurationError) -> Int {
+    /// An integer that must lie in `range`; `expected` names the range in the error. Every
+    /// integer setting gives its range, so a zero, a negative or a huge value where none makes
+    /// sense stops the service at start, not where the value is first used (a `Duration` made
+    /// milliseconds, a C client's 16- or 32-bit field).
+    public func int(_ key: String, default defaultValue: Int, in range: some RangeExpression<Int>, expected: String) throws(ConfigurationError) -> Int {
         guard let raw = string(key) else { return defaultValue }
-        guard let value = Int(raw) else { throw ConfigurationError(key: key, value: raw, expected: "an integer") }
+        guard let value = Int(raw), range.contains(value) else { throw ConfigurationError(key: key, value: raw, expected: expected) }
         return value
     }
 
-    /// An integer that must lie in `range`; `expected` names the range in the error.
-    public func int(_ key: String, default defaultValue: Int, in range: some RangeExpression<Int>, expected: String) throws(ConfigurationError) -> Int {
-        let value = try int(key, default: defaultValue)
-        guard range.contains(value) else { throw ConfigurationError(key: key, value: "\(value)", expected: expected) }
-        return value
+    /// A TCP port.
+    public func port(_ key: String, default defaultValue: Int) throws(ConfigurationError) -> Int {
+        try int(key, default: defaultValue, in: 1...65_535, expected: "a port, 1 to 65535")
+    }
+
+    /// A duration given in whole seconds, within `range`.
+    public func seconds(_ key: String, default defaultValue: Int, in range: ClosedRange<Int>) throws(ConfigurationError) -> Duration {
+        .seconds(try int(key, default: defaultValue, in: range, expected: "\(range.lowerBound) to \(range.upperBound) (seconds)"))
     }
 
     public func bool(_ key: String, default defaultValue: Bool) throws(ConfigurationError) -> Bool {

@@ -28,7 +28,7 @@ public struct HTTPConfiguration: Sendable {
     public init(environment: EnvironmentReader, defaultPort: Int) throws {
         self.init(
             host: environment.string("HTTP_HOST", default: "127.0.0.1"),
-            port: try environment.int("HTTP_PORT", default: defaultPort),
+            port: try environment.port("HTTP_PORT", default: defaultPort),
             allowedOrigins: environment.list("ALLOWED_ORIGINS", default: Self.localOrigins),
             trustedProxies: try TrustedProxies(environment: environment)
         )

@@ -103,7 +103,7 @@ public struct ServiceDefinition: Sendable {
         var group = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         )
-        group.maximumGracefulShutdownDuration = .seconds(try environment.int("SHUTDOWN_GRACE_SECONDS", default: 20))
+        group.maximumGracefulShutdownDuration = try environment.seconds("SHUTDOWN_GRACE_SECONDS", default: 20, in: 0...3_600)
         group.maximumCancellationDuration = .seconds(5)
         // With a database, every task of the group (and its child tasks) prefers the event loop
         // its Postgres connections live on, and sleeps on its timer; blocking C calls still run on

@@ -88,13 +88,10 @@ struct BatchPacingTests {
         try await EventBusAdmin.deleteQueues([queue, "\(queue).dead"], configuration: configuration)
     }
 
-    @Test("AMQP_BATCH_INTERVAL_MS: 10 ms unless set, 0 for unpaced; a value outside 0–1000 or not a number stops the service at start")
+    @Test("AMQP_BATCH_INTERVAL_MS: 10 ms unless set, 0 for unpaced (its range: ConfigurationTests)")
     func intervalFromTheEnvironment() throws {
         #expect(try AMQPConfiguration(environment: EnvironmentReader([:])).batchInterval == .milliseconds(10))
         #expect(try AMQPConfiguration(environment: EnvironmentReader(["AMQP_BATCH_INTERVAL_MS": "0"])).batchInterval == .zero)
         #expect(try AMQPConfiguration(environment: EnvironmentReader(["AMQP_BATCH_INTERVAL_MS": "20"])).batchInterval == .milliseconds(20))
-        for bad in ["-1", "1001", "5ms"] {
-            #expect(throws: ConfigurationError.self, "\(bad)") { try AMQPConfiguration(environment: EnvironmentReader(["AMQP_BATCH_INTERVAL_MS": bad])) }
-        }
     }
 }

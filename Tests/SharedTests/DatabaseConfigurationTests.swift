@@ -27,19 +27,6 @@ struct DatabaseConfigurationTests {
         #expect(off.clientConfiguration().options.keepAliveBehavior == nil)
     }
 
-    @Test(
-        "a pool size or keep-alive out of range is a configuration error naming the setting",
-        arguments: [
-            ("DATABASE_POOL_SIZE", ["DATABASE_POOL_SIZE": "0"]),
-            ("DATABASE_POOL_SIZE", ["DATABASE_POOL_SIZE": "twenty"]),
-            ("DATABASE_KEEPALIVE_SECONDS", ["DATABASE_KEEPALIVE_SECONDS": "-30"]),
-            ("DATABASE_KEEPALIVE_SECONDS", ["DATABASE_KEEPALIVE_SECONDS": "30s"]),
-        ])
-    func outOfRange(key: String, values: [String: String]) {
-        let error = #expect(throws: ConfigurationError.self) { try Self.configuration(values) }
-        #expect(error?.key == key)
-    }
-
     @Test("a running pool's connections carry its schema as their name; it opens them on demand and closes them when it stops")
     func connectionsNamedBySchema() async throws {
         let schema = TestStack.uniqueSchema("pool")

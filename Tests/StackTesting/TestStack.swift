@@ -53,7 +53,7 @@ public enum TestStack {
     public static func database(schema: SchemaName) -> DatabaseConfiguration {
         DatabaseConfiguration(
             host: environment.string("DATABASE_HOST", default: "127.0.0.1"),
-            port: (try? environment.int("DATABASE_PORT", default: 25432)) ?? 25432,
+            port: (try? environment.port("DATABASE_PORT", default: 25432)) ?? 25432,
             database: environment.string("DATABASE_NAME", default: "swiftchat"),
             username: environment.string("DATABASE_ADMIN_USER", default: "swiftchat"),
             password: environment.string("DATABASE_ADMIN_PASSWORD", default: "swiftchat"),

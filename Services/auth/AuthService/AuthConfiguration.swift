@@ -41,13 +41,13 @@ public struct AuthConfiguration: Sendable {
         let cost = try environment.int("BCRYPT_COST", default: 10, in: 10...16, expected: "10 to 16")
         self.init(
             privateKeyPEM: privateKeyPEM,
-            accessTokenLifetime: .seconds(try environment.int("ACCESS_TOKEN_TTL_SECONDS", default: 15 * 60)),
-            refreshTokenLifetime: .seconds(try environment.int("REFRESH_TOKEN_TTL_SECONDS", default: 30 * 86_400)),
+            accessTokenLifetime: try environment.seconds("ACCESS_TOKEN_TTL_SECONDS", default: 15 * 60, in: 1...86_400),
+            refreshTokenLifetime: try environment.seconds("REFRESH_TOKEN_TTL_SECONDS", default: 30 * 86_400, in: 1...366 * 86_400),
             secureCookies: try environment.bool("COOKIE_SECURE", default: true),
             bcryptCost: UInt8(cost),
-            maxFailuresPerAccount: try environment.int("SIGNIN_MAX_FAILURES_PER_ACCOUNT", default: 5),
-            maxFailuresPerAddress: try environment.int("SIGNIN_MAX_FAILURES_PER_ADDRESS", default: 20),
-            failureWindow: .seconds(try environment.int("SIGNIN_FAILURE_WINDOW_SECONDS", default: 15 * 60))
+            maxFailuresPerAccount: try environment.int("SIGNIN_MAX_FAILURES_PER_ACCOUNT", default: 5, in: 1..., expected: "at least 1"),
+            maxFailuresPerAddress: try environment.int("SIGNIN_MAX_FAILURES_PER_ADDRESS", default: 20, in: 1..., expected: "at least 1"),
+            failureWindow: try environment.seconds("SIGNIN_FAILURE_WINDOW_SECONDS", default: 15 * 60, in: 1...86_400)
         )
     }
 }

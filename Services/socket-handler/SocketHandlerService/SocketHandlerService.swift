@@ -32,9 +32,15 @@ public enum SocketHandlerService {
         public init(environment: EnvironmentReader) throws {
             self.init(
                 instanceId: environment.string("INSTANCE_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"))
-            presenceTTL = .seconds(try environment.int("PRESENCE_TTL_SECONDS", default: 30))
-            heartbeat = .seconds(try environment.int("PRESENCE_HEARTBEAT_SECONDS", default: 10))
-            presenceGrace = .seconds(try environment.int("PRESENCE_GRACE_SECONDS", default: 5))
+            presenceTTL = try environment.seconds("PRESENCE_TTL_SECONDS", default: 30, in: 2...3_600)
+            heartbeat = try environment.seconds("PRESENCE_HEARTBEAT_SECONDS", default: 10, in: 1...3_600)
+            // A heartbeat as long as the entry's life lets it lapse between two refreshes.
+            guard heartbeat < presenceTTL else {
+                throw ConfigurationError(
+                    key: "PRESENCE_HEARTBEAT_SECONDS", value: "\(heartbeat.components.seconds)",
+                    expected: "fewer seconds than PRESENCE_TTL_SECONDS (\(presenceTTL.components.seconds))")
+            }
+            presenceGrace = try environment.seconds("PRESENCE_GRACE_SECONDS", default: 5, in: 0...3_600)
             limits.pingPeriod = try LiveSocketKeeper.pingPeriod(environment)
         }
     }
