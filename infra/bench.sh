@@ -14,6 +14,7 @@
 #   SERVICES_BIN=/path/to/other/release/bin make bench   # the same load against other binaries
 #   AMQP_BATCH_INTERVAL_MS=0 make bench                  # the services inherit the environment
 #   BENCH_LOG_LEVEL=info make bench                      # the services log more than warnings
+#   BROKER_PROBE_MS=0 make bench                         # no broker probe (10 ms by default)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -24,6 +25,7 @@ RATES="${RATES:-1000 2500 5000 7500 10000}"
 DURATION="${DURATION:-20}"
 PHASES="${PHASES:-rate idle catchup fanout}"
 IDLE_SOCKETS="${IDLE_SOCKETS:-10000}"
+BROKER_PROBE_MS="${BROKER_PROBE_MS:-10}"
 STACK_DIR="${SWIFTCHAT_STACK_DIR:-$ROOT/.stack}"
 RUN_DIR="$STACK_DIR/run/bench"
 LOG_DIR="$STACK_DIR/log"
@@ -101,7 +103,8 @@ for phase in $PHASES; do
                 purge
                 echo
                 echo "== rate: $USERS users, $rate msg/s offered for ${DURATION}s =="
-                bench --phase rate --users "$USERS" --rate "$rate" --duration "$DURATION" --watch "$services,$servers"
+                bench --phase rate --users "$USERS" --rate "$rate" --duration "$DURATION" --probe-every "$BROKER_PROBE_MS" \
+                    --watch "$services,$servers"
             done ;;
         idle)
             purge

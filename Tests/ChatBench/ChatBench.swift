@@ -26,6 +26,8 @@ struct ChatBench {
         var authURL = "http://127.0.0.1:18081"
         var messagesURL = "http://127.0.0.1:18083"
         var socketPorts = [18084, 18085]
+        /// How often the rate phase's broker probe publishes (`BrokerProbe`); zero: no probe.
+        var probeEvery: Duration = .milliseconds(10)
         /// `name=pid[+]`: watched processes; a `+` counts the process's children too (Postgres).
         var watched: [WatchedProcess] = []
         /// `name=port`: services whose stage timers (`/metrics`) are read over each phase.
@@ -46,6 +48,7 @@ struct ChatBench {
                 case "--auth": authURL = value
                 case "--messages-url": messagesURL = value
                 case "--socket-ports": socketPorts = value.split(separator: ",").compactMap { Int($0) }
+                case "--probe-every": probeEvery = Int(value).map { .milliseconds($0) } ?? probeEvery
                 case "--watch":
                     watched = Self.pairs(value).compactMap { name, pid in
                         let children = pid.hasSuffix("+")
@@ -134,7 +137,7 @@ struct Bench {
             return (k % options.users, #"{"type":"send","clientMsgId":"b\#(k)","conversationId":"\#(conversation)","body":"bench message \#(k)"}"#)
         }
         let state = LatencyState(total: total, rate: options.rate)
-        let probe = try BrokerProbe()
+        let probe = options.probeEvery > .zero ? try BrokerProbe(every: options.probeEvery) : nil
         print("connecting \(options.users) websockets…")
         try await fleet.run(count: options.users, token: { users[$0].token }, received: { _, text in state.received(text) }) { sockets in
             let settled = await ProcessStats.settle(options.watched)
@@ -147,7 +150,7 @@ struct Bench {
             let cpu = CPUWindow(options.watched)
             let start = ContinuousClock.now
             state.start(at: start)
-            async let brokerTimes = probe.measure(for: .seconds(options.duration))
+            async let brokerTimes = probe?.measure(for: .seconds(options.duration))
             try await sockets.send(schedule, from: start)
             let drainDeadline = ContinuousClock.now + .seconds(15)
             // Until every message is delivered and acked: an ack may come after every delivery.
@@ -155,7 +158,7 @@ struct Bench {
                 try await Task.sleep(for: .milliseconds(50))
             }
             state.report(rate: options.rate, duration: options.duration, users: options.users)
-            BrokerProbe.report(await brokerTimes)
+            if let probe, let times = await brokerTimes { probe.report(times) }
             cpu.report(delivered: state.deliveredCount)
             await stages.report()
         }
