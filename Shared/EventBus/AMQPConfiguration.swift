@@ -42,14 +42,14 @@ public struct AMQPConfiguration: Sendable {
     /// `AMQP_HOST`, `AMQP_PORT`, `AMQP_USER`, `AMQP_PASSWORD` (or `AMQP_PASSWORD_FILE`), `AMQP_VHOST`, `AMQP_HEARTBEAT_SECONDS`,
     /// `AMQP_PUBLISH_TIMEOUT_SECONDS`, `AMQP_BATCH_INTERVAL_MS`.
     public init(environment: EnvironmentReader) throws {
-        let batchIntervalMs = try environment.int("AMQP_BATCH_INTERVAL_MS", default: 10, in: 0...1_000, expected: "0 to 1000 (milliseconds)")
+        let batchIntervalMs = try environment.int("AMQP_BATCH_INTERVAL_MS", default: 10, in: 0...1_000, unit: "milliseconds")
         self.init(
             host: environment.string("AMQP_HOST", default: "127.0.0.1"),
             port: try environment.port("AMQP_PORT", default: 26672),
             username: environment.string("AMQP_USER", default: "swiftchat"),
             password: try environment.secret("AMQP_PASSWORD") ?? "swiftchat",
             virtualHost: environment.string("AMQP_VHOST", default: "/"),
-            heartbeatSeconds: try environment.int("AMQP_HEARTBEAT_SECONDS", default: 10, in: 0...65_535, expected: "0 (none) to 65535 (seconds)"),
+            heartbeatSeconds: try environment.int("AMQP_HEARTBEAT_SECONDS", default: 10, in: 0...65_535, unit: "seconds"),
             publishTimeout: try environment.seconds("AMQP_PUBLISH_TIMEOUT_SECONDS", default: 10, in: 1...3_600),
             batchInterval: .milliseconds(batchIntervalMs)
         )

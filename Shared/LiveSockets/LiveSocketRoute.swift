@@ -122,7 +122,7 @@ public struct LiveSocketKeeper: DrainsBeforeServer {
     }
 
     /// `WS_PING_SECONDS`, 20 by default.
-    public static func pingPeriod(_ environment: EnvironmentReader) throws -> Duration {
+    public static func pingPeriod(_ environment: EnvironmentReader) throws(ConfigurationError) -> Duration {
         try environment.seconds("WS_PING_SECONDS", default: 20, in: 1...3_600)
     }
 

@@ -74,8 +74,10 @@ public struct DatabaseConfiguration: Sendable {
         case let other: throw ConfigurationError(key: "DATABASE_TLS", value: other, expected: "disable, require or verify-full")
         }
         let maximumConnections = try environment.int(
-            "DATABASE_POOL_SIZE", default: Self.defaultMaximumConnections, in: 1..., expected: "at least 1")
-        let keepAlive = try environment.seconds("DATABASE_KEEPALIVE_SECONDS", default: Self.defaultKeepAliveSeconds, in: 0...86_400)
+            "DATABASE_POOL_SIZE", default: Self.defaultMaximumConnections, in: 1...1_000)
+        // PostgresNIO closes a connection idle for 60 s (its idle timeout) before a longer keep-alive
+        // would check it.
+        let keepAlive = try environment.seconds("DATABASE_KEEPALIVE_SECONDS", default: Self.defaultKeepAliveSeconds, in: 0...59)
         self.init(
             host: environment.string("DATABASE_HOST", default: "127.0.0.1"),
             port: try environment.port("DATABASE_PORT", default: 25432),

@@ -36,8 +36,8 @@ public struct RedisConfiguration: Sendable {
         self.init(
             host: environment.string("REDIS_HOST", default: "127.0.0.1"),
             port: try environment.port("REDIS_PORT", default: 26379),
-            poolSize: try environment.int("REDIS_POOL_SIZE", default: 4, in: 1..., expected: "at least 1"),
-            commandTimeout: .milliseconds(try environment.int("REDIS_TIMEOUT_MS", default: 2000, in: 1...3_600_000, expected: "1 to 3600000 (milliseconds)")),
+            poolSize: try environment.int("REDIS_POOL_SIZE", default: 4, in: 1...256),
+            commandTimeout: .milliseconds(try environment.int("REDIS_TIMEOUT_MS", default: 2000, in: 1...3_600_000, unit: "milliseconds")),
             username: environment.string("REDIS_USERNAME"),
             password: try environment.secret("REDIS_PASSWORD")
         )

@@ -31,24 +31,26 @@ public struct EnvironmentReader: Sendable {
         string(key) ?? defaultValue
     }
 
-    /// An integer that must lie in `range`; `expected` names the range in the error. Every
-    /// integer setting gives its range, so a zero, a negative or a huge value where none makes
-    /// sense stops the service at start, not where the value is first used (a `Duration` made
-    /// milliseconds, a C client's 16- or 32-bit field).
-    public func int(_ key: String, default defaultValue: Int, in range: some RangeExpression<Int>, expected: String) throws(ConfigurationError) -> Int {
+    /// An integer that must lie in `range`, given in `unit` if it has one (the error names both).
+    /// Every integer setting gives its range, so a zero, a negative or a huge value where none
+    /// makes sense stops the service at start, not where the value is first used (a `Duration`
+    /// made milliseconds, a C client's 16- or 32-bit field, a thread per connection).
+    public func int(_ key: String, default defaultValue: Int, in range: ClosedRange<Int>, unit: String? = nil) throws(ConfigurationError) -> Int {
         guard let raw = string(key) else { return defaultValue }
-        guard let value = Int(raw), range.contains(value) else { throw ConfigurationError(key: key, value: raw, expected: expected) }
+        guard let value = Int(raw), range.contains(value) else {
+            throw ConfigurationError(key: key, value: raw, expected: "\(range.lowerBound) to \(range.upperBound)" + (unit.map { " (\($0))" } ?? ""))
+        }
         return value
     }
 
     /// A TCP port.
     public func port(_ key: String, default defaultValue: Int) throws(ConfigurationError) -> Int {
-        try int(key, default: defaultValue, in: 1...65_535, expected: "a port, 1 to 65535")
+        try int(key, default: defaultValue, in: 1...65_535)
     }
 
     /// A duration given in whole seconds, within `range`.
     public func seconds(_ key: String, default defaultValue: Int, in range: ClosedRange<Int>) throws(ConfigurationError) -> Duration {
-        .seconds(try int(key, default: defaultValue, in: range, expected: "\(range.lowerBound) to \(range.upperBound) (seconds)"))
+        .seconds(try int(key, default: defaultValue, in: range, unit: "seconds"))
     }
 
     public func bool(_ key: String, default defaultValue: Bool) throws(ConfigurationError) -> Bool {

@@ -53,6 +53,11 @@ public struct ServiceDefinition: Sendable {
         }
     }
 
+    /// `SHUTDOWN_GRACE_SECONDS`, 20 by default: how long SIGTERM's graceful drain may take.
+    public static func shutdownGrace(_ environment: EnvironmentReader) throws(ConfigurationError) -> Duration {
+        try environment.seconds("SHUTDOWN_GRACE_SECONDS", default: 20, in: 0...3_600)
+    }
+
     private func run() async throws {
         let environment = EnvironmentReader()
         let logger = bootstrapProcess(name: name, environment: environment)
@@ -103,7 +108,7 @@ public struct ServiceDefinition: Sendable {
         var group = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         )
-        group.maximumGracefulShutdownDuration = try environment.seconds("SHUTDOWN_GRACE_SECONDS", default: 20, in: 0...3_600)
+        group.maximumGracefulShutdownDuration = try Self.shutdownGrace(environment)
         group.maximumCancellationDuration = .seconds(5)
         // With a database, every task of the group (and its child tasks) prefers the event loop
         // its Postgres connections live on, and sleeps on its timer; blocking C calls still run on

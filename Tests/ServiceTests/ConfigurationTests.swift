@@ -5,6 +5,7 @@ import PostgresSupport
 import RedisClient
 import ServiceConfig
 import ServiceHTTP
+import ServiceRuntime
 import SocketHandlerService
 import Testing
 
@@ -28,14 +29,15 @@ struct RangedSetting: Sendable, CustomTestStringConvertible {
         RangedSetting(key: "DATABASE_PORT", refused: ["0", "70000"], accepted: 5432) {
             try DatabaseConfiguration(environment: $0, defaultSchema: "messages").port
         },
-        RangedSetting(key: "DATABASE_POOL_SIZE", refused: ["0", "twenty"], accepted: 6) {
+        RangedSetting(key: "DATABASE_POOL_SIZE", refused: ["0", "1001", "twenty"], accepted: 6) {
             try DatabaseConfiguration(environment: $0, defaultSchema: "messages").maximumConnections
         },
-        RangedSetting(key: "DATABASE_KEEPALIVE_SECONDS", refused: ["-30", "86401", "30s"], accepted: 0) {
+        // PostgresNIO closes a connection idle for 60 s before a longer keep-alive would check it.
+        RangedSetting(key: "DATABASE_KEEPALIVE_SECONDS", refused: ["-30", "60", "30s"], accepted: 0) {
             seconds(try DatabaseConfiguration(environment: $0, defaultSchema: "messages").keepAlive ?? .zero)
         },
         RangedSetting(key: "REDIS_PORT", refused: ["0", "65536"], accepted: 6379) { try RedisConfiguration(environment: $0).port },
-        RangedSetting(key: "REDIS_POOL_SIZE", refused: ["0", "-4"], accepted: 8) { try RedisConfiguration(environment: $0).poolSize },
+        RangedSetting(key: "REDIS_POOL_SIZE", refused: ["0", "-4", "257"], accepted: 8) { try RedisConfiguration(environment: $0).poolSize },
         RangedSetting(key: "REDIS_TIMEOUT_MS", refused: ["0", "3600001"], accepted: 500) {
             try RedisConfiguration(environment: $0).commandTimeout.milliseconds
         },
@@ -63,24 +65,28 @@ struct RangedSetting: Sendable, CustomTestStringConvertible {
         RangedSetting(key: "BCRYPT_COST", refused: ["9", "17"], accepted: 12) {
             Int(try AuthConfiguration(environment: $0, privateKeyPEM: "").bcryptCost)
         },
-        RangedSetting(key: "SIGNIN_MAX_FAILURES_PER_ACCOUNT", refused: ["0", "-5"], accepted: 3) {
+        RangedSetting(key: "SIGNIN_MAX_FAILURES_PER_ACCOUNT", refused: ["0", "-5", "1001"], accepted: 3) {
             try AuthConfiguration(environment: $0, privateKeyPEM: "").maxFailuresPerAccount
         },
-        RangedSetting(key: "SIGNIN_MAX_FAILURES_PER_ADDRESS", refused: ["0"], accepted: 50) {
+        RangedSetting(key: "SIGNIN_MAX_FAILURES_PER_ADDRESS", refused: ["0", "1001"], accepted: 50) {
             try AuthConfiguration(environment: $0, privateKeyPEM: "").maxFailuresPerAddress
         },
         RangedSetting(key: "SIGNIN_FAILURE_WINDOW_SECONDS", refused: ["0", "86401"], accepted: 60) {
             seconds(try AuthConfiguration(environment: $0, privateKeyPEM: "").failureWindow)
         },
-        RangedSetting(key: "PRESENCE_TTL_SECONDS", refused: ["1", "3601"], accepted: 60) {
+        // The default heartbeat is 10 s: a TTL shorter than twice it can let an entry lapse.
+        RangedSetting(key: "PRESENCE_TTL_SECONDS", refused: ["1", "19", "3601"], accepted: 20) {
             seconds(try SocketHandlerService.Configuration(environment: $0).presenceTTL)
         },
-        // The default TTL is 30 s: a heartbeat as long lets an entry lapse between refreshes.
-        RangedSetting(key: "PRESENCE_HEARTBEAT_SECONDS", refused: ["0", "30", "45"], accepted: 29) {
+        // The default TTL is 30 s: a heartbeat longer than half of it can let an entry lapse.
+        RangedSetting(key: "PRESENCE_HEARTBEAT_SECONDS", refused: ["0", "16", "30"], accepted: 15) {
             seconds(try SocketHandlerService.Configuration(environment: $0).heartbeat)
         },
         RangedSetting(key: "PRESENCE_GRACE_SECONDS", refused: ["-1", "3601"], accepted: 0) {
             seconds(try SocketHandlerService.Configuration(environment: $0).presenceGrace)
+        },
+        RangedSetting(key: "SHUTDOWN_GRACE_SECONDS", refused: ["-1", "3601"], accepted: 5) {
+            seconds(try ServiceDefinition.shutdownGrace($0))
         },
     ]
 }
@@ -99,20 +105,23 @@ struct ConfigurationTests {
             #expect(error?.value == value)
         }
         #expect(try setting.read(EnvironmentReader([setting.key: "\(setting.accepted)"])) == setting.accepted)
-        _ = try setting.read(EnvironmentReader([:]))
+        // The reader does not check a default: given as a value, it must be taken.
+        let byDefault = try setting.read(EnvironmentReader([:]))
+        #expect(try setting.read(EnvironmentReader([setting.key: "\(byDefault)"])) == byDefault)
     }
 
-    @Test("the error says what was expected")
+    @Test("the error says what was expected; a presence heartbeat and TTL too close blame the one that was set")
     func errorText() {
-        let error = #expect(throws: ConfigurationError.self) {
-            try LiveSocketKeeper.pingPeriod(EnvironmentReader(["WS_PING_SECONDS": "0"]))
+        func error(_ values: [String: String]) -> String? {
+            #expect(throws: ConfigurationError.self) { try SocketHandlerService.Configuration(environment: EnvironmentReader(values)) }?
+                .description
         }
-        #expect(error?.description == "environment variable WS_PING_SECONDS=0 is invalid: expected 1 to 3600 (seconds)")
-        let heartbeat = #expect(throws: ConfigurationError.self) {
-            try SocketHandlerService.Configuration(
-                environment: EnvironmentReader(["PRESENCE_TTL_SECONDS": "10", "PRESENCE_HEARTBEAT_SECONDS": "10"]))
-        }
+        #expect(error(["WS_PING_SECONDS": "0"]) == "environment variable WS_PING_SECONDS=0 is invalid: expected 1 to 3600 (seconds)")
         #expect(
-            heartbeat?.description == "environment variable PRESENCE_HEARTBEAT_SECONDS=10 is invalid: expected fewer seconds than PRESENCE_TTL_SECONDS (10)")
+            error(["PRESENCE_TTL_SECONDS": "10", "PRESENCE_HEARTBEAT_SECONDS": "10"])
+                == "environment variable PRESENCE_HEARTBEAT_SECONDS=10 is invalid: expected at most half of PRESENCE_TTL_SECONDS (10)")
+        #expect(
+            error(["PRESENCE_TTL_SECONDS": "10"])
+                == "environment variable PRESENCE_TTL_SECONDS=10 is invalid: expected at least twice PRESENCE_HEARTBEAT_SECONDS (10)")
     }
 }

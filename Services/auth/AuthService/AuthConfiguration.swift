@@ -38,15 +38,15 @@ public struct AuthConfiguration: Sendable {
     /// `REFRESH_TOKEN_TTL_SECONDS`, `COOKIE_SECURE`, `BCRYPT_COST`, `SIGNIN_MAX_FAILURES_PER_ACCOUNT`,
     /// `SIGNIN_MAX_FAILURES_PER_ADDRESS`, `SIGNIN_FAILURE_WINDOW_SECONDS`.
     public init(environment: EnvironmentReader, privateKeyPEM: String) throws {
-        let cost = try environment.int("BCRYPT_COST", default: 10, in: 10...16, expected: "10 to 16")
+        let cost = try environment.int("BCRYPT_COST", default: 10, in: 10...16)
         self.init(
             privateKeyPEM: privateKeyPEM,
             accessTokenLifetime: try environment.seconds("ACCESS_TOKEN_TTL_SECONDS", default: 15 * 60, in: 1...86_400),
             refreshTokenLifetime: try environment.seconds("REFRESH_TOKEN_TTL_SECONDS", default: 30 * 86_400, in: 1...366 * 86_400),
             secureCookies: try environment.bool("COOKIE_SECURE", default: true),
             bcryptCost: UInt8(cost),
-            maxFailuresPerAccount: try environment.int("SIGNIN_MAX_FAILURES_PER_ACCOUNT", default: 5, in: 1..., expected: "at least 1"),
-            maxFailuresPerAddress: try environment.int("SIGNIN_MAX_FAILURES_PER_ADDRESS", default: 20, in: 1..., expected: "at least 1"),
+            maxFailuresPerAccount: try environment.int("SIGNIN_MAX_FAILURES_PER_ACCOUNT", default: 5, in: 1...1_000),
+            maxFailuresPerAddress: try environment.int("SIGNIN_MAX_FAILURES_PER_ADDRESS", default: 20, in: 1...1_000),
             failureWindow: try environment.seconds("SIGNIN_FAILURE_WINDOW_SECONDS", default: 15 * 60, in: 1...86_400)
         )
     }

@@ -1,5 +1,6 @@
 import Logging
 import RedisClient
+import ServiceConfig
 
 /// Counts sign-in attempts per account (its user id, or the login string when no account has it)
 /// and per client address in Redis, each in a fixed window. An attempt is counted before its
@@ -20,7 +21,7 @@ struct LoginRateLimiter: Sendable {
 
     /// Counts an attempt. Seconds to wait when it is over either limit; nil when it may go ahead.
     func begin(account: String, address: String) async -> Int? {
-        let window = String(Int(window.components.seconds) * 1000)
+        let window = String(window.milliseconds)
         do {
             // SET NX starts a window without extending a running one; INCR counts in one step,
             // so of many attempts at once exactly the first `max` go ahead.

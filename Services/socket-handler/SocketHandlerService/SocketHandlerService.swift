@@ -29,16 +29,23 @@ public enum SocketHandlerService {
         /// `INSTANCE_ID` (host name and process id by default), `PRESENCE_TTL_SECONDS`,
         /// `PRESENCE_HEARTBEAT_SECONDS`, `PRESENCE_GRACE_SECONDS`.
         /// `WS_PING_SECONDS`.
-        public init(environment: EnvironmentReader) throws {
+        public init(environment: EnvironmentReader) throws(ConfigurationError) {
             self.init(
                 instanceId: environment.string("INSTANCE_ID", default: "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"))
             presenceTTL = try environment.seconds("PRESENCE_TTL_SECONDS", default: 30, in: 2...3_600)
             heartbeat = try environment.seconds("PRESENCE_HEARTBEAT_SECONDS", default: 10, in: 1...3_600)
-            // A heartbeat as long as the entry's life lets it lapse between two refreshes.
-            guard heartbeat < presenceTTL else {
+            // A refresh comes on the keeper's first look after the heartbeat is due and takes a
+            // Redis round trip, so an entry must outlive two heartbeats not to lapse between them.
+            guard heartbeat * 2 <= presenceTTL else {
+                // Name the setting that was given: the heartbeat when it was, else the TTL.
+                let heartbeatSeconds = heartbeat.components.seconds
+                let ttlSeconds = presenceTTL.components.seconds
+                if environment.string("PRESENCE_HEARTBEAT_SECONDS") != nil {
+                    throw ConfigurationError(
+                        key: "PRESENCE_HEARTBEAT_SECONDS", value: "\(heartbeatSeconds)", expected: "at most half of PRESENCE_TTL_SECONDS (\(ttlSeconds))")
+                }
                 throw ConfigurationError(
-                    key: "PRESENCE_HEARTBEAT_SECONDS", value: "\(heartbeat.components.seconds)",
-                    expected: "fewer seconds than PRESENCE_TTL_SECONDS (\(presenceTTL.components.seconds))")
+                    key: "PRESENCE_TTL_SECONDS", value: "\(ttlSeconds)", expected: "at least twice PRESENCE_HEARTBEAT_SECONDS (\(heartbeatSeconds))")
             }
             presenceGrace = try environment.seconds("PRESENCE_GRACE_SECONDS", default: 5, in: 0...3_600)
             limits.pingPeriod = try LiveSocketKeeper.pingPeriod(environment)
