@@ -39,16 +39,16 @@ struct ChatBench {
                 guard let value = iterator.next() else { throw BenchError("\(flag) needs a value") }
                 switch flag {
                 case "--phase": phase = value
-                case "--users": users = Int(value) ?? users
-                case "--rate": rate = Double(value) ?? rate
-                case "--duration": duration = Double(value) ?? duration
-                case "--sockets": sockets = Int(value) ?? sockets
-                case "--group-size": groupSize = Int(value) ?? groupSize
-                case "--messages": messages = Int(value) ?? messages
+                case "--users": users = try Self.number(value, of: flag)
+                case "--rate": rate = try Self.number(value, of: flag)
+                case "--duration": duration = try Self.number(value, of: flag)
+                case "--sockets": sockets = try Self.number(value, of: flag)
+                case "--group-size": groupSize = try Self.number(value, of: flag)
+                case "--messages": messages = try Self.number(value, of: flag)
                 case "--auth": authURL = value
                 case "--messages-url": messagesURL = value
-                case "--socket-ports": socketPorts = value.split(separator: ",").compactMap { Int($0) }
-                case "--probe-every": probeEvery = Int(value).map { .milliseconds($0) } ?? probeEvery
+                case "--socket-ports": socketPorts = try value.split(separator: ",").map { try Self.number(String($0), of: flag) }
+                case "--probe-every": probeEvery = .milliseconds(try Self.number(value, of: flag) as Int)
                 case "--watch":
                     watched = Self.pairs(value).compactMap { name, pid in
                         let children = pid.hasSuffix("+")
@@ -59,10 +59,16 @@ struct ChatBench {
                 default: throw BenchError("unknown option \(flag)")
                 }
             }
-            guard users >= 2, users % 2 == 0, rate > 0, duration > 0, !socketPorts.isEmpty else {
-                throw BenchError("--users must be even and at least 2; --rate and --duration positive")
+            guard users >= 2, users % 2 == 0, rate > 0, duration > 0, !socketPorts.isEmpty, probeEvery >= .zero else {
+                throw BenchError("--users must be even and at least 2; --rate and --duration positive; --probe-every 0 or more")
             }
             watched.append(WatchedProcess(name: "chat-bench (load)", pid: getpid(), withChildren: false))
+        }
+
+        /// `value` as a number: a typo stops the bench rather than running a load nobody asked for.
+        private static func number<Number: LosslessStringConvertible>(_ value: String, of flag: String) throws -> Number {
+            guard let number = Number(value) else { throw BenchError("\(flag) takes a number, not \(value)") }
+            return number
         }
 
         /// `name=value,name=value`: the pairs, malformed entries left out.
