@@ -21,6 +21,9 @@ public struct DatabaseConfiguration: Sendable {
     public static let defaultMaximumConnections = 20
     /// Seconds idle before a connection is checked unless `DATABASE_KEEPALIVE_SECONDS` says otherwise.
     public static let defaultKeepAliveSeconds = 30
+    /// The longest keep-alive that can run: PostgresNIO closes a connection idle for its idle
+    /// timeout (60 s by default, which `clientConfiguration()` keeps) before a longer one would.
+    public static let longestKeepAliveSeconds = Int(PostgresClient.Configuration.Options().connectionIdleTimeout.components.seconds) - 1
 
     /// How the connection to Postgres is protected.
     public enum TLSMode: Sendable, Equatable {
@@ -75,9 +78,8 @@ public struct DatabaseConfiguration: Sendable {
         }
         let maximumConnections = try environment.int(
             "DATABASE_POOL_SIZE", default: Self.defaultMaximumConnections, in: 1...1_000)
-        // PostgresNIO closes a connection idle for 60 s (its idle timeout) before a longer keep-alive
-        // would check it.
-        let keepAlive = try environment.seconds("DATABASE_KEEPALIVE_SECONDS", default: Self.defaultKeepAliveSeconds, in: 0...59)
+        let keepAlive = try environment.seconds(
+            "DATABASE_KEEPALIVE_SECONDS", default: Self.defaultKeepAliveSeconds, in: 0...Self.longestKeepAliveSeconds)
         self.init(
             host: environment.string("DATABASE_HOST", default: "127.0.0.1"),
             port: try environment.port("DATABASE_PORT", default: 25432),
