@@ -8,8 +8,10 @@
 #   - fanout:  one message to a 1,024-member group, all online: the last copy
 # Each prints the CPU (share of a core, and µs per delivered message), RSS and wait for a core of
 # every process: the services, Postgres (all backends), RabbitMQ, Redis and the load generator.
-# Queues are purged before each phase so one phase's backlog cannot spoil the next. Stops what it
-# started.
+# Queues are purged before each phase so one phase's backlog cannot spoil the next. The rate phases
+# end in one table (offered rate, delivered/s, lost, latencies, CPU µs/msg, the machine's busy and
+# steal shares) and the highest offered rate at which every message arrived with p99 ≤ 50 ms. Stops
+# what it started.
 #   USERS=1000 RATES="1000 5000" DURATION=20 PHASES="rate idle catchup fanout" make bench
 #   SERVICES_BIN=/path/to/other/release/bin make bench   # the same load against other binaries
 #   AMQP_BATCH_INTERVAL_MS=0 make bench                  # the services inherit the environment
@@ -95,6 +97,9 @@ bench() {
         || echo "[bench] this phase failed (exit $?)"
 }
 purge() { bash infra/stack.sh purge bench; }
+# Each rate phase appends its headline here; the run ends with them as one table.
+RESULTS="$RUN_DIR/rate-results.txt"
+: >"$RESULTS"
 
 for phase in $PHASES; do
     case $phase in
@@ -104,7 +109,7 @@ for phase in $PHASES; do
                 echo
                 echo "== rate: $USERS users, $rate msg/s offered for ${DURATION}s =="
                 bench --phase rate --users "$USERS" --rate "$rate" --duration "$DURATION" --probe-every "$BROKER_PROBE_MS" \
-                    --watch "$services,$servers"
+                    --watch "$services,$servers" --results "$RESULTS"
             done ;;
         idle)
             purge
@@ -124,6 +129,12 @@ for phase in $PHASES; do
         *) echo "unknown phase $phase (rate idle catchup fanout)" >&2; exit 2 ;;
     esac
 done
+
+if [[ -s $RESULTS ]]; then
+    echo
+    echo "== summary: every offered rate, sender → recipient latency from the scheduled send =="
+    bench --phase summary --results "$RESULTS"
+fi
 
 # The services' own metrics at the end (handler times per queue, batch sizes, outbox, send → ack),
 # for reading where a phase's time went.

@@ -10,6 +10,8 @@ import Synchronization
 /// - `idle`: the resident memory one idle authenticated socket costs a socket-handler instance.
 /// - `catchup`: 5,000 stored messages of one conversation fetched by `after` pages.
 /// - `fanout`: one message to a group of 1,024 members, all online: when the last copy arrives.
+/// - `summary`: the rate phases' results (`--results`) as one table, with the highest offered rate
+///   at which every message arrived with p99 ≤ 50 ms.
 ///
 /// Every phase prints the CPU and memory of the watched processes (services, Postgres, RabbitMQ,
 /// Redis, the load generator) over its measured part.
@@ -32,6 +34,8 @@ struct ChatBench {
         var watched: [WatchedProcess] = []
         /// `name=port`: services whose stage timers (`/metrics`) are read over each phase.
         var stages: [(name: String, port: Int)] = []
+        /// A file of rate results: each rate phase appends its own, the summary phase reads them.
+        var results: String?
 
         init(arguments: [String]) throws {
             var iterator = arguments.dropFirst().makeIterator()
@@ -55,6 +59,7 @@ struct ChatBench {
                         guard let pid = Int32(pid.trimmingCharacters(in: CharacterSet(charactersIn: "+"))) else { return nil }
                         return WatchedProcess(name: name, pid: pid, withChildren: children)
                     }
+                case "--results": results = value
                 case "--stages": stages = Self.pairs(value).compactMap { name, port in Int(port).map { (name, $0) } }
                 default: throw BenchError("unknown option \(flag)")
                 }
@@ -89,7 +94,8 @@ struct ChatBench {
             case "idle": try await bench.idleSockets()
             case "catchup": try await bench.catchUp()
             case "fanout": try await bench.fanOut()
-            default: throw BenchError("unknown phase \(options.phase): rate, idle, catchup or fanout")
+            case "summary": try bench.summary()
+            default: throw BenchError("unknown phase \(options.phase): rate, idle, catchup, fanout or summary")
             }
         } catch {
             print("chat-bench: \(error)")
@@ -163,11 +169,21 @@ struct Bench {
             while !state.isSettled, ContinuousClock.now < drainDeadline {
                 try await Task.sleep(for: .milliseconds(50))
             }
-            state.report(rate: options.rate, duration: options.duration, users: options.users)
+            var result = state.report(rate: options.rate, duration: options.duration, users: options.users)
             if let probe, let times = await brokerTimes { probe.report(times) }
-            cpu.report(delivered: state.deliveredCount)
+            (result.cpuPerMessage, result.busy, result.steal) = cpu.report(delivered: state.deliveredCount)
             await stages.report()
+            if let file = options.results { try result.append(to: file) }
         }
+    }
+
+    // MARK: summary
+
+    /// Every rate phase's headline in one table (`--results`), and the highest rate that met the
+    /// target.
+    func summary() throws {
+        guard let file = options.results else { throw BenchError("the summary phase needs --results") }
+        RateSummary(results: try RateSummary.results(in: file)).report.forEach { print($0) }
     }
 
     // MARK: idle
@@ -438,27 +454,32 @@ final class LatencyState: Sendable {
         }
     }
 
-    func report(rate: Double, duration: Double, users: Int) {
+    /// Prints the phase's latencies and returns its headline (the CPU and the machine's figures
+    /// are the caller's).
+    func report(rate: Double, duration: Double, users: Int) -> RateResult {
         values.withLock { values in
             let total = values.delivered.count
             let delivered = values.delivered.filter { $0 >= 0 }.sorted()
             let acked = values.acked.filter { $0 >= 0 }.sorted()
-            func percentile(_ sorted: [Double], _ p: Double) -> String {
-                sorted.percentile(p).map { String(format: "%.1f", $0) } ?? "-"
-            }
+            func percentile(_ sorted: [Double], _ p: Double) -> String { formatted(sorted.percentile(p)) }
             let span = values.start.flatMap { start in values.lastDelivery.map { $0 - start } } ?? .zero
+            let result = RateResult(
+                offered: Int(rate), messages: total, delivered: delivered.count, acked: acked.count,
+                deliveredPerSecond: Double(delivered.count) / max(span.seconds, 0.001), p50: delivered.percentile(0.5),
+                p99: delivered.percentile(0.99), p999: delivered.percentile(0.999), ackP50: acked.percentile(0.5), ackP99: acked.percentile(0.99))
             print("")
             print("users \(users), offered \(Int(rate)) msg/s for \(Int(duration)) s: \(total) messages")
             print(
                 String(
                     format: "delivered %d (%.2f%%), lost %d, delivered/s %.0f, acked %d, error frames %d",
-                    delivered.count, 100 * Double(delivered.count) / Double(max(1, total)), total - delivered.count,
-                    Double(delivered.count) / max(span.seconds, 0.001), acked.count, values.errors))
+                    result.delivered, 100 * Double(result.delivered) / Double(max(1, total)), result.lost, result.deliveredPerSecond, result.acked,
+                    values.errors))
             print(
-                "sender → recipient ms (from scheduled send): p50 \(percentile(delivered, 0.5))  p99 \(percentile(delivered, 0.99))  p999 \(percentile(delivered, 0.999))  max \(delivered.last.map { String(format: "%.1f", $0) } ?? "-")"
+                "sender → recipient ms (from scheduled send): p50 \(formatted(result.p50))  p99 \(formatted(result.p99))  p999 \(formatted(result.p999))  max \(formatted(delivered.last))"
             )
             print(
-                "ack ms (from scheduled send):                p50 \(percentile(acked, 0.5))  p99 \(percentile(acked, 0.99))  p999 \(percentile(acked, 0.999))")
+                "ack ms (from scheduled send):                p50 \(formatted(result.ackP50))  p99 \(formatted(result.ackP99))  p999 \(percentile(acked, 0.999))"
+            )
             // p99 of each second's messages (by scheduled time): one stall shows as one bad second,
             // a machine that cannot keep up as a rising line.
             let perSecond = max(1, Int(rate))
@@ -473,6 +494,7 @@ final class LatencyState: Sendable {
             print(
                 "split at sentAt (1 in \(Self.splitSample)):       scheduled → stored p50 \(percentile(before, 0.5)) p99 \(percentile(before, 0.99)); stored → delivered p50 \(percentile(after, 0.5)) p99 \(percentile(after, 0.99))"
             )
+            return result
         }
     }
 }

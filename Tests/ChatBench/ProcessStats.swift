@@ -203,8 +203,10 @@ struct CPUWindow {
     /// message, the kernel's part of that CPU, RSS now, how long its threads waited for a core (as
     /// a share of one core: 100% is one thread always waiting) and for how long each time, and how
     /// often a thread of it was put on a core (each wake-up, so each hand-off between threads, is
-    /// one, and so is each return from being preempted); then the total.
-    func report(delivered: Int) {
+    /// one, and so is each return from being preempted); then the total. Returns the total's CPU µs
+    /// per message and the machine's busy and steal shares.
+    @discardableResult
+    func report(delivered: Int) -> (cpuPerMessage: Double, busy: Double, steal: Double) {
         let wall = (ContinuousClock.now - start).seconds
         var total = CPUTimes()
         var totalWaits = CoreWaits()
@@ -221,11 +223,13 @@ struct CPUWindow {
         print(row("all together", total, totalWaits, wall: wall, delivered: delivered, rss: nil))
         let machine = MachineTimes.now()
         let ticks = max(machine.total - machineBefore.total, 1)
+        let busy = 100 * (machine.busy - machineBefore.busy) / ticks
+        let steal = 100 * (machine.steal - machineBefore.steal) / ticks
         print(
             String(
                 format: "machine, all cores: busy %.1f%%, waiting on the disk %.1f%%, taken by the hypervisor (steal) %.1f%%",
-                100 * (machine.busy - machineBefore.busy) / ticks, 100 * (machine.ioWait - machineBefore.ioWait) / ticks,
-                100 * (machine.steal - machineBefore.steal) / ticks))
+                busy, 100 * (machine.ioWait - machineBefore.ioWait) / ticks, steal))
+        return (total.total * 1e6 / Double(max(delivered, 1)), busy, steal)
     }
 
     private func row(_ name: String, _ used: CPUTimes, _ waits: CoreWaits, wall: Double, delivered: Int, rss: Double?) -> String {
