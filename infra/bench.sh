@@ -130,10 +130,13 @@ for phase in $PHASES; do
     esac
 done
 
-if [[ -s $RESULTS ]]; then
+if [[ " $PHASES " == *" rate "* ]]; then
     echo
     echo "== summary: every offered rate, sender → recipient latency from the scheduled send =="
-    bench --phase summary --results "$RESULTS"
+    # A rate phase that failed left no row: say so, rather than a table that looks whole.
+    missing=$(($(wc -w <<<"$RATES") - $(wc -l <"$RESULTS")))
+    ((missing == 0)) || echo "[bench] no row for $missing of the offered rates: their phase failed (see above)"
+    if [[ -s $RESULTS ]]; then bench --phase summary --results "$RESULTS"; fi
 fi
 
 # The services' own metrics at the end (handler times per queue, batch sizes, outbox, send → ack),
