@@ -11,7 +11,7 @@ import Synchronization
 /// - `catchup`: 5,000 stored messages of one conversation fetched by `after` pages.
 /// - `fanout`: one message to a group of 1,024 members, all online: when the last copy arrives.
 /// - `summary`: the rate phases' results (`--results`) as one table, with the highest offered rate
-///   at which every message arrived with p99 ≤ 50 ms.
+///   at which every message was delivered and acked with p99 ≤ 50 ms.
 ///
 /// Every phase prints the CPU and memory of the watched processes (services, Postgres, RabbitMQ,
 /// Redis, the load generator) over its measured part.

@@ -133,6 +133,9 @@ struct CPUTimes: RunningTotals {
     func added(since earlier: CPUTimes) -> CPUTimes? {
         earlier.total <= total ? CPUTimes(total: total - earlier.total, kernel: kernel - earlier.kernel) : nil
     }
+
+    /// µs of CPU for each of `delivered` messages.
+    func microseconds(per delivered: Int) -> Double { total * 1e6 / Double(max(delivered, 1)) }
 }
 
 /// What `ProcessStats.sample` read of a process at one moment.
@@ -229,7 +232,7 @@ struct CPUWindow {
             String(
                 format: "machine, all cores: busy %.1f%%, waiting on the disk %.1f%%, taken by the hypervisor (steal) %.1f%%",
                 busy, 100 * (machine.ioWait - machineBefore.ioWait) / ticks, steal))
-        return (total.total * 1e6 / Double(max(delivered, 1)), busy, steal)
+        return (total.microseconds(per: delivered), busy, steal)
     }
 
     private func row(_ name: String, _ used: CPUTimes, _ waits: CoreWaits, wall: Double, delivered: Int, rss: Double?) -> String {
@@ -238,7 +241,7 @@ struct CPUWindow {
         let kernel = used.total > 0.01 ? String(format: "%10.1f", min(100, max(0, 100 * used.kernel / used.total))) : "         -"
         return name.padding(toLength: 18, withPad: " ", startingAt: 0)
             + String(
-                format: "%10.1f %12.1f %@   %@ %22.1f %17.1f %8.0f", 100 * used.total / wall, used.total * 1e6 / Double(max(delivered, 1)), kernel,
+                format: "%10.1f %12.1f %@   %@ %22.1f %17.1f %8.0f", 100 * used.total / wall, used.microseconds(per: delivered), kernel,
                 rss.map { String(format: "%7.1f", $0) } ?? "      -", 100 * waits.waiting / wall, waits.waiting * 1e6 / max(waits.runs, 1),
                 waits.runs / wall)
     }

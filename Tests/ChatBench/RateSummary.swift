@@ -29,13 +29,14 @@ struct RateResult: Equatable {
         delivered == messages && acked == messages && (p99 ?? .infinity) <= p99Limit
     }
 
-    /// `key=value` pairs separated by spaces, one result per line; a missing latency is `-`.
+    /// `key=value` pairs separated by spaces, one result per line; a missing latency is `-`. Numbers
+    /// are written in full, so the summary judges the figures the phase measured, not rounded ones.
     var line: String {
-        [
+        func exact(_ value: Double?) -> String { value.map { "\($0)" } ?? "-" }
+        return [
             "offered=\(offered)", "messages=\(messages)", "delivered=\(delivered)", "acked=\(acked)",
-            String(format: "delivered_per_s=%.0f", deliveredPerSecond), "p50=\(formatted(p50))", "p99=\(formatted(p99))",
-            "p999=\(formatted(p999))", "ack_p50=\(formatted(ackP50))", "ack_p99=\(formatted(ackP99))", String(format: "cpu_us_per_msg=%.1f", cpuPerMessage),
-            String(format: "busy=%.1f", busy), String(format: "steal=%.1f", steal),
+            "delivered_per_s=\(deliveredPerSecond)", "p50=\(exact(p50))", "p99=\(exact(p99))", "p999=\(exact(p999))",
+            "ack_p50=\(exact(ackP50))", "ack_p99=\(exact(ackP99))", "cpu_us_per_msg=\(cpuPerMessage)", "busy=\(busy)", "steal=\(steal)",
         ].joined(separator: " ")
     }
 }
@@ -50,7 +51,7 @@ extension RateResult {
             fields[parts[0]] = parts[1]
         }
         func number<Number: LosslessStringConvertible>(_ key: Substring) throws -> Number {
-            guard let text = fields[key], let value = Number(String(text)) else { throw BenchError("rate result without \(key): \(line)") }
+            guard let text = fields[key], let value = Number(String(text)) else { throw BenchError("rate result without a number for \(key): \(line)") }
             return value
         }
         func ms(_ key: Substring) throws -> Double? { fields[key] == "-" ? nil : try number(key) }

@@ -16,18 +16,26 @@ struct RateSummaryTests {
             steal: 0.3)
     }
 
-    @Test("a result's line reads back as the same result, a missing latency included")
+    @Test("a result's line reads back as the same result, unrounded, a missing latency included")
     func lineRoundTrip() throws {
-        for result in [Self.result(5000, p99: 48.7), Self.result(10000, p99: nil, lost: 200_000, unacked: 200_000)] {
+        var measured = Self.result(5000, p99: 50.04)
+        measured.p50 = 24.35
+        measured.cpuPerMessage = 365.8713
+        for result in [measured, Self.result(10000, p99: nil, lost: 200_000, unacked: 200_000)] {
             #expect(try RateResult(line: Substring(result.line)) == result)
         }
-        #expect(Self.result(5000, p99: 48.7).line.contains("offered=5000 messages=100000 delivered=100000 acked=100000"))
+        #expect(measured.line.hasPrefix("offered=5000 messages=100000 delivered=100000 acked=100000 "))
+        // Shown as 50.0 in the table, but not within 50 ms.
+        #expect(try RateResult(line: Substring(measured.line)).meets(p99Limit: RateSummary.p99Limit) == false)
     }
 
     @Test("a line that is not a result is refused, naming what is wrong")
     func malformedLines() {
-        let broken = Self.result(1000, p99: 30).line.replacingOccurrences(of: "p99=30.0", with: "p99=fast")
-        for (line, named) in [("offered=1000 p99", "not a rate result"), ("offered=1000 messages=20000", "without delivered"), (broken, "without p99")] {
+        let broken = Self.result(1000, p99: 30).line.replacingOccurrences(of: " p99=30.0 ", with: " p99=fast ")
+        for (line, named) in [
+            ("offered=1000 p99", "not a rate result"), ("offered=1000 messages=20000", "without a number for delivered"),
+            (broken, "without a number for p99"),
+        ] {
             let error = #expect(throws: BenchError.self) { try RateResult(line: Substring(line)) }
             #expect(error?.description.contains(named) == true, "\(line)")
         }
@@ -40,6 +48,8 @@ struct RateSummaryTests {
             Self.result(5000, p99: 20, unacked: 1),
         ])
         #expect(summary.highestMeetingTarget?.offered == 2000)
+        // Rates in any order: the highest is the answer, not the last.
+        #expect(RateSummary(results: [Self.result(2000, p99: 40), Self.result(1000, p99: 30)]).highestMeetingTarget?.offered == 2000)
         #expect(summary.report.count == 7)
         #expect(summary.report.last == "the highest offered rate with every message delivered and acked and p99 ≤ 50 ms: 2000 msg/s")
         #expect(summary.report[2].hasPrefix("         2000          2000        0     24.5     50.0      60.5"))
