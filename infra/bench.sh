@@ -62,7 +62,8 @@ start() {  # start NAME PORT [VAR=VALUE…]
     env AMQP_VHOST=bench HTTP_PORT="$port" LOG_LEVEL=${BENCH_LOG_LEVEL:-warning} BCRYPT_COST=10 \
         DATABASE_USER="$DATABASE_ADMIN_USER" DATABASE_PASSWORD="$DATABASE_ADMIN_PASSWORD" \
         ALLOWED_ORIGINS="http://127.0.0.1:8080,ws://127.0.0.1" "$@" \
-        nohup "$BIN/$name" >>"$LOG_DIR/bench-$name-$port.log" 2>&1 </dev/null &
+        # A session of its own, as `make run` starts it (its own autogroup; see infra/run.sh).
+        nohup setsid "$BIN/$name" >>"$LOG_DIR/bench-$name-$port.log" 2>&1 </dev/null &
     local pid=$!
     pids+=("$pid")
     ports+=("$port")

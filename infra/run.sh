@@ -102,7 +102,11 @@ start_instance() {  # start_instance BIN NAME PORT SCHEMA INSTANCE
         # Each service its own bus user (least privilege; infra/rabbitmq-definitions.py).
         export HTTP_PORT="$port" SERVICE_NAME="$name" AMQP_USER="$name" AMQP_PASSWORD="swiftchat_$name"
         [[ $schema != - ]] && export DATABASE_SCHEMA="$schema"
-        nohup "$bin/$name" >>"$log_file" 2>&1 </dev/null &
+        # A session of its own (setsid; no fork, so `$!` is the service's pid): the kernel's
+        # autogroup then schedules it as its own group, as a container's cgroup would, not as one
+        # group with everything started from this terminal (README, "Each process its own
+        # scheduling group").
+        nohup setsid "$bin/$name" >>"$log_file" 2>&1 </dev/null &
         echo $! >"$(pid_file "$name" "$k")"
     )
     local deadline=$((SECONDS + 60))

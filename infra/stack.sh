@@ -231,7 +231,9 @@ redis_ready() { [[ "$(redis-cli -h 127.0.0.1 -p "$SWIFTCHAT_REDIS_PORT" ping 2>/
 start_redis() {
     wait_port_free redis "$SWIFTCHAT_REDIS_PORT" 10
     mkdir -p "$STACK_DIR/redis"
-    nohup redis-server --bind 127.0.0.1 --port "$SWIFTCHAT_REDIS_PORT" --dir "$STACK_DIR/redis" \
+    # Every server in a session of its own (setsid, as pg_ctl does for Postgres), so the kernel's
+    # autogroup schedules it as its own group: see "Each process its own scheduling group" (README).
+    nohup setsid redis-server --bind 127.0.0.1 --port "$SWIFTCHAT_REDIS_PORT" --dir "$STACK_DIR/redis" \
         --save "" --appendonly no --daemonize no --maxclients 4000 \
         >"$LOG_DIR/redis.log" 2>&1 </dev/null &
     echo $! >"$(pidfile redis)"
@@ -314,13 +316,13 @@ launch_rabbitmq() {
         rm -f "$RABBITMQ_PID_FILE"
         # Our own epmd on our own port, so that stopping it stops only what we started.
         if [[ ! -s "$RUN_DIR/epmd.pid" ]] || ! is_alive "$(cat "$RUN_DIR/epmd.pid")"; then
-            nohup epmd -address 127.0.0.1 -port "$SWIFTCHAT_EPMD_PORT" >"$LOG_DIR/epmd.log" 2>&1 </dev/null &
+            nohup setsid epmd -address 127.0.0.1 -port "$SWIFTCHAT_EPMD_PORT" >"$LOG_DIR/epmd.log" 2>&1 </dev/null &
             echo $! >"$RUN_DIR/epmd.pid"
         fi
         # Run the broker as the current user (root included) instead of Debian's wrapper, which
         # drops to the rabbitmq user and resets the open-file limit.
         ulimit -n 65536 2>/dev/null || true
-        nohup /usr/lib/rabbitmq/bin/rabbitmq-server >"$LOG_DIR/rabbitmq.log" 2>&1 </dev/null &
+        nohup setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$LOG_DIR/rabbitmq.log" 2>&1 </dev/null &
         echo $! >"$(pidfile rabbitmq)"
     )
 }
@@ -393,7 +395,7 @@ start_nginx() {
     nginx_config
     local user_directive=""
     is_root && user_directive="user root;"
-    nohup nginx -p "$base" -c "$base/nginx.conf" -g "daemon off; pid $RUN_DIR/nginx-master.pid; $user_directive" \
+    nohup setsid nginx -p "$base" -c "$base/nginx.conf" -g "daemon off; pid $RUN_DIR/nginx-master.pid; $user_directive" \
         >"$LOG_DIR/nginx.log" 2>&1 </dev/null &
     echo $! >"$(pidfile nginx)"
     wait_for nginx 20 port_open "$SWIFTCHAT_GATEWAY_PORT"
