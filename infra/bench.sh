@@ -59,7 +59,7 @@ trap stop_all EXIT
 start() {  # start NAME PORT [VAR=VALUE…]
     local name=$1 port=$2; shift 2
     # The admin role owns the bench schemas. Signing up the users (bcrypt) happens before the clock.
-    # A session of its own, as `make run` starts it (its own autogroup; see infra/run.sh).
+    # A session, so a scheduling group, of its own, as `make run` starts it (see infra/run.sh).
     env AMQP_VHOST=bench HTTP_PORT="$port" LOG_LEVEL=${BENCH_LOG_LEVEL:-warning} BCRYPT_COST=10 \
         DATABASE_USER="$DATABASE_ADMIN_USER" DATABASE_PASSWORD="$DATABASE_ADMIN_PASSWORD" \
         ALLOWED_ORIGINS="http://127.0.0.1:8080,ws://127.0.0.1" "$@" \

@@ -102,10 +102,8 @@ start_instance() {  # start_instance BIN NAME PORT SCHEMA INSTANCE
         # Each service its own bus user (least privilege; infra/rabbitmq-definitions.py).
         export HTTP_PORT="$port" SERVICE_NAME="$name" AMQP_USER="$name" AMQP_PASSWORD="swiftchat_$name"
         [[ $schema != - ]] && export DATABASE_SCHEMA="$schema"
-        # A session of its own (setsid; no fork, so `$!` is the service's pid): the kernel's
-        # autogroup then schedules it as its own group, as a container's cgroup would, not as one
-        # group with everything started from this terminal (README, "Each process its own
-        # scheduling group").
+        # A session, so a scheduling group, of its own (README, "Each process its own scheduling
+        # group"); setsid does not fork here, so `$!` is the service's pid.
         nohup setsid "$bin/$name" >>"$log_file" 2>&1 </dev/null &
         echo $! >"$(pid_file "$name" "$k")"
     )

@@ -231,8 +231,8 @@ redis_ready() { [[ "$(redis-cli -h 127.0.0.1 -p "$SWIFTCHAT_REDIS_PORT" ping 2>/
 start_redis() {
     wait_port_free redis "$SWIFTCHAT_REDIS_PORT" 10
     mkdir -p "$STACK_DIR/redis"
-    # Every server in a session of its own (setsid, as pg_ctl does for Postgres), so the kernel's
-    # autogroup schedules it as its own group: see "Each process its own scheduling group" (README).
+    # Every server in a session, so a scheduling group, of its own, as pg_ctl starts Postgres
+    # (README, "Each process its own scheduling group"); setsid does not fork here, so `$!` is its pid.
     nohup setsid redis-server --bind 127.0.0.1 --port "$SWIFTCHAT_REDIS_PORT" --dir "$STACK_DIR/redis" \
         --save "" --appendonly no --daemonize no --maxclients 4000 \
         >"$LOG_DIR/redis.log" 2>&1 </dev/null &
