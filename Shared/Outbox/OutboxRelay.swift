@@ -315,9 +315,10 @@ public final class OutboxRelay: Service {
                     "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 FROM outbox WHERE published_at IS NULL",
                     logger: logger
                 )
-                for try await (count, age) in rows.decode((Int64, Double).self) {
-                    backlog.record(count)
-                    oldestAge.record(age)
+                for try await row in rows {
+                    var columns = row.columns
+                    backlog.record(try columns.next(Int64.self))
+                    oldestAge.record(try columns.next(Double.self))
                 }
                 // Redeliveries come within minutes; a week of ids is a wide margin for deduplication.
                 try await client.query("DELETE FROM processed_events WHERE processed_at < now() - interval '7 days'", logger: logger)

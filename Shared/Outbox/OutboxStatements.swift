@@ -54,7 +54,10 @@ enum OutboxStatements {
             bindings.append(limit)
             return bindings
         }
-        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+        func decodeRow(_ row: PostgresRow) throws -> Row {
+            var columns = row.columns
+            return try (columns.next(), columns.next(), columns.next(), columns.next(), columns.next(), columns.next())
+        }
     }
 
     /// Rows published outside a round, by event id: a hand-off's (see `OutboxRelay.handOff`), in

@@ -75,8 +75,12 @@ struct AuthStore: Sendable {
     }
 
     private static func firstCredentials(_ rows: PostgresRowSequence) async throws -> (AuthUser, String)? {
-        for try await (id, username, email, displayName, createdAt, hash) in rows.decode((String, String, String, String, Date, String).self) {
-            return (AuthUser(id: id, username: username, email: email, displayName: displayName, createdAt: createdAt), hash)
+        for try await row in rows {
+            var columns = row.columns
+            return try (
+                AuthUser(id: columns.next(), username: columns.next(), email: columns.next(), displayName: columns.next(), createdAt: columns.next()),
+                columns.next()
+            )
         }
         return nil
     }
@@ -92,8 +96,9 @@ struct AuthStore: Sendable {
             """,
             logger: logger
         )
-        for try await (id, username, email, displayName, createdAt) in rows.decode((String, String, String, String, Date).self) {
-            return AuthUser(id: id, username: username, email: email, displayName: displayName, createdAt: createdAt)
+        for try await row in rows {
+            var columns = row.columns
+            return try AuthUser(id: columns.next(), username: columns.next(), email: columns.next(), displayName: columns.next(), createdAt: columns.next())
         }
         return nil
     }
@@ -126,7 +131,9 @@ struct AuthStore: Sendable {
             """,
             logger: logger
         )
-        for try await (sessionId, userId, used, dead) in rows.decode((String, String, Bool, Bool).self) {
+        for try await row in rows {
+            var columns = row.columns
+            let (sessionId, userId, used, dead): (String, String, Bool, Bool) = try (columns.next(), columns.next(), columns.next(), columns.next())
             if used { return .reused(sessionId: sessionId, userId: userId) }
             if dead { return .invalid }
             try await connection.query(
@@ -162,7 +169,10 @@ struct AuthStore: Sendable {
             """,
             logger: logger
         )
-        for try await (id, userId) in rows.decode((String, String).self) { return (id, userId) }
+        for try await row in rows {
+            var columns = row.columns
+            return try (columns.next(), columns.next())
+        }
         return nil
     }
 

@@ -210,7 +210,9 @@ extension MessagesStore {
             logger: logger
         )
         var changes: [MarkerChange] = []
-        for try await (conversationId, userId, delivered, read) in rows.decode((String, String, Int64, Int64).self) {
+        for try await row in rows {
+            var columns = row.columns
+            let (conversationId, userId, delivered, read): (String, String, Int64, Int64) = try (columns.next(), columns.next(), columns.next(), columns.next())
             changes.append(MarkerChange(conversationId: conversationId, userId: userId, deliveredSeq: delivered, readSeq: read))
         }
         return changes

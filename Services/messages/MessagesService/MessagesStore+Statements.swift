@@ -28,7 +28,10 @@ enum MessagesStatements {
             bindings.append(clientMsgIds)
             return bindings
         }
-        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+        func decodeRow(_ row: PostgresRow) throws -> Row {
+            var columns = row.columns
+            return try (columns.next(), columns.next(), columns.next(), columns.next(), columns.next(), columns.next(), columns.next())
+        }
     }
 
     /// Locks the conversations (in id order, as every writer of a conversation does) and then reads
@@ -48,7 +51,10 @@ enum MessagesStatements {
             bindings.append(ids)
             return bindings
         }
-        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+        func decodeRow(_ row: PostgresRow) throws -> Row {
+            var columns = row.columns
+            return try (columns.next(), columns.next(), columns.next(), columns.next(), columns.next(), columns.next())
+        }
     }
 
     /// The members of conversations, and whether each one's account was deleted.
@@ -67,7 +73,10 @@ enum MessagesStatements {
             bindings.append(conversationIds)
             return bindings
         }
-        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+        func decodeRow(_ row: PostgresRow) throws -> Row {
+            var columns = row.columns
+            return try (columns.next(), columns.next(), columns.next())
+        }
     }
 
     /// Inserts the messages, advances the conversations' `last_seq` and the senders' markers, and

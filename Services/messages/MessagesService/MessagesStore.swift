@@ -155,7 +155,9 @@ struct MessagesStore: Sendable {
             "SELECT id, type, name, last_seq FROM conversations WHERE id = \(conversationId)",
             logger: logger
         )
-        for try await (id, type, name, lastSeq) in rows.decode((String, String, String?, Int64).self) {
+        for try await row in rows {
+            var columns = row.columns
+            let (id, type, name, lastSeq): (String, String, String?, Int64) = try (columns.next(), columns.next(), columns.next(), columns.next())
             var members: [MemberState] = []
             let memberRows = try await connection.query(
                 """
@@ -165,8 +167,11 @@ struct MessagesStore: Sendable {
                 """,
                 logger: logger
             )
-            for try await (userId, role, delivered, read, deleted) in memberRows.decode((String, String, Int64, Int64, Bool).self) {
-                members.append(MemberState(userId: userId, role: role, deliveredSeq: delivered, readSeq: read, deleted: deleted))
+            for try await row in memberRows {
+                var columns = row.columns
+                members.append(
+                    try MemberState(
+                        userId: columns.next(), role: columns.next(), deliveredSeq: columns.next(), readSeq: columns.next(), deleted: columns.next()))
             }
             return ConversationDetails(id: id, type: type, name: name, members: members, lastSeq: lastSeq)
         }
@@ -199,9 +204,14 @@ struct MessagesStore: Sendable {
             logger: logger
         )
         var summaries: [ConversationSummary] = []
-        for try await (id, type, name, lastSeq, readSeq, messageId, seq, sender, clientId, body, sentAt)
-            in rows.decode((String, String, String?, Int64, Int64, String?, Int64?, String?, String?, String?, Date?).self)
-        {
+        for try await row in rows {
+            var columns = row.columns
+            let (id, type, name, lastSeq, readSeq): (String, String, String?, Int64, Int64) = try (
+                columns.next(), columns.next(), columns.next(), columns.next(), columns.next()
+            )
+            let (messageId, seq, sender, clientId, body, sentAt): (String?, Int64?, String?, String?, String?, Date?) = try (
+                columns.next(), columns.next(), columns.next(), columns.next(), columns.next(), columns.next()
+            )
             var lastMessage: MessageRecord?
             if let messageId, let seq, let sender, let clientId, let body, let sentAt {
                 lastMessage = MessageRecord(id: messageId, conversationId: id, seq: seq, senderId: sender, clientMsgId: clientId, body: body, sentAt: sentAt)
@@ -222,8 +232,10 @@ struct MessagesStore: Sendable {
             """,
             logger: logger
         )
-        for try await (conversationId, userId, role, deleted) in memberRows.decode((String, String, String, Bool).self) {
-            members[conversationId, default: []].append(ConversationMember(userId: userId, role: role, deleted: deleted))
+        for try await row in memberRows {
+            var columns = row.columns
+            let conversationId: String = try columns.next()
+            members[conversationId, default: []].append(try ConversationMember(userId: columns.next(), role: columns.next(), deleted: columns.next()))
         }
         for index in summaries.indices { summaries[index].members = members[summaries[index].id] ?? [] }
         return summaries
@@ -320,12 +332,14 @@ struct MessagesStore: Sendable {
                 ) newest ORDER BY seq
                 """
         }
-        var records: [MessageRecord] = []
-        for try await (id, conversation, seq, sender, clientId, body, sentAt) in try await connection.query(query, logger: logger).decode(
-            (String, String, Int64, String, String, String, Date).self)
-        {
-            records.append(MessageRecord(id: id, conversationId: conversation, seq: seq, senderId: sender, clientMsgId: clientId, body: body, sentAt: sentAt))
+        // A page is read whole (up to 1,000 rows): collected on the connection's loop in one go, not
+        // handed over row by row.
+        let page: EventLoopFuture<PostgresQueryResult> = connection.query(query, logger: logger)
+        return try await page.get().rows.map { row in
+            var columns = row.columns
+            return try MessageRecord(
+                id: columns.next(), conversationId: columns.next(), seq: columns.next(), senderId: columns.next(), clientMsgId: columns.next(),
+                body: columns.next(), sentAt: columns.next())
         }
-        return records
     }
 }

@@ -20,7 +20,10 @@ enum NotificationStatements {
             bindings.append(ids)
             return bindings
         }
-        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+        func decodeRow(_ row: PostgresRow) throws -> Row {
+            var columns = row.columns
+            return try (columns.next(), columns.next(), columns.next())
+        }
     }
 
     /// The users among `ids` with no chat connection open, as presence last said.
@@ -94,6 +97,9 @@ enum NotificationStatements {
             bindings.append(times)
             return bindings
         }
-        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+        func decodeRow(_ row: PostgresRow) throws -> Row {
+            var columns = row.columns
+            return try (columns.next(), columns.next(), columns.next(), columns.next(), columns.next(), columns.next(), columns.next())
+        }
     }
 }

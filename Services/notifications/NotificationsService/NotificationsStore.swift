@@ -33,8 +33,15 @@ struct NotificationsStore: Sendable {
             logger: logger
         )
         var records: [(NotificationRecord, Int64)] = []
-        for try await (id, kind, payload, count, createdAt, read, position) in rows.decode((String, String, String, Int, Date, Bool, Int64).self) {
-            records.append((try Self.record(id: id, kind: kind, payload: payload, count: count, createdAt: createdAt, read: read), position))
+        for try await row in rows {
+            var columns = row.columns
+            records.append(
+                try (
+                    Self.record(
+                        id: columns.next(), kind: columns.next(), payload: columns.next(), count: columns.next(), createdAt: columns.next(),
+                        read: columns.next()),
+                    columns.next()
+                ))
         }
         var next: String?
         if records.count > limit {
@@ -317,8 +324,11 @@ struct NotificationsStore: Sendable {
 
     private static func records(_ rows: PostgresRowSequence) async throws -> [NotificationRecord] {
         var records: [NotificationRecord] = []
-        for try await (id, kind, payload, count, createdAt, read) in rows.decode((String, String, String, Int, Date, Bool).self) {
-            records.append(try record(id: id, kind: kind, payload: payload, count: count, createdAt: createdAt, read: read))
+        for try await row in rows {
+            var columns = row.columns
+            records.append(
+                try record(
+                    id: columns.next(), kind: columns.next(), payload: columns.next(), count: columns.next(), createdAt: columns.next(), read: columns.next()))
         }
         return records
     }

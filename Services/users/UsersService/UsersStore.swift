@@ -51,8 +51,10 @@ struct UsersStore: Sendable {
             logger: logger
         )
         var users: [UserSummary] = []
-        for try await (id, username, displayName, online, lastSeenAt) in rows.decode((String, String, String, Bool, Date?).self) {
-            users.append(UserSummary(id: id, username: username, displayName: displayName, online: online, lastSeenAt: lastSeenAt))
+        for try await row in rows {
+            var columns = row.columns
+            users.append(
+                try UserSummary(id: columns.next(), username: columns.next(), displayName: columns.next(), online: columns.next(), lastSeenAt: columns.next()))
         }
         var next: String?
         if users.count > limit {
@@ -67,8 +69,11 @@ struct UsersStore: Sendable {
             "SELECT id, username, display_name, about, online, last_seen_at FROM profiles WHERE id = \(id)",
             logger: logger
         )
-        for try await (id, username, displayName, about, online, lastSeenAt) in rows.decode((String, String, String, String, Bool, Date?).self) {
-            return UserProfile(id: id, username: username, displayName: displayName, about: about, online: online, lastSeenAt: lastSeenAt)
+        for try await row in rows {
+            var columns = row.columns
+            return try UserProfile(
+                id: columns.next(), username: columns.next(), displayName: columns.next(), about: columns.next(), online: columns.next(),
+                lastSeenAt: columns.next())
         }
         return nil
     }
@@ -94,8 +99,11 @@ struct UsersStore: Sendable {
             """,
             logger: logger
         )
-        for try await (id, username, displayName, about, online, lastSeenAt) in rows.decode((String, String, String, String, Bool, Date?).self) {
-            return UserProfile(id: id, username: username, displayName: displayName, about: about, online: online, lastSeenAt: lastSeenAt)
+        for try await row in rows {
+            var columns = row.columns
+            return try UserProfile(
+                id: columns.next(), username: columns.next(), displayName: columns.next(), about: columns.next(), online: columns.next(),
+                lastSeenAt: columns.next())
         }
         return nil
     }
@@ -139,8 +147,10 @@ struct UsersStore: Sendable {
             logger: logger
         )
         var users: [UserSummary] = []
-        for try await (id, username, displayName, online, lastSeenAt) in rows.decode((String, String, String, Bool, Date?).self) {
-            users.append(UserSummary(id: id, username: username, displayName: displayName, online: online, lastSeenAt: lastSeenAt))
+        for try await row in rows {
+            var columns = row.columns
+            users.append(
+                try UserSummary(id: columns.next(), username: columns.next(), displayName: columns.next(), online: columns.next(), lastSeenAt: columns.next()))
         }
         return users
     }
