@@ -316,9 +316,10 @@ public final class OutboxRelay: Service {
                     logger: logger
                 )
                 for try await row in rows {
-                    var columns = row.columns
-                    backlog.record(try columns.next(Int64.self))
-                    oldestAge.record(try columns.next(Double.self))
+                    var reader = row.reader
+                    let (count, age): (Int64, Double) = try (reader.next(), reader.next())
+                    backlog.record(count)
+                    oldestAge.record(age)
                 }
                 // Redeliveries come within minutes; a week of ids is a wide margin for deduplication.
                 try await client.query("DELETE FROM processed_events WHERE processed_at < now() - interval '7 days'", logger: logger)

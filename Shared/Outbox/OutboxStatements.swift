@@ -55,8 +55,8 @@ enum OutboxStatements {
             return bindings
         }
         func decodeRow(_ row: PostgresRow) throws -> Row {
-            var columns = row.columns
-            return try (columns.next(), columns.next(), columns.next(), columns.next(), columns.next(), columns.next())
+            var reader = row.reader
+            return try (reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next())
         }
     }
 

@@ -76,10 +76,10 @@ struct AuthStore: Sendable {
 
     private static func firstCredentials(_ rows: PostgresRowSequence) async throws -> (AuthUser, String)? {
         for try await row in rows {
-            var columns = row.columns
+            var reader = row.reader
             return try (
-                AuthUser(id: columns.next(), username: columns.next(), email: columns.next(), displayName: columns.next(), createdAt: columns.next()),
-                columns.next()
+                AuthUser(id: reader.next(), username: reader.next(), email: reader.next(), displayName: reader.next(), createdAt: reader.next()),
+                reader.next()
             )
         }
         return nil
@@ -97,8 +97,8 @@ struct AuthStore: Sendable {
             logger: logger
         )
         for try await row in rows {
-            var columns = row.columns
-            return try AuthUser(id: columns.next(), username: columns.next(), email: columns.next(), displayName: columns.next(), createdAt: columns.next())
+            var reader = row.reader
+            return try AuthUser(id: reader.next(), username: reader.next(), email: reader.next(), displayName: reader.next(), createdAt: reader.next())
         }
         return nil
     }
@@ -132,8 +132,8 @@ struct AuthStore: Sendable {
             logger: logger
         )
         for try await row in rows {
-            var columns = row.columns
-            let (sessionId, userId, used, dead): (String, String, Bool, Bool) = try (columns.next(), columns.next(), columns.next(), columns.next())
+            var reader = row.reader
+            let (sessionId, userId, used, dead): (String, String, Bool, Bool) = try (reader.next(), reader.next(), reader.next(), reader.next())
             if used { return .reused(sessionId: sessionId, userId: userId) }
             if dead { return .invalid }
             try await connection.query(
@@ -170,8 +170,8 @@ struct AuthStore: Sendable {
             logger: logger
         )
         for try await row in rows {
-            var columns = row.columns
-            return try (columns.next(), columns.next())
+            var reader = row.reader
+            return try (reader.next(), reader.next())
         }
         return nil
     }

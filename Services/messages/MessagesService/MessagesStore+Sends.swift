@@ -211,8 +211,8 @@ extension MessagesStore {
         )
         var changes: [MarkerChange] = []
         for try await row in rows {
-            var columns = row.columns
-            let (conversationId, userId, delivered, read): (String, String, Int64, Int64) = try (columns.next(), columns.next(), columns.next(), columns.next())
+            var reader = row.reader
+            let (conversationId, userId, delivered, read): (String, String, Int64, Int64) = try (reader.next(), reader.next(), reader.next(), reader.next())
             changes.append(MarkerChange(conversationId: conversationId, userId: userId, deliveredSeq: delivered, readSeq: read))
         }
         return changes

@@ -29,8 +29,8 @@ enum MessagesStatements {
             return bindings
         }
         func decodeRow(_ row: PostgresRow) throws -> Row {
-            var columns = row.columns
-            return try (columns.next(), columns.next(), columns.next(), columns.next(), columns.next(), columns.next(), columns.next())
+            var reader = row.reader
+            return try (reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next())
         }
     }
 
@@ -52,8 +52,8 @@ enum MessagesStatements {
             return bindings
         }
         func decodeRow(_ row: PostgresRow) throws -> Row {
-            var columns = row.columns
-            return try (columns.next(), columns.next(), columns.next(), columns.next(), columns.next(), columns.next())
+            var reader = row.reader
+            return try (reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next())
         }
     }
 
@@ -74,8 +74,8 @@ enum MessagesStatements {
             return bindings
         }
         func decodeRow(_ row: PostgresRow) throws -> Row {
-            var columns = row.columns
-            return try (columns.next(), columns.next(), columns.next())
+            var reader = row.reader
+            return try (reader.next(), reader.next(), reader.next())
         }
     }
 

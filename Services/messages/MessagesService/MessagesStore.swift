@@ -156,8 +156,8 @@ struct MessagesStore: Sendable {
             logger: logger
         )
         for try await row in rows {
-            var columns = row.columns
-            let (id, type, name, lastSeq): (String, String, String?, Int64) = try (columns.next(), columns.next(), columns.next(), columns.next())
+            var reader = row.reader
+            let (id, type, name, lastSeq): (String, String, String?, Int64) = try (reader.next(), reader.next(), reader.next(), reader.next())
             var members: [MemberState] = []
             let memberRows = try await connection.query(
                 """
@@ -167,11 +167,11 @@ struct MessagesStore: Sendable {
                 """,
                 logger: logger
             )
-            for try await row in memberRows {
-                var columns = row.columns
+            for try await memberRow in memberRows {
+                var member = memberRow.reader
                 members.append(
                     try MemberState(
-                        userId: columns.next(), role: columns.next(), deliveredSeq: columns.next(), readSeq: columns.next(), deleted: columns.next()))
+                        userId: member.next(), role: member.next(), deliveredSeq: member.next(), readSeq: member.next(), deleted: member.next()))
             }
             return ConversationDetails(id: id, type: type, name: name, members: members, lastSeq: lastSeq)
         }
@@ -205,12 +205,12 @@ struct MessagesStore: Sendable {
         )
         var summaries: [ConversationSummary] = []
         for try await row in rows {
-            var columns = row.columns
+            var reader = row.reader
             let (id, type, name, lastSeq, readSeq): (String, String, String?, Int64, Int64) = try (
-                columns.next(), columns.next(), columns.next(), columns.next(), columns.next()
+                reader.next(), reader.next(), reader.next(), reader.next(), reader.next()
             )
             let (messageId, seq, sender, clientId, body, sentAt): (String?, Int64?, String?, String?, String?, Date?) = try (
-                columns.next(), columns.next(), columns.next(), columns.next(), columns.next(), columns.next()
+                reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next()
             )
             var lastMessage: MessageRecord?
             if let messageId, let seq, let sender, let clientId, let body, let sentAt {
@@ -233,9 +233,9 @@ struct MessagesStore: Sendable {
             logger: logger
         )
         for try await row in memberRows {
-            var columns = row.columns
-            let conversationId: String = try columns.next()
-            members[conversationId, default: []].append(try ConversationMember(userId: columns.next(), role: columns.next(), deleted: columns.next()))
+            var reader = row.reader
+            let conversationId: String = try reader.next()
+            members[conversationId, default: []].append(try ConversationMember(userId: reader.next(), role: reader.next(), deleted: reader.next()))
         }
         for index in summaries.indices { summaries[index].members = members[summaries[index].id] ?? [] }
         return summaries
@@ -332,14 +332,14 @@ struct MessagesStore: Sendable {
                 ) newest ORDER BY seq
                 """
         }
-        // A page is read whole (up to 1,000 rows): collected on the connection's loop in one go, not
+        // A page is read whole (up to `MessageLimits.maxHistoryPage` rows): collected on the connection's loop in one go, not
         // handed over row by row.
         let page: EventLoopFuture<PostgresQueryResult> = connection.query(query, logger: logger)
         return try await page.get().rows.map { row in
-            var columns = row.columns
+            var reader = row.reader
             return try MessageRecord(
-                id: columns.next(), conversationId: columns.next(), seq: columns.next(), senderId: columns.next(), clientMsgId: columns.next(),
-                body: columns.next(), sentAt: columns.next())
+                id: reader.next(), conversationId: reader.next(), seq: reader.next(), senderId: reader.next(), clientMsgId: reader.next(),
+                body: reader.next(), sentAt: reader.next())
         }
     }
 }

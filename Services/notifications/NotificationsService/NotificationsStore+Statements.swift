@@ -8,6 +8,11 @@ enum NotificationStatements {
     /// A notification with its user: user id, id, kind, payload, count, created at, read.
     typealias RowWithUser = (String, String, String, String, Int, Date, Bool)
 
+    static func rowWithUser(_ row: PostgresRow) throws -> RowWithUser {
+        var reader = row.reader
+        return try (reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next())
+    }
+
     /// The conversations' types and names, for the notifications' payloads.
     struct ConversationNames: PostgresPreparedStatement {
         static let name = "notifications_conversation_names"
@@ -21,8 +26,8 @@ enum NotificationStatements {
             return bindings
         }
         func decodeRow(_ row: PostgresRow) throws -> Row {
-            var columns = row.columns
-            return try (columns.next(), columns.next(), columns.next())
+            var reader = row.reader
+            return try (reader.next(), reader.next(), reader.next())
         }
     }
 
@@ -97,9 +102,6 @@ enum NotificationStatements {
             bindings.append(times)
             return bindings
         }
-        func decodeRow(_ row: PostgresRow) throws -> Row {
-            var columns = row.columns
-            return try (columns.next(), columns.next(), columns.next(), columns.next(), columns.next(), columns.next(), columns.next())
-        }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try NotificationStatements.rowWithUser(row) }
     }
 }

@@ -34,13 +34,13 @@ struct NotificationsStore: Sendable {
         )
         var records: [(NotificationRecord, Int64)] = []
         for try await row in rows {
-            var columns = row.columns
+            var reader = row.reader
             records.append(
                 try (
                     Self.record(
-                        id: columns.next(), kind: columns.next(), payload: columns.next(), count: columns.next(), createdAt: columns.next(),
-                        read: columns.next()),
-                    columns.next()
+                        id: reader.next(), kind: reader.next(), payload: reader.next(), count: reader.next(), createdAt: reader.next(),
+                        read: reader.next()),
+                    reader.next()
                 ))
         }
         var next: String?
@@ -325,16 +325,16 @@ struct NotificationsStore: Sendable {
     private static func records(_ rows: PostgresRowSequence) async throws -> [NotificationRecord] {
         var records: [NotificationRecord] = []
         for try await row in rows {
-            var columns = row.columns
+            var reader = row.reader
             records.append(
                 try record(
-                    id: columns.next(), kind: columns.next(), payload: columns.next(), count: columns.next(), createdAt: columns.next(), read: columns.next()))
+                    id: reader.next(), kind: reader.next(), payload: reader.next(), count: reader.next(), createdAt: reader.next(), read: reader.next()))
         }
         return records
     }
 
     private static func recordsWithUser(_ rows: PostgresRowSequence) async throws -> [(userId: String, NotificationRecord)] {
-        try await recordsWithUser(rows.decode(NotificationStatements.RowWithUser.self))
+        try await recordsWithUser(rows.map(NotificationStatements.rowWithUser))
     }
 
     private static func recordsWithUser(

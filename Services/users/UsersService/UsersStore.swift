@@ -52,9 +52,9 @@ struct UsersStore: Sendable {
         )
         var users: [UserSummary] = []
         for try await row in rows {
-            var columns = row.columns
+            var reader = row.reader
             users.append(
-                try UserSummary(id: columns.next(), username: columns.next(), displayName: columns.next(), online: columns.next(), lastSeenAt: columns.next()))
+                try UserSummary(id: reader.next(), username: reader.next(), displayName: reader.next(), online: reader.next(), lastSeenAt: reader.next()))
         }
         var next: String?
         if users.count > limit {
@@ -70,10 +70,10 @@ struct UsersStore: Sendable {
             logger: logger
         )
         for try await row in rows {
-            var columns = row.columns
+            var reader = row.reader
             return try UserProfile(
-                id: columns.next(), username: columns.next(), displayName: columns.next(), about: columns.next(), online: columns.next(),
-                lastSeenAt: columns.next())
+                id: reader.next(), username: reader.next(), displayName: reader.next(), about: reader.next(), online: reader.next(),
+                lastSeenAt: reader.next())
         }
         return nil
     }
@@ -100,10 +100,10 @@ struct UsersStore: Sendable {
             logger: logger
         )
         for try await row in rows {
-            var columns = row.columns
+            var reader = row.reader
             return try UserProfile(
-                id: columns.next(), username: columns.next(), displayName: columns.next(), about: columns.next(), online: columns.next(),
-                lastSeenAt: columns.next())
+                id: reader.next(), username: reader.next(), displayName: reader.next(), about: reader.next(), online: reader.next(),
+                lastSeenAt: reader.next())
         }
         return nil
     }
@@ -148,9 +148,9 @@ struct UsersStore: Sendable {
         )
         var users: [UserSummary] = []
         for try await row in rows {
-            var columns = row.columns
+            var reader = row.reader
             users.append(
-                try UserSummary(id: columns.next(), username: columns.next(), displayName: columns.next(), online: columns.next(), lastSeenAt: columns.next()))
+                try UserSummary(id: reader.next(), username: reader.next(), displayName: reader.next(), online: reader.next(), lastSeenAt: reader.next()))
         }
         return users
     }

@@ -7,12 +7,12 @@ import PostgresNIO
 // rows; see the README's Benchmark).
 
 extension PostgresRow {
-    /// The row's columns, read in order: `var columns = row.columns; let id: String = try columns.next()`.
-    @inlinable public var columns: PostgresColumns { PostgresColumns(self) }
+    /// Reads the row's columns in order: `var reader = row.reader; let id: String = try reader.next()`.
+    @inlinable public var reader: PostgresRowReader { PostgresRowReader(self) }
 }
 
 /// A row's cells in column order, each decoded as the type its caller asks for.
-public struct PostgresColumns {
+public struct PostgresRowReader {
     @usableFromInline var cells: PostgresRow.Iterator
 
     @inlinable init(_ row: PostgresRow) { cells = row.makeIterator() }
