@@ -13,6 +13,13 @@ public struct AuthUser: Codable, Sendable, Equatable {
     public let createdAt: Date
 }
 
+extension AuthUser {
+    /// Reads `id, username, email, display_name, created_at`.
+    init(reading reader: inout PostgresRowReader) throws {
+        try self.init(id: reader.next(), username: reader.next(), email: reader.next(), displayName: reader.next(), createdAt: reader.next())
+    }
+}
+
 /// What a presented refresh token turned out to be.
 enum RefreshTokenState: Sendable {
     case valid(sessionId: String, userId: String)
@@ -77,10 +84,7 @@ struct AuthStore: Sendable {
     private static func firstCredentials(_ rows: PostgresRowSequence) async throws -> (AuthUser, String)? {
         for try await row in rows {
             var reader = row.reader
-            return try (
-                AuthUser(id: reader.next(), username: reader.next(), email: reader.next(), displayName: reader.next(), createdAt: reader.next()),
-                reader.next()
-            )
+            return try (AuthUser(reading: &reader), reader.next())
         }
         return nil
     }
@@ -98,7 +102,7 @@ struct AuthStore: Sendable {
         )
         for try await row in rows {
             var reader = row.reader
-            return try AuthUser(id: reader.next(), username: reader.next(), email: reader.next(), displayName: reader.next(), createdAt: reader.next())
+            return try AuthUser(reading: &reader)
         }
         return nil
     }

@@ -157,11 +157,7 @@ extension MessagesStore {
             MessagesStatements.StoredSends(senderIds: sends.map(\.senderId), clientMsgIds: sends.map(\.clientMsgId)), logger: logger
         )
         var found: [SendKey: MessageRecord] = [:]
-        for try await (id, conversation, seq, sender, clientId, body, sentAt) in rows {
-            found[SendKey(senderId: sender, clientMsgId: clientId)] = MessageRecord(
-                id: id, conversationId: conversation, seq: seq, senderId: sender, clientMsgId: clientId, body: body, sentAt: sentAt
-            )
-        }
+        for try await message in rows { found[SendKey(senderId: message.senderId, clientMsgId: message.clientMsgId)] = message }
         return found
     }
 

@@ -18,7 +18,7 @@ enum MessagesStatements {
             FROM unnest($1::text[], $2::text[]) AS s(sender_id, client_msg_id)
             JOIN messages m ON m.sender_id = s.sender_id AND m.client_msg_id = s.client_msg_id
             """
-        typealias Row = (String, String, Int64, String, String, String, Date)
+        typealias Row = MessageRecord
         let senderIds: [String]
         let clientMsgIds: [String]
 
@@ -30,7 +30,7 @@ enum MessagesStatements {
         }
         func decodeRow(_ row: PostgresRow) throws -> Row {
             var reader = row.reader
-            return try (reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next())
+            return try MessageRecord(reading: &reader)
         }
     }
 
@@ -204,5 +204,14 @@ struct MessageRows {
         bindings.append(senderIds)
         bindings.append(clientMsgIds)
         bindings.append(bodies)
+    }
+}
+
+extension MessageRecord {
+    /// Reads `id, conversation_id, seq, sender_id, client_msg_id, body, sent_at`.
+    init(reading reader: inout PostgresRowReader) throws {
+        try self.init(
+            id: reader.next(), conversationId: reader.next(), seq: reader.next(), senderId: reader.next(), clientMsgId: reader.next(), body: reader.next(),
+            sentAt: reader.next())
     }
 }

@@ -332,14 +332,12 @@ struct MessagesStore: Sendable {
                 ) newest ORDER BY seq
                 """
         }
-        // A page is read whole (up to `MessageLimits.maxHistoryPage` rows): collected on the connection's loop in one go, not
-        // handed over row by row.
+        // A page is read whole (up to `MessageLimits.maxHistoryPage` rows): collected on the
+        // connection's loop in one go, not handed over row by row.
         let page: EventLoopFuture<PostgresQueryResult> = connection.query(query, logger: logger)
         return try await page.get().rows.map { row in
             var reader = row.reader
-            return try MessageRecord(
-                id: reader.next(), conversationId: reader.next(), seq: reader.next(), senderId: reader.next(), clientMsgId: reader.next(),
-                body: reader.next(), sentAt: reader.next())
+            return try MessageRecord(reading: &reader)
         }
     }
 }

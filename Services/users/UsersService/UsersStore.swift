@@ -23,6 +23,21 @@ public struct UserProfile: Codable, Sendable, Equatable {
     @ExplicitNull public var lastSeenAt: Date?
 }
 
+extension UserSummary {
+    /// Reads `id, username, display_name, online, last_seen_at`.
+    init(reading reader: inout PostgresRowReader) throws {
+        try self.init(id: reader.next(), username: reader.next(), displayName: reader.next(), online: reader.next(), lastSeenAt: reader.next())
+    }
+}
+
+extension UserProfile {
+    /// Reads `id, username, display_name, about, online, last_seen_at`.
+    init(reading reader: inout PostgresRowReader) throws {
+        try self.init(
+            id: reader.next(), username: reader.next(), displayName: reader.next(), about: reader.next(), online: reader.next(), lastSeenAt: reader.next())
+    }
+}
+
 /// One page of a search, and where the next begins.
 public struct UserPage: Codable, Sendable, Equatable {
     public let users: [UserSummary]
@@ -53,8 +68,7 @@ struct UsersStore: Sendable {
         var users: [UserSummary] = []
         for try await row in rows {
             var reader = row.reader
-            users.append(
-                try UserSummary(id: reader.next(), username: reader.next(), displayName: reader.next(), online: reader.next(), lastSeenAt: reader.next()))
+            users.append(try UserSummary(reading: &reader))
         }
         var next: String?
         if users.count > limit {
@@ -71,9 +85,7 @@ struct UsersStore: Sendable {
         )
         for try await row in rows {
             var reader = row.reader
-            return try UserProfile(
-                id: reader.next(), username: reader.next(), displayName: reader.next(), about: reader.next(), online: reader.next(),
-                lastSeenAt: reader.next())
+            return try UserProfile(reading: &reader)
         }
         return nil
     }
@@ -101,9 +113,7 @@ struct UsersStore: Sendable {
         )
         for try await row in rows {
             var reader = row.reader
-            return try UserProfile(
-                id: reader.next(), username: reader.next(), displayName: reader.next(), about: reader.next(), online: reader.next(),
-                lastSeenAt: reader.next())
+            return try UserProfile(reading: &reader)
         }
         return nil
     }
@@ -149,8 +159,7 @@ struct UsersStore: Sendable {
         var users: [UserSummary] = []
         for try await row in rows {
             var reader = row.reader
-            users.append(
-                try UserSummary(id: reader.next(), username: reader.next(), displayName: reader.next(), online: reader.next(), lastSeenAt: reader.next()))
+            users.append(try UserSummary(reading: &reader))
         }
         return users
     }
