@@ -4,7 +4,8 @@
 #   - rate:    1:1 chat at each offered rate (USERS users, DURATION seconds): delivered/s, loss,
 #              p50/p99/p999 sender → recipient and ack latency (open loop, from the scheduled send)
 #   - idle:    resident memory per idle authenticated socket, at IDLE_SOCKETS sockets
-#   - catchup: 5,000 stored messages of one conversation fetched by pages
+#   - catchup: 5,000 stored messages of one conversation fetched in pages of 1,000, one page
+#              after another and all at once by seq range
 #   - fanout:  one message to a 1,024-member group, all online: the last copy
 # Each prints the CPU (share of a core, and µs per delivered message), RSS and wait for a core of
 # every process: the services, Postgres (all backends), RabbitMQ, Redis and the load generator.

@@ -90,6 +90,8 @@ struct MessagesTests {
             let caughtUp = try await get(messages, "/api/conversations/\(id)/messages?after=1&limit=200", bob)
             #expect(seqs(caughtUp) == Array(2...31))
             #expect(seqs(try await get(messages, "/api/conversations/\(id)/messages?before=5", bob)) == [1, 2, 3, 4])
+            // A seq range, as a client that knows lastSeq fetches pages of it side by side.
+            #expect(seqs(try await get(messages, "/api/conversations/\(id)/messages?after=10&before=21&limit=200", bob)) == Array(11...20))
             #expect(seqs(try await get(messages, "/api/conversations/\(id)/messages?limit=3", bob)) == [29, 30, 31])
             #expect(try await get(messages, "/api/conversations/\(id)/messages?after=-1", bob).status == .badRequest)
         }
