@@ -61,7 +61,7 @@ struct CatchUpReader: Sendable {
                 throw BenchError("catch-up conversation failed: \(status)")
             }
             let count = (envelope.conversation.lastSeq + Self.pageSize - 1) / Self.pageSize
-            pages = try await concurrentMap(0..<count, width: max(count, 1)) { index in
+            pages = try await concurrentMap(0..<count, width: count) { index in
                 let after = index * Self.pageSize
                 let (messages, decoding) = try await page(after: after, before: after + Self.pageSize + 1)
                 return (messages.map(\.seq), decoding)
