@@ -253,3 +253,7 @@ class ChatPage:
         """Closes /ws/chat from the page as a network failure would, for an outage of at least
         hold_ms; the client reconnects by itself."""
         self.js("window.swiftchatTest.dropChat(arguments[0])", hold_ms)
+
+    def release_chat_stream(self):
+        """Ends an outage begun by drop_chat_stream now: the client reconnects at once."""
+        self.js("window.swiftchatTest.releaseChat()")

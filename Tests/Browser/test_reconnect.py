@@ -1,6 +1,8 @@
 """Streams drop while messages are sent: after the reconnect both sides show every message
 exactly once, in order (resend by clientMsgId, catch-up by seq, dedupe by id)."""
-from stack import kill_every_instance, kill_service, start_services, unique
+from concurrent.futures import ThreadPoolExecutor
+
+from stack import api, kill_every_instance, kill_service, sign_up_api, start_services, unique
 
 
 def direct_chat(browser):
@@ -74,3 +76,50 @@ def test_socket_handler_killed_and_restarted_while_sending(browser):
     for body in ("x1", "x2", "x3", "x4"):
         alice.wait_status(body, "read")
     bob.wait_status("y1", "read")
+
+
+# Requests for history pages the page made, from the browser's resource timing: each one's query
+# and when it started and ended (ms since the page loaded).
+HISTORY_REQUESTS_JS = """
+return performance.getEntriesByType('resource')
+  .filter((entry) => /\\/api\\/conversations\\/[^/]+\\/messages\\?/.test(entry.name))
+  .map((entry) => ({ query: new URL(entry.name).search, start: entry.startTime, end: entry.responseEnd }));
+"""
+
+
+def test_a_long_gap_is_fetched_by_seq_range_several_pages_at_once(browser):
+    """Bob's chat stream is down while 750 messages arrive (almost four pages of 200): on reconnect
+    he fetches them as seq ranges, several at once, and shows each once, in seq order."""
+    alice, alice_token = sign_up_api("gap_")
+    bob_user, _ = sign_up_api("gap_")
+    bob = browser("bob")
+    bob.sign_in(bob_user["username"])
+    # messages learns of new users from their events: asked until it has.
+    created = bob.wait(lambda: (r := api("POST", "/api/conversations", alice_token, {"type": "direct", "userId": bob_user["id"]})).ok and r,
+                       "the conversation created")
+    conversation = created.json()["conversation"]["id"]
+
+    def send(k):
+        sent = api("POST", f"/api/conversations/{conversation}/messages", alice_token, {"clientMsgId": f"g{k}", "body": f"gap {k}"})
+        assert sent.status_code == 201, sent.text
+
+    send(0)
+    bob.open_conversation(alice["username"])
+    bob.wait_bodies(["gap 0"])
+
+    bob.drop_chat_stream(hold_ms=600_000)  # down until released below
+    bob.wait(lambda: bob.stream("chat") == "reconnecting", "Bob's chat stream down")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(send, range(1, 751)))
+    bob.js("performance.clearResourceTimings()")
+    bob.release_chat_stream()
+
+    bob.wait(lambda: len(bob.messages()) == 751, "all 751 messages on Bob's side", timeout=60)
+    assert [m["seq"] for m in bob.messages()] == list(range(1, 752))
+    # Sent eight at a time, so stored in any order: each once.
+    assert sorted(bob.bodies()) == sorted(f"gap {k}" for k in range(751))
+    requests = bob.js(HISTORY_REQUESTS_JS)
+    ranges = [r for r in requests if "before=" in r["query"]]
+    assert len(ranges) >= 3, requests
+    # Side by side: some range was asked for before another one's answer had come back.
+    assert any(a["start"] < b["end"] and b["start"] < a["end"] for a in ranges for b in ranges if a is not b), requests

@@ -8,6 +8,7 @@ import { refreshMembers } from './users.js';
 const { state } = store;
 const RESEND_AFTER_MS = 10000; // an unacknowledged send is sent again (same clientMsgId)
 const PAGE = 200;
+const PAGES_AT_ONCE = 4; // a long gap's pages in flight together
 
 let stream = null;
 let outbox = new Map(); // clientMsgId → {clientMsgId, conversationId, body, replyTo, createdAt, lastSent, retryAt, failed}
@@ -231,16 +232,27 @@ async function catchUp() {
 
 const fetching = new Map();
 
-/** Fetches everything after the contiguous part we hold, page by page. */
+/**
+ * Fetches everything after the contiguous part we hold. Seqs are gap-free, so a long gap's pages
+ * are known before any comes back: up to PAGES_AT_ONCE of them are fetched side by side, each a
+ * seq range below the lastSeq we know of, the last one open-ended (it also finds what was sent
+ * since), until a last page comes back short.
+ */
 export function fetchAfter(target) {
   if (fetching.has(target.id)) return fetching.get(target.id);
   const run = (async () => {
     for (;;) {
       const after = target.maxSeq;
-      const page = await api.conversations.messages(target.id, { after, limit: PAGE });
-      const messages = page.messages || [];
-      store.addMessages(target.id, messages, { page: 'after' });
-      if (messages.length < PAGE || target.maxSeq === after) break;
+      const starts = [after];
+      while (starts.length < PAGES_AT_ONCE && starts.at(-1) + PAGE < target.lastSeq) starts.push(starts.at(-1) + PAGE);
+      const pages = await Promise.all(
+        starts.map((from, index) => {
+          const before = index < starts.length - 1 ? from + PAGE + 1 : undefined;
+          return api.conversations.messages(target.id, { after: from, before, limit: PAGE });
+        }),
+      );
+      for (const page of pages) store.addMessages(target.id, page.messages || [], { page: 'after' });
+      if ((pages.at(-1).messages || []).length < PAGE || target.maxSeq === after) break;
     }
   })().finally(() => fetching.delete(target.id));
   fetching.set(target.id, run);

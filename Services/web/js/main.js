@@ -137,6 +137,7 @@ if (localStorage.getItem('swiftchat.testHooks') === '1') {
       notify.notificationStream()?.drop(holdMs);
     },
     dropChat: (holdMs = 0) => chat.chatStream()?.drop(holdMs),
+    releaseChat: () => chat.chatStream()?.release(),
     unsent: () => chat.unsentCount(),
     users: () => [...state.users.values()],
   };

@@ -67,6 +67,12 @@ export class Stream {
     if (this.socket) this.socket.close(4000, 'dropped');
   }
 
+  /** Ends an outage begun by `drop` at once and reconnects (the browser tests' cue). */
+  release() {
+    this.heldUntil = 0;
+    this.reconnectNow();
+  }
+
   reconnectNow() {
     if (this.stopped || this.socket || (this.heldUntil || 0) > Date.now()) return;
     clearTimeout(this.timer);
