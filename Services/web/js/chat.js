@@ -245,14 +245,20 @@ export function fetchAfter(target) {
       const after = target.maxSeq;
       const starts = [after];
       while (starts.length < PAGES_AT_ONCE && starts.at(-1) + PAGE < target.lastSeq) starts.push(starts.at(-1) + PAGE);
-      const pages = await Promise.all(
+      const pages = await Promise.allSettled(
         starts.map((from, index) => {
           const before = index < starts.length - 1 ? from + PAGE + 1 : undefined;
           return api.conversations.messages(target.id, { after: from, before, limit: PAGE });
         }),
       );
-      for (const page of pages) store.addMessages(target.id, page.messages || [], { page: 'after' });
-      if ((pages.at(-1).messages || []).length < PAGE || target.maxSeq === after) break;
+      // The pages that came back are kept even when another failed: the next try starts after
+      // the contiguous part, so it asks again only from the failed page on.
+      for (const page of pages) {
+        if (page.status === 'fulfilled') store.addMessages(target.id, page.value.messages || [], { page: 'after' });
+      }
+      const failed = pages.find((page) => page.status === 'rejected');
+      if (failed) throw failed.reason;
+      if ((pages.at(-1).value.messages || []).length < PAGE || target.maxSeq === after) break;
     }
   })().finally(() => fetching.delete(target.id));
   fetching.set(target.id, run);
