@@ -315,9 +315,8 @@ public final class OutboxRelay: Service {
                     "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 FROM outbox WHERE published_at IS NULL",
                     logger: logger
                 )
-                for try await row in rows {
-                    var reader = row.reader
-                    let (count, age): (Int64, Double) = try (reader.next(), reader.next())
+                // Both columns are read before either is recorded.
+                if let (count, age) = try await rows.readFirst({ reader in try (reader.next(), reader.next()) as (Int64, Double) }) {
                     backlog.record(count)
                     oldestAge.record(age)
                 }

@@ -55,8 +55,7 @@ enum OutboxStatements {
             return bindings
         }
         func decodeRow(_ row: PostgresRow) throws -> Row {
-            var reader = row.reader
-            return try (reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next())
+            try row.read { reader in try (reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next()) }
         }
     }
 

@@ -7,8 +7,27 @@ import PostgresNIO
 // rows; see the README's Benchmark).
 
 extension PostgresRow {
-    /// Reads the row's columns in order: `var reader = row.reader; let id: String = try reader.next()`.
-    @inlinable public var reader: PostgresRowReader { PostgresRowReader(self) }
+    /// The row as `read` reads it, its columns in order: `try row.read(UserSummary.init(reading:))`,
+    /// or `try row.read { reader in try (reader.next(), reader.next()) as (String, Int64) }`.
+    @inlinable public func read<Value>(_ read: (inout PostgresRowReader) throws -> Value) rethrows -> Value {
+        var reader = PostgresRowReader(self)
+        return try read(&reader)
+    }
+}
+
+extension PostgresRowSequence {
+    /// Every row, each as `read` reads it.
+    @inlinable public func readAll<Value>(_ read: (inout PostgresRowReader) throws -> Value) async throws -> [Value] {
+        var values: [Value] = []
+        for try await row in self { values.append(try row.read(read)) }
+        return values
+    }
+
+    /// The first row as `read` reads it, or nil when there is none.
+    @inlinable public func readFirst<Value>(_ read: (inout PostgresRowReader) throws -> Value) async throws -> Value? {
+        for try await row in self { return try row.read(read) }
+        return nil
+    }
 }
 
 /// A row's cells in column order, each decoded as the type its caller asks for.

@@ -82,11 +82,7 @@ struct AuthStore: Sendable {
     }
 
     private static func firstCredentials(_ rows: PostgresRowSequence) async throws -> (AuthUser, String)? {
-        for try await row in rows {
-            var reader = row.reader
-            return try (AuthUser(reading: &reader), reader.next())
-        }
-        return nil
+        try await rows.readFirst { reader in try (AuthUser(reading: &reader), reader.next()) }
     }
 
     /// The user behind an access token, only while its session is live (signed-out sessions end
@@ -100,11 +96,7 @@ struct AuthStore: Sendable {
             """,
             logger: logger
         )
-        for try await row in rows {
-            var reader = row.reader
-            return try AuthUser(reading: &reader)
-        }
-        return nil
+        return try await rows.readFirst(AuthUser.init(reading:))
     }
 
     func createSession(id: String, userId: String, on connection: PostgresConnection) async throws {
@@ -135,18 +127,17 @@ struct AuthStore: Sendable {
             """,
             logger: logger
         )
-        for try await row in rows {
-            var reader = row.reader
-            let (sessionId, userId, used, dead): (String, String, Bool, Bool) = try (reader.next(), reader.next(), reader.next(), reader.next())
-            if used { return .reused(sessionId: sessionId, userId: userId) }
-            if dead { return .invalid }
-            try await connection.query(
-                "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = \(hash)",
-                logger: logger
-            )
-            return .valid(sessionId: sessionId, userId: userId)
+        let token: (sessionId: String, userId: String, used: Bool, dead: Bool)? = try await rows.readFirst { reader in
+            try (reader.next(), reader.next(), reader.next(), reader.next())
         }
-        return .invalid
+        guard let token else { return .invalid }
+        if token.used { return .reused(sessionId: token.sessionId, userId: token.userId) }
+        if token.dead { return .invalid }
+        try await connection.query(
+            "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = \(hash)",
+            logger: logger
+        )
+        return .valid(sessionId: token.sessionId, userId: token.userId)
     }
 
     /// Revokes a live session; false when it was already revoked (or is not the user's).
@@ -173,11 +164,7 @@ struct AuthStore: Sendable {
             """,
             logger: logger
         )
-        for try await row in rows {
-            var reader = row.reader
-            return try (reader.next(), reader.next())
-        }
-        return nil
+        return try await rows.readFirst { reader in try (reader.next(), reader.next()) }
     }
 
     /// Deletes the account (its sessions and refresh tokens go with it) and keeps its username

@@ -205,13 +205,9 @@ extension MessagesStore {
             """,
             logger: logger
         )
-        var changes: [MarkerChange] = []
-        for try await row in rows {
-            var reader = row.reader
-            let (conversationId, userId, delivered, read): (String, String, Int64, Int64) = try (reader.next(), reader.next(), reader.next(), reader.next())
-            changes.append(MarkerChange(conversationId: conversationId, userId: userId, deliveredSeq: delivered, readSeq: read))
+        return try await rows.readAll { reader in
+            try MarkerChange(conversationId: reader.next(), userId: reader.next(), deliveredSeq: reader.next(), readSeq: reader.next())
         }
-        return changes
     }
 }
 

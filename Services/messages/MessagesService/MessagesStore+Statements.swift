@@ -28,10 +28,7 @@ enum MessagesStatements {
             bindings.append(clientMsgIds)
             return bindings
         }
-        func decodeRow(_ row: PostgresRow) throws -> Row {
-            var reader = row.reader
-            return try MessageRecord(reading: &reader)
-        }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.read(MessageRecord.init(reading:)) }
     }
 
     /// Locks the conversations (in id order, as every writer of a conversation does) and then reads
@@ -52,8 +49,7 @@ enum MessagesStatements {
             return bindings
         }
         func decodeRow(_ row: PostgresRow) throws -> Row {
-            var reader = row.reader
-            return try (reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next())
+            try row.read { reader in try (reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next()) }
         }
     }
 
@@ -73,10 +69,7 @@ enum MessagesStatements {
             bindings.append(conversationIds)
             return bindings
         }
-        func decodeRow(_ row: PostgresRow) throws -> Row {
-            var reader = row.reader
-            return try (reader.next(), reader.next(), reader.next())
-        }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.read { reader in try (reader.next(), reader.next(), reader.next()) } }
     }
 
     /// Inserts the messages, advances the conversations' `last_seq` and the senders' markers, and

@@ -51,6 +51,25 @@ public struct ConversationSummary: Codable, Sendable, Equatable {
     public let myReadSeq: Int64
 }
 
+extension ConversationSummary {
+    /// Reads `id, type, name, last_seq`, the reader's `read_seq`, and the last message's `id, seq,
+    /// sender_id, client_msg_id, body, sent_at` (all null when there is none); members come apart.
+    init(reading reader: inout PostgresRowReader) throws {
+        let (id, type, name, lastSeq, readSeq): (String, String, String?, Int64, Int64) = try (
+            reader.next(), reader.next(), reader.next(), reader.next(), reader.next()
+        )
+        let (messageId, seq, sender, clientId, body, sentAt): (String?, Int64?, String?, String?, String?, Date?) = try (
+            reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next()
+        )
+        var lastMessage: MessageRecord?
+        if let messageId, let seq, let sender, let clientId, let body, let sentAt {
+            lastMessage = MessageRecord(id: messageId, conversationId: id, seq: seq, senderId: sender, clientMsgId: clientId, body: body, sentAt: sentAt)
+        }
+        self.init(
+            id: id, type: type, name: name, members: [], lastMessage: lastMessage, lastSeq: lastSeq, unreadCount: max(0, lastSeq - readSeq), myReadSeq: readSeq)
+    }
+}
+
 /// Every SQL statement of messages, against its own schema.
 struct MessagesStore: Sendable {
     let logger: Logger
@@ -155,27 +174,21 @@ struct MessagesStore: Sendable {
             "SELECT id, type, name, last_seq FROM conversations WHERE id = \(conversationId)",
             logger: logger
         )
-        for try await row in rows {
-            var reader = row.reader
-            let (id, type, name, lastSeq): (String, String, String?, Int64) = try (reader.next(), reader.next(), reader.next(), reader.next())
-            var members: [MemberState] = []
-            let memberRows = try await connection.query(
-                """
-                SELECT m.user_id, m.role, m.delivered_seq, m.read_seq, k.deleted_at IS NOT NULL
-                FROM members m LEFT JOIN known_users k ON k.id = m.user_id
-                WHERE m.conversation_id = \(id) ORDER BY m.joined_at, m.user_id
-                """,
-                logger: logger
-            )
-            for try await memberRow in memberRows {
-                var member = memberRow.reader
-                members.append(
-                    try MemberState(
-                        userId: member.next(), role: member.next(), deliveredSeq: member.next(), readSeq: member.next(), deleted: member.next()))
-            }
-            return ConversationDetails(id: id, type: type, name: name, members: members, lastSeq: lastSeq)
+        let conversation = try await rows.readFirst { reader in
+            try (reader.next(), reader.next(), reader.next(), reader.next()) as (id: String, type: String, name: String?, lastSeq: Int64)
         }
-        return nil
+        guard let conversation else { return nil }
+        let members = try await connection.query(
+            """
+            SELECT m.user_id, m.role, m.delivered_seq, m.read_seq, k.deleted_at IS NOT NULL
+            FROM members m LEFT JOIN known_users k ON k.id = m.user_id
+            WHERE m.conversation_id = \(conversation.id) ORDER BY m.joined_at, m.user_id
+            """,
+            logger: logger
+        ).readAll { reader in
+            try MemberState(userId: reader.next(), role: reader.next(), deliveredSeq: reader.next(), readSeq: reader.next(), deleted: reader.next())
+        }
+        return ConversationDetails(id: conversation.id, type: conversation.type, name: conversation.name, members: members, lastSeq: conversation.lastSeq)
     }
 
     /// The member's role, or nil when `userId` is not a member (or the conversation does not exist).
@@ -203,25 +216,7 @@ struct MessagesStore: Sendable {
             """,
             logger: logger
         )
-        var summaries: [ConversationSummary] = []
-        for try await row in rows {
-            var reader = row.reader
-            let (id, type, name, lastSeq, readSeq): (String, String, String?, Int64, Int64) = try (
-                reader.next(), reader.next(), reader.next(), reader.next(), reader.next()
-            )
-            let (messageId, seq, sender, clientId, body, sentAt): (String?, Int64?, String?, String?, String?, Date?) = try (
-                reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next()
-            )
-            var lastMessage: MessageRecord?
-            if let messageId, let seq, let sender, let clientId, let body, let sentAt {
-                lastMessage = MessageRecord(id: messageId, conversationId: id, seq: seq, senderId: sender, clientMsgId: clientId, body: body, sentAt: sentAt)
-            }
-            summaries.append(
-                ConversationSummary(
-                    id: id, type: type, name: name, members: [], lastMessage: lastMessage,
-                    lastSeq: lastSeq, unreadCount: max(0, lastSeq - readSeq), myReadSeq: readSeq
-                ))
-        }
+        var summaries = try await rows.readAll(ConversationSummary.init(reading:))
         // Members in one query for all conversations.
         var members: [String: [ConversationMember]] = [:]
         let memberRows = try await connection.query(
@@ -232,10 +227,10 @@ struct MessagesStore: Sendable {
             """,
             logger: logger
         )
-        for try await row in memberRows {
-            var reader = row.reader
-            let conversationId: String = try reader.next()
-            members[conversationId, default: []].append(try ConversationMember(userId: reader.next(), role: reader.next(), deleted: reader.next()))
+        for (conversationId, member) in try await memberRows.readAll({ reader in
+            try (reader.next() as String, ConversationMember(userId: reader.next(), role: reader.next(), deleted: reader.next()))
+        }) {
+            members[conversationId, default: []].append(member)
         }
         for index in summaries.indices { summaries[index].members = members[summaries[index].id] ?? [] }
         return summaries
@@ -335,9 +330,6 @@ struct MessagesStore: Sendable {
         // A page is read whole (up to `MessageLimits.maxHistoryPage` rows): collected on the
         // connection's loop in one go, not handed over row by row.
         let page: EventLoopFuture<PostgresQueryResult> = connection.query(query, logger: logger)
-        return try await page.get().rows.map { row in
-            var reader = row.reader
-            return try MessageRecord(reading: &reader)
-        }
+        return try await page.get().rows.map { row in try row.read(MessageRecord.init(reading:)) }
     }
 }

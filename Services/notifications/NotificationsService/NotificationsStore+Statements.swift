@@ -9,8 +9,7 @@ enum NotificationStatements {
     typealias RowWithUser = (String, String, String, String, Int, Date, Bool)
 
     static func rowWithUser(_ row: PostgresRow) throws -> RowWithUser {
-        var reader = row.reader
-        return try (reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next())
+        try row.read { reader in try (reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next(), reader.next()) }
     }
 
     /// The conversations' types and names, for the notifications' payloads.
@@ -25,10 +24,7 @@ enum NotificationStatements {
             bindings.append(ids)
             return bindings
         }
-        func decodeRow(_ row: PostgresRow) throws -> Row {
-            var reader = row.reader
-            return try (reader.next(), reader.next(), reader.next())
-        }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.read { reader in try (reader.next(), reader.next(), reader.next()) } }
     }
 
     /// The users among `ids` with no chat connection open, as presence last said.

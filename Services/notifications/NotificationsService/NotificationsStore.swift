@@ -32,17 +32,7 @@ struct NotificationsStore: Sendable {
             """,
             logger: logger
         )
-        var records: [(NotificationRecord, Int64)] = []
-        for try await row in rows {
-            var reader = row.reader
-            records.append(
-                try (
-                    Self.record(
-                        id: reader.next(), kind: reader.next(), payload: reader.next(), count: reader.next(), createdAt: reader.next(),
-                        read: reader.next()),
-                    reader.next()
-                ))
-        }
+        var records: [(NotificationRecord, Int64)] = try await rows.readAll { reader in try (Self.record(reading: &reader), reader.next()) }
         var next: String?
         if records.count > limit {
             records.removeLast()
@@ -322,15 +312,13 @@ struct NotificationsStore: Sendable {
         return NotificationRecord(id: id, kind: kind, payload: decoded, createdAt: createdAt, read: read)
     }
 
+    /// Reads `columns`.
+    private static func record(reading reader: inout PostgresRowReader) throws -> NotificationRecord {
+        try record(id: reader.next(), kind: reader.next(), payload: reader.next(), count: reader.next(), createdAt: reader.next(), read: reader.next())
+    }
+
     private static func records(_ rows: PostgresRowSequence) async throws -> [NotificationRecord] {
-        var records: [NotificationRecord] = []
-        for try await row in rows {
-            var reader = row.reader
-            records.append(
-                try record(
-                    id: reader.next(), kind: reader.next(), payload: reader.next(), count: reader.next(), createdAt: reader.next(), read: reader.next()))
-        }
-        return records
+        try await rows.readAll(record(reading:))
     }
 
     private static func recordsWithUser(_ rows: PostgresRowSequence) async throws -> [(userId: String, NotificationRecord)] {

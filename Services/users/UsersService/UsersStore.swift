@@ -65,11 +65,7 @@ struct UsersStore: Sendable {
             """,
             logger: logger
         )
-        var users: [UserSummary] = []
-        for try await row in rows {
-            var reader = row.reader
-            users.append(try UserSummary(reading: &reader))
-        }
+        var users = try await rows.readAll(UserSummary.init(reading:))
         var next: String?
         if users.count > limit {
             users.removeLast()
@@ -83,11 +79,7 @@ struct UsersStore: Sendable {
             "SELECT id, username, display_name, about, online, last_seen_at FROM profiles WHERE id = \(id)",
             logger: logger
         )
-        for try await row in rows {
-            var reader = row.reader
-            return try UserProfile(reading: &reader)
-        }
-        return nil
+        return try await rows.readFirst(UserProfile.init(reading:))
     }
 
     func insertProfile(id: String, username: String, displayName: String, createdAt: Date, on connection: PostgresConnection) async throws {
@@ -111,11 +103,7 @@ struct UsersStore: Sendable {
             """,
             logger: logger
         )
-        for try await row in rows {
-            var reader = row.reader
-            return try UserProfile(reading: &reader)
-        }
-        return nil
+        return try await rows.readFirst(UserProfile.init(reading:))
     }
 
     /// Applies a presence change unless a newer one was applied already (events may arrive late).
@@ -156,12 +144,7 @@ struct UsersStore: Sendable {
             """,
             logger: logger
         )
-        var users: [UserSummary] = []
-        for try await row in rows {
-            var reader = row.reader
-            users.append(try UserSummary(reading: &reader))
-        }
-        return users
+        return try await rows.readAll(UserSummary.init(reading:))
     }
 
     enum ContactAddition { case added, existing, unknownUser }
