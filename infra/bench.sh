@@ -102,11 +102,13 @@ purge() { bash infra/stack.sh purge bench; }
 # Each rate phase appends its headline here; the run ends with them as one table.
 RESULTS="$RUN_DIR/rate-results.txt"
 : >"$RESULTS"
+offered=0  # rate phases run: PHASES may name `rate` more than once
 
 for phase in $PHASES; do
     case $phase in
         rate)
             for rate in $RATES; do
+                offered=$((offered + 1))
                 purge
                 echo
                 echo "== rate: $USERS users, $rate msg/s offered for ${DURATION}s =="
@@ -136,7 +138,7 @@ if [[ " $PHASES " == *" rate "* ]]; then
     echo
     echo "== summary: every offered rate, sender → recipient latency from the scheduled send =="
     # A rate phase that failed left no row: say so, rather than a table that looks whole.
-    missing=$(($(wc -w <<<"$RATES") - $(wc -l <"$RESULTS")))
+    missing=$((offered - $(wc -l <"$RESULTS")))
     ((missing <= 0)) || echo "[bench] no row for $missing of the offered rates: their phase failed (see above)"
     if [[ -s $RESULTS ]]; then bench --phase summary --results "$RESULTS"; fi
 fi

@@ -39,27 +39,37 @@ public enum TestStack {
     /// The stack's broker as the services see it (their batch pacing included), unless a test
     /// sets its own `batchInterval`.
     public static func amqp(publishTimeout: Duration = .seconds(10), batchInterval: Duration? = nil) -> AMQPConfiguration {
-        var configuration = (try? AMQPConfiguration(environment: environment)) ?? AMQPConfiguration()
+        var configuration = configured { try AMQPConfiguration(environment: environment) }
         configuration.publishTimeout = publishTimeout
         if let batchInterval { configuration.batchInterval = batchInterval }
         return configuration
     }
 
     public static func redis() -> RedisConfiguration {
-        (try? RedisConfiguration(environment: environment)) ?? RedisConfiguration()
+        configured { try RedisConfiguration(environment: environment) }
     }
 
     /// The stack's admin role: tests create and drop throwaway schemas with it.
     public static func database(schema: SchemaName) -> DatabaseConfiguration {
         DatabaseConfiguration(
             host: environment.string("DATABASE_HOST", default: "127.0.0.1"),
-            port: (try? environment.port("DATABASE_PORT", default: 25432)) ?? 25432,
+            port: configured { try environment.port("DATABASE_PORT", default: 25432) },
             database: environment.string("DATABASE_NAME", default: "swiftchat"),
             username: environment.string("DATABASE_ADMIN_USER", default: "swiftchat"),
             password: environment.string("DATABASE_ADMIN_PASSWORD", default: "swiftchat"),
             schema: schema,
             maximumConnections: 10
         )
+    }
+
+    /// A setting read from the stack's environment. One it cannot read stops the tests with the
+    /// reason, rather than letting them run against the defaults: another server than meant.
+    private static func configured<Value>(_ read: () throws -> Value) -> Value {
+        do {
+            return try read()
+        } catch {
+            fatalError("the test stack's environment: \(error)")
+        }
     }
 
     /// A fresh name for a queue, schema or key, so concurrent tests never share state.
