@@ -87,11 +87,12 @@ return performance.getEntriesByType('resource')
 """
 
 
-def test_a_long_gap_is_fetched_by_seq_range_several_pages_at_once(browser):
-    """Bob's chat stream is down while 750 messages arrive (almost four pages of 200): on reconnect
-    he fetches them as seq ranges, several at once, and shows each once, in seq order."""
-    alice, alice_token = sign_up_api("gap_")
-    bob_user, _ = sign_up_api("gap_")
+def bob_away_from_alice(browser, prefix):
+    """Alice (through the API) and Bob (in a browser) in a direct chat, with "gap 0" on Bob's
+    screen, then Bob's chat stream down until released. Returns Bob's page and send(k), which has
+    Alice send "gap k" through the API."""
+    alice, alice_token = sign_up_api(prefix)
+    bob_user, _ = sign_up_api(prefix)
     bob = browser("bob")
     bob.sign_in(bob_user["username"])
     # messages learns of new users from their events: asked until it has.
@@ -106,9 +107,15 @@ def test_a_long_gap_is_fetched_by_seq_range_several_pages_at_once(browser):
     send(0)
     bob.open_conversation(alice["username"])
     bob.wait_bodies(["gap 0"])
-
-    bob.drop_chat_stream(hold_ms=600_000)  # down until released below
+    bob.drop_chat_stream(hold_ms=600_000)  # down until released
     bob.wait(lambda: bob.stream("chat") == "reconnecting", "Bob's chat stream down")
+    return bob, send
+
+
+def test_a_long_gap_is_fetched_by_seq_range_several_pages_at_once(browser):
+    """Bob's chat stream is down while 750 messages arrive (almost four pages of 200): on reconnect
+    he fetches them as seq ranges, several at once, and shows each once, in seq order."""
+    bob, send = bob_away_from_alice(browser, "gap_")
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(send, range(1, 751)))
     bob.js("performance.clearResourceTimings()")
@@ -123,3 +130,33 @@ def test_a_long_gap_is_fetched_by_seq_range_several_pages_at_once(browser):
     assert len(ranges) >= 3, requests
     # Side by side: some range was asked for before another one's answer had come back.
     assert any(a["start"] < b["end"] and b["start"] < a["end"] for a in ranges for b in ranges if a is not b), requests
+
+
+# The page's requests for the conversation list that the server failed, from resource timing.
+FAILED_LISTS_JS = """
+return performance.getEntriesByType('resource')
+  .filter((entry) => new URL(entry.name).pathname === '/api/conversations' && entry.responseStatus >= 500)
+  .length;
+"""
+
+
+def test_a_failed_catch_up_is_tried_again_until_it_goes_through(browser):
+    """Bob's chat stream comes back while messages is down, so his catch-up fails; it is tried
+    again with backoff and fetches what he missed once messages is back, with no new message or
+    reconnect to set it off."""
+    bob, send = bob_away_from_alice(browser, "retry_")
+    for k in range(1, 6):
+        send(k)
+    kill_every_instance("messages")
+    try:
+        bob.js("performance.clearResourceTimings()")
+        bob.release_chat_stream()
+        bob.wait(lambda: bob.stream("chat") == "open", "Bob's chat stream back")
+        bob.wait(lambda: bob.js(FAILED_LISTS_JS) >= 2, "Bob's catch-up failed and was tried again")
+        assert bob.bodies() == ["gap 0"]
+    finally:
+        start_services("messages")  # whatever happened, for the tests after this one
+
+    bob.wait(lambda: len(bob.messages()) == 6, "what Bob missed, once messages is back", timeout=60)
+    assert [m["seq"] for m in bob.messages()] == list(range(1, 7))
+    assert bob.bodies() == [f"gap {k}" for k in range(6)]

@@ -2,7 +2,7 @@
 // acks, live messages, receipts, typing, and catching up by seq after every (re)connect.
 import * as api from './api.js';
 import * as store from './state.js';
-import { Stream } from './stream.js';
+import { RetryingFetch, Stream } from './stream.js';
 import { refreshMembers } from './users.js';
 
 const { state } = store;
@@ -13,6 +13,8 @@ const PAGES_AT_ONCE = 4; // a long gap's pages in flight together
 let stream = null;
 let outbox = new Map(); // clientMsgId → {clientMsgId, conversationId, body, replyTo, createdAt, lastSent, retryAt, failed}
 let resendTimer = null;
+// What was missed, fetched on every (re)connect (see catchUp), and after a gap fetch that failed.
+const catchUpRetrying = new RetryingFetch('catch-up', catchUp, () => Boolean(stream?.isOpen));
 const markersSent = new Map(); // 'read:<conversationId>' → seq
 const channel = 'BroadcastChannel' in window ? new BroadcastChannel('swiftchat-chat') : null;
 
@@ -33,6 +35,7 @@ export function startChat({ checkSession }) {
 
 export function stopChat() {
   clearInterval(resendTimer);
+  catchUpRetrying.cancel();
   stream?.stop();
   stream = null;
   markersSent.clear();
@@ -145,11 +148,7 @@ async function onOpen() {
   markersSent.clear();
   // Everything not acknowledged goes again, oldest first, with its original clientMsgId.
   for (const entry of [...outbox.values()].sort(byCreation)) if (!entry.failed) transmit(entry);
-  try {
-    await catchUp();
-  } catch (error) {
-    console.warn('catch-up failed', error);
-  }
+  await catchUpRetrying.run();
 }
 
 function onFrame(frame) {
@@ -183,7 +182,7 @@ function onMessage(message) {
   store.addMessages(message.conversationId, [message], { live: true });
   const target = store.conversation(message.conversationId);
   if (message.senderId !== state.me.id) sendMarker('delivered', message.conversationId, message.seq);
-  if (target && store.hasGap(target)) fetchAfter(target).catch(() => {});
+  if (target && store.hasGap(target)) fetchAfter(target).catch(() => catchUpRetrying.later());
 }
 
 function onConversation({ event, conversation }) {

@@ -2,16 +2,20 @@
 // connect) and presence frames.
 import * as api from './api.js';
 import * as store from './state.js';
-import { Stream } from './stream.js';
+import { RetryingFetch, Stream } from './stream.js';
 import { refreshPresence } from './users.js';
 
 let stream = null;
+// Fetched on every (re)connect: the notifications missed, and the presence of direct peers.
+const isOpen = () => Boolean(stream?.isOpen);
+const loading = new RetryingFetch('notifications load', load, isOpen);
+const presenceRefreshing = new RetryingFetch('presence refresh', () => refreshPresence(directPeers()), isOpen);
 
 export function startNotifications({ checkSession }) {
   stream = new Stream('/ws/notifications', {
     onOpen: () => {
-      load().catch((error) => console.warn('notifications load failed', error));
-      refreshPresence(directPeers()).catch((error) => console.warn('presence refresh failed', error));
+      loading.run();
+      presenceRefreshing.run();
     },
     onFrame,
     onState: (value) => store.setStream('notifications', value),
@@ -21,6 +25,8 @@ export function startNotifications({ checkSession }) {
 }
 
 export function stopNotifications() {
+  loading.cancel();
+  presenceRefreshing.cancel();
   stream?.stop();
   stream = null;
 }

@@ -15,6 +15,61 @@ function logFrame(path, direction, frame) {
   if (frameLog.entries.length > 500) frameLog.entries.shift();
 }
 
+/**
+ * How long to wait before try `attempt` (from 0) of something that keeps failing: jittered
+ * exponential backoff ("equal jitter"), from BASE_DELAY_MS up to MAX_DELAY_MS.
+ */
+function backoffDelay(attempt) {
+  const ceiling = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt);
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+/**
+ * What a stream fetches when it (re)connects, such as what was missed while it was down. While the
+ * fetch fails it is tried again with backoff as long as the stream stays open, so a service that is
+ * unreachable for a moment does not leave the page behind until the next reconnect.
+ */
+export class RetryingFetch {
+  /**
+   * @param {string} what for the console, e.g. 'catch-up'
+   * @param {() => Promise<void>} fetch
+   * @param {() => boolean} isWanted whether to go on trying (the stream is open)
+   */
+  constructor(what, fetch, isWanted) {
+    this.what = what;
+    this.fetch = fetch;
+    this.isWanted = isWanted;
+    this.timer = null;
+    this.failures = 0; // since the last fetch that went through
+  }
+
+  /** Fetches now, in place of a try pending; if that fails, tries again later. Never rejects. */
+  async run() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    try {
+      await this.fetch();
+      this.failures = 0;
+    } catch (error) {
+      console.warn(`${this.what} failed; trying again`, error);
+      this.later();
+    }
+  }
+
+  /** One try after the backoff, unless one is pending or the stream closed (its reconnect runs it). */
+  later() {
+    if (this.timer || !this.isWanted()) return;
+    this.timer = setTimeout(() => this.run(), backoffDelay(this.failures));
+    this.failures += 1;
+  }
+
+  cancel() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.failures = 0;
+  }
+}
+
 export class Stream {
   /**
    * @param {string} path e.g. '/ws/chat'
@@ -130,9 +185,7 @@ export class Stream {
 
   retry(neverOpened) {
     this.handlers.onState('reconnecting');
-    const ceiling = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** this.attempt);
-    const jittered = ceiling / 2 + Math.random() * (ceiling / 2); // "equal jitter"
-    const delay = Math.max(jittered, (this.heldUntil || 0) - Date.now());
+    const delay = Math.max(backoffDelay(this.attempt), (this.heldUntil || 0) - Date.now());
     this.attempt += 1;
     clearTimeout(this.timer);
     this.timer = setTimeout(async () => {
