@@ -12,10 +12,10 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY = os.environ.get("SWIFTCHAT_GATEWAY_URL") or f"http://127.0.0.1:{os.environ.get('SWIFTCHAT_GATEWAY_PORT', '8080')}"
-STACK_DIR = Path(os.environ.get("SWIFTCHAT_STACK_DIR") or ROOT / ".stack")
+# Relative folders are the repository root's, as for the shell scripts (pytest runs in Tests/Browser).
+STACK_DIR = ROOT / (os.environ.get("SWIFTCHAT_STACK_DIR") or ".stack")
 # Where the tests put the screenshots they take: the stack's folder, so a test run leaves the
-# working tree as it was; SWIFTCHAT_SCREENSHOTS_DIR=docs/screenshots (from the repository's root)
-# refreshes the README's.
+# working tree as it was; SWIFTCHAT_SCREENSHOTS_DIR=docs/screenshots refreshes the README's.
 SCREENSHOTS = ROOT / (os.environ.get("SWIFTCHAT_SCREENSHOTS_DIR") or STACK_DIR / "screenshots")
 FAILURES = STACK_DIR / "log" / "browser-failures"
 PASSWORD = "correct horse battery"

@@ -1,8 +1,11 @@
 """Streams drop while messages are sent: after the reconnect both sides show every message
 exactly once, in order (resend by clientMsgId, catch-up by seq, dedupe by id)."""
+import json
 from concurrent.futures import ThreadPoolExecutor
 
-from stack import api, kill_every_instance, kill_service, sign_up_api, start_services, unique
+import websocket
+
+from stack import GATEWAY, api, kill_every_instance, kill_service, sign_up_api, start_services, unique
 
 
 def direct_chat(browser):
@@ -89,8 +92,8 @@ return performance.getEntriesByType('resource')
 
 def bob_away_from_alice(browser, prefix):
     """Alice (through the API) and Bob (in a browser) in a direct chat, with "gap 0" on Bob's
-    screen, then Bob's chat stream down until released. Returns Bob's page and send(k), which has
-    Alice send "gap k" through the API."""
+    screen, then Bob's chat stream down until released. Returns Bob's page, send(k), which has
+    Alice send "gap k" through the API, and Alice's access token."""
     alice, alice_token = sign_up_api(prefix)
     bob_user, _ = sign_up_api(prefix)
     bob = browser("bob")
@@ -109,13 +112,13 @@ def bob_away_from_alice(browser, prefix):
     bob.wait_bodies(["gap 0"])
     bob.drop_chat_stream(hold_ms=600_000)  # down until released
     bob.wait(lambda: bob.stream("chat") == "reconnecting", "Bob's chat stream down")
-    return bob, send
+    return bob, send, alice_token
 
 
 def test_a_long_gap_is_fetched_by_seq_range_several_pages_at_once(browser):
     """Bob's chat stream is down while 750 messages arrive (almost four pages of 200): on reconnect
     he fetches them as seq ranges, several at once, and shows each once, in seq order."""
-    bob, send = bob_away_from_alice(browser, "gap_")
+    bob, send, _ = bob_away_from_alice(browser, "gap_")
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(send, range(1, 751)))
     bob.js("performance.clearResourceTimings()")
@@ -144,11 +147,23 @@ def test_a_failed_catch_up_is_tried_again_until_it_goes_through(browser):
     """Bob's chat stream comes back while messages is down, so his catch-up fails; it is tried
     again with backoff and fetches what he missed once messages is back, with no new message or
     reconnect to set it off."""
-    bob, send = bob_away_from_alice(browser, "retry_")
-    for k in range(1, 6):
-        send(k)
-    kill_every_instance("messages")
+    bob, send, alice_token = bob_away_from_alice(browser, "retry_")
+    # Alice's own chat socket gets each message live once it is past messages' outbox: then none
+    # can reach Bob live after messages is back, and only a catch-up can bring them.
+    alice_socket = websocket.create_connection(f"{GATEWAY.replace('http://', 'ws://')}/ws/chat",
+                                               header=[f"Authorization: Bearer {alice_token}"], timeout=10)
     try:
+        for k in range(1, 6):
+            send(k)
+        live = set()
+        while live != {f"g{k}" for k in range(1, 6)}:
+            frame = json.loads(alice_socket.recv())  # times out after 10 s
+            if frame["type"] == "message":
+                live.add(frame["message"]["clientMsgId"])
+    finally:
+        alice_socket.close()
+    try:
+        kill_every_instance("messages")
         bob.js("performance.clearResourceTimings()")
         bob.release_chat_stream()
         bob.wait(lambda: bob.stream("chat") == "open", "Bob's chat stream back")

@@ -2,7 +2,7 @@
 // acks, live messages, receipts, typing, and catching up by seq after every (re)connect.
 import * as api from './api.js';
 import * as store from './state.js';
-import { RetryingFetch, Stream } from './stream.js';
+import { Stream } from './stream.js';
 import { refreshMembers } from './users.js';
 
 const { state } = store;
@@ -13,8 +13,7 @@ const PAGES_AT_ONCE = 4; // a long gap's pages in flight together
 let stream = null;
 let outbox = new Map(); // clientMsgId → {clientMsgId, conversationId, body, replyTo, createdAt, lastSent, retryAt, failed}
 let resendTimer = null;
-// What was missed, fetched on every (re)connect (see catchUp), and after a gap fetch that failed.
-const catchUpRetrying = new RetryingFetch('catch-up', catchUp, () => Boolean(stream?.isOpen));
+let catchingUp = null; // the stream's catch-up on every open (see catchUp), asked again when a gap fetch fails
 const markersSent = new Map(); // 'read:<conversationId>' → seq
 const channel = 'BroadcastChannel' in window ? new BroadcastChannel('swiftchat-chat') : null;
 
@@ -28,6 +27,7 @@ export function startChat({ checkSession }) {
     onState: (value) => store.setStream('chat', value),
     checkSession,
   });
+  catchingUp = stream.fetchOnOpen('catch-up', catchUp);
   stream.start();
   resendTimer = setInterval(resendDue, 1000);
   if (channel) channel.onmessage = onTabMessage;
@@ -35,9 +35,9 @@ export function startChat({ checkSession }) {
 
 export function stopChat() {
   clearInterval(resendTimer);
-  catchUpRetrying.cancel();
   stream?.stop();
   stream = null;
+  catchingUp = null;
   markersSent.clear();
   if (channel) channel.onmessage = null;
 }
@@ -144,11 +144,11 @@ function settle(clientMsgId) {
 // ---------------------------------------------------------------------------------------------
 // frames
 
-async function onOpen() {
+// Then the stream catches up (catchUp).
+function onOpen() {
   markersSent.clear();
   // Everything not acknowledged goes again, oldest first, with its original clientMsgId.
   for (const entry of [...outbox.values()].sort(byCreation)) if (!entry.failed) transmit(entry);
-  await catchUpRetrying.run();
 }
 
 function onFrame(frame) {
@@ -182,7 +182,7 @@ function onMessage(message) {
   store.addMessages(message.conversationId, [message], { live: true });
   const target = store.conversation(message.conversationId);
   if (message.senderId !== state.me.id) sendMarker('delivered', message.conversationId, message.seq);
-  if (target && store.hasGap(target)) fetchAfter(target).catch(() => catchUpRetrying.later());
+  if (target && store.hasGap(target)) fetchAfter(target).catch(() => catchingUp?.later());
 }
 
 function onConversation({ event, conversation }) {

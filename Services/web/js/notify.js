@@ -2,31 +2,24 @@
 // connect) and presence frames.
 import * as api from './api.js';
 import * as store from './state.js';
-import { RetryingFetch, Stream } from './stream.js';
+import { Stream } from './stream.js';
 import { refreshPresence } from './users.js';
 
 let stream = null;
-// Fetched on every (re)connect: the notifications missed, and the presence of direct peers.
-const isOpen = () => Boolean(stream?.isOpen);
-const loading = new RetryingFetch('notifications load', load, isOpen);
-const presenceRefreshing = new RetryingFetch('presence refresh', () => refreshPresence(directPeers()), isOpen);
 
 export function startNotifications({ checkSession }) {
   stream = new Stream('/ws/notifications', {
-    onOpen: () => {
-      loading.run();
-      presenceRefreshing.run();
-    },
     onFrame,
     onState: (value) => store.setStream('notifications', value),
     checkSession,
   });
+  // On every (re)connect: the notifications missed, and the presence of contacts and direct peers.
+  stream.fetchOnOpen('notifications load', load);
+  stream.fetchOnOpen('presence refresh', () => refreshPresence(directPeers()));
   stream.start();
 }
 
 export function stopNotifications() {
-  loading.cancel();
-  presenceRefreshing.cancel();
   stream?.stop();
   stream = null;
 }

@@ -1,6 +1,7 @@
 // One websocket stream that keeps itself open: it reconnects with jittered exponential backoff,
 // and before retrying a connection that never opened, asks whether the session is still valid
-// (the upgrade is refused with 401 once the access token expired or the session ended).
+// (the upgrade is refused with 401 once the access token expired or the session ended). What it
+// fetches on every open (what was missed while it was down) is tried again while it fails.
 
 const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 10000;
@@ -24,48 +25,82 @@ function backoffDelay(attempt) {
   return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
+/** Failures worth another try: no answer, a timeout, too many requests, or the server's fault. */
+function isTransient(error) {
+  const status = error?.status ?? 0;
+  return status === 0 || status === 408 || status === 429 || status >= 500;
+}
+
 /**
- * What a stream fetches when it (re)connects, such as what was missed while it was down. While the
- * fetch fails it is tried again with backoff as long as the stream stays open, so a service that is
- * unreachable for a moment does not leave the page behind until the next reconnect.
+ * Something a stream fetches each time it opens, such as what was missed while it was down
+ * (`Stream.fetchOnOpen`). While the fetch fails for a transient reason it is tried again with
+ * backoff as long as the stream stays open, so a service that is unreachable for a moment does not
+ * leave the page behind until the next reconnect. One fetch runs at a time.
  */
-export class RetryingFetch {
-  /**
-   * @param {string} what for the console, e.g. 'catch-up'
-   * @param {() => Promise<void>} fetch
-   * @param {() => boolean} isWanted whether to go on trying (the stream is open)
-   */
+class RetryingFetch {
   constructor(what, fetch, isWanted) {
-    this.what = what;
+    this.what = what; // for the console, e.g. 'catch-up'
     this.fetch = fetch;
-    this.isWanted = isWanted;
+    this.isWanted = isWanted; // whether to go on trying: the stream is open
     this.timer = null;
     this.failures = 0; // since the last fetch that went through
+    this.running = false;
+    this.again = false; // asked for while running: once more when done
+    this.generation = 0; // moved on by cancel(): a fetch under way then schedules nothing
   }
 
-  /** Fetches now, in place of a try pending; if that fails, tries again later. Never rejects. */
+  /** Fetches now, or once more after the fetch under way. Never rejects. */
   async run() {
     clearTimeout(this.timer);
     this.timer = null;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    const generation = this.generation;
+    this.running = true;
+    let failure = null;
     try {
       await this.fetch();
-      this.failures = 0;
     } catch (error) {
-      console.warn(`${this.what} failed; trying again`, error);
-      this.later();
+      failure = error;
+    }
+    if (generation !== this.generation) return;
+    this.running = false;
+    if (this.again) {
+      this.again = false;
+      await this.run();
+    } else if (!failure) {
+      this.failures = 0;
+    } else if (isTransient(failure)) {
+      console.warn(`${this.what} failed; trying again`, failure);
+      this.later((failure.retryAfter || 0) * 1000);
+    } else {
+      console.warn(`${this.what} failed`, failure);
     }
   }
 
-  /** One try after the backoff, unless one is pending or the stream closed (its reconnect runs it). */
-  later() {
-    if (this.timer || !this.isWanted()) return;
-    this.timer = setTimeout(() => this.run(), backoffDelay(this.failures));
+  /**
+   * One try after the backoff (or `atLeastMs`), unless one is pending or under way, or the stream
+   * is closed (its next open runs every fetch).
+   */
+  later(atLeastMs = 0) {
+    if (this.timer || this.running || !this.isWanted()) return;
+    const generation = this.generation;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (generation === this.generation && this.isWanted()) this.run();
+    }, Math.max(backoffDelay(this.failures), atLeastMs));
     this.failures += 1;
   }
 
+  /** Stops trying (the stream closed or stopped); the next open starts afresh. */
   cancel() {
     clearTimeout(this.timer);
     this.timer = null;
+    this.generation += 1;
+    this.running = false;
+    this.again = false;
     this.failures = 0;
   }
 }
@@ -83,7 +118,19 @@ export class Stream {
     this.timer = null;
     this.stopped = true;
     this.everOpened = false;
+    this.fetches = []; // RetryingFetch: run on every open, after handlers.onOpen
     this.onOnline = () => this.reconnectNow();
+  }
+
+  /**
+   * Adds something to fetch each time the stream opens (what was missed while it was down), tried
+   * again with backoff while it fails and the stream stays open. Returns it: `later()` asks for
+   * one more try (after a related fetch failed, say).
+   */
+  fetchOnOpen(what, fetch) {
+    const retrying = new RetryingFetch(what, fetch, () => this.isOpen);
+    this.fetches.push(retrying);
+    return retrying;
   }
 
   get url() {
@@ -102,10 +149,15 @@ export class Stream {
     this.connect();
   }
 
+  cancelFetches() {
+    for (const retrying of this.fetches) retrying.cancel();
+  }
+
   /** Closes for good (sign-out): no reconnect. */
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.cancelFetches();
     window.removeEventListener('online', this.onOnline);
     const socket = this.socket;
     this.socket = null;
@@ -161,6 +213,7 @@ export class Stream {
       logFrame(this.path, 'open', null);
       this.handlers.onState('open');
       this.handlers.onOpen?.();
+      for (const retrying of this.fetches) retrying.run();
     });
     socket.addEventListener('message', (event) => {
       if (this.socket !== socket || typeof event.data !== 'string') return;
@@ -176,6 +229,7 @@ export class Stream {
     socket.addEventListener('close', () => {
       if (this.socket !== socket) return;
       this.socket = null;
+      this.cancelFetches();
       logFrame(this.path, 'close', null);
       if (this.stopped) return;
       if (openedAt && Date.now() - openedAt >= STABLE_AFTER_MS) this.attempt = 0;
