@@ -1,7 +1,7 @@
 """The session survives a reload; signing out closes both streams and ends the session."""
 import json
 
-from stack import unique
+from stack import api, kill_every_instance, start_services, unique
 
 
 class SocketLog:
@@ -87,3 +87,42 @@ def test_two_windows_of_one_user_stay_in_step(browser):
     fay.driver.switch_to.window(first)
     fay.wait_bodies(expected)
     fay.wait_status("sent from the first window", "read")
+
+
+# How auth answered the page's requests to renew its session, from resource timing.
+REFRESHES_JS = """
+return performance.getEntriesByType('resource')
+  .filter((entry) => new URL(entry.name).pathname === '/api/auth/refresh')
+  .map((entry) => entry.responseStatus);
+"""
+
+
+def test_an_auth_outage_does_not_end_the_session(browser):
+    """The access token is gone (as when it expires) while every auth instance is down: a request
+    is refused and the session cannot be renewed for now, yet the page stays signed in. Once auth
+    is back, the next request renews the session and is answered."""
+    name, friend = unique("dana_"), unique("eve_")
+    browser("eve").sign_up(friend)
+    dana = browser("dana")
+    dana.sign_up(name)
+    dana.show_tab("people")
+    try:
+        kill_every_instance("auth")
+        dana.driver.delete_cookie("access_token")
+        dana.js("performance.clearResourceTimings()")
+        dana.css("#people-search").send_keys(friend[:-1])  # a search: users answers 401
+        dana.wait(lambda: "renew your session" in dana.text_content(".people [role=status]"),
+                  "the search's answer: the session cannot be renewed for now")
+        assert any(status >= 500 for status in dana.js(REFRESHES_JS))
+        assert dana.text_content(".topbar .me-name") == name
+        assert not dana.visible("#auth-title")
+    finally:
+        start_services("auth")  # whatever happened, for the tests after this one
+
+    # The gateway tries an upstream it saw fail again after a moment (fail_timeout): until then
+    # it answers 503 for auth, which the page would show as "try again in a moment".
+    dana.wait(lambda: api("GET", "/api/auth/currentuser").status_code == 401, "the gateway serving auth again")
+    dana.find_person(friend)  # searched for in full: the session renewed, then the search answered
+    assert 200 in dana.js(REFRESHES_JS)
+    assert dana.driver.get_cookie("access_token")
+    assert dana.text_content(".topbar .me-name") == name

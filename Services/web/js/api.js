@@ -50,28 +50,36 @@ async function parse(response) {
 
 // One refresh at a time, across this tab's callers and across tabs (refresh tokens rotate, and a
 // reused one revokes the whole session, so two tabs must never refresh with the same token).
+// Resolves to 'renewed', 'ended' (auth refused the refresh token: sign in again) or 'unavailable'
+// (auth could not be reached or failed: the session may well be fine, so it is not ended).
 let refreshing = null;
 export function refreshSession() {
   if (!refreshing) {
     const run = async () => {
       // Another tab may have refreshed while we waited for the lock: the cookie is already new.
       const probe = await send('GET', '/api/auth/currentuser');
-      if (probe.ok) return true;
+      if (probe.ok) return 'renewed';
       const response = await send('POST', '/api/auth/refresh');
-      return response.ok;
+      if (response.ok) return 'renewed';
+      return response.status === 401 || response.status === 403 ? 'ended' : 'unavailable';
     };
     const locked = navigator.locks ? navigator.locks.request('swiftchat-refresh', run) : run();
-    refreshing = locked.catch(() => false).finally(() => { refreshing = null; });
+    refreshing = locked.catch(() => 'unavailable').finally(() => { refreshing = null; });
   }
   return refreshing;
+}
+
+/** The session could not be renewed for now: a transient error (503), tried again by callers. */
+function renewalUnavailable() {
+  return new ApiError(503, 'service_unavailable', 'Cannot reach SwiftChat to renew your session. Please try again in a moment.');
 }
 
 export async function request(method, path, body) {
   let response = await send(method, path, body);
   if (response.status === 401 && !path.startsWith('/api/auth/')) {
-    if (await refreshSession()) {
-      response = await send(method, path, body);
-    }
+    const renewal = await refreshSession();
+    if (renewal === 'unavailable') throw renewalUnavailable();
+    if (renewal === 'renewed') response = await send(method, path, body);
     if (response.status === 401) sessionEndedListeners.forEach((listener) => listener());
   }
   return parse(response);
@@ -94,8 +102,10 @@ export const auth = {
   /** The signed-in user, refreshing the session once if needed; null when there is no session. */
   async currentUser() {
     let response = await send('GET', '/api/auth/currentuser');
-    if (response.status === 401 && (await refreshSession())) {
-      response = await send('GET', '/api/auth/currentuser');
+    if (response.status === 401) {
+      const renewal = await refreshSession();
+      if (renewal === 'unavailable') throw renewalUnavailable();
+      if (renewal === 'renewed') response = await send('GET', '/api/auth/currentuser');
     }
     if (response.status === 401) return null;
     return (await parse(response)).user;
