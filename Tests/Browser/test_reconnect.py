@@ -93,7 +93,7 @@ return performance.getEntriesByType('resource')
 def bob_away_from_alice(browser, prefix):
     """Alice (through the API) and Bob (in a browser) in a direct chat, with "gap 0" on Bob's
     screen, then Bob's chat stream down until released. Returns Bob's page, send(k), which has
-    Alice send "gap k" through the API, and Alice's access token."""
+    Alice send "gap k" through the API, her access token and the conversation's id."""
     alice, alice_token = sign_up_api(prefix)
     bob_user, _ = sign_up_api(prefix)
     bob = browser("bob")
@@ -112,13 +112,13 @@ def bob_away_from_alice(browser, prefix):
     bob.wait_bodies(["gap 0"])
     bob.drop_chat_stream(hold_ms=600_000)  # down until released
     bob.wait(lambda: bob.stream("chat") == "reconnecting", "Bob's chat stream down")
-    return bob, send, alice_token
+    return bob, send, alice_token, conversation
 
 
 def test_a_long_gap_is_fetched_by_seq_range_several_pages_at_once(browser):
     """Bob's chat stream is down while 750 messages arrive (almost four pages of 200): on reconnect
     he fetches them as seq ranges, several at once, and shows each once, in seq order."""
-    bob, send, _ = bob_away_from_alice(browser, "gap_")
+    bob, send, _, _ = bob_away_from_alice(browser, "gap_")
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(send, range(1, 751)))
     bob.js("performance.clearResourceTimings()")
@@ -147,19 +147,19 @@ def test_a_failed_catch_up_is_tried_again_until_it_goes_through(browser):
     """Bob's chat stream comes back while messages is down, so his catch-up fails; it is tried
     again with backoff and fetches what he missed once messages is back, with no new message or
     reconnect to set it off."""
-    bob, send, alice_token = bob_away_from_alice(browser, "retry_")
-    # Alice's own chat socket gets each message live once it is past messages' outbox: then none
-    # can reach Bob live after messages is back, and only a catch-up can bring them.
+    bob, _, alice_token, conversation = bob_away_from_alice(browser, "retry_")
+    # Alice sends on her own chat socket: each ack comes once the message is stored and routed, so
+    # none can reach Bob live after messages is back, and only a catch-up can bring them.
     alice_socket = websocket.create_connection(f"{GATEWAY.replace('http://', 'ws://')}/ws/chat",
                                                header=[f"Authorization: Bearer {alice_token}"], timeout=10)
     try:
         for k in range(1, 6):
-            send(k)
-        live = set()
-        while live != {f"g{k}" for k in range(1, 6)}:
+            alice_socket.send(json.dumps({"type": "send", "clientMsgId": f"g{k}", "conversationId": conversation, "body": f"gap {k}"}))
+        acked = set()
+        while acked != {f"g{k}" for k in range(1, 6)}:
             frame = json.loads(alice_socket.recv())  # times out after 10 s
-            if frame["type"] == "message":
-                live.add(frame["message"]["clientMsgId"])
+            if frame["type"] == "ack":
+                acked.add(frame["clientMsgId"])
     finally:
         alice_socket.close()
     try:

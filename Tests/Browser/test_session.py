@@ -89,6 +89,19 @@ def test_two_windows_of_one_user_stay_in_step(browser):
     fay.wait_status("sent from the first window", "read")
 
 
+def test_a_session_ended_elsewhere_brings_back_the_sign_in_screen(browser):
+    """The session is signed out through the API (as from another device): auth refuses to renew
+    it, so the page ends it and shows the sign-in screen, saying why."""
+    name = unique("hal_")
+    hal = browser("hal")
+    hal.sign_up(name)
+    token = hal.driver.get_cookie("access_token")["value"]
+    assert api("POST", "/api/auth/signout", token).status_code == 204
+    hal.wait(lambda: hal.visible("#auth-title"), "the sign-in screen")
+    assert "session has ended" in hal.text_content(".notice")
+    assert not hal.all(".topbar")
+
+
 # How auth answered the page's requests to renew its session, from resource timing.
 REFRESHES_JS = """
 return performance.getEntriesByType('resource')
@@ -119,8 +132,8 @@ def test_an_auth_outage_does_not_end_the_session(browser):
     finally:
         start_services("auth")  # whatever happened, for the tests after this one
 
-    # The gateway tries an upstream it saw fail again after a moment (fail_timeout): until then
-    # it answers 503 for auth, which the page would show as "try again in a moment".
+    # With two instances the gateway tries an upstream it saw fail again only after a moment
+    # (fail_timeout): until then it answers 503 for auth, which the page shows as "try again".
     dana.wait(lambda: api("GET", "/api/auth/currentuser").status_code == 401, "the gateway serving auth again")
     dana.find_person(friend)  # searched for in full: the session renewed, then the search answered
     assert 200 in dana.js(REFRESHES_JS)

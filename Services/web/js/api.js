@@ -13,10 +13,15 @@ export class ApiError extends Error {
 }
 
 const sessionEndedListeners = new Set();
-/** Called when the session cannot be renewed (signed out elsewhere, refresh token revoked). */
+/** Called when auth refuses to renew the session (signed out elsewhere, refresh token revoked). */
 export function onSessionEnded(listener) {
   sessionEndedListeners.add(listener);
   return () => sessionEndedListeners.delete(listener);
+}
+
+/** No answer, or an answer cut off: a transient error (status 0). */
+function unreachable() {
+  return new ApiError(0, 'network_error', 'Cannot reach SwiftChat. Check your connection and try again.');
 }
 
 async function send(method, path, body) {
@@ -28,13 +33,18 @@ async function send(method, path, body) {
   try {
     return await fetch(path, init);
   } catch {
-    throw new ApiError(0, 'network_error', 'Cannot reach SwiftChat. Check your connection and try again.');
+    throw unreachable();
   }
 }
 
 async function parse(response) {
   if (response.status === 204) return null;
-  const text = await response.text();
+  let text;
+  try {
+    text = await response.text();
+  } catch {
+    throw unreachable();
+  }
   let data = null;
   if (text) {
     try { data = JSON.parse(text); } catch { data = null; }
@@ -50,8 +60,9 @@ async function parse(response) {
 
 // One refresh at a time, across this tab's callers and across tabs (refresh tokens rotate, and a
 // reused one revokes the whole session, so two tabs must never refresh with the same token).
-// Resolves to 'renewed', 'ended' (auth refused the refresh token: sign in again) or 'unavailable'
-// (auth could not be reached or failed: the session may well be fine, so it is not ended).
+// Resolves to 'renewed', 'ended' (auth refused the refresh token, or refuses this page's origin:
+// sign in again) or 'unavailable' (auth could not be reached, failed or asked to wait: the session
+// may well be fine, so it is not ended).
 let refreshing = null;
 export function refreshSession() {
   if (!refreshing) {

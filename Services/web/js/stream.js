@@ -27,15 +27,16 @@ function backoffDelay(attempt) {
 
 /** Failures worth another try: no answer, a timeout, too many requests, or the server's fault. */
 function isTransient(error) {
-  const status = error?.status ?? 0;
-  return status === 0 || status === 408 || status === 429 || status >= 500;
+  const status = error?.status;
+  return typeof status === 'number' && (status === 0 || status === 408 || status === 429 || status >= 500);
 }
 
 /**
  * Something a stream fetches each time it opens, such as what was missed while it was down
  * (`Stream.fetchOnOpen`). While the fetch fails for a transient reason it is tried again with
  * backoff as long as the stream stays open, so a service that is unreachable for a moment does not
- * leave the page behind until the next reconnect. One fetch runs at a time.
+ * leave the page behind until the next reconnect. One fetch runs at a time, across reconnects too:
+ * one asked for meanwhile runs when it ends, so the newest answer is the one that stays.
  */
 class RetryingFetch {
   constructor(what, fetch, isWanted) {
@@ -45,11 +46,11 @@ class RetryingFetch {
     this.timer = null;
     this.failures = 0; // since the last fetch that went through
     this.running = false;
-    this.again = false; // asked for while running: once more when done
+    this.again = false; // asked for while running: once more when it ends
     this.generation = 0; // moved on by cancel(): a fetch under way then schedules nothing
   }
 
-  /** Fetches now, or once more after the fetch under way. Never rejects. */
+  /** Fetches now, or once more when the fetch under way ends. Never rejects. */
   async run() {
     clearTimeout(this.timer);
     this.timer = null;
@@ -65,11 +66,12 @@ class RetryingFetch {
     } catch (error) {
       failure = error;
     }
-    if (generation !== this.generation) return;
     this.running = false;
     if (this.again) {
       this.again = false;
-      await this.run();
+      if (this.isWanted()) await this.run();
+    } else if (generation !== this.generation) {
+      // cancelled meanwhile: the next open fetches afresh
     } else if (!failure) {
       this.failures = 0;
     } else if (isTransient(failure)) {
@@ -81,11 +83,15 @@ class RetryingFetch {
   }
 
   /**
-   * One try after the backoff (or `atLeastMs`), unless one is pending or under way, or the stream
-   * is closed (its next open runs every fetch).
+   * One more try: after the backoff (or `atLeastMs`), or when the fetch under way ends; none if
+   * one is pending or the stream is closed (its next open runs every fetch).
    */
   later(atLeastMs = 0) {
-    if (this.timer || this.running || !this.isWanted()) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.timer || !this.isWanted()) return;
     const generation = this.generation;
     this.timer = setTimeout(() => {
       this.timer = null;
@@ -94,12 +100,11 @@ class RetryingFetch {
     this.failures += 1;
   }
 
-  /** Stops trying (the stream closed or stopped); the next open starts afresh. */
+  /** Stops trying (the stream closed or stopped): a fetch under way ends, and nothing follows it. */
   cancel() {
     clearTimeout(this.timer);
     this.timer = null;
     this.generation += 1;
-    this.running = false;
     this.again = false;
     this.failures = 0;
   }
