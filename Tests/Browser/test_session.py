@@ -139,3 +139,21 @@ def test_an_auth_outage_does_not_end_the_session(browser):
     assert 200 in dana.js(REFRESHES_JS)
     assert dana.driver.get_cookie("access_token")
     assert dana.text_content(".topbar .me-name") == name
+
+
+def test_a_reload_during_an_auth_outage_carries_on_once_auth_is_back(browser):
+    """A reload while every auth instance is down: the page cannot tell whether the session is
+    good, so it shows the sign-in screen with a notice, and keeps asking; once auth is back the
+    session carries on by itself, with no sign-in."""
+    name = unique("ivy_")
+    ivy = browser("ivy")
+    ivy.sign_up(name)
+    try:
+        kill_every_instance("auth")
+        ivy.reload()
+        ivy.wait(lambda: ivy.visible("#auth-title") and ivy.visible(".notice"), "the sign-in screen with a notice")
+        assert not ivy.all(".topbar")
+    finally:
+        start_services("auth")  # whatever happened, for the tests after this one
+
+    ivy.wait_signed_in(name)

@@ -7,26 +7,39 @@ import { renderAuth } from './views/auth.js';
 import { renderShell } from './views/shell.js';
 import { connectionBanner, clearBanner } from './views/banner.js';
 import { frameLog } from './stream.js';
+import { backoffDelay, isTransient } from './retry.js';
 
 const { state } = store;
 const root = document.getElementById('app');
 const banner = document.getElementById('banner');
 const tabs = 'BroadcastChannel' in window ? new BroadcastChannel('swiftchat-session') : null;
 let signedIn = false;
+let bootTimer = null; // the session check tried again after a transient failure
 
-async function boot() {
+/**
+ * Asks auth who is signed in. When auth cannot answer for now, the sign-in screen says so and the
+ * check is tried again with backoff until it answers, without disturbing what is typed meanwhile:
+ * a session that is still good then carries on by itself.
+ */
+async function boot(attempt = 0) {
+  clearTimeout(bootTimer);
+  bootTimer = null;
   let user = null;
   try {
     user = await api.auth.currentUser();
   } catch (error) {
-    renderAuth(root, { notice: api.describeError(error), onSignedIn: enter });
+    if (attempt === 0) renderAuth(root, { notice: api.describeError(error), onSignedIn: enter });
+    if (isTransient(error) && !signedIn) bootTimer = setTimeout(() => boot(attempt + 1), backoffDelay(attempt));
     return;
   }
+  if (signedIn) return; // signed in through the form meanwhile
   if (user) enter(user);
-  else renderAuth(root, { onSignedIn: enter });
+  else if (attempt === 0) renderAuth(root, { onSignedIn: enter });
 }
 
 function enter(user) {
+  clearTimeout(bootTimer);
+  bootTimer = null;
   if (signedIn) leaveStreams();
   signedIn = true;
   store.clearListeners();

@@ -3,8 +3,8 @@
 // (the upgrade is refused with 401 once the access token expired or the session ended). What it
 // fetches on every open (what was missed while it was down) is tried again while it fails.
 
-const BASE_DELAY_MS = 500;
-const MAX_DELAY_MS = 10000;
+import { backoffDelay, isTransient } from './retry.js';
+
 const STABLE_AFTER_MS = 5000; // a connection open this long resets the backoff
 
 /** The last frames in and out of every stream, kept only when turned on (test hooks, debugging). */
@@ -14,21 +14,6 @@ function logFrame(path, direction, frame) {
   if (!frameLog.enabled) return;
   frameLog.entries.push({ at: Date.now(), path, direction, frame });
   if (frameLog.entries.length > 500) frameLog.entries.shift();
-}
-
-/**
- * How long to wait before try `attempt` (from 0) of something that keeps failing: jittered
- * exponential backoff ("equal jitter"), from BASE_DELAY_MS up to MAX_DELAY_MS.
- */
-function backoffDelay(attempt) {
-  const ceiling = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt);
-  return ceiling / 2 + Math.random() * (ceiling / 2);
-}
-
-/** Failures worth another try: no answer, a timeout, too many requests, or the server's fault. */
-function isTransient(error) {
-  const status = error?.status;
-  return typeof status === 'number' && (status === 0 || status === 408 || status === 429 || status >= 500);
 }
 
 /**
