@@ -153,6 +153,12 @@ def test_a_reload_during_an_auth_outage_carries_on_once_auth_is_back(browser):
         ivy.reload()
         ivy.wait(lambda: ivy.visible("#auth-title") and ivy.visible(".notice"), "the sign-in screen with a notice")
         assert not ivy.all(".topbar")
+        # Typed while the page keeps asking: its later checks change only the notice.
+        ivy.css("#auth-panel-signin input[name=login]").send_keys(name)
+        ivy.wait(lambda: ivy.js("return performance.getEntriesByType('resource').filter("
+                                "(e) => new URL(e.name).pathname === '/api/auth/currentuser').length") >= 2,
+                 "the session asked for again")
+        assert ivy.css("#auth-panel-signin input[name=login]").get_attribute("value") == name
     finally:
         start_services("auth")  # whatever happened, for the tests after this one
 

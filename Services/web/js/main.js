@@ -3,7 +3,7 @@ import * as api from './api.js';
 import * as store from './state.js';
 import * as chat from './chat.js';
 import * as notify from './notify.js';
-import { renderAuth } from './views/auth.js';
+import { renderAuth, setAuthNotice } from './views/auth.js';
 import { renderShell } from './views/shell.js';
 import { connectionBanner, clearBanner } from './views/banner.js';
 import { frameLog } from './stream.js';
@@ -15,31 +15,41 @@ const banner = document.getElementById('banner');
 const tabs = 'BroadcastChannel' in window ? new BroadcastChannel('swiftchat-session') : null;
 let signedIn = false;
 let bootTimer = null; // the session check tried again after a transient failure
+let bootRun = 0; // moved on by every check, sign-in and sign-out: an older check's answer is ignored
 
 /**
  * Asks auth who is signed in. When auth cannot answer for now, the sign-in screen says so and the
- * check is tried again with backoff until it answers, without disturbing what is typed meanwhile:
- * a session that is still good then carries on by itself.
+ * check is tried again with backoff until it answers: a session that is still good then carries on
+ * by itself. A sign-in screen already shown only has its notice changed, so what is typed stays.
  */
 async function boot(attempt = 0) {
-  clearTimeout(bootTimer);
-  bootTimer = null;
+  stopBootChecks();
+  const run = bootRun;
   let user = null;
+  let failure = null;
   try {
     user = await api.auth.currentUser();
   } catch (error) {
-    if (attempt === 0) renderAuth(root, { notice: api.describeError(error), onSignedIn: enter });
-    if (isTransient(error) && !signedIn) bootTimer = setTimeout(() => boot(attempt + 1), backoffDelay(attempt));
+    failure = error;
+  }
+  if (run !== bootRun) return; // signed in or out, or checked again, meanwhile
+  if (user) {
+    enter(user);
     return;
   }
-  if (signedIn) return; // signed in through the form meanwhile
-  if (user) enter(user);
-  else if (attempt === 0) renderAuth(root, { onSignedIn: enter });
+  const notice = failure ? api.describeError(failure) : null;
+  if (!setAuthNotice(root, notice)) renderAuth(root, { notice, onSignedIn: enter });
+  if (failure && isTransient(failure)) bootTimer = setTimeout(() => boot(attempt + 1), backoffDelay(attempt));
+}
+
+function stopBootChecks() {
+  clearTimeout(bootTimer);
+  bootTimer = null;
+  bootRun += 1;
 }
 
 function enter(user) {
-  clearTimeout(bootTimer);
-  bootTimer = null;
+  stopBootChecks();
   if (signedIn) leaveStreams();
   signedIn = true;
   store.clearListeners();
@@ -59,6 +69,7 @@ function leaveStreams() {
 }
 
 function leave(notice) {
+  stopBootChecks();
   leaveStreams();
   signedIn = false;
   store.clearListeners();

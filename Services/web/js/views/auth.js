@@ -16,13 +16,25 @@ export function renderAuth(root, { notice = null, onSignedIn }) {
     h('div', { class: 'auth-card' },
       h('h1', { id: 'auth-title', class: 'brand' }, 'SwiftChat'),
       h('p', { class: 'tagline' }, 'Chat with the people you know, in real time.'),
-      notice ? h('p', { class: 'notice', role: 'status' }, notice) : null,
+      h('p', { class: 'notice', role: 'status', hidden: !notice }, notice || ''),
       switcher.list,
       ...switcher.panels,
     ),
   ));
   root.removeAttribute('aria-busy');
   signIn.querySelector('input').focus();
+}
+
+/**
+ * Shows `notice` (or none) on the sign-in screen already on screen, leaving what is typed alone.
+ * Returns false when the sign-in screen is not shown.
+ */
+export function setAuthNotice(root, notice) {
+  const line = root.querySelector('.auth .notice');
+  if (!line) return false;
+  line.textContent = notice || '';
+  line.hidden = !notice;
+  return true;
 }
 
 function signInForm(onSignedIn) {
