@@ -215,10 +215,12 @@ function onError(frame) {
 // ---------------------------------------------------------------------------------------------
 // catch-up by cursor (the public contract)
 
-async function catchUp() {
+async function catchUp(isCurrent = () => true) {
   const body = await api.conversations.list();
+  if (!isCurrent()) return; // the stream closed or stopped meanwhile: its next open catches up
   store.setConversationList(body.conversations || []);
   for (const target of store.sortedConversations()) {
+    if (!isCurrent()) return;
     if (target.left) continue;
     if (target.loaded && store.hasGap(target)) await fetchAfter(target);
     if (target.loaded) await refreshDetails(target.id);

@@ -7,49 +7,45 @@ import { renderAuth, setAuthNotice } from './views/auth.js';
 import { renderShell } from './views/shell.js';
 import { connectionBanner, clearBanner } from './views/banner.js';
 import { frameLog } from './stream.js';
-import { backoffDelay, isTransient } from './retry.js';
+import { RetryingFetch } from './retry.js';
 
 const { state } = store;
 const root = document.getElementById('app');
 const banner = document.getElementById('banner');
 const tabs = 'BroadcastChannel' in window ? new BroadcastChannel('swiftchat-session') : null;
 let signedIn = false;
-let bootTimer = null; // the session check tried again after a transient failure
-let bootRun = 0; // moved on by every check, sign-in and sign-out: an older check's answer is ignored
+// The start-up's session check, asked again while auth cannot answer for now, until signed in.
+const sessionCheck = new RetryingFetch('session check', whoIsSignedIn, () => !signedIn);
+
+function boot() {
+  sessionCheck.run();
+}
 
 /**
- * Asks auth who is signed in. When auth cannot answer for now, the sign-in screen says so and the
- * check is tried again with backoff until it answers: a session that is still good then carries on
- * by itself. A sign-in screen already shown only has its notice changed, so what is typed stays.
+ * Asks auth who is signed in. When auth cannot answer for now, the sign-in screen says so and
+ * `sessionCheck` asks again with backoff: a session that is still good then carries on by itself. A
+ * sign-in screen already shown only has its notice changed, so what is typed stays. An answer that
+ * comes after the page signed in or out meanwhile (`isCurrent()` false) is left unused.
  */
-async function boot(attempt = 0) {
-  stopBootChecks();
-  const run = bootRun;
-  let user = null;
-  let failure = null;
+async function whoIsSignedIn(isCurrent) {
+  let user;
   try {
     user = await api.auth.currentUser();
   } catch (error) {
-    failure = error;
+    if (isCurrent()) showSignIn(api.describeError(error));
+    throw error;
   }
-  if (run !== bootRun) return; // signed in or out, or checked again, meanwhile
-  if (user) {
-    enter(user);
-    return;
-  }
-  const notice = failure ? api.describeError(failure) : null;
-  if (!setAuthNotice(root, notice)) renderAuth(root, { notice, onSignedIn: enter });
-  if (failure && isTransient(failure)) bootTimer = setTimeout(() => boot(attempt + 1), backoffDelay(attempt));
+  if (!isCurrent()) return;
+  if (user) enter(user);
+  else showSignIn(null);
 }
 
-function stopBootChecks() {
-  clearTimeout(bootTimer);
-  bootTimer = null;
-  bootRun += 1;
+function showSignIn(notice) {
+  if (!setAuthNotice(root, notice)) renderAuth(root, { notice, onSignedIn: enter });
 }
 
 function enter(user) {
-  stopBootChecks();
+  sessionCheck.cancel();
   if (signedIn) leaveStreams();
   signedIn = true;
   store.clearListeners();
@@ -69,7 +65,7 @@ function leaveStreams() {
 }
 
 function leave(notice) {
-  stopBootChecks();
+  sessionCheck.cancel();
   leaveStreams();
   signedIn = false;
   store.clearListeners();

@@ -1,5 +1,6 @@
-// When to try again: the one backoff and the one notion of a transient failure that the streams'
-// reconnects, what they fetch on every open, and the start-up's session check share.
+// When to try again: the one backoff, the one notion of a transient failure and the one retrying
+// fetch that the streams' reconnects, what they fetch on every open, and the start-up's session
+// check share.
 
 const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 10000;
@@ -14,7 +15,86 @@ export function backoffDelay(attempt) {
 }
 
 /** Failures worth another try: no answer, a timeout, too many requests, or the server's fault. */
-export function isTransient(error) {
+function isTransient(error) {
   const status = error?.status;
   return typeof status === 'number' && (status === 0 || status === 408 || status === 429 || status >= 500);
+}
+
+/**
+ * Something fetched again while it fails for a transient reason, with backoff, as long as it is
+ * wanted: what a stream fetches each time it opens (`Stream.fetchOnOpen`; wanted while the stream
+ * is open), and the start-up's session check (wanted until signed in). One fetch runs at a time:
+ * one asked for meanwhile runs when it ends, so the newest answer is the one that stays. The fetch
+ * is given `isCurrent()`, false once `cancel()` was called, to leave a stale answer unused.
+ */
+export class RetryingFetch {
+  constructor(what, fetch, isWanted) {
+    this.what = what; // for the console, e.g. 'catch-up'
+    this.fetch = fetch;
+    this.isWanted = isWanted; // whether to go on trying
+    this.timer = null;
+    this.failures = 0; // since the last fetch that went through
+    this.running = false;
+    this.again = false; // asked for while running: once more when it ends
+    this.generation = 0; // moved on by cancel(): a fetch under way then schedules nothing
+  }
+
+  /** Fetches now, or once more when the fetch under way ends. Never rejects. */
+  async run() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    const generation = this.generation;
+    this.running = true;
+    let failure = null;
+    try {
+      await this.fetch(() => generation === this.generation);
+    } catch (error) {
+      failure = error;
+    }
+    this.running = false;
+    if (this.again) {
+      this.again = false;
+      if (this.isWanted()) await this.run();
+    } else if (generation !== this.generation) {
+      // cancelled meanwhile: nothing follows
+    } else if (!failure) {
+      this.failures = 0;
+    } else if (isTransient(failure)) {
+      console.warn(`${this.what} failed; trying again`, failure);
+      this.later((failure.retryAfter || 0) * 1000);
+    } else {
+      console.warn(`${this.what} failed`, failure);
+    }
+  }
+
+  /**
+   * One more try: after the backoff (or `atLeastMs`), or when the fetch under way ends; none if
+   * one is pending or it is not wanted (a stream's next open runs every fetch).
+   */
+  later(atLeastMs = 0) {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.timer || !this.isWanted()) return;
+    const generation = this.generation;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (generation === this.generation && this.isWanted()) this.run();
+    }, Math.max(backoffDelay(this.failures), atLeastMs));
+    this.failures += 1;
+  }
+
+  /** Stops trying: a fetch under way ends (`isCurrent()` false), and nothing follows it. */
+  cancel() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.generation += 1;
+    this.again = false;
+    this.failures = 0;
+  }
 }

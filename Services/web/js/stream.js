@@ -3,7 +3,7 @@
 // (the upgrade is refused with 401 once the access token expired or the session ended). What it
 // fetches on every open (what was missed while it was down) is tried again while it fails.
 
-import { backoffDelay, isTransient } from './retry.js';
+import { backoffDelay, RetryingFetch } from './retry.js';
 
 const STABLE_AFTER_MS = 5000; // a connection open this long resets the backoff
 
@@ -14,85 +14,6 @@ function logFrame(path, direction, frame) {
   if (!frameLog.enabled) return;
   frameLog.entries.push({ at: Date.now(), path, direction, frame });
   if (frameLog.entries.length > 500) frameLog.entries.shift();
-}
-
-/**
- * Something a stream fetches each time it opens, such as what was missed while it was down
- * (`Stream.fetchOnOpen`). While the fetch fails for a transient reason it is tried again with
- * backoff as long as the stream stays open, so a service that is unreachable for a moment does not
- * leave the page behind until the next reconnect. One fetch runs at a time, across reconnects too:
- * one asked for meanwhile runs when it ends, so the newest answer is the one that stays.
- */
-class RetryingFetch {
-  constructor(what, fetch, isWanted) {
-    this.what = what; // for the console, e.g. 'catch-up'
-    this.fetch = fetch;
-    this.isWanted = isWanted; // whether to go on trying: the stream is open
-    this.timer = null;
-    this.failures = 0; // since the last fetch that went through
-    this.running = false;
-    this.again = false; // asked for while running: once more when it ends
-    this.generation = 0; // moved on by cancel(): a fetch under way then schedules nothing
-  }
-
-  /** Fetches now, or once more when the fetch under way ends. Never rejects. */
-  async run() {
-    clearTimeout(this.timer);
-    this.timer = null;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    const generation = this.generation;
-    this.running = true;
-    let failure = null;
-    try {
-      await this.fetch();
-    } catch (error) {
-      failure = error;
-    }
-    this.running = false;
-    if (this.again) {
-      this.again = false;
-      if (this.isWanted()) await this.run();
-    } else if (generation !== this.generation) {
-      // cancelled meanwhile: the next open fetches afresh
-    } else if (!failure) {
-      this.failures = 0;
-    } else if (isTransient(failure)) {
-      console.warn(`${this.what} failed; trying again`, failure);
-      this.later((failure.retryAfter || 0) * 1000);
-    } else {
-      console.warn(`${this.what} failed`, failure);
-    }
-  }
-
-  /**
-   * One more try: after the backoff (or `atLeastMs`), or when the fetch under way ends; none if
-   * one is pending or the stream is closed (its next open runs every fetch).
-   */
-  later(atLeastMs = 0) {
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    if (this.timer || !this.isWanted()) return;
-    const generation = this.generation;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      if (generation === this.generation && this.isWanted()) this.run();
-    }, Math.max(backoffDelay(this.failures), atLeastMs));
-    this.failures += 1;
-  }
-
-  /** Stops trying (the stream closed or stopped): a fetch under way ends, and nothing follows it. */
-  cancel() {
-    clearTimeout(this.timer);
-    this.timer = null;
-    this.generation += 1;
-    this.again = false;
-    this.failures = 0;
-  }
 }
 
 export class Stream {
