@@ -7,7 +7,7 @@ import { renderAuth, setAuthNotice } from './views/auth.js';
 import { renderShell } from './views/shell.js';
 import { connectionBanner, clearBanner } from './views/banner.js';
 import { frameLog } from './stream.js';
-import { RetryingFetch } from './retry.js';
+import { isTransient, RetryingFetch } from './retry.js';
 
 const { state } = store;
 const root = document.getElementById('app');
@@ -32,7 +32,8 @@ async function whoIsSignedIn(isCurrent) {
   try {
     user = await api.auth.currentUser();
   } catch (error) {
-    if (isCurrent()) showSignIn(api.describeError(error));
+    // Asked again only for a transient failure: then say so, not the gateway's own words.
+    if (isCurrent()) showSignIn(isTransient(error) ? 'Cannot reach SwiftChat right now. Trying again…' : api.describeError(error));
     throw error;
   }
   if (!isCurrent()) return;

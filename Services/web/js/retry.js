@@ -15,7 +15,7 @@ export function backoffDelay(attempt) {
 }
 
 /** Failures worth another try: no answer, a timeout, too many requests, or the server's fault. */
-function isTransient(error) {
+export function isTransient(error) {
   const status = error?.status;
   return typeof status === 'number' && (status === 0 || status === 408 || status === 429 || status >= 500);
 }
