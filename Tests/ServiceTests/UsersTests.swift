@@ -1,3 +1,5 @@
+import EventBus
+import EventContracts
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -60,6 +62,50 @@ struct UsersTests {
                 #expect(user?["online"] as? Bool == false)
                 #expect(user?.keys.contains("lastSeenAt") == true)
             }
+        }
+    }
+
+    @Test(
+        "presence that arrives before the registration it follows is kept for it (a new account's first connection is announced at once), newest wins whatever the order"
+    )
+    func presenceBeforeRegistration() async throws {
+        try await ServiceHarness().run { auth, users in
+            let viewer = try await signUp(auth, username: TestStack.uniqueName("pv"))
+            let at = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
+            let (fresh, gone) = (UUID().uuidString.lowercased(), UUID().uuidString.lowercased())
+            func registered(_ id: String) throws -> OutgoingMessage {
+                let name = TestStack.uniqueName("pr")
+                let event = UserRegistered(userId: id, username: name, email: "\(name)@example.com", displayName: name, createdAt: at)
+                return try OutgoingMessage(EventEnvelope(producer: "test", payload: event))
+            }
+            func presence(_ id: String, online: Bool, at time: Date) throws -> OutgoingMessage {
+                try OutgoingMessage(EventEnvelope(producer: "test", payload: PresenceChanged(userId: id, online: online, lastSeenAt: time)))
+            }
+            // In this order on one channel, so in this order on users' queue: `fresh` came online
+            // before users heard of it; `gone` went offline, and its older "online" came late.
+            let publisher = EventPublisher(configuration: TestStack.amqp(), logger: TestStack.logger)
+            let outcomes = try await publisher.publish([
+                try presence(fresh, online: true, at: at), try registered(fresh),
+                try presence(gone, online: false, at: at + 10), try presence(gone, online: true, at: at), try registered(gone),
+            ])
+            await publisher.shutdown()
+            #expect(outcomes.allSatisfy { $0 == .confirmed })
+
+            /// users' view of `id`: (online, lastSeenAt in seconds since 1970), once users knows it.
+            func status(_ id: String) async -> (online: Bool, lastSeenAt: Double?)? {
+                try? await users.execute(uri: "/api/users/\(id)", method: .get, headers: viewer.bearer) { response in
+                    guard let user = json(response)["user"] as? [String: Any], let online = user["online"] as? Bool else { return nil }
+                    let lastSeenAt = (user["lastSeenAt"] as? String).flatMap { try? Date($0, strategy: .iso8601) }
+                    return (online, lastSeenAt?.timeIntervalSince1970)
+                }
+            }
+            #expect(await eventually(timeout: .seconds(10)) { await status(gone) != nil })
+            let freshStatus = try #require(await status(fresh))
+            #expect(freshStatus.online == true)
+            #expect(freshStatus.lastSeenAt == at.timeIntervalSince1970)
+            let goneStatus = try #require(await status(gone))
+            #expect(goneStatus.online == false)
+            #expect(goneStatus.lastSeenAt == at.timeIntervalSince1970 + 10)
         }
     }
 

@@ -57,10 +57,11 @@ struct UsersStore: Sendable {
         let afterId = cursor?.id ?? ""
         let rows = try await client.query(
             """
-            SELECT id, username, display_name, online, last_seen_at FROM profiles
+            SELECT p.id, p.username, p.display_name, \(unescaped: Self.presenceColumns)
+            FROM profiles p LEFT JOIN presence s ON s.id = p.id
             WHERE (lower(username) LIKE \(pattern) OR lower(display_name) LIKE \(pattern))
-              AND (lower(username), id) > (\(afterName), \(afterId))
-            ORDER BY lower(username), id
+              AND (lower(username), p.id) > (\(afterName), \(afterId))
+            ORDER BY lower(username), p.id
             LIMIT \(limit + 1)
             """,
             logger: logger
@@ -76,7 +77,11 @@ struct UsersStore: Sendable {
 
     func profile(id: String, on client: PostgresClient) async throws -> UserProfile? {
         let rows = try await client.query(
-            "SELECT id, username, display_name, about, online, last_seen_at FROM profiles WHERE id = \(id)",
+            """
+            SELECT p.id, p.username, p.display_name, p.about, \(unescaped: Self.presenceColumns)
+            FROM profiles p LEFT JOIN presence s ON s.id = p.id
+            WHERE p.id = \(id)
+            """,
             logger: logger
         )
         return try await rows.readFirst(UserProfile.init(reading:))
@@ -96,10 +101,14 @@ struct UsersStore: Sendable {
     func updateProfile(id: String, displayName: String?, about: String?, on connection: PostgresConnection) async throws -> UserProfile? {
         let rows = try await connection.query(
             """
-            UPDATE profiles
-            SET display_name = coalesce(\(displayName), display_name), about = coalesce(\(about), about)
-            WHERE id = \(id)
-            RETURNING id, username, display_name, about, online, last_seen_at
+            WITH p AS (
+                UPDATE profiles
+                SET display_name = coalesce(\(displayName), display_name), about = coalesce(\(about), about)
+                WHERE id = \(id)
+                RETURNING id, username, display_name, about
+            )
+            SELECT p.id, p.username, p.display_name, p.about, \(unescaped: Self.presenceColumns)
+            FROM p LEFT JOIN presence s ON s.id = p.id
             """,
             logger: logger
         )
@@ -107,19 +116,25 @@ struct UsersStore: Sendable {
     }
 
     /// Applies a presence change unless a newer one was applied already (events may arrive late).
+    /// It does not need the profile: the registration may still be on its way. One for a deleted
+    /// account is dropped.
     func setPresence(id: String, online: Bool, at time: Date, on connection: PostgresConnection) async throws {
         try await connection.query(
             """
-            UPDATE profiles SET online = \(online), last_seen_at = \(time)
-            WHERE id = \(id) AND (last_seen_at IS NULL OR last_seen_at <= \(time))
+            INSERT INTO presence AS s (id, online, last_seen_at)
+            SELECT \(id), \(online), \(time)
+            WHERE NOT EXISTS (SELECT 1 FROM deleted_users WHERE id = \(id))
+            ON CONFLICT (id) DO UPDATE SET online = EXCLUDED.online, last_seen_at = EXCLUDED.last_seen_at
+            WHERE s.last_seen_at <= EXCLUDED.last_seen_at
             """,
             logger: logger
         )
     }
 
-    /// Removes the profile; its contacts (both directions) go with it.
+    /// Removes the profile and its presence; its contacts (both directions) go with it.
     func deleteProfile(id: String, on connection: PostgresConnection) async throws {
-        try await connection.query("DELETE FROM profiles WHERE id = \(id)", logger: logger)
+        try await connection.query(
+            "WITH presence_gone AS (DELETE FROM presence WHERE id = \(id)) DELETE FROM profiles WHERE id = \(id)", logger: logger)
         try await connection.query("INSERT INTO deleted_users (id) VALUES (\(id)) ON CONFLICT DO NOTHING", logger: logger)
     }
 
@@ -137,8 +152,8 @@ struct UsersStore: Sendable {
     func contacts(of ownerId: String, only contactId: String? = nil, on client: PostgresClient) async throws -> [UserSummary] {
         let rows = try await client.query(
             """
-            SELECT p.id, p.username, p.display_name, p.online, p.last_seen_at
-            FROM contacts c JOIN profiles p ON p.id = c.contact_id
+            SELECT p.id, p.username, p.display_name, \(unescaped: Self.presenceColumns)
+            FROM contacts c JOIN profiles p ON p.id = c.contact_id LEFT JOIN presence s ON s.id = p.id
             WHERE c.owner_id = \(ownerId) AND (\(contactId)::text IS NULL OR c.contact_id = \(contactId))
             ORDER BY lower(p.username), p.id
             """,
@@ -179,6 +194,10 @@ struct UsersStore: Sendable {
         for try await _ in rows { return true }
         return false
     }
+
+    /// `online, last_seen_at` of a profile `p` joined (LEFT JOIN) with its presence `s`: offline and
+    /// never seen until its first change.
+    static let presenceColumns = "coalesce(s.online, false), s.last_seen_at"
 
     /// `query%` with LIKE's own wildcards escaped, so `_` and `%` match literally.
     static func likePrefix(_ query: String) -> String {
