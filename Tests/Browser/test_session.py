@@ -1,7 +1,7 @@
 """The session survives a reload; signing out closes both streams and ends the session."""
 import json
 
-from stack import api, kill_every_instance, start_services, unique
+from stack import api, kill_every_instance, sign_up_api, start_services, unique
 
 
 class SocketLog:
@@ -163,3 +163,43 @@ def test_a_reload_during_an_auth_outage_carries_on_once_auth_is_back(browser):
         start_services("auth")  # whatever happened, for the tests after this one
 
     ivy.wait_signed_in(name)
+
+
+# The page's fetch, made to answer the next renewals of the session with auth's 429 (auth limits
+# sign-in attempts, not renewals, so the page's own fetch stands in for it asking to wait).
+AUTH_ASKS_TO_WAIT_JS = """
+const [times, seconds] = arguments;
+const fetch = window.fetch;
+window.__waitsAsked = 0;
+window.fetch = (input, init) => {
+  if (String(input).endsWith('/api/auth/refresh') && window.__waitsAsked < times) {
+    window.__waitsAsked += 1;
+    const body = JSON.stringify({ error: { code: 'rate_limited', message: 'Too many attempts; try again later.' } });
+    return Promise.resolve(new Response(body, { status: 429, headers: { 'Retry-After': String(seconds) } }));
+  }
+  return fetch(input, init);
+};
+"""
+
+
+def test_auth_asking_to_wait_on_a_renewal_is_said_and_the_session_stays(browser):
+    """Auth answers a renewal with 429 and a Retry-After: the page stays signed in and says how long
+    to wait, and the next request after that renews the session."""
+    friend = sign_up_api("lee_")[0]["username"]
+    name = unique("kim_")
+    kim = browser("kim")
+    kim.sign_up(name)
+    kim.show_tab("people")
+    kim.js(AUTH_ASKS_TO_WAIT_JS, 1, 7)
+    kim.driver.delete_cookie("access_token")
+    kim.css("#people-search").send_keys(friend[:-1])  # a search: users answers 401, the renewal 429
+    kim.wait(lambda: "Try again in 7 s" in kim.text_content(".people [role=status]"),
+             "the search's answer: the renewal must wait 7 s")
+    assert "asked to wait before it renews your session" in kim.text_content(".people [role=status]")
+    assert kim.js("return window.__waitsAsked") == 1
+    assert kim.text_content(".topbar .me-name") == name
+    assert not kim.visible("#auth-title")
+
+    kim.find_person(friend)  # searched for again: this renewal goes through, then the search
+    assert 200 in kim.js(REFRESHES_JS)
+    assert kim.driver.get_cookie("access_token")

@@ -51,7 +51,7 @@ async function parse(response) {
   }
   if (response.ok) return data;
   const error = data && data.error;
-  const retryAfter = Number(response.headers.get('Retry-After')) || null;
+  const retryAfter = retryAfterOf(response);
   if (error && typeof error.code === 'string') {
     throw new ApiError(response.status, error.code, error.message || error.code, error.fields || null, retryAfter);
   }
@@ -61,8 +61,8 @@ async function parse(response) {
 // One refresh at a time, across this tab's callers and across tabs (refresh tokens rotate, and a
 // reused one revokes the whole session, so two tabs must never refresh with the same token).
 // Resolves to 'renewed', 'ended' (auth refused the refresh token, or refuses this page's origin:
-// sign in again) or 'unavailable' (auth could not be reached, failed or asked to wait: the session
-// may well be fine, so it is not ended).
+// sign in again) or an ApiError saying the session could not be renewed for now (auth could not be
+// reached, failed or asked to wait: the session may well be fine, so it is not ended).
 let refreshing = null;
 export function refreshSession() {
   if (!refreshing) {
@@ -72,24 +72,38 @@ export function refreshSession() {
       if (probe.ok) return 'renewed';
       const response = await send('POST', '/api/auth/refresh');
       if (response.ok) return 'renewed';
-      return response.status === 401 || response.status === 403 ? 'ended' : 'unavailable';
+      if (response.status === 401 || response.status === 403) return 'ended';
+      return renewalUnavailable(response);
     };
     const locked = navigator.locks ? navigator.locks.request('swiftchat-refresh', run) : run();
-    refreshing = locked.catch(() => 'unavailable').finally(() => { refreshing = null; });
+    refreshing = locked.catch(() => renewalUnavailable()).finally(() => { refreshing = null; });
   }
   return refreshing;
 }
 
-/** The session could not be renewed for now: a transient error (503), tried again by callers. */
-function renewalUnavailable() {
-  return new ApiError(503, 'service_unavailable', 'Cannot reach SwiftChat to renew your session. Please try again in a moment.');
+/**
+ * The session could not be renewed for now: a transient error that callers try again, 429 with
+ * auth's `Retry-After` when auth asked to wait, 503 otherwise (no answer, or auth failed).
+ */
+function renewalUnavailable(response = null) {
+  const retryAfter = retryAfterOf(response);
+  if (response?.status === 429) {
+    return new ApiError(429, 'rate_limited', 'SwiftChat asked to wait before it renews your session.', null, retryAfter);
+  }
+  return new ApiError(503, 'service_unavailable', 'Cannot reach SwiftChat to renew your session. Please try again in a moment.',
+    null, retryAfter);
+}
+
+/** An answer's `Retry-After`, in seconds, or null. */
+function retryAfterOf(response) {
+  return Number(response?.headers.get('Retry-After')) || null;
 }
 
 export async function request(method, path, body) {
   let response = await send(method, path, body);
   if (response.status === 401 && !path.startsWith('/api/auth/')) {
     const renewal = await refreshSession();
-    if (renewal === 'unavailable') throw renewalUnavailable();
+    if (renewal instanceof ApiError) throw renewal;
     if (renewal === 'renewed') response = await send(method, path, body);
     if (response.status === 401) sessionEndedListeners.forEach((listener) => listener());
   }
@@ -115,7 +129,7 @@ export const auth = {
     let response = await send('GET', '/api/auth/currentuser');
     if (response.status === 401) {
       const renewal = await refreshSession();
-      if (renewal === 'unavailable') throw renewalUnavailable();
+      if (renewal instanceof ApiError) throw renewal;
       if (renewal === 'renewed') response = await send('GET', '/api/auth/currentuser');
     }
     if (response.status === 401) return null;
