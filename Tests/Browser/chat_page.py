@@ -249,11 +249,11 @@ class ChatPage:
 
     # ----------------------------------------------------------------- test hooks
 
-    def drop_chat_stream(self, hold_ms=0):
-        """Closes /ws/chat from the page as a network failure would, for an outage of at least
-        hold_ms; the client reconnects by itself."""
-        self.js("window.swiftchatTest.dropChat(arguments[0])", hold_ms)
+    def drop_stream(self, name, hold_ms=0):
+        """Closes a stream ('chat' or 'notifications') from the page as a network failure would,
+        for an outage of at least hold_ms; the client reconnects by itself."""
+        self.js("window.swiftchatTest.drop(arguments[0], arguments[1])", name, hold_ms)
 
-    def release_chat_stream(self):
-        """Ends an outage begun by drop_chat_stream now: the client reconnects at once."""
-        self.js("window.swiftchatTest.releaseChat()")
+    def release_stream(self, name):
+        """Ends an outage begun by drop_stream now: the client reconnects at once."""
+        self.js("window.swiftchatTest.release(arguments[0])", name)

@@ -2,6 +2,7 @@
 exactly once, in order (resend by clientMsgId, catch-up by seq, dedupe by id)."""
 import json
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import websocket
 
@@ -24,14 +25,14 @@ def test_page_drops_its_chat_stream_while_sending(browser):
     alice, bob = direct_chat(browser)
 
     # Alice's socket drops; what she writes meanwhile is pending, then resent on reconnect.
-    alice.drop_chat_stream(hold_ms=3000)
+    alice.drop_stream("chat", hold_ms=3000)
     alice.wait(lambda: alice.stream("chat") == "reconnecting", "Alice's chat stream reconnecting")
     alice.wait(lambda: alice.visible("#banner"), "the reconnecting banner")
     for n in range(1, 6):
         alice.send(f"a{n}")
     assert alice.status("a5") == "pending"
     # Bob's socket drops too while Alice keeps writing: he catches up by seq on reconnect.
-    bob.drop_chat_stream(hold_ms=2000)
+    bob.drop_stream("chat", hold_ms=2000)
     for n in range(6, 11):
         alice.send(f"a{n}")
     bob.send("b1")
@@ -110,7 +111,7 @@ def bob_away_from_alice(browser, prefix):
     send(0)
     bob.open_conversation(alice["username"])
     bob.wait_bodies(["gap 0"])
-    bob.drop_chat_stream(hold_ms=600_000)  # down until released
+    bob.drop_stream("chat", hold_ms=600_000)  # down until released
     bob.wait(lambda: bob.stream("chat") == "reconnecting", "Bob's chat stream down")
     return bob, send, alice_token, conversation
 
@@ -122,7 +123,7 @@ def test_a_long_gap_is_fetched_by_seq_range_several_pages_at_once(browser):
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(send, range(1, 751)))
     bob.js("performance.clearResourceTimings()")
-    bob.release_chat_stream()
+    bob.release_stream("chat")
 
     bob.wait(lambda: len(bob.messages()) == 751, "all 751 messages on Bob's side", timeout=60)
     assert [m["seq"] for m in bob.messages()] == list(range(1, 752))
@@ -135,12 +136,29 @@ def test_a_long_gap_is_fetched_by_seq_range_several_pages_at_once(browser):
     assert any(a["start"] < b["end"] and b["start"] < a["end"] for a in ranges for b in ranges if a is not b), requests
 
 
-# The page's requests for the conversation list that the server failed, from resource timing.
-FAILED_LISTS_JS = """
+# The page's requests under a path that the server failed, from resource timing.
+FAILED_REQUESTS_JS = """
 return performance.getEntriesByType('resource')
-  .filter((entry) => new URL(entry.name).pathname === '/api/conversations' && entry.responseStatus >= 500)
+  .filter((entry) => new URL(entry.name).pathname.startsWith(arguments[0]) && entry.responseStatus >= 500)
   .length;
 """
+
+
+@contextmanager
+def down_while_coming_back(page, stream, service, path):
+    """Every instance of `service` is down while the page's `stream`, held down, is released: what
+    the stream fetches from `path` on opening fails, and is tried again (two failed requests in the
+    browser's resource timing) before the body runs. The service is started again on leaving,
+    whatever happened, for the tests after this one."""
+    try:
+        kill_every_instance(service)
+        page.js("performance.clearResourceTimings()")
+        page.release_stream(stream)
+        page.wait(lambda: page.stream(stream) == "open", f"the {stream} stream back")
+        page.wait(lambda: page.js(FAILED_REQUESTS_JS, path) >= 2, f"what the {stream} stream fetches failed and was tried again")
+        yield
+    finally:
+        start_services(service)
 
 
 def test_a_failed_catch_up_is_tried_again_until_it_goes_through(browser):
@@ -162,16 +180,30 @@ def test_a_failed_catch_up_is_tried_again_until_it_goes_through(browser):
                 acked.add(frame["clientMsgId"])
     finally:
         alice_socket.close()
-    try:
-        kill_every_instance("messages")
-        bob.js("performance.clearResourceTimings()")
-        bob.release_chat_stream()
-        bob.wait(lambda: bob.stream("chat") == "open", "Bob's chat stream back")
-        bob.wait(lambda: bob.js(FAILED_LISTS_JS) >= 2, "Bob's catch-up failed and was tried again")
+    with down_while_coming_back(bob, "chat", "messages", "/api/conversations"):
         assert bob.bodies() == ["gap 0"]
-    finally:
-        start_services("messages")  # whatever happened, for the tests after this one
 
     bob.wait(lambda: len(bob.messages()) == 6, "what Bob missed, once messages is back", timeout=60)
     assert [m["seq"] for m in bob.messages()] == list(range(1, 7))
     assert bob.bodies() == [f"gap {k}" for k in range(6)]
+
+
+def test_a_failed_presence_refresh_is_tried_again_until_it_goes_through(browser):
+    """Alice goes offline while Bob's notification stream is down, so her presence frame passes him
+    by; his stream comes back while users is down, so the presence refresh fails. It is tried again
+    with backoff, and once users is back his chat header shows her offline, with no reconnect."""
+    alice, bob = direct_chat(browser)
+    bob.wait(lambda: bob.subtitle() == "online", "Alice shown online in Bob's chat header")
+    alice_token = alice.driver.get_cookie("access_token")["value"]
+    alice_id = api("GET", "/api/auth/currentuser", alice_token).json()["user"]["id"]
+    bob_token = bob.driver.get_cookie("access_token")["value"]
+    bob.drop_stream("notifications", hold_ms=600_000)  # down until released
+    bob.wait(lambda: bob.stream("notifications") != "open", "Bob's notification stream down")
+    alice.sign_out()
+    bob.wait(lambda: api("GET", f"/api/users/{alice_id}", bob_token).json()["user"]["online"] is False,
+             "Alice offline, as users has it")
+    with down_while_coming_back(bob, "notifications", "users", "/api/users"):
+        assert bob.subtitle() == "online"  # what he last heard
+
+    bob.wait(lambda: bob.subtitle().startswith("last seen"), "Alice shown offline, once users is back", timeout=60)
+    assert bob.stream("notifications") == "open"

@@ -151,14 +151,12 @@ function updateTitle() {
 // Hooks for the browser tests (Tests/Browser), off unless the test turns them on for its profile.
 if (localStorage.getItem('swiftchat.testHooks') === '1') {
   frameLog.enabled = true;
+  const testStream = (name) => ({ chat: chat.chatStream, notifications: notify.notificationStream })[name]();
   window.swiftchatTest = {
     frames: () => frameLog.entries,
-    dropStreams(holdMs = 0) {
-      chat.chatStream()?.drop(holdMs);
-      notify.notificationStream()?.drop(holdMs);
-    },
-    dropChat: (holdMs = 0) => chat.chatStream()?.drop(holdMs),
-    releaseChat: () => chat.chatStream()?.release(),
+    // A stream by name: 'chat' or 'notifications'.
+    drop: (name, holdMs = 0) => testStream(name)?.drop(holdMs),
+    release: (name) => testStream(name)?.release(),
     unsent: () => chat.unsentCount(),
     users: () => [...state.users.values()],
   };
