@@ -3,6 +3,7 @@ import EventContracts
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import PostgresNIO
 import StackTesting
 import Testing
 
@@ -66,10 +67,11 @@ struct UsersTests {
     }
 
     @Test(
-        "presence that arrives before the registration it follows is kept for it (a new account's first connection is announced at once), newest wins whatever the order"
+        "presence that arrives before the registration it follows is kept for it (a new account's first connection is announced at once), newest wins whatever the order; what a pod of the release before writes to profiles during a rolling update is carried over"
     )
     func presenceBeforeRegistration() async throws {
-        try await ServiceHarness().run { auth, users in
+        let harness = ServiceHarness()
+        try await harness.run { auth, users in
             let viewer = try await signUp(auth, username: TestStack.uniqueName("pv"))
             let at = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
             let (fresh, gone) = (UUID().uuidString.lowercased(), UUID().uuidString.lowercased())
@@ -106,6 +108,17 @@ struct UsersTests {
             let goneStatus = try #require(await status(gone))
             #expect(goneStatus.online == false)
             #expect(goneStatus.lastSeenAt == at.timeIntervalSince1970 + 10)
+
+            // The release before kept presence in profiles' own columns: its writes (a newer one,
+            // then an older one) reach the presence table, newest wins.
+            try await TestStack.withClient(schema: harness.usersSchema) { client in
+                for (online, time) in [(true, at + 20), (false, at + 15)] {
+                    try await client.query("UPDATE profiles SET online = \(online), last_seen_at = \(time) WHERE id = \(gone)")
+                }
+            }
+            let carriedOver = try #require(await status(gone))
+            #expect(carriedOver.online == true)
+            #expect(carriedOver.lastSeenAt == at.timeIntervalSince1970 + 20)
         }
     }
 

@@ -116,8 +116,9 @@ struct UsersStore: Sendable {
     }
 
     /// Applies a presence change unless a newer one was applied already (events may arrive late).
-    /// It does not need the profile: the registration may still be on its way. One for a deleted
-    /// account is dropped.
+    /// It does not need the profile: the registration may still be on its way. One for an account
+    /// already deleted is dropped (one that slips past a deletion in flight stays unread: every
+    /// read starts from `profiles`).
     func setPresence(id: String, online: Bool, at time: Date, on connection: PostgresConnection) async throws {
         try await connection.query(
             """

@@ -9,6 +9,23 @@ CREATE TABLE presence (
     online       boolean NOT NULL,
     last_seen_at timestamptz NOT NULL
 );
+
+-- While a rolling update runs, pods of the release before keep writing presence to `profiles`'
+-- own columns (and reading it there, so they answer with what they wrote): a trigger carries their
+-- writes over, newest wins, so none is lost. The columns and the trigger go in a later release,
+-- once no release in service writes them. The trigger comes before the copy: creating it locks out
+-- their writes until this migration commits, so none falls between the copy and the trigger.
+CREATE FUNCTION presence_from_profiles() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    IF NEW.last_seen_at IS NOT NULL THEN
+        INSERT INTO presence AS s (id, online, last_seen_at) VALUES (NEW.id, NEW.online, NEW.last_seen_at)
+        ON CONFLICT (id) DO UPDATE SET online = EXCLUDED.online, last_seen_at = EXCLUDED.last_seen_at
+        WHERE s.last_seen_at <= EXCLUDED.last_seen_at;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER presence_from_profiles AFTER UPDATE OF online, last_seen_at ON profiles
+    FOR EACH ROW EXECUTE FUNCTION presence_from_profiles();
+
 INSERT INTO presence (id, online, last_seen_at)
 SELECT id, online, last_seen_at FROM profiles WHERE last_seen_at IS NOT NULL;
-ALTER TABLE profiles DROP COLUMN online, DROP COLUMN last_seen_at;
