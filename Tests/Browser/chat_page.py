@@ -24,6 +24,21 @@ return [...document.querySelectorAll('.message-items .message')].map((el) => ({
 }));
 """
 
+# The page's fetch, made to answer the next `times` requests whose path ends with `path` itself.
+FAKE_ANSWERS_JS = """
+const [path, times, status, body, headers] = arguments;
+const fetch = window.fetch;
+window.__fakedAnswers = window.__fakedAnswers || {};
+window.__fakedAnswers[path] = 0;
+window.fetch = (input, init) => {
+  if (String(input).split('?')[0].endsWith(path) && window.__fakedAnswers[path] < times) {
+    window.__fakedAnswers[path] += 1;
+    return Promise.resolve(new Response(body, { status, headers: { 'Content-Type': 'application/json', ...headers } }));
+  }
+  return fetch(input, init);
+};
+"""
+
 # Records every status change of my messages, to check that ticks only move forward.
 STATUS_LOG_JS = """
 window.__statusLog = [];
@@ -248,6 +263,15 @@ class ChatPage:
         return seen
 
     # ----------------------------------------------------------------- test hooks
+
+    def fake_answers(self, path, times, status, body=None, headers=None):
+        """The page's own `fetch` answers its next `times` requests whose path ends with `path`
+        with `status` (and `body`, `headers`) instead of asking the server: for answers a test
+        cannot get from the stack. `faked_answers(path)` counts those given."""
+        self.js(FAKE_ANSWERS_JS, path, times, status, json.dumps(body or {}), headers or {})
+
+    def faked_answers(self, path):
+        return self.js("return (window.__fakedAnswers || {})[arguments[0]] || 0", path)
 
     def drop_stream(self, name, hold_ms=0):
         """Closes a stream ('chat' or 'notifications') from the page as a network failure would,

@@ -188,10 +188,10 @@ def test_a_failed_catch_up_is_tried_again_until_it_goes_through(browser):
     assert bob.bodies() == [f"gap {k}" for k in range(6)]
 
 
-def test_a_failed_presence_refresh_is_tried_again_until_it_goes_through(browser):
-    """Alice goes offline while Bob's notification stream is down, so her presence frame passes him
-    by; his stream comes back while users is down, so the presence refresh fails. It is tried again
-    with backoff, and once users is back his chat header shows her offline, with no reconnect."""
+def alice_offline_unheard_by_bob(browser):
+    """A direct chat; then Alice goes offline while Bob's notification stream is held down, so her
+    presence frame passes him by and his header still says "online". Returns Bob's page and
+    Alice's id."""
     alice, bob = direct_chat(browser)
     bob.wait(lambda: bob.subtitle() == "online", "Alice shown online in Bob's chat header")
     alice_token = alice.driver.get_cookie("access_token")["value"]
@@ -200,10 +200,30 @@ def test_a_failed_presence_refresh_is_tried_again_until_it_goes_through(browser)
     bob.drop_stream("notifications", hold_ms=600_000)  # down until released
     bob.wait(lambda: bob.stream("notifications") != "open", "Bob's notification stream down")
     alice.sign_out()
-    bob.wait(lambda: api("GET", f"/api/users/{alice_id}", bob_token).json()["user"]["online"] is False,
+    bob.wait(lambda: (answer := api("GET", f"/api/users/{alice_id}", bob_token)).ok and answer.json()["user"]["online"] is False,
              "Alice offline, as users has it")
+    assert bob.subtitle() == "online"  # what he last heard
+    return bob, alice_id
+
+
+def test_a_failed_presence_refresh_is_tried_again_until_it_goes_through(browser):
+    """Bob missed Alice going offline; his notification stream comes back while users is down, so
+    the presence refresh fails. It is tried again with backoff, and once users is back his chat
+    header shows her offline, with no reconnect."""
+    bob, _ = alice_offline_unheard_by_bob(browser)
     with down_while_coming_back(bob, "notifications", "users", "/api/users"):
-        assert bob.subtitle() == "online"  # what he last heard
+        assert bob.subtitle() == "online"
 
     bob.wait(lambda: bob.subtitle().startswith("last seen"), "Alice shown offline, once users is back", timeout=60)
     assert bob.stream("notifications") == "open"
+
+
+def test_a_peer_whose_profile_fails_is_asked_for_again(browser):
+    """Bob missed Alice going offline; when his notification stream comes back, his contacts load
+    but Alice's profile (she is a direct-chat peer, not a contact) answers 503 twice: the presence
+    refresh is tried again until it has her, and his header shows her offline."""
+    bob, alice_id = alice_offline_unheard_by_bob(browser)
+    bob.fake_answers(f"/api/users/{alice_id}", 2, 503, {"error": {"code": "service_unavailable", "message": "down for a moment"}})
+    bob.release_stream("notifications")
+    bob.wait(lambda: bob.subtitle().startswith("last seen"), "Alice shown offline, her profile asked for again")
+    assert bob.faked_answers(f"/api/users/{alice_id}") == 2

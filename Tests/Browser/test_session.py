@@ -165,23 +165,6 @@ def test_a_reload_during_an_auth_outage_carries_on_once_auth_is_back(browser):
     ivy.wait_signed_in(name)
 
 
-# The page's fetch, made to answer the next renewals of the session with auth's 429 (auth limits
-# sign-in attempts, not renewals, so the page's own fetch stands in for it asking to wait).
-AUTH_ASKS_TO_WAIT_JS = """
-const [times, seconds] = arguments;
-const fetch = window.fetch;
-window.__waitsAsked = 0;
-window.fetch = (input, init) => {
-  if (String(input).endsWith('/api/auth/refresh') && window.__waitsAsked < times) {
-    window.__waitsAsked += 1;
-    const body = JSON.stringify({ error: { code: 'rate_limited', message: 'Too many attempts; try again later.' } });
-    return Promise.resolve(new Response(body, { status: 429, headers: { 'Retry-After': String(seconds) } }));
-  }
-  return fetch(input, init);
-};
-"""
-
-
 def test_auth_asking_to_wait_on_a_renewal_is_said_and_the_session_stays(browser):
     """Auth answers a renewal with 429 and a Retry-After: the page stays signed in and says how long
     to wait, and the next request after that renews the session."""
@@ -190,16 +173,47 @@ def test_auth_asking_to_wait_on_a_renewal_is_said_and_the_session_stays(browser)
     kim = browser("kim")
     kim.sign_up(name)
     kim.show_tab("people")
-    kim.js(AUTH_ASKS_TO_WAIT_JS, 1, 7)
+    # Auth limits sign-in attempts, not renewals: the page's own fetch stands in for it asking to wait.
+    kim.fake_answers("/api/auth/refresh", 1, 429, {"error": {"code": "rate_limited", "message": "Too many attempts; try again later."}},
+                     {"Retry-After": "7"})
     kim.driver.delete_cookie("access_token")
     kim.css("#people-search").send_keys(friend[:-1])  # a search: users answers 401, the renewal 429
     kim.wait(lambda: "Try again in 7 s" in kim.text_content(".people [role=status]"),
              "the search's answer: the renewal must wait 7 s")
     assert "asked to wait before it renews your session" in kim.text_content(".people [role=status]")
-    assert kim.js("return window.__waitsAsked") == 1
+    assert kim.faked_answers("/api/auth/refresh") == 1
     assert kim.text_content(".topbar .me-name") == name
     assert not kim.visible("#auth-title")
 
     kim.find_person(friend)  # searched for again: this renewal goes through, then the search
     assert 200 in kim.js(REFRESHES_JS)
     assert kim.driver.get_cookie("access_token")
+
+
+# The page's RetryingFetch (retry.js) run on a fetch that first fails with 429 and `Retry-After: 1`,
+# and is asked for again while that first try runs; resolves to when (ms) each try began.
+RETRY_AFTER_JS = """
+const done = arguments[arguments.length - 1];
+import('/js/retry.js').then(async ({ RetryingFetch }) => {
+  const began = [];
+  const start = performance.now();
+  const retrying = new RetryingFetch('a test fetch', async () => {
+    began.push(performance.now() - start);
+    if (began.length === 1) throw Object.assign(new Error('asked to wait'), { status: 429, retryAfter: 1 });
+  }, () => true);
+  retrying.run();
+  retrying.run(); // asked for again while the first try runs
+  const until = Date.now() + 5000;
+  while (began.length < 2 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+  done(began);
+});
+"""
+
+
+def test_a_retry_after_is_waited_out_even_when_asked_again(browser):
+    """A fetch that failed with 429 and a Retry-After is tried again only once that time has passed,
+    even when it was asked for again meanwhile (a reconnect, a gap)."""
+    page = browser("ned")
+    began = page.driver.execute_async_script(RETRY_AFTER_JS)
+    assert len(began) == 2, began
+    assert began[1] - began[0] >= 1000, began

@@ -33,12 +33,17 @@ async function whoIsSignedIn(isCurrent) {
     user = await api.auth.currentUser();
   } catch (error) {
     // Asked again only for a transient failure: then say so, not the gateway's own words.
-    if (isCurrent()) showSignIn(isTransient(error) ? 'Cannot reach SwiftChat right now. Trying again…' : api.describeError(error));
+    if (isCurrent()) showSignIn(isTransient(error) ? retryNotice(error) : api.describeError(error));
     throw error;
   }
   if (!isCurrent()) return;
   if (user) enter(user);
   else showSignIn(null);
+}
+
+function retryNotice(error) {
+  if (error.status === 429) return 'SwiftChat asked to wait a moment. Trying again…';
+  return 'Cannot reach SwiftChat right now. Trying again…';
 }
 
 function showSignIn(notice) {
@@ -151,7 +156,7 @@ function updateTitle() {
 // Hooks for the browser tests (Tests/Browser), off unless the test turns them on for its profile.
 if (localStorage.getItem('swiftchat.testHooks') === '1') {
   frameLog.enabled = true;
-  const testStream = (name) => ({ chat: chat.chatStream, notifications: notify.notificationStream })[name]();
+  const testStream = (name) => ({ chat: chat.chatStream, notifications: notify.notificationStream })[name]?.();
   window.swiftchatTest = {
     frames: () => frameLog.entries,
     // A stream by name: 'chat' or 'notifications'.

@@ -57,8 +57,10 @@ export class RetryingFetch {
     }
     this.running = false;
     if (this.again) {
+      // Asked for again meanwhile: now, unless the server said how long to wait.
       this.again = false;
-      if (this.isWanted()) await this.run();
+      if (failure?.retryAfter && isTransient(failure)) this.later(failure.retryAfter * 1000);
+      else if (this.isWanted()) await this.run();
     } else if (generation !== this.generation) {
       // cancelled meanwhile: nothing follows
     } else if (!failure) {

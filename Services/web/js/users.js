@@ -1,5 +1,6 @@
 // Profiles by id, fetched once and kept fresh by presence frames and search results.
 import * as api from './api.js';
+import { isTransient } from './retry.js';
 import { state, mergeUser, setContacts, setContact } from './state.js';
 
 const loading = new Map(); // id → promise
@@ -13,15 +14,23 @@ export function user(id) {
   return known;
 }
 
-/** Fetches a profile (with online and lastSeenAt) unless one is on its way or fresh. */
+/**
+ * Fetches a profile (with online and lastSeenAt) unless one is on its way or fresh. Never rejects:
+ * resolves to the failure, if it failed (a 404 marks the user deleted and is none), else null.
+ */
 export function ensureUser(id, { force = false } = {}) {
   if (loading.has(id)) return loading.get(id);
-  if (!force && Date.now() - (fetchedAt.get(id) || 0) < FRESH_MS) return Promise.resolve();
+  if (!force && Date.now() - (fetchedAt.get(id) || 0) < FRESH_MS) return Promise.resolve(null);
   const request = api.users
     .get(id)
-    .then((body) => mergeUser(body.user))
+    .then((body) => {
+      mergeUser(body.user);
+      return null;
+    })
     .catch((error) => {
-      if (error.status === 404) mergeUser({ id, deleted: true });
+      if (error.status !== 404) return error;
+      mergeUser({ id, deleted: true });
+      return null;
     })
     .finally(() => {
       loading.delete(id);
@@ -46,7 +55,11 @@ export function refreshMembers(memberIds) {
  */
 export async function refreshPresence(peerIds) {
   await loadContacts();
-  await Promise.all(peerIds.filter((id) => !state.contacts.has(id)).slice(0, 50).map((id) => ensureUser(id, { force: true })));
+  const peers = peerIds.filter((id) => !state.contacts.has(id)).slice(0, 50);
+  const failures = await Promise.all(peers.map((id) => ensureUser(id, { force: true })));
+  // One peer's profile that could not be fetched for now fails the refresh, so it is tried again.
+  const transient = failures.find((failure) => failure && isTransient(failure));
+  if (transient) throw transient;
 }
 
 export async function loadContacts() {
