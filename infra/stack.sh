@@ -142,7 +142,7 @@ postgres_ready() { PGPASSWORD="$SWIFTCHAT_PG_ADMIN_PASSWORD" "$(pg_bin)/pg_isrea
 
 # Notices ("schema … already exists, skipping" on every start) are not news: warnings and errors only.
 psql_admin() {
-    PGPASSWORD="$SWIFTCHAT_PG_ADMIN_PASSWORD" PGOPTIONS="-c client_min_messages=warning" "$(pg_bin)/psql" -q -v ON_ERROR_STOP=1 -h 127.0.0.1 \
+    PGPASSWORD="$SWIFTCHAT_PG_ADMIN_PASSWORD" PGOPTIONS="${PGOPTIONS:+$PGOPTIONS }-c client_min_messages=warning" "$(pg_bin)/psql" -q -v ON_ERROR_STOP=1 -h 127.0.0.1 \
         -p "$SWIFTCHAT_PG_PORT" -U "$SWIFTCHAT_PG_ADMIN_USER" "$@"
 }
 
