@@ -29,9 +29,11 @@ FAKE_ANSWERS_JS = """
 const [path, times, status, body, headers] = arguments;
 const fetch = window.fetch;
 window.__fakedAnswers = window.__fakedAnswers || {};
-window.__fakedAnswers[path] = 0;
+window.__fakedAnswers[path] = window.__fakedAnswers[path] || 0;
+let given = 0; // by this fake; the page's count is over every fake for the path
 window.fetch = (input, init) => {
-  if (String(input).split('?')[0].endsWith(path) && window.__fakedAnswers[path] < times) {
+  if (String(input).split('?')[0].endsWith(path) && given < times) {
+    given += 1;
     window.__fakedAnswers[path] += 1;
     return Promise.resolve(new Response(body, { status, headers: { 'Content-Type': 'application/json', ...headers } }));
   }
@@ -267,7 +269,7 @@ class ChatPage:
     def fake_answers(self, path, times, status, body=None, headers=None):
         """The page's own `fetch` answers its next `times` requests whose path ends with `path`
         with `status` (and `body`, `headers`) instead of asking the server: for answers a test
-        cannot get from the stack. `faked_answers(path)` counts those given."""
+        cannot get from the stack. `faked_answers(path)` counts those given for the path."""
         self.js(FAKE_ANSWERS_JS, path, times, status, json.dumps(body or {}), headers or {})
 
     def faked_answers(self, path):

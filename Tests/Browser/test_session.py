@@ -212,7 +212,7 @@ import('/js/retry.js').then(async ({ RetryingFetch }) => {
 
 def test_a_retry_after_is_waited_out_even_when_asked_again(browser):
     """A fetch that failed with 429 and a Retry-After is tried again only once that time has passed,
-    even when it was asked for again meanwhile (a reconnect, a gap)."""
+    even when it was asked for again while it ran (a gap found, say)."""
     page = browser("ned")
     began = page.driver.execute_async_script(RETRY_AFTER_JS)
     assert len(began) == 2, began

@@ -109,13 +109,17 @@ struct UsersTests {
             #expect(goneStatus.online == false)
             #expect(goneStatus.lastSeenAt == at.timeIntervalSince1970 + 10)
 
-            // The release before kept presence in profiles' own columns: its writes (a newer one,
-            // then an older one) reach the presence table, newest wins.
+            // The release before kept presence in profiles' own columns: its writes reach the
+            // presence table, for a user it has no row for yet (the viewer) and, newest winning,
+            // for one it has (a newer write, then an older one).
             try await TestStack.withClient(schema: harness.usersSchema) { client in
-                for (online, time) in [(true, at + 20), (false, at + 15)] {
-                    try await client.query("UPDATE profiles SET online = \(online), last_seen_at = \(time) WHERE id = \(gone)")
+                for (id, online, time) in [(viewer.userId, true, at + 5), (gone, true, at + 20), (gone, false, at + 15)] {
+                    try await client.query("UPDATE profiles SET online = \(online), last_seen_at = \(time) WHERE id = \(id)")
                 }
             }
+            let viewerStatus = try #require(await status(viewer.userId))
+            #expect(viewerStatus.online == true)
+            #expect(viewerStatus.lastSeenAt == at.timeIntervalSince1970 + 5)
             let carriedOver = try #require(await status(gone))
             #expect(carriedOver.online == true)
             #expect(carriedOver.lastSeenAt == at.timeIntervalSince1970 + 20)

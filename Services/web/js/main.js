@@ -156,7 +156,11 @@ function updateTitle() {
 // Hooks for the browser tests (Tests/Browser), off unless the test turns them on for its profile.
 if (localStorage.getItem('swiftchat.testHooks') === '1') {
   frameLog.enabled = true;
-  const testStream = (name) => ({ chat: chat.chatStream, notifications: notify.notificationStream })[name]?.();
+  const testStream = (name) => {
+    if (name === 'chat') return chat.chatStream();
+    if (name === 'notifications') return notify.notificationStream();
+    throw new Error(`unknown stream ${name}`);
+  };
   window.swiftchatTest = {
     frames: () => frameLog.entries,
     // A stream by name: 'chat' or 'notifications'.

@@ -59,8 +59,12 @@ export class RetryingFetch {
     if (this.again) {
       // Asked for again meanwhile: now, unless the server said how long to wait.
       this.again = false;
-      if (failure?.retryAfter && isTransient(failure)) this.later(failure.retryAfter * 1000);
-      else if (this.isWanted()) await this.run();
+      if (failure?.retryAfter && isTransient(failure)) {
+        console.warn(`${this.what} failed; trying again in ${failure.retryAfter} s`, failure);
+        this.later(failure.retryAfter * 1000);
+      } else if (this.isWanted()) {
+        await this.run();
+      }
     } else if (generation !== this.generation) {
       // cancelled meanwhile: nothing follows
     } else if (!failure) {

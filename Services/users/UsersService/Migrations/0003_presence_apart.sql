@@ -11,10 +11,12 @@ CREATE TABLE presence (
 );
 
 -- While a rolling update runs, pods of the release before keep writing presence to `profiles`'
--- own columns (and reading it there, so they answer with what they wrote): a trigger carries their
--- writes over, newest wins, so none is lost. The columns and the trigger go in a later release,
--- once no release in service writes them. The trigger comes before the copy: creating it locks out
--- their writes until this migration commits, so none falls between the copy and the trigger.
+-- own columns: a trigger carries their writes over, newest wins, so none is lost. They also keep
+-- reading it there, so until the update ends they answer with presence as they themselves last
+-- wrote it, not what this release's pods applied. The columns and the trigger go in a later
+-- release, once no release in service uses them; it also removes the presence of accounts that pods
+-- of the release before deleted (their deletion leaves it). The trigger comes before the copy:
+-- creating it locks out their writes until this migration commits, so none falls between the two.
 CREATE FUNCTION presence_from_profiles() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     IF NEW.last_seen_at IS NOT NULL THEN
