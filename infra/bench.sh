@@ -40,9 +40,7 @@ bash infra/stack.sh up
 # durable queue, say) can stand in front of this run's messages.
 bash infra/stack.sh vhost bench
 eval "$(bash infra/stack.sh env)"
-SCHEMAS="bench_auth bench_users bench_messages bench_notifications"
-PGPASSWORD="$DATABASE_ADMIN_PASSWORD" psql -q -h 127.0.0.1 -p "$DATABASE_PORT" -U "$DATABASE_ADMIN_USER" "$DATABASE_NAME" \
-    -c "SET client_min_messages TO warning; $(for schema in $SCHEMAS; do printf 'DROP SCHEMA IF EXISTS %s CASCADE; ' "$schema"; done)" >/dev/null
+bash infra/stack.sh drop-schemas bench_auth bench_users bench_messages bench_notifications
 echo "[bench] building (release; log: $LOG_DIR/bench-build.log)"
 swift build -c release >"$LOG_DIR/bench-build.log" 2>&1 || { tail -n 30 "$LOG_DIR/bench-build.log"; exit 1; }
 BENCH_BIN="$(swift build -c release --show-bin-path)"

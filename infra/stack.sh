@@ -12,6 +12,7 @@
 #   infra/stack.sh env                     the environment variables that point at this stack
 #   infra/stack.sh vhost NAME              (re)create an empty RabbitMQ virtual host (isolated exchanges)
 #   infra/stack.sh purge NAME              empty every queue of a virtual host
+#   infra/stack.sh drop-schemas NAME…      drop Postgres schemas with all they hold (the benchmark's)
 #   infra/stack.sh reload-nginx            regenerate the gateway config (replicas) and reload it
 #
 # Safe to run twice: a component whose pid file names a live process is reused, not restarted.
@@ -563,7 +564,11 @@ main() {
               for queue in $(/usr/lib/rabbitmq/bin/rabbitmqctl -q list_queues -p "$1" --no-table-headers name 2>/dev/null); do
                   /usr/lib/rabbitmq/bin/rabbitmqctl -q purge_queue -p "$1" "$queue" >/dev/null 2>&1 || true
               done ) ;;
-        *) die "unknown command: $command (install|up|down|status|env|start|stop|kill|vhost|purge)" ;;
+        drop-schemas)  # schemas with everything in them (the benchmark's, fresh each run)
+            local sql="" schema
+            for schema in "$@"; do sql+="DROP SCHEMA IF EXISTS $schema CASCADE; "; done
+            psql_admin -d "$SWIFTCHAT_PG_DATABASE" -c "$sql" >/dev/null ;;
+        *) die "unknown command: $command (install|up|down|status|env|start|stop|kill|vhost|purge|drop-schemas|reload-nginx)" ;;
     esac
 }
 

@@ -41,6 +41,16 @@ window.fetch = (input, init) => {
 };
 """
 
+# The page's requests whose path starts with arguments[0], from the browser's resource timing.
+REQUESTS_JS = """
+return performance.getEntriesByType('resource')
+  .map((entry) => ({ url: new URL(entry.name), entry }))
+  .filter(({ url }) => url.pathname.startsWith(arguments[0]))
+  .map(({ url, entry }) => ({
+    path: url.pathname, query: url.search, status: entry.responseStatus, start: entry.startTime, end: entry.responseEnd,
+  }));
+"""
+
 # Records every status change of my messages, to check that ticks only move forward.
 STATUS_LOG_JS = """
 window.__statusLog = [];
@@ -274,6 +284,12 @@ class ChatPage:
 
     def faked_answers(self, path):
         return self.js("return (window.__fakedAnswers || {})[arguments[0]] || 0", path)
+
+    def requests_to(self, path):
+        """The requests the page made whose path starts with `path` (since the resource timing was
+        last cleared): path, query, status and when each started and ended (ms since the page loaded).
+        A made-up answer (`fake_answers`) is not among them."""
+        return self.js(REQUESTS_JS, path)
 
     def drop_stream(self, name, hold_ms=0):
         """Closes a stream ('chat' or 'notifications') from the page as a network failure would,

@@ -82,15 +82,6 @@ def test_socket_handler_killed_and_restarted_while_sending(browser):
     bob.wait_status("y1", "read")
 
 
-# Requests for history pages the page made, from the browser's resource timing: each one's query
-# and when it started and ended (ms since the page loaded).
-HISTORY_REQUESTS_JS = """
-return performance.getEntriesByType('resource')
-  .filter((entry) => /\\/api\\/conversations\\/[^/]+\\/messages\\?/.test(entry.name))
-  .map((entry) => ({ query: new URL(entry.name).search, start: entry.startTime, end: entry.responseEnd }));
-"""
-
-
 def bob_away_from_alice(browser, prefix):
     """Alice (through the API) and Bob (in a browser) in a direct chat, with "gap 0" on Bob's
     screen, then Bob's chat stream down until released. Returns Bob's page, send(k), which has
@@ -129,19 +120,11 @@ def test_a_long_gap_is_fetched_by_seq_range_several_pages_at_once(browser):
     assert [m["seq"] for m in bob.messages()] == list(range(1, 752))
     # Sent eight at a time, so stored in any order: each once.
     assert sorted(bob.bodies()) == sorted(f"gap {k}" for k in range(751))
-    requests = bob.js(HISTORY_REQUESTS_JS)
+    requests = [r for r in bob.requests_to("/api/conversations/") if r["path"].endswith("/messages") and r["query"]]
     ranges = [r for r in requests if "before=" in r["query"]]
     assert len(ranges) >= 3, requests
     # Side by side: some range was asked for before another one's answer had come back.
     assert any(a["start"] < b["end"] and b["start"] < a["end"] for a in ranges for b in ranges if a is not b), requests
-
-
-# The page's requests under a path that the server failed, from resource timing.
-FAILED_REQUESTS_JS = """
-return performance.getEntriesByType('resource')
-  .filter((entry) => new URL(entry.name).pathname.startsWith(arguments[0]) && entry.responseStatus >= 500)
-  .length;
-"""
 
 
 @contextmanager
@@ -155,7 +138,7 @@ def down_while_coming_back(page, stream, service, path):
         page.js("performance.clearResourceTimings()")
         page.release_stream(stream)
         page.wait(lambda: page.stream(stream) == "open", f"the {stream} stream back")
-        page.wait(lambda: page.js(FAILED_REQUESTS_JS, path) >= 2, f"what the {stream} stream fetches failed and was tried again")
+        page.wait(lambda: sum(r["status"] >= 500 for r in page.requests_to(path)) >= 2, f"what the {stream} stream fetches failed and was tried again")
         yield
     finally:
         start_services(service)

@@ -102,12 +102,9 @@ def test_a_session_ended_elsewhere_brings_back_the_sign_in_screen(browser):
     assert not hal.all(".topbar")
 
 
-# How auth answered the page's requests to renew its session, from resource timing.
-REFRESHES_JS = """
-return performance.getEntriesByType('resource')
-  .filter((entry) => new URL(entry.name).pathname === '/api/auth/refresh')
-  .map((entry) => entry.responseStatus);
-"""
+def refreshes(page):
+    """How auth answered the page's requests to renew its session."""
+    return [r["status"] for r in page.requests_to("/api/auth/refresh")]
 
 
 def test_an_auth_outage_does_not_end_the_session(browser):
@@ -126,7 +123,7 @@ def test_an_auth_outage_does_not_end_the_session(browser):
         dana.css("#people-search").send_keys(friend[:-1])  # a search: users answers 401
         dana.wait(lambda: "renew your session" in dana.text_content(".people [role=status]"),
                   "the search's answer: the session cannot be renewed for now")
-        assert any(status >= 500 for status in dana.js(REFRESHES_JS))
+        assert any(status >= 500 for status in refreshes(dana))
         assert dana.text_content(".topbar .me-name") == name
         assert not dana.visible("#auth-title")
     finally:
@@ -136,7 +133,7 @@ def test_an_auth_outage_does_not_end_the_session(browser):
     # (fail_timeout): until then it answers 503 for auth, which the page shows as "try again".
     dana.wait(lambda: api("GET", "/api/auth/currentuser").status_code == 401, "the gateway serving auth again")
     dana.find_person(friend)  # searched for in full: the session renewed, then the search answered
-    assert 200 in dana.js(REFRESHES_JS)
+    assert 200 in refreshes(dana)
     assert dana.driver.get_cookie("access_token")
     assert dana.text_content(".topbar .me-name") == name
 
@@ -155,9 +152,7 @@ def test_a_reload_during_an_auth_outage_carries_on_once_auth_is_back(browser):
         assert not ivy.all(".topbar")
         # Typed while the page keeps asking: its later checks change only the notice.
         ivy.css("#auth-panel-signin input[name=login]").send_keys(name)
-        ivy.wait(lambda: ivy.js("return performance.getEntriesByType('resource').filter("
-                                "(e) => new URL(e.name).pathname === '/api/auth/currentuser').length") >= 2,
-                 "the session asked for again")
+        ivy.wait(lambda: len(ivy.requests_to("/api/auth/currentuser")) >= 2, "the session asked for again")
         assert ivy.css("#auth-panel-signin input[name=login]").get_attribute("value") == name
     finally:
         start_services("auth")  # whatever happened, for the tests after this one
@@ -186,7 +181,7 @@ def test_auth_asking_to_wait_on_a_renewal_is_said_and_the_session_stays(browser)
     assert not kim.visible("#auth-title")
 
     kim.find_person(friend)  # searched for again: this renewal goes through, then the search
-    assert 200 in kim.js(REFRESHES_JS)
+    assert 200 in refreshes(kim)
     assert kim.driver.get_cookie("access_token")
 
 
