@@ -97,6 +97,21 @@ struct MessagesTests {
         }
     }
 
+    @Test("an account's registration that comes after its deletion leaves it deleted: it cannot be added to a group")
+    func registrationAfterDeletion() async throws {
+        let harness = ServiceHarness()
+        try await harness.runChat { auth, messages in
+            let alice = try await people(auth, messages, 1)[0]
+            let (late, marker) = (UUID().uuidString.lowercased(), UUID().uuidString.lowercased())
+            try await MadeUpEvents.publish([try .deleted(late), try .registered(late), try .registered(marker)])
+            func group(with id: String) async throws -> HTTPResponse.Status {
+                try await post(messages, "/api/conversations", alice, #"{"type": "group", "name": "g", "memberIds": ["\#(id)"]}"#).status
+            }
+            #expect(await eventually(timeout: .seconds(10)) { (try? await group(with: marker)) == .created })
+            #expect(try await group(with: late) == .notFound)
+        }
+    }
+
     @Test("1,000 message.sent events (with duplicates) via RabbitMQ are stored once each, seq 1…1000 in send order")
     func orderedGroupCommitFromTheBus() async throws {
         let harness = ServiceHarness()

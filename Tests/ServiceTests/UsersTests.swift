@@ -4,8 +4,11 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import PostgresNIO
+import PostgresSupport
 import StackTesting
 import Testing
+
+@testable import UsersService
 
 @Suite("users: the RabbitMQ path from auth, the query cache, contacts", .serialized)
 struct UsersTests {
@@ -75,23 +78,12 @@ struct UsersTests {
             let viewer = try await signUp(auth, username: TestStack.uniqueName("pv"))
             let at = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
             let (fresh, gone) = (UUID().uuidString.lowercased(), UUID().uuidString.lowercased())
-            func registered(_ id: String) throws -> OutgoingMessage {
-                let name = TestStack.uniqueName("pr")
-                let event = UserRegistered(userId: id, username: name, email: "\(name)@example.com", displayName: name, createdAt: at)
-                return try OutgoingMessage(EventEnvelope(producer: "test", payload: event))
-            }
-            func presence(_ id: String, online: Bool, at time: Date) throws -> OutgoingMessage {
-                try OutgoingMessage(EventEnvelope(producer: "test", payload: PresenceChanged(userId: id, online: online, lastSeenAt: time)))
-            }
-            // In this order on one channel, so in this order on users' queue: `fresh` came online
-            // before users heard of it; `gone` went offline, and its older "online" came late.
-            let publisher = EventPublisher(configuration: TestStack.amqp(), logger: TestStack.logger)
-            let outcomes = try await publisher.publish([
-                try presence(fresh, online: true, at: at), try registered(fresh),
-                try presence(gone, online: false, at: at + 10), try presence(gone, online: true, at: at), try registered(gone),
+            // `fresh` came online before users heard of it; `gone` went offline, and its older
+            // "online" came late.
+            try await MadeUpEvents.publish([
+                try .presence(fresh, online: true, at: at), try .registered(fresh, at: at),
+                try .presence(gone, online: false, at: at + 10), try .presence(gone, online: true, at: at), try .registered(gone, at: at),
             ])
-            await publisher.shutdown()
-            #expect(outcomes.allSatisfy { $0 == .confirmed })
 
             /// users' view of `id`: (online, lastSeenAt in seconds since 1970), once users knows it.
             func status(_ id: String) async -> (online: Bool, lastSeenAt: Double?)? {
@@ -123,6 +115,57 @@ struct UsersTests {
             let carriedOver = try #require(await status(gone))
             #expect(carriedOver.online == true)
             #expect(carriedOver.lastSeenAt == at.timeIntervalSince1970 + 20)
+        }
+    }
+
+    @Test(
+        "an account's registration that comes after its deletion adds no profile, whether users applied the deletion first or another replica was registering it meanwhile"
+    )
+    func registrationAfterDeletion() async throws {
+        let harness = ServiceHarness()
+        try await harness.run { auth, users in
+            let viewer = try await signUp(auth, username: TestStack.uniqueName("rv"))
+            let (late, raced, marker) = (UUID().uuidString.lowercased(), UUID().uuidString.lowercased(), UUID().uuidString.lowercased())
+            func answer(_ id: String) async throws -> HTTPResponse.Status {
+                try await users.execute(uri: "/api/users/\(id)", method: .get, headers: viewer.bearer) { $0.status }
+            }
+            /// How many rows users has for `id` in profiles and in deleted_users.
+            @Sendable func rows(_ id: String, _ client: PostgresClient) async throws -> [Int] {
+                let found = try await client.query(
+                    "SELECT (SELECT count(*) FROM profiles WHERE id = \(id)), (SELECT count(*) FROM deleted_users WHERE id = \(id))")
+                var counts: [Int] = []
+                for try await (profiles, tombstones) in found.decode((Int, Int).self) { counts = [profiles, tombstones] }
+                return counts
+            }
+            /// Whether a backend other than the asking one waits for an account's lock.
+            @Sendable func waitingForAnAccount(_ client: PostgresClient) async throws -> Bool {
+                let waiting = try await client.query(
+                    """
+                    SELECT count(*) FROM pg_stat_activity
+                    WHERE wait_event = 'advisory' AND query LIKE '%pg_advisory_xact_lock%' AND pid <> pg_backend_pid()
+                    """)
+                for try await count in waiting.decode(Int.self) { return count > 0 }
+                return false
+            }
+
+            // A registration retried late: its deletion was applied before it.
+            try await MadeUpEvents.publish([try .deleted(late), try .registered(late), try .registered(marker)])
+            #expect(await eventually(timeout: .seconds(10)) { (try? await answer(marker)) == .ok })
+            #expect(try await answer(late) == .notFound)
+
+            // Another replica registers `raced` and has not committed when users applies its
+            // deletion: the deletion waits for the account, then removes what the other wrote.
+            try await TestStack.withClient(schema: harness.usersSchema) { client in
+                let store = UsersStore(logger: TestStack.logger)
+                try await client.transaction(logger: TestStack.logger) { connection in
+                    try await store.lockAccounts([raced], on: connection)
+                    try await store.insertProfile(id: raced, username: TestStack.uniqueName("rr"), displayName: "raced", createdAt: Date(), on: connection)
+                    try await MadeUpEvents.publish([try .deleted(raced)])
+                    #expect(await eventually(timeout: .seconds(10)) { (try? await waitingForAnAccount(client)) == true })
+                }
+                #expect(await eventually(timeout: .seconds(10)) { (try? await rows(raced, client)) == [0, 1] })
+            }
+            #expect(try await answer(raced) == .notFound)
         }
     }
 

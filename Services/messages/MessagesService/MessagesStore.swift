@@ -78,6 +78,7 @@ struct MessagesStore: Sendable {
 
     // MARK: Known users (from UserEvents)
 
+    /// A registered account; one already written as deleted stays deleted (see `markDeleted`).
     func rememberUser(id: String, username: String, on connection: PostgresConnection) async throws {
         try await connection.query(
             "INSERT INTO known_users (id, username) VALUES (\(id), \(username)) ON CONFLICT (id) DO NOTHING",
@@ -87,8 +88,19 @@ struct MessagesStore: Sendable {
 
     /// A deleted account: marked, not removed, so its messages and member entries keep their
     /// meaning. Returns the groups where it was the last admin, for `promoteSuccessor`.
+    ///
+    /// An account not heard of yet (its registration may come after its deletion: a retried batch,
+    /// another replica's batch) is written as deleted, so the registration finds it and changes
+    /// nothing. It is in no conversation, so its empty name is never shown. The key orders the two
+    /// when replicas apply them at once.
     func markDeleted(id: String, on connection: PostgresConnection) async throws -> [String] {
-        try await connection.query("UPDATE known_users SET deleted_at = now() WHERE id = \(id) AND deleted_at IS NULL", logger: logger)
+        try await connection.query(
+            """
+            INSERT INTO known_users AS k (id, username, deleted_at) VALUES (\(id), '', now())
+            ON CONFLICT (id) DO UPDATE SET deleted_at = EXCLUDED.deleted_at WHERE k.deleted_at IS NULL
+            """,
+            logger: logger
+        )
         let rows = try await connection.query(
             """
             SELECT m.conversation_id FROM members m JOIN conversations c ON c.id = m.conversation_id

@@ -27,6 +27,8 @@ struct UserEventsHandler: EventHandler {
     func handle(_ batch: [IncomingEvent<Event>]) async throws -> [EventOutcome] {
         let idempotent = IdempotentConsumer(client: dependencies.postgres, consumer: subscription.queue)
         let applied = try await idempotent.processBatch(eventIDs: batch.map(\.id), logger: dependencies.logger) { connection, fresh in
+            let accounts = zip(batch, fresh).compactMap { item, isFresh in isFresh ? item.event.registeredOrDeleted : nil }
+            if !accounts.isEmpty { try await store.lockAccounts(accounts, on: connection) }
             for (item, isFresh) in zip(batch, fresh) where isFresh {
                 switch item.event {
                 case .registered(let registered):
@@ -44,5 +46,16 @@ struct UserEventsHandler: EventHandler {
         }
         if applied { await cache.invalidate() }
         return EventOutcome.done(batch.count)
+    }
+}
+
+extension UserEventsHandler.Event {
+    /// The account a registration or a deletion is about; nil for a presence change.
+    var registeredOrDeleted: String? {
+        switch self {
+        case .registered(let registered): registered.userId
+        case .deleted(let deleted): deleted.userId
+        case .presence: nil
+        }
     }
 }

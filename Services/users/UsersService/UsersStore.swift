@@ -87,11 +87,14 @@ struct UsersStore: Sendable {
         return try await rows.readFirst(UserProfile.init(reading:))
     }
 
+    /// Adds the profile of a registered account, unless the account was deleted already: its
+    /// registration may come after its deletion (a retried batch, another replica's batch).
     func insertProfile(id: String, username: String, displayName: String, createdAt: Date, on connection: PostgresConnection) async throws {
         try await connection.query(
             """
             INSERT INTO profiles (id, username, display_name, created_at)
-            VALUES (\(id), \(username), \(displayName), \(createdAt))
+            SELECT \(id), \(username), \(displayName), \(createdAt)
+            WHERE NOT EXISTS (SELECT 1 FROM deleted_users WHERE id = \(id))
             ON CONFLICT (id) DO NOTHING
             """,
             logger: logger
@@ -127,6 +130,20 @@ struct UsersStore: Sendable {
             WHERE NOT EXISTS (SELECT 1 FROM deleted_users WHERE id = \(id))
             ON CONFLICT (id) DO UPDATE SET online = EXCLUDED.online, last_seen_at = EXCLUDED.last_seen_at
             WHERE s.last_seen_at <= EXCLUDED.last_seen_at
+            """,
+            logger: logger
+        )
+    }
+
+    /// Holds the accounts of `ids` until the transaction ends, so a registration and a deletion of
+    /// one account, applied by two replicas at once, take turns: the one that runs second sees the
+    /// other's rows (the tombstone, or the profile to delete). Locks are taken in one order, so two
+    /// batches cannot wait on each other, and keyed by schema, so other deployments are not held.
+    func lockAccounts(_ ids: [String], on connection: PostgresConnection) async throws {
+        try await connection.query(
+            """
+            SELECT count(pg_advisory_xact_lock(hashtext(current_schema()), key))
+            FROM (SELECT DISTINCT hashtext(id) AS key FROM unnest(\(ids)::text[]) AS id ORDER BY key) AS accounts
             """,
             logger: logger
         )
