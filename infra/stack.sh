@@ -372,7 +372,7 @@ stop_epmd() {
 upstream_servers() {
     local port=$1 k servers=""
     for ((k = 0; k < SWIFTCHAT_REPLICAS; k++)); do
-        servers+="server 127.0.0.1:$((port + k * SWIFTCHAT_REPLICA_PORT_STEP)) max_fails=1 fail_timeout=2s; "
+        servers+="server 127.0.0.1:$((port + k * SWIFTCHAT_REPLICA_PORT_STEP)) max_fails=0; "
     done
     echo "$servers"
 }

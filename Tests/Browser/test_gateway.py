@@ -2,7 +2,6 @@
 on every answer, no version, and websocket upgrades that never ride a reused keep-alive connection."""
 import json
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -53,11 +52,8 @@ def test_a_service_that_is_down_is_json_503():
         assert_no_version(response)
     finally:
         start_services("users")  # waits until it is ready
-    # The gateway retries an instance it saw fail after a moment (fail_timeout), then it serves.
-    deadline = time.monotonic() + 10
-    while requests.get(GATEWAY + "/api/users", timeout=10).status_code != 401:
-        assert time.monotonic() < deadline, "users never came back behind the gateway"
-        time.sleep(0.2)
+    # The gateway serves users as soon as it is ready again: it marked no instance down meanwhile.
+    assert requests.get(GATEWAY + "/api/users", timeout=10).status_code == 401
 
 
 def test_web_client_headers():
