@@ -1,6 +1,8 @@
 """The session survives a reload; signing out closes both streams and ends the session."""
 import json
 
+import pytest
+
 from stack import api, kill_every_instance, sign_up_api, start_services, unique
 
 
@@ -185,9 +187,10 @@ def test_auth_asking_to_wait_on_a_renewal_is_said_and_the_session_stays(browser)
 
 
 # The page's RetryingFetch (retry.js) run on a fetch that first fails with 429 and `Retry-After: 1`,
-# and is asked for again while that first try runs; resolves to when (ms) each try began.
+# and asked for again: while that first try runs ("again"), or after it, once cancelled as a stream
+# that dropped and opened again does ("reopened"). Resolves to when (ms) each try began.
 RETRY_AFTER_JS = """
-const done = arguments[arguments.length - 1];
+const [asked, done] = arguments;
 import('/js/retry.js').then(async ({ RetryingFetch }) => {
   const began = [];
   const start = performance.now();
@@ -195,8 +198,14 @@ import('/js/retry.js').then(async ({ RetryingFetch }) => {
     began.push(performance.now() - start);
     if (began.length === 1) throw Object.assign(new Error('asked to wait'), { status: 429, retryAfter: 1 });
   }, () => true);
-  retrying.run();
-  retrying.run(); // asked for again while the first try runs
+  if (asked === 'again') {
+    retrying.run();
+    retrying.run(); // asked for again while the first try runs
+  } else {
+    await retrying.run();
+    retrying.cancel(); // the stream dropped…
+    retrying.run(); // …and opened again
+  }
   const until = Date.now() + 5000;
   while (began.length < 2 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
   done(began);
@@ -204,10 +213,12 @@ import('/js/retry.js').then(async ({ RetryingFetch }) => {
 """
 
 
-def test_a_retry_after_is_waited_out_even_when_asked_again(browser):
+@pytest.mark.parametrize("asked", ["again", "reopened"])
+def test_a_retry_after_is_waited_out_whoever_asks_again(browser, asked):
     """A fetch that failed with 429 and a Retry-After is tried again only once that time has passed,
-    even when it was asked for again while it ran (a gap found, say)."""
+    even when it was asked for again while it ran (a gap found, say), or by a stream that dropped
+    and opened again meanwhile."""
     page = browser("ned")
-    began = page.driver.execute_async_script(RETRY_AFTER_JS)
+    began = page.driver.execute_async_script(RETRY_AFTER_JS, asked)
     assert len(began) == 2, began
     assert began[1] - began[0] >= 1000, began

@@ -25,7 +25,9 @@ export function isTransient(error) {
  * wanted: what a stream fetches each time it opens (`Stream.fetchOnOpen`; wanted while the stream
  * is open), and the start-up's session check (wanted until signed in). One fetch runs at a time:
  * one asked for meanwhile runs when it ends, so the newest answer is the one that stays. The fetch
- * is given `isCurrent()`, false once `cancel()` was called, to leave a stale answer unused.
+ * is given `isCurrent()`, false once `cancel()` was called, to leave a stale answer unused. A
+ * server that answered with a Retry-After is not asked again before that time, whoever asks: a
+ * fetch asked for meanwhile, or the stream opening again after a drop.
  */
 export class RetryingFetch {
   constructor(what, fetch, isWanted) {
@@ -37,6 +39,7 @@ export class RetryingFetch {
     this.running = false;
     this.again = false; // asked for while running: once more when it ends
     this.generation = 0; // moved on by cancel(): a fetch under way then schedules nothing
+    this.notBefore = 0; // Date.now() before which the server asked not to be asked (Retry-After)
   }
 
   /** Fetches now, or once more when the fetch under way ends. Never rejects. */
@@ -45,6 +48,10 @@ export class RetryingFetch {
     this.timer = null;
     if (this.running) {
       this.again = true;
+      return;
+    }
+    if (Date.now() < this.notBefore) {
+      this.later();
       return;
     }
     const generation = this.generation;
@@ -56,32 +63,32 @@ export class RetryingFetch {
       failure = error;
     }
     this.running = false;
+    if (failure?.retryAfter && isTransient(failure)) {
+      console.warn(`${this.what}: asked to wait ${failure.retryAfter} s`, failure);
+      this.notBefore = Date.now() + failure.retryAfter * 1000;
+    }
     if (this.again) {
-      // Asked for again meanwhile: now, unless the server said how long to wait.
+      // Asked for again meanwhile: now, or once the server's Retry-After has passed.
       this.again = false;
-      if (failure?.retryAfter && isTransient(failure)) {
-        console.warn(`${this.what} failed; trying again in ${failure.retryAfter} s`, failure);
-        this.later(failure.retryAfter * 1000);
-      } else if (this.isWanted()) {
-        await this.run();
-      }
+      if (this.isWanted()) await this.run();
     } else if (generation !== this.generation) {
       // cancelled meanwhile: nothing follows
     } else if (!failure) {
       this.failures = 0;
     } else if (isTransient(failure)) {
       console.warn(`${this.what} failed; trying again`, failure);
-      this.later((failure.retryAfter || 0) * 1000);
+      this.later();
     } else {
       console.warn(`${this.what} failed`, failure);
     }
   }
 
   /**
-   * One more try: after the backoff (or `atLeastMs`), or when the fetch under way ends; none if
-   * one is pending or it is not wanted (a stream's next open runs every fetch).
+   * One more try: after the backoff (or the server's Retry-After, if later), or when the fetch
+   * under way ends; none if one is pending or it is not wanted (a stream's next open runs every
+   * fetch).
    */
-  later(atLeastMs = 0) {
+  later() {
     if (this.running) {
       this.again = true;
       return;
@@ -91,11 +98,14 @@ export class RetryingFetch {
     this.timer = setTimeout(() => {
       this.timer = null;
       if (generation === this.generation && this.isWanted()) this.run();
-    }, Math.max(backoffDelay(this.failures), atLeastMs));
+    }, Math.max(backoffDelay(this.failures), this.notBefore - Date.now()));
     this.failures += 1;
   }
 
-  /** Stops trying: a fetch under way ends (`isCurrent()` false), and nothing follows it. */
+  /**
+   * Stops trying: a fetch under way ends (`isCurrent()` false), and nothing follows it. A
+   * Retry-After still holds for the next `run()`.
+   */
   cancel() {
     clearTimeout(this.timer);
     this.timer = null;
