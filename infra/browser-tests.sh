@@ -80,6 +80,8 @@ cmd_run() {
     cmd_install
     export SWIFTCHAT_GATEWAY_URL="${SWIFTCHAT_GATEWAY_URL:-http://127.0.0.1:$SWIFTCHAT_GATEWAY_PORT}"
     export SWIFTCHAT_STACK_DIR="$STACK_DIR"
+    # The services' ports, for a test that stands in for a service (Tests/Browser/stack.py).
+    export SWIFTCHAT_AUTH_PORT SWIFTCHAT_USERS_PORT SWIFTCHAT_MESSAGES_PORT SWIFTCHAT_SOCKET_PORT SWIFTCHAT_NOTIFICATIONS_PORT
     curl -sf "$SWIFTCHAT_GATEWAY_URL/gateway/healthz" >/dev/null \
         || die "no gateway at $SWIFTCHAT_GATEWAY_URL (start it: make run, or infra/test.sh)"
     # A gateway started before infra/nginx.conf.template changed keeps its old configuration.

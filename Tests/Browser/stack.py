@@ -5,7 +5,10 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
@@ -61,6 +64,39 @@ def kill_every_instance(name, sig=signal.SIGKILL):
         if _alive(service_pid(name, instance)):
             kill_service(name, sig, instance=instance)
         instance += 1
+
+
+@contextmanager
+def standing_in_for(name, status, body, headers=None):
+    """While every instance of service `name` is down (kill them first), a server on its first
+    instance's port answers every request with one made-up answer: how the gateway and the page
+    meet an answer the real service gives only rarely (auth asking a session check to wait, say)."""
+    port = int(os.environ[f"SWIFTCHAT_{name.upper().replace('-', '_')}_PORT"])
+    payload = json.dumps(body).encode()
+
+    class Answer(BaseHTTPRequestHandler):
+        def _answer(self):
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for header, value in (headers or {}).items():
+                self.send_header(header, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def run_sh(*args):

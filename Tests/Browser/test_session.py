@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from stack import api, kill_every_instance, sign_up_api, start_services, unique
+from stack import api, kill_every_instance, sign_up_api, standing_in_for, start_services, unique
 
 
 class SocketLog:
@@ -159,6 +159,30 @@ def test_a_reload_during_an_auth_outage_carries_on_once_auth_is_back(browser):
         start_services("auth")  # whatever happened, for the tests after this one
 
     ivy.wait_signed_in(name)
+
+
+def test_a_reload_while_auth_asks_to_wait_says_so_and_waits_it_out(browser):
+    """A reload while auth answers 429 with a Retry-After (a stand-in on auth's port: auth limits
+    sign-in attempts, not session checks): the sign-in screen says SwiftChat asked to wait, the page
+    asks again only once that time has passed, and once auth is back the session carries on."""
+    name = unique("joy_")
+    joy = browser("joy")
+    joy.sign_up(name)
+    try:
+        kill_every_instance("auth")
+        with standing_in_for("auth", 429, {"error": {"code": "rate_limited", "message": "Too many requests; try again later."}},
+                             {"Retry-After": "2"}):
+            joy.reload()
+            joy.wait(lambda: "asked to wait a moment" in joy.text_content(".notice"), "the sign-in screen: asked to wait")
+            assert joy.visible("#auth-title")
+            joy.wait(lambda: len(joy.requests_to("/api/auth/currentuser")) >= 2, "the session asked for again")
+            first, second = joy.requests_to("/api/auth/currentuser")[:2]
+            assert first["status"] == 429
+            assert second["start"] - first["end"] >= 2000, (first, second)
+    finally:
+        start_services("auth")  # whatever happened, for the tests after this one
+
+    joy.wait_signed_in(name)
 
 
 def test_auth_asking_to_wait_on_a_renewal_is_said_and_the_session_stays(browser):
