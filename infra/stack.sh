@@ -368,13 +368,15 @@ stop_epmd() {
 # ---------------------------------------------------------------------------------------------
 # nginx: the one local gateway in front of every service
 
-# The upstream servers of one service: each of its SWIFTCHAT_REPLICAS instances.
+# The upstream servers of one service: each of its SWIFTCHAT_REPLICAS instances, and each again as
+# a backup (see "upstream" in infra/nginx.conf.template).
 upstream_servers() {
-    local port=$1 k servers=""
+    local port=$1 k servers="" backups=""
     for ((k = 0; k < SWIFTCHAT_REPLICAS; k++)); do
-        servers+="server 127.0.0.1:$((port + k * SWIFTCHAT_REPLICA_PORT_STEP)) max_fails=0; "
+        servers+="server 127.0.0.1:$((port + k * SWIFTCHAT_REPLICA_PORT_STEP)) max_fails=1 fail_timeout=2s; "
+        backups+="server 127.0.0.1:$((port + k * SWIFTCHAT_REPLICA_PORT_STEP)) backup max_fails=0; "
     done
-    echo "$servers"
+    echo "$servers$backups"
 }
 
 nginx_config() {

@@ -3,6 +3,9 @@ import EventContracts
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import JWTKit
+import PostgresNIO
+import ServiceHTTP
 import StackTesting
 import Testing
 
@@ -97,18 +100,47 @@ struct MessagesTests {
         }
     }
 
-    @Test("an account's registration that comes after its deletion leaves it deleted: it cannot be added to a group")
+    @Test(
+        "an account's registration that comes after its deletion leaves it deleted: it cannot be added to a group, and a group it created meanwhile shows it deleted, its admin replaced and its members' version moved on"
+    )
     func registrationAfterDeletion() async throws {
         let harness = ServiceHarness()
         try await harness.runChat { auth, messages in
             let alice = try await people(auth, messages, 1)[0]
             let (late, marker) = (UUID().uuidString.lowercased(), UUID().uuidString.lowercased())
+            // `late` signed up a moment ago: auth let it in, and messages has not heard of it yet.
+            let signer = JWTKeyCollection()
+            await signer.add(ecdsa: harness.privateKey)
+            let token = try await signer.sign(AccessTokenClaims(userId: late, sessionId: "s-\(late)", lifetime: 300))
+            let bearer: HTTPFields = [.authorization: "Bearer \(token)"]
+            let created = try await messages.execute(
+                uri: "/api/conversations", method: .post, headers: bearer.merging(jsonHeaders),
+                body: ByteBuffer(string: #"{"type": "group", "name": "early", "memberIds": ["\#(alice.userId)"]}"#)
+            ) { response in
+                #expect(response.status == .created)
+                return conversationId(response)
+            }
+            let early = try #require(created)
+            @Sendable func membersVersion(_ client: PostgresClient) async throws -> Int {
+                let rows = try await client.query("SELECT members_version FROM conversations WHERE id = \(early)")
+                for try await version in rows.decode(Int.self) { return version }
+                return -1
+            }
+            let before = try await TestStack.withClient(schema: harness.messagesSchema) { try await membersVersion($0) }
+
             try await MadeUpEvents.publish([try .deleted(late), try .registered(late), try .registered(marker)])
             func group(with id: String) async throws -> HTTPResponse.Status {
                 try await post(messages, "/api/conversations", alice, #"{"type": "group", "name": "g", "memberIds": ["\#(id)"]}"#).status
             }
             #expect(await eventually(timeout: .seconds(10)) { (try? await group(with: marker)) == .created })
             #expect(try await group(with: late) == .notFound)
+            let after = try await TestStack.withClient(schema: harness.messagesSchema) { try await membersVersion($0) }
+            #expect(after > before)
+            // Shown deleted, and the group's last admin replaced, as for an account messages knew.
+            let details = json(try await get(messages, "/api/conversations/\(early)", alice))["conversation"] as? [String: Any]
+            let members = details?["members"] as? [[String: Any]] ?? []
+            #expect(members.first { $0["userId"] as? String == late }?["deleted"] as? Bool == true)
+            #expect(members.first { $0["userId"] as? String == alice.userId }?["role"] as? String == "admin")
         }
     }
 

@@ -137,12 +137,13 @@ struct UsersTests {
                 for try await (profiles, tombstones) in found.decode((Int, Int).self) { counts = [profiles, tombstones] }
                 return counts
             }
-            /// Whether a backend other than the asking one waits for an account's lock.
+            /// Whether one of this users' connections (named after its schema) waits for an account's lock.
             @Sendable func waitingForAnAccount(_ client: PostgresClient) async throws -> Bool {
                 let waiting = try await client.query(
                     """
                     SELECT count(*) FROM pg_stat_activity
-                    WHERE wait_event = 'advisory' AND query LIKE '%pg_advisory_xact_lock%' AND pid <> pg_backend_pid()
+                    WHERE application_name = current_schema() AND pid <> pg_backend_pid()
+                      AND wait_event = 'advisory' AND query LIKE '%pg_advisory_xact_lock%'
                     """)
                 for try await count in waiting.decode(Int.self) { return count > 0 }
                 return false

@@ -91,8 +91,9 @@ struct MessagesStore: Sendable {
     ///
     /// An account not heard of yet (its registration may come after its deletion: a retried batch,
     /// another replica's batch) is written as deleted, so the registration finds it and changes
-    /// nothing. It is in no conversation, so its empty name is never shown. The key orders the two
-    /// when replicas apply them at once.
+    /// nothing; the key orders the two when replicas apply them at once. Its name is not read. It
+    /// may be in conversations already (a creator's own account is not looked up): the insert moves
+    /// their members' version on, as the update does (migrations 0007 and 0008).
     func markDeleted(id: String, on connection: PostgresConnection) async throws -> [String] {
         try await connection.query(
             """
