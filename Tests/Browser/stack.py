@@ -1,6 +1,7 @@
 """Where the stack under test is, and how to stop and start its services (by pid, through
 infra/run.sh, exactly as `make run` and `make test` do)."""
 import base64
+import errno
 import json
 import os
 import signal
@@ -66,16 +67,24 @@ def kill_every_instance(name, sig=signal.SIGKILL):
         instance += 1
 
 
+# The variable (infra/ports.env, exported by infra/browser-tests.sh) naming each service's port.
+SERVICE_PORTS = {
+    "auth": "SWIFTCHAT_AUTH_PORT", "users": "SWIFTCHAT_USERS_PORT", "messages": "SWIFTCHAT_MESSAGES_PORT",
+    "socket-handler": "SWIFTCHAT_SOCKET_PORT", "notifications": "SWIFTCHAT_NOTIFICATIONS_PORT",
+}
+
+
 @contextmanager
 def standing_in_for(name, status, body, headers=None):
     """While every instance of service `name` is down (kill them first), a server on its first
     instance's port answers every request with one made-up answer: how the gateway and the page
     meet an answer the real service gives only rarely (auth asking a session check to wait, say)."""
-    port = int(os.environ[f"SWIFTCHAT_{name.upper().replace('-', '_')}_PORT"])
+    port = int(os.environ[SERVICE_PORTS[name]])
     payload = json.dumps(body).encode()
 
     class Answer(BaseHTTPRequestHandler):
         def _answer(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))  # the request's body, read whole
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
@@ -89,7 +98,16 @@ def standing_in_for(name, status, body, headers=None):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Answer)
+    # The killed instance's last threads may still hold its listening socket for a moment.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            server = ThreadingHTTPServer(("127.0.0.1", port), Answer)
+            break
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -210,39 +210,50 @@ def test_auth_asking_to_wait_on_a_renewal_is_said_and_the_session_stays(browser)
     assert kim.driver.get_cookie("access_token")
 
 
-# The page's RetryingFetch (retry.js) run on a fetch that first fails with 429 and `Retry-After: 1`,
-# and asked for again: while that first try runs ("again"), or after it, once cancelled as a stream
-# that dropped and opened again does ("reopened"). Resolves to when (ms) each try began.
+# The page's RetryingFetch (retry.js) asked for again after a 429 with `Retry-After: 1`: its own
+# first try fails so, and it is asked again while that try runs ("again"), or after it, once
+# cancelled as a stream that dropped and opened again does ("reopened"); or its first try goes
+# through and a gap's own fetch fails so and asks for one more ("gap"). Resolves to when (ms) each
+# try began, and when the wait began (the failure's answer).
 RETRY_AFTER_JS = """
 const [asked, done] = arguments;
 import('/js/retry.js').then(async ({ RetryingFetch }) => {
   const began = [];
   const start = performance.now();
+  const askedToWait = () => Object.assign(new Error('asked to wait'), { status: 429, retryAfter: 1 });
+  let waitFrom = null;
   const retrying = new RetryingFetch('a test fetch', async () => {
     began.push(performance.now() - start);
-    if (began.length === 1) throw Object.assign(new Error('asked to wait'), { status: 429, retryAfter: 1 });
+    if (began.length === 1 && asked !== 'gap') {
+      waitFrom = performance.now() - start;
+      throw askedToWait();
+    }
   }, () => true);
   if (asked === 'again') {
     retrying.run();
     retrying.run(); // asked for again while the first try runs
-  } else {
+  } else if (asked === 'reopened') {
     await retrying.run();
     retrying.cancel(); // the stream dropped…
     retrying.run(); // …and opened again
+  } else {
+    await retrying.run();
+    waitFrom = performance.now() - start;
+    retrying.later(askedToWait()); // a gap's fetch failed so
   }
   const until = Date.now() + 5000;
   while (began.length < 2 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
-  done(began);
+  done({ began, waitFrom });
 });
 """
 
 
-@pytest.mark.parametrize("asked", ["again", "reopened"])
+@pytest.mark.parametrize("asked", ["again", "reopened", "gap"])
 def test_a_retry_after_is_waited_out_whoever_asks_again(browser, asked):
     """A fetch that failed with 429 and a Retry-After is tried again only once that time has passed,
-    even when it was asked for again while it ran (a gap found, say), or by a stream that dropped
-    and opened again meanwhile."""
+    even when it was asked for again while it ran (a gap found, say), by a stream that dropped and
+    opened again meanwhile, or by a gap's own fetch that failed so."""
     page = browser("ned")
-    began = page.driver.execute_async_script(RETRY_AFTER_JS, asked)
-    assert len(began) == 2, began
-    assert began[1] - began[0] >= 1000, began
+    tries = page.driver.execute_async_script(RETRY_AFTER_JS, asked)
+    assert len(tries["began"]) == 2, tries
+    assert tries["began"][1] - tries["waitFrom"] >= 1000, tries

@@ -182,7 +182,7 @@ function onMessage(message) {
   store.addMessages(message.conversationId, [message], { live: true });
   const target = store.conversation(message.conversationId);
   if (message.senderId !== state.me.id) sendMarker('delivered', message.conversationId, message.seq);
-  if (target && store.hasGap(target)) fetchAfter(target).catch(() => catchingUp?.later());
+  if (target && store.hasGap(target)) fetchAfter(target).catch((error) => catchingUp?.later(error));
 }
 
 function onConversation({ event, conversation }) {

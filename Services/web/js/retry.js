@@ -39,7 +39,7 @@ export class RetryingFetch {
     this.running = false;
     this.again = false; // asked for while running: once more when it ends
     this.generation = 0; // moved on by cancel(): a fetch under way then schedules nothing
-    this.notBefore = 0; // Date.now() before which the server asked not to be asked (Retry-After)
+    this.notBefore = 0; // performance.now() before which the server asked not to be asked (Retry-After)
   }
 
   /** Fetches now, or once more when the fetch under way ends. Never rejects. */
@@ -50,8 +50,9 @@ export class RetryingFetch {
       this.again = true;
       return;
     }
-    if (Date.now() < this.notBefore) {
-      this.later();
+    const wait = this.notBefore - performance.now();
+    if (wait > 0) {
+      this.schedule(wait); // not a failure: no longer backoff for it
       return;
     }
     const generation = this.generation;
@@ -63,10 +64,7 @@ export class RetryingFetch {
       failure = error;
     }
     this.running = false;
-    if (failure?.retryAfter && isTransient(failure)) {
-      console.warn(`${this.what}: asked to wait ${failure.retryAfter} s`, failure);
-      this.notBefore = Date.now() + failure.retryAfter * 1000;
-    }
+    this.noteRetryAfter(failure);
     if (this.again) {
       // Asked for again meanwhile: now, or once the server's Retry-After has passed.
       this.again = false;
@@ -86,20 +84,34 @@ export class RetryingFetch {
   /**
    * One more try: after the backoff (or the server's Retry-After, if later), or when the fetch
    * under way ends; none if one is pending or it is not wanted (a stream's next open runs every
-   * fetch).
+   * fetch). `failure`: what failed outside this fetch and asked for it (a gap's own fetch), whose
+   * Retry-After holds too.
    */
-  later() {
+  later(failure = null) {
+    this.noteRetryAfter(failure);
     if (this.running) {
       this.again = true;
       return;
     }
     if (this.timer || !this.isWanted()) return;
+    this.schedule(Math.max(backoffDelay(this.failures), this.notBefore - performance.now()));
+    this.failures += 1;
+  }
+
+  /** A run in `delayMs`, unless cancelled meanwhile or no longer wanted then. */
+  schedule(delayMs) {
     const generation = this.generation;
     this.timer = setTimeout(() => {
       this.timer = null;
       if (generation === this.generation && this.isWanted()) this.run();
-    }, Math.max(backoffDelay(this.failures), this.notBefore - Date.now()));
-    this.failures += 1;
+    }, delayMs);
+  }
+
+  /** A transient failure with a Retry-After: nobody asks again before that time. */
+  noteRetryAfter(failure) {
+    if (!failure?.retryAfter || !isTransient(failure)) return;
+    console.warn(`${this.what}: asked to wait ${failure.retryAfter} s`, failure);
+    this.notBefore = Math.max(this.notBefore, performance.now() + failure.retryAfter * 1000);
   }
 
   /**
