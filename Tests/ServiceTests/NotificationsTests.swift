@@ -356,6 +356,45 @@ struct NotificationsTests {
         }
     }
 
+    @Test(
+        "events about an account that come after its deletion keep and store nothing about it: its last presence, a group snapshot, contacts, sign-ins"
+    )
+    func nothingKeptAfterDeletion() async throws {
+        let schema = TestStack.uniqueSchema("notifications")
+        try await TestStack.withDatabase(schema: schema) { client in
+            try await NotificationsService.definition.migrate(TestStack.database(schema: schema), logger: TestStack.logger)
+            let rules = NotificationRules(store: NotificationsStore(logger: TestStack.logger))
+            func apply(_ events: [NotificationEventsHandler.Event]) async throws {
+                try await client.transaction(logger: TestStack.logger) { connection in
+                    for event in events { _ = try await rules.apply(event, at: Date(), on: connection) }
+                }
+            }
+            let group = ConversationSnapshot(
+                id: "g", type: "group", name: "G", members: [ConversationMember(userId: "gone", role: "admin"), ConversationMember(userId: "b", role: "member")])
+            try await apply([.loggedIn(UserLoggedIn(userId: "gone", sessionId: "s1")), .deleted(UserDeleted(userId: "gone"))])
+            // Late, from other services: the sockets' last "offline", a rename, a contact added a
+            // moment before (both ways), and a sign-in.
+            try await apply([
+                .presence(PresenceChanged(userId: "gone", online: false, lastSeenAt: Date())),
+                .renamed(ConversationRenamed(conversation: group, actorId: "b")),
+                .contactAdded(ContactAdded(ownerId: "gone", contactId: "b")), .contactAdded(ContactAdded(ownerId: "b", contactId: "gone")),
+                .loggedIn(UserLoggedIn(userId: "gone", sessionId: "s2")),
+            ])
+            let rows = try await client.query(
+                """
+                SELECT 'presence' FROM presence WHERE user_id = 'gone'
+                UNION ALL SELECT 'member' FROM conversation_members WHERE user_id = 'gone'
+                UNION ALL SELECT 'contact' FROM contacts WHERE 'gone' IN (owner_id, contact_id)
+                UNION ALL SELECT 'signed in' FROM signed_in_before WHERE user_id = 'gone'
+                UNION ALL SELECT 'notification ' || kind FROM notifications WHERE 'gone' IN (user_id, actor_id)
+                """)
+            #expect(try await rows.decode(String.self).reduce(into: []) { $0.append($1) } == [])
+            // The others keep what is theirs: b is still a member of the group.
+            let kept = try await client.query("SELECT user_id FROM conversation_members WHERE conversation_id = 'g'")
+            #expect(try await kept.decode(String.self).reduce(into: []) { $0.append($1) } == ["b"])
+        }
+    }
+
     @Test("who is offline is looked up by key: statistics taken while everyone was offline do not turn it into a scan per id")
     func offlineLookupPlan() async throws {
         let schema = TestStack.uniqueSchema("notifications")

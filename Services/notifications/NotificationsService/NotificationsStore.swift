@@ -179,7 +179,8 @@ struct NotificationsStore: Sendable {
         return try await Self.recordsWithUser(rows)
     }
 
-    /// Stores (or replaces) the one notification of `groupKey` for `userId`.
+    /// Stores (or replaces) the one notification of `groupKey` for `userId`, unless `userId` or
+    /// `actorId` is a deleted account.
     func record(
         kind: String, groupKey: String, for userId: String, conversationId: String?, actorId: String?, payload: NotificationPayload,
         at time: Date, on connection: PostgresConnection
@@ -187,7 +188,8 @@ struct NotificationsStore: Sendable {
         let rows = try await connection.query(
             """
             INSERT INTO notifications AS n (id, user_id, kind, group_key, conversation_id, actor_id, payload, created_at)
-            VALUES (\(EventID.make()), \(userId), \(kind), \(groupKey), \(conversationId), \(actorId), \(Self.encode(payload))::jsonb, \(time))
+            SELECT \(EventID.make()), \(userId), \(kind), \(groupKey), \(conversationId), \(actorId), \(Self.encode(payload))::jsonb, \(time)
+            WHERE NOT EXISTS (SELECT 1 FROM deleted_users d WHERE d.id IN (\(userId), \(actorId)))
             ON CONFLICT (user_id, group_key) DO UPDATE SET
                 kind = EXCLUDED.kind, actor_id = EXCLUDED.actor_id, payload = EXCLUDED.payload, count = 1, read = false,
                 created_at = EXCLUDED.created_at, position = nextval('notification_positions')
@@ -205,8 +207,8 @@ struct NotificationsStore: Sendable {
         )
     }
 
-    /// What notifications knows of a conversation: its type and name, and its members exactly as
-    /// the snapshot lists them.
+    /// What notifications knows of a conversation: its type and name, and its members as the
+    /// snapshot lists them, but for deleted accounts.
     func applySnapshot(_ snapshot: ConversationSnapshot, on connection: PostgresConnection) async throws {
         try await connection.query(
             """
@@ -223,7 +225,9 @@ struct NotificationsStore: Sendable {
         try await connection.query(
             """
             INSERT INTO conversation_members (conversation_id, user_id)
-            SELECT \(snapshot.id), unnest(\(members)) ON CONFLICT DO NOTHING
+            SELECT \(snapshot.id), m.id FROM unnest(\(members)::text[]) AS m(id)
+            WHERE NOT EXISTS (SELECT 1 FROM deleted_users d WHERE d.id = m.id)
+            ON CONFLICT DO NOTHING
             """,
             logger: logger
         )
@@ -231,7 +235,11 @@ struct NotificationsStore: Sendable {
 
     func addContact(owner: String, contact: String, on connection: PostgresConnection) async throws {
         try await connection.query(
-            "INSERT INTO contacts (owner_id, contact_id) VALUES (\(owner), \(contact)) ON CONFLICT DO NOTHING",
+            """
+            INSERT INTO contacts (owner_id, contact_id) SELECT \(owner), \(contact)
+            WHERE NOT EXISTS (SELECT 1 FROM deleted_users d WHERE d.id IN (\(owner), \(contact)))
+            ON CONFLICT DO NOTHING
+            """,
             logger: logger
         )
     }
@@ -243,12 +251,14 @@ struct NotificationsStore: Sendable {
         )
     }
 
-    /// Applies a presence change unless a newer one was applied already (events may arrive late).
+    /// Applies a presence change unless a newer one was applied already (events may arrive late),
+    /// or the account was deleted (its sockets' last "offline" comes after the deletion).
     func setPresence(_ change: PresenceChanged, on connection: PostgresConnection) async throws {
         try await connection.query(
             """
             INSERT INTO presence AS p (user_id, online, changed_at)
-            VALUES (\(change.userId), \(change.online), \(change.lastSeenAt))
+            SELECT \(change.userId), \(change.online), \(change.lastSeenAt)
+            WHERE NOT EXISTS (SELECT 1 FROM deleted_users d WHERE d.id = \(change.userId))
             ON CONFLICT (user_id) DO UPDATE SET online = EXCLUDED.online, changed_at = EXCLUDED.changed_at
             WHERE p.changed_at <= EXCLUDED.changed_at
             """,
@@ -259,16 +269,22 @@ struct NotificationsStore: Sendable {
     /// Records a sign-in; true when the user had signed in before (so this one is news).
     func recordSignIn(of userId: String, on connection: PostgresConnection) async throws -> Bool {
         let rows = try await connection.query(
-            "INSERT INTO signed_in_before (user_id) VALUES (\(userId)) ON CONFLICT DO NOTHING RETURNING user_id",
+            """
+            INSERT INTO signed_in_before (user_id) SELECT \(userId)
+            WHERE NOT EXISTS (SELECT 1 FROM deleted_users d WHERE d.id = \(userId))
+            ON CONFLICT DO NOTHING RETURNING user_id
+            """,
             logger: logger
         )
         for try await _ in rows { return false }
         return true
     }
 
-    /// A deleted user: their notifications, the ones they caused, and what was kept about them.
+    /// A deleted user: their notifications, the ones they caused, and what was kept about them; a
+    /// tombstone keeps events that come later from storing any of it again.
     func forget(userId: String, on connection: PostgresConnection) async throws {
         for statement: PostgresQuery in [
+            "INSERT INTO deleted_users (id) VALUES (\(userId)) ON CONFLICT DO NOTHING",
             "DELETE FROM notifications WHERE user_id = \(userId) OR actor_id = \(userId)",
             "DELETE FROM conversation_members WHERE user_id = \(userId)",
             "DELETE FROM contacts WHERE owner_id = \(userId) OR contact_id = \(userId)",
