@@ -5,6 +5,7 @@ import tempfile
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import InvalidSessionIdException
 from selenium.webdriver.chrome.service import Service
 
 from chat_page import ChatPage
@@ -60,12 +61,25 @@ def browser(request):
     pages, profiles = [], []
 
     def open_browser(name, phone=False):
-        profile = tempfile.mkdtemp(prefix=f"swiftchat-{name}-")
-        profiles.append(profile)
-        page = ChatPage(new_driver(PHONE if phone else DESKTOP, profile), GATEWAY, name)
-        pages.append(page)
-        page.open()
-        return page
+        # A Chromium that dies while it starts, before the test has done anything with it, is not
+        # the system under test: it is started once more (seen once in a full run).
+        for attempt in (1, 2):
+            profile = tempfile.mkdtemp(prefix=f"swiftchat-{name}-")
+            profiles.append(profile)
+            page = ChatPage(new_driver(PHONE if phone else DESKTOP, profile), GATEWAY, name)
+            try:
+                page.open()
+            except InvalidSessionIdException:
+                try:
+                    page.driver.quit()  # its chromedriver
+                except Exception:
+                    pass
+                if attempt == 2:
+                    raise
+                print(f"{name}'s Chromium died while starting; starting it once more")
+                continue
+            pages.append(page)
+            return page
 
     yield open_browser
 
