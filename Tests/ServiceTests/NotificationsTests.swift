@@ -369,8 +369,8 @@ struct NotificationsTests {
                     for event in events { _ = try await rules.apply(event, at: Date(), on: connection) }
                 }
             }
-            let group = ConversationSnapshot(
-                id: "g", type: "group", name: "G", members: [ConversationMember(userId: "gone", role: "admin"), ConversationMember(userId: "b", role: "member")])
+            let members = [ConversationMember(userId: "gone", role: "admin"), ConversationMember(userId: "b", role: "member")]
+            let group = ConversationSnapshot(id: "g", type: "group", name: "G", members: members)
             try await apply([.loggedIn(UserLoggedIn(userId: "gone", sessionId: "s1")), .deleted(UserDeleted(userId: "gone"))])
             // Late, from other services: the sockets' last "offline", a rename, a contact added a
             // moment before (both ways), and a sign-in.
