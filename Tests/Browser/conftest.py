@@ -2,6 +2,7 @@
 import os
 import shutil
 import tempfile
+import warnings
 
 import pytest
 from selenium import webdriver
@@ -67,18 +68,19 @@ def browser(request):
             profile = tempfile.mkdtemp(prefix=f"swiftchat-{name}-")
             profiles.append(profile)
             page = ChatPage(new_driver(PHONE if phone else DESKTOP, profile), GATEWAY, name)
+            pages.append(page)  # quit after the test, its failure saved, whatever happens
             try:
                 page.open()
             except InvalidSessionIdException:
+                if attempt == 2:
+                    raise
+                pages.remove(page)
                 try:
                     page.driver.quit()  # its chromedriver
                 except Exception:
                     pass
-                if attempt == 2:
-                    raise
-                print(f"{name}'s Chromium died while starting; starting it once more")
+                warnings.warn(f"{name}'s Chromium died while starting; started once more")
                 continue
-            pages.append(page)
             return page
 
     yield open_browser

@@ -357,7 +357,7 @@ struct NotificationsTests {
     }
 
     @Test(
-        "events about an account that come after its deletion keep and store nothing about it: its last presence, a group snapshot, contacts, sign-ins"
+        "events about an account that come after its deletion keep and store nothing about it: its last presence, a group snapshot, contacts, sign-ins, a message"
     )
     func nothingKeptAfterDeletion() async throws {
         let schema = TestStack.uniqueSchema("notifications")
@@ -373,12 +373,14 @@ struct NotificationsTests {
             let group = ConversationSnapshot(id: "g", type: "group", name: "G", members: members)
             try await apply([.loggedIn(UserLoggedIn(userId: "gone", sessionId: "s1")), .deleted(UserDeleted(userId: "gone"))])
             // Late, from other services: the sockets' last "offline", a rename, a contact added a
-            // moment before (both ways), and a sign-in.
+            // moment before (both ways), a sign-in, and a message to the group.
+            let message = MessageRecord(id: "m1", conversationId: "g", seq: 1, senderId: "b", clientMsgId: "k1", body: "hi", sentAt: Date())
             try await apply([
                 .presence(PresenceChanged(userId: "gone", online: false, lastSeenAt: Date())),
                 .renamed(ConversationRenamed(conversation: group, actorId: "b")),
                 .contactAdded(ContactAdded(ownerId: "gone", contactId: "b")), .contactAdded(ContactAdded(ownerId: "b", contactId: "gone")),
                 .loggedIn(UserLoggedIn(userId: "gone", sessionId: "s2")),
+                .stored(MessageStored(message: message, memberIds: ["b", "gone"])),  // stored before messages heard of the deletion
             ])
             let rows = try await client.query(
                 """

@@ -51,7 +51,8 @@ enum NotificationStatements {
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    /// One message notification per (member, conversation), for members offline (`OfflineUsers`):
+    /// One message notification per (member, conversation), for members offline (`OfflineUsers`)
+    /// but for deleted accounts (a send stored before messages applied the deletion comes late):
     /// new, or raised by the messages' count (restarted once it was read). Events need not come in
     /// seq order (an event the outbox relay published late, after its hold): an older message
     /// still counts while the notification is unread, and shows no payload over a newer one; once
@@ -65,6 +66,7 @@ enum NotificationStatements {
                    r.count, r.last_seq, r.created_at
             FROM unnest($1::text[], $2::text[], $3::text[], $5::int8[], $6::int8[], $7::int8[], $8::timestamptz[])
                  AS r(id, user_id, conversation_id, payload, count, last_seq, created_at)
+            WHERE NOT EXISTS (SELECT 1 FROM deleted_users d WHERE d.id = r.user_id)
             ON CONFLICT (user_id, group_key) DO UPDATE SET
                 count = CASE WHEN n.read THEN EXCLUDED.count ELSE n.count + EXCLUDED.count END,
                 created_at = CASE WHEN n.read THEN EXCLUDED.created_at ELSE n.created_at END,

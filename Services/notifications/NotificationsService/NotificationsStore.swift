@@ -266,7 +266,8 @@ struct NotificationsStore: Sendable {
         )
     }
 
-    /// Records a sign-in; true when the user had signed in before (so this one is news).
+    /// Records a sign-in; true when the user had signed in before (so this one is news). A deleted
+    /// account's is not recorded and answers true; `record` then stores nothing for it either.
     func recordSignIn(of userId: String, on connection: PostgresConnection) async throws -> Bool {
         let rows = try await connection.query(
             """
