@@ -4,9 +4,9 @@ import Foundation
 import StackTesting
 import Testing
 
-/// `UserEvents` as auth and socket-handler publish them, made up by tests that need them in an
-/// order those services do not produce (late, early), and published in that order on one channel,
-/// so they reach every queue in that order.
+/// Events as the services publish them, made up by tests that need them in an order or a shape
+/// those services do not produce (late, early, duplicated), and published in that order on one
+/// channel, so they reach every queue in that order.
 enum MadeUpEvents {
     /// Publishes `messages` in order, each confirmed by the broker.
     static func publish(_ messages: [OutgoingMessage]) async throws {
